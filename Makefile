@@ -1,0 +1,33 @@
+# Ferry — the commands a developer runs. Everything goes through .venv, created on demand.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUN_DIR := .ferry
+COLLECTOR_ADDR ?= 127.0.0.1:4770
+
+.PHONY: install proto test lint run bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[agent,collector,dev]'
+	@touch $(STAMP)
+
+proto: $(STAMP)
+	$(PY) proto/generate.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+run: $(STAMP)
+	$(PY) -m collector.devrun --dir $(RUN_DIR) --collector $(COLLECTOR_ADDR)
+
+clean:
+	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .ruff_cache

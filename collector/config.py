@@ -1,0 +1,31 @@
+"""The collector's configuration: defaults, TOML keys and flags (see ferry.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ferry.config import ConfigError, setting
+from ferry.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+from ferry.logs import LEVELS
+
+
+@dataclass
+class CollectorConfig:
+    listen: str = setting("127.0.0.1:4770", "address", "gRPC listen address (Ingest, Query, health)",
+                          metavar="HOST:PORT")
+    store: str = setting("chdb:///var/lib/ferry/store", "str",
+                         "chdb:///path (embedded) or http(s)://user:pass@host:8123/db", metavar="DSN")
+    metrics_listen: str = setting("127.0.0.1:9470", "optional_address",
+                                  "self-metrics HTTP address ('' disables)", metavar="HOST:PORT")
+    log_level: str = setting("info", "choice", "log level", choices=LEVELS)
+    writers: int = setting(2, "int", "threads running store inserts")
+    max_frame_bytes: int = setting(DEFAULT_MAX_FRAME_BYTES, "int", "largest compressed frame payload")
+    max_raw_bytes: int = setting(DEFAULT_MAX_RAW_BYTES, "int", "largest decompressed payload")
+    raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
+    dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
+
+    def check(self) -> None:
+        if self.writers < 1:
+            raise ConfigError(f"writers {self.writers} must be >= 1")
+        if self.raw_ttl_days < 1:
+            raise ConfigError(f"raw_ttl_days {self.raw_ttl_days} must be >= 1")

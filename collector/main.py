@@ -1,0 +1,104 @@
+"""`ferry-collector`: serve Ingest and Query over gRPC, write to ClickHouse, export self-metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from collector import __version__
+from collector.config import CollectorConfig
+from collector.ingest import IngestService
+from collector.pipeline import FramePipeline, PipelineConfig
+from collector.query.service import QueryService
+from collector.storage.schema import SchemaOptions
+from collector.storage.store import Store, StoreError, ThreadStores, redact
+from collector.validate import Limits
+from collector.writer import Writer
+from ferry.config import parse_args
+from ferry.frames import FrameLimits
+from ferry.logs import setup
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+
+log = logging.getLogger("ferry.collector")
+SERVICES = (
+    ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name,
+    query_pb2.DESCRIPTOR.services_by_name["Query"].full_name,
+)
+
+
+async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    stores = ThreadStores(lambda: Store.open(cfg.store))
+    bootstrap = await asyncio.to_thread(Store.open, cfg.store)
+    await asyncio.to_thread(
+        bootstrap.ensure_schema,
+        SchemaOptions(database=bootstrap.db, raw_ttl_days=cfg.raw_ttl_days, dedup_window=cfg.dedup_window),
+    )
+    writers = ThreadPoolExecutor(cfg.writers, thread_name_prefix="writer")
+    pipeline = FramePipeline(
+        Writer(stores),
+        PipelineConfig(limits=Limits(), frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
+    )
+    server = grpc.aio.server(
+        migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
+        options=[
+            ("grpc.max_receive_message_length", cfg.max_frame_bytes + 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ],
+    )
+    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(pipeline, writers), server)
+    query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(cfg.listen)
+    if cfg.metrics_listen:
+        host, _, mport = cfg.metrics_listen.rpartition(":")
+        start_http_server(int(mport), addr=host.strip("[]"))
+    await server.start()
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("collector %s listening on %s (port %d), store %s, metrics %s",
+             __version__, cfg.listen, port, redact(cfg.store), cfg.metrics_listen or "off")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: draining streams")
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.stop(grace=10)
+    writers.shutdown(wait=True)
+    stores.close_all()
+    bootstrap.close()
+    log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(CollectorConfig, argv, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries.")
+    setup(cfg.log_level)
+    try:
+        run(serve(cfg))
+    except StoreError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+
+
+def run(coro) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)
+
+
+if __name__ == "__main__":
+    main()

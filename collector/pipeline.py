@@ -1,0 +1,106 @@
+"""One frame in, one Ack out: open → decode → validate → dedup → rows → write.
+
+Synchronous and blocking by design: the ingest service runs it on worker threads. Bad input
+becomes a REJECTED ack carrying the gRPC code and a message naming the value and limit; a store
+failure raises StoreUnavailable so the caller ends the stream and the agent resends.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from collector import selfmetrics as m
+from collector.dedup import HighWaterMarks
+from collector.rows import RowBuilder
+from collector.validate import Limits, ValidationError, validate_batch
+from collector.writer import Writer
+from ferry.codec import CodecError, decode_metrics, decode_payload
+from ferry.frames import FrameError, FrameLimits, open_frame
+from ferry.v1 import ingest_pb2
+
+AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
+
+
+class StoreUnavailable(RuntimeError):
+    """The frame was valid but could not be committed; nothing after it may be acked."""
+
+
+@dataclass
+class PipelineConfig:
+    limits: Limits = field(default_factory=Limits)
+    frame_limits: FrameLimits = field(default_factory=FrameLimits)
+
+
+class FramePipeline:
+    def __init__(
+        self,
+        writer: Writer,
+        config: PipelineConfig | None = None,
+        marks: HighWaterMarks | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.writer = writer
+        self.config = config or PipelineConfig()
+        self.marks = marks or HighWaterMarks()
+        self.rows = RowBuilder()
+        self.clock = clock
+
+    def handle(self, frame: ingest_pb2.Frame) -> ingest_pb2.Ack:
+        m.FRAME_BYTES.inc(len(frame.payload))
+        if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
+            return self._ack(frame, ingest_pb2.DUPLICATE)
+        try:
+            payload, batch = self._decode(frame)
+        except (FrameError, CodecError, ValidationError) as exc:
+            code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
+            return self._ack(frame, ingest_pb2.REJECTED, f"{code.name}: {exc}", code)
+        rows = self.rows.build(batch, payload.resource)
+        token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
+        started = time.perf_counter()
+        try:
+            self.writer.write(rows, token)
+        except Exception as exc:
+            m.STORE_ERRORS.inc()
+            raise StoreUnavailable(f"store write of frame {token} failed: {exc}") from exc
+        m.INSERT_SECONDS.observe(time.perf_counter() - started)
+        m.POINTS.inc(len(batch))
+        self.marks.commit(frame.agent_id, frame.epoch, frame.seq)
+        return self._ack(frame, ingest_pb2.OK)
+
+    def _decode(self, frame: ingest_pb2.Frame):
+        if not AGENT_ID_RE.fullmatch(frame.agent_id):
+            raise ValidationError(f"agent_id {frame.agent_id[:64]!r} does not match {AGENT_ID_RE.pattern}")
+        if frame.seq == 0:
+            raise ValidationError("seq 0 is not valid: seq starts at 1 within an epoch")
+        payload = decode_payload(open_frame(frame, self.config.frame_limits))
+        res = payload.resource
+        if res.agent_id and res.agent_id != frame.agent_id:
+            raise ValidationError(f"resource.agent_id {res.agent_id!r} != frame agent_id {frame.agent_id!r}")
+        if not res.host:
+            raise ValidationError("resource.host is empty")
+        if payload.events or payload.logs:
+            raise ValidationError(
+                f"frame carries {len(payload.events)} events and {len(payload.logs)} logs; "
+                "this collector version stores metrics only"
+            )
+        batch = decode_metrics(payload.metrics)
+        validate_batch(batch, int(self.clock() * 1000), self.config.limits)
+        if len(batch) != frame.point_count:
+            raise ValidationError(f"frame point_count {frame.point_count} != {len(batch)} points in the payload")
+        return payload, batch
+
+    @staticmethod
+    def _ack(frame, status, message: str = "", code: grpc.StatusCode | None = None) -> ingest_pb2.Ack:
+        m.FRAMES.labels(ingest_pb2.AckStatus.Name(status)).inc()
+        return ingest_pb2.Ack(
+            seq=frame.seq,
+            epoch=frame.epoch,
+            status=status,
+            message=message,
+            code=code.value[0] if code is not None else 0,
+        )

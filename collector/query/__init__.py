@@ -1,0 +1,1 @@
+"""The `ferry.v1.Query` service and the SQL it runs."""

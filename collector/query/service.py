@@ -1,0 +1,132 @@
+"""The `ferry.v1.Query` service: QueryRange and ListSeries over the store.
+
+Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
+own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
+failures UNAVAILABLE — with a message naming the value and the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import numpy as np
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from collector import selfmetrics as m
+from collector.query.combine import combine
+from collector.query.sql import QueryError, QueryLimits, check_range, range_sql, series_sql
+from collector.storage.store import ThreadStores
+from ferry.columns import KINDS_BY_NAME
+from ferry.v1 import query_pb2, query_pb2_grpc
+
+log = logging.getLogger("ferry.collector.query")
+
+# ClickHouse error codes that mean the request itself is bad (e.g. a regex that does not compile)
+_BAD_REQUEST_CODES = ("Code: 427.", "Code: 36.", "Code: 62.")
+
+
+class LimitExceeded(QueryError):
+    pass
+
+
+class QueryService(query_pb2_grpc.QueryServicer):
+    def __init__(self, stores: ThreadStores, limits: QueryLimits | None = None):
+        self.stores = stores
+        self.limits = limits or QueryLimits()
+
+    def QueryRange(self, request: query_pb2.QueryRangeRequest, context) -> query_pb2.QueryRangeResponse:
+        return self._answer("QueryRange", self._query_range, request, context)
+
+    def ListSeries(self, request: query_pb2.ListSeriesRequest, context) -> query_pb2.ListSeriesResponse:
+        return self._answer("ListSeries", self._list_series, request, context)
+
+    def _answer(self, method: str, fn, request, context):
+        try:
+            response = fn(request)
+        except LimitExceeded as exc:
+            m.QUERIES.labels(method, "limit").inc()
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        except QueryError as exc:
+            m.QUERIES.labels(method, "invalid").inc()
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ClickHouseError as exc:
+            text = str(exc)
+            if any(code in text for code in _BAD_REQUEST_CODES):
+                m.QUERIES.labels(method, "invalid").inc()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _first_line(text))
+            m.QUERIES.labels(method, "error").inc()
+            log.error("%s failed: %s", method, text)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"store error: {_first_line(text)}")
+        m.QUERIES.labels(method, "ok").inc()
+        return response
+
+    def _settings(self) -> str:
+        return f" SETTINGS max_execution_time = {int(self.limits.max_execution_s)}"
+
+    def _list_series(self, req: query_pb2.ListSeriesRequest) -> query_pb2.ListSeriesResponse:
+        limit = req.limit or self.limits.default_list_limit
+        if limit > self.limits.max_list_limit:
+            raise LimitExceeded(f"limit {limit} > {self.limits.max_list_limit} allowed")
+        store = self.stores.get()
+        sql, params = series_sql(store.db, req.metric, req.matchers, limit + 1)
+        rows = store.query(sql + self._settings(), params)
+        out = query_pb2.ListSeriesResponse(truncated=len(rows) > limit)
+        for _sid, name, kind, unit, labels, first, last in rows[:limit]:
+            out.series.add(
+                metric=name,
+                labels=labels,
+                kind=KINDS_BY_NAME.get(kind, 0),
+                unit=unit,
+                first_seen_ms=first,
+                last_seen_ms=last,
+            )
+        return out
+
+    def _query_range(self, req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeResponse:
+        agg = check_range(req, self.limits)
+        store = self.stores.get()
+        sql, params = series_sql(store.db, req.metric, req.matchers, self.limits.max_series + 1)
+        series = store.query(sql + self._settings(), params)
+        if len(series) > self.limits.max_series:
+            raise LimitExceeded(
+                f"{req.metric} with these matchers has more than {self.limits.max_series} series; "
+                "narrow the matchers"
+            )
+        if not series:
+            return query_pb2.QueryRangeResponse()
+        sql, params = range_sql(store.db, req, agg, self.limits.max_rows)
+        cols = store.query_columns(sql + self._settings(), params)
+        if not cols or len(cols[0]) == 0:
+            return query_pb2.QueryRangeResponse()
+        if len(cols[0]) > self.limits.max_rows:
+            raise LimitExceeded(f"more than {self.limits.max_rows} (series, step) rows; use a larger step")
+        labels_of = {row[0]: row[4] for row in series}
+        group_labels, group_of = _groups(labels_of, list(req.group_by))
+        group = np.fromiter((group_of[s] for s in cols[0]), dtype=np.int64, count=len(cols[0]))
+        g, t, v = combine(agg, group, np.asarray(cols[1], dtype=np.int64), list(cols[2:]))
+        out = query_pb2.QueryRangeResponse()
+        bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist() + [g.shape[0]]
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            sp = out.series.add(metric=req.metric, labels=group_labels[int(g[a])])
+            sp.time_ms.extend(t[a:b].tolist())
+            sp.value.extend(v[a:b].tolist())
+        return out
+
+
+def _groups(labels_of: dict[int, dict[str, str]], by: list[str]):
+    """Map each series to a group: itself when `by` is empty, else its values of the `by` labels."""
+    group_labels: list[dict[str, str]] = []
+    index: dict[tuple, int] = {}
+    group_of: dict[int, int] = {}
+    for sid, labels in sorted(labels_of.items(), key=lambda kv: sorted(kv[1].items())):
+        key = tuple(sorted(labels.items())) if not by else tuple(labels.get(k, "") for k in by)
+        if key not in index:
+            index[key] = len(group_labels)
+            group_labels.append(dict(labels) if not by else {k: labels.get(k, "") for k in by})
+        group_of[sid] = index[key]
+    return group_labels, group_of
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:500] if text.strip() else "unknown error"

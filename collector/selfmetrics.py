@@ -1,0 +1,17 @@
+"""The collector's own metrics, exported by prometheus-client on --metrics-listen."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+FRAMES = Counter("ferry_collector_frames", "Frames answered, by ack status", ["status"])
+POINTS = Counter("ferry_collector_points", "Metric points committed to the store")
+FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
+STORE_ERRORS = Counter("ferry_collector_store_errors", "Store writes that failed (the stream is ended)")
+INSERT_SECONDS = Histogram(
+    "ferry_collector_insert_seconds",
+    "Time to commit one frame's rows",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+STREAMS = Gauge("ferry_collector_streams", "Open ingest streams")
+QUERIES = Counter("ferry_collector_queries", "Query RPCs answered, by method and outcome", ["method", "outcome"])

@@ -1,0 +1,1 @@
+"""ClickHouse storage through clickhouse-connect: DDL, column-oriented inserts and SQL queries."""

@@ -1,0 +1,127 @@
+"""The one way Ferry talks to ClickHouse: a clickhouse-connect client on a DSN.
+
+`chdb:///path` opens the embedded engine in this process (one path per process); `http(s)://`
+reaches a ClickHouse server. Same DDL and SQL for both. Calls block: the ingest and query
+services run them on worker threads, never on the event loop. A Store is used by one thread at
+a time; open one per worker (`Store.open` on the same DSN shares the engine).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from collector.storage.schema import SchemaOptions, check_identifier, ddl
+
+
+class StoreError(RuntimeError):
+    """The store refused or failed an operation; the message says which and why."""
+
+
+def parse_dsn(dsn: str) -> tuple[str, str]:
+    """Return (kind, location): ("chdb", absolute path) or ("http", the DSN as given)."""
+    parsed = urlparse(dsn)
+    if parsed.scheme == "chdb":
+        path = (parsed.netloc + parsed.path) if parsed.netloc not in ("", "localhost") else parsed.path
+        if not path:
+            raise ValueError(f"store DSN {dsn!r}: chdb needs a path, e.g. chdb:///var/lib/ferry/store")
+        return "chdb", os.path.abspath(path)
+    if parsed.scheme in ("http", "https"):
+        if not parsed.hostname:
+            raise ValueError(f"store DSN {dsn!r}: no host")
+        return "http", dsn
+    raise ValueError(f"store DSN {dsn!r}: scheme must be chdb, http or https")
+
+
+def database_of(dsn: str, default: str = "ferry") -> str:
+    kind, _ = parse_dsn(dsn)
+    if kind == "http":
+        name = urlparse(dsn).path.strip("/")
+        if name:
+            return check_identifier(name)
+    return default
+
+
+class Store:
+    def __init__(self, client: Client, database: str):
+        self.client = client
+        self.db = check_identifier(database)
+
+    @classmethod
+    def open(cls, dsn: str) -> Store:
+        kind, location = parse_dsn(dsn)
+        try:
+            if kind == "chdb":
+                os.makedirs(location, exist_ok=True)
+                client = clickhouse_connect.get_client(interface="chdb", path=location)
+            else:
+                parsed = urlparse(location)
+                client = clickhouse_connect.get_client(
+                    interface=parsed.scheme,
+                    host=parsed.hostname,
+                    port=parsed.port or (8443 if parsed.scheme == "https" else 8123),
+                    username=parsed.username or "default",
+                    password=parsed.password or "",
+                )
+        except Exception as exc:
+            raise StoreError(f"cannot open store {redact(dsn)}: {exc}") from exc
+        return cls(client, database_of(dsn))
+
+    def ensure_schema(self, opts: SchemaOptions | None = None) -> None:
+        opts = opts or SchemaOptions(database=self.db)
+        for statement in ddl(opts):
+            try:
+                self.client.command(statement)
+            except Exception as exc:
+                raise StoreError(f"schema statement failed: {exc}\n{statement}") from exc
+
+    def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
+        settings = {"insert_deduplication_token": token} if token else None
+        self.client.raw_insert(f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
+        return self.client.query(sql, parameters=parameters).result_rows
+
+    def query_columns(self, sql: str, parameters: dict[str, Any] | None = None) -> list[Sequence[Any]]:
+        return self.client.query(sql, parameters=parameters).result_columns
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def redact(dsn: str) -> str:
+    parsed = urlparse(dsn)
+    if parsed.password:
+        return dsn.replace(f":{parsed.password}@", ":***@")
+    return dsn
+
+
+class ThreadStores:
+    """One Store per thread, opened on first use; `close_all` closes every one it opened."""
+
+    def __init__(self, open_store: Callable[[], Store]):
+        self._open_store = open_store
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._open_store()
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close_all(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()

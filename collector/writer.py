@@ -1,0 +1,63 @@
+"""Writes one frame's rows to the store, with the frame's dedup token on every table.
+
+Called from the ingest pipeline on worker threads. Each thread gets its own Store on the same
+DSN (a clickhouse-connect client serialises its calls). The series table is written only for
+series this process has not written within `series_refresh_s`, so steady-state frames cost one
+insert (samples) or two (with histograms).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from collector.rows import FrameRows, SeriesRow
+from collector.storage import native
+from collector.storage.store import ThreadStores
+
+
+class Writer:
+    def __init__(self, stores: ThreadStores, series_refresh_s: float = 3600.0):
+        self.stores = stores
+        self._lock = threading.Lock()
+        self._written: dict[int, float] = {}  # series_id -> monotonic time its row was last written
+        self._refresh = series_refresh_s
+
+    def write(self, rows: FrameRows, token: str) -> None:
+        store = self.stores.get()
+        fresh = self._series_to_write(rows)
+        if fresh:
+            store.insert_native("series", _series_block(fresh, rows), token)
+        if rows.histograms_block is not None:
+            store.insert_native("histograms", rows.histograms_block, token)
+        if rows.samples_block is not None:
+            store.insert_native("samples", rows.samples_block, token)
+        if fresh:
+            now = time.monotonic()
+            with self._lock:
+                for r in fresh:
+                    self._written[r.series_id] = now
+
+    def _series_to_write(self, rows: FrameRows) -> list[SeriesRow]:
+        now = time.monotonic()
+        with self._lock:
+            return [r for r in rows.series if now - self._written.get(r.series_id, -1e18) > self._refresh]
+
+
+def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> bytes:
+    n = len(fresh)
+    return native.block(
+        [
+            native.fixed("series_id", "UInt64", np.array([r.series_id for r in fresh], dtype=np.uint64), "<u8"),
+            native.string_column("name", [r.name for r in fresh]),
+            native.string_column("kind", [r.kind for r in fresh]),
+            native.string_column("unit", [r.unit for r in fresh]),
+            native.map_column("labels", [r.labels for r in fresh]),
+            native.string_column("host", [r.host for r in fresh]),
+            native.fixed("first_seen", "DateTime64(3, 'UTC')", np.full(n, rows.min_time_ms), "<i8"),
+            native.fixed("last_seen", "DateTime64(3, 'UTC')", np.full(n, rows.max_time_ms), "<i8"),
+        ],
+        n,
+    )

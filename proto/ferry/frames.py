@@ -1,0 +1,88 @@
+"""Serialized payload ⇄ `ferry.v1.Frame`: lz4 compression with size caps checked before allocating.
+
+The agent calls `pack_frame`; the collector calls `open_frame`, which refuses a frame whose
+declared sizes exceed its caps before it decompresses a byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+import lz4.frame
+
+from ferry.v1 import ingest_pb2
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # compressed payload on the wire
+DEFAULT_MAX_RAW_BYTES = 64 * 1024 * 1024  # serialized Payload after decompression
+
+
+class FrameError(ValueError):
+    """A frame that can never be accepted, or not now; `code` is the gRPC status to answer."""
+
+    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT):
+        super().__init__(message)
+        self.code = code
+
+
+def pack_frame(
+    agent_id: str, epoch: int, seq: int, payload: bytes, point_count: int, compress: bool = True
+) -> ingest_pb2.Frame:
+    if compress:
+        body = lz4.frame.compress(payload, store_size=True)
+        encoding = ingest_pb2.LZ4_FRAME
+    else:
+        body, encoding = payload, ingest_pb2.NONE
+    return ingest_pb2.Frame(
+        agent_id=agent_id,
+        epoch=epoch,
+        seq=seq,
+        encoding=encoding,
+        raw_size=len(payload),
+        payload=body,
+        point_count=point_count,
+    )
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_raw_bytes: int = DEFAULT_MAX_RAW_BYTES
+
+
+def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
+    """Return the serialized Payload inside `frame`, or raise FrameError."""
+    size = len(frame.payload)
+    if size > limits.max_frame_bytes:
+        raise FrameError(f"frame payload {size} bytes > {limits.max_frame_bytes} allowed")
+    if frame.raw_size > limits.max_raw_bytes:
+        raise FrameError(f"frame raw_size {frame.raw_size} bytes > {limits.max_raw_bytes} allowed")
+    if frame.encoding == ingest_pb2.NONE:
+        if size != frame.raw_size:
+            raise FrameError(f"frame raw_size {frame.raw_size} != payload size {size} for encoding NONE")
+        return frame.payload
+    if frame.encoding != ingest_pb2.LZ4_FRAME:
+        raise FrameError(f"unknown frame encoding {frame.encoding} (known: NONE=0, LZ4_FRAME=1)")
+    return _lz4_open(frame.payload, frame.raw_size, limits.max_raw_bytes)
+
+
+def _lz4_open(body: bytes, raw_size: int, max_raw: int) -> bytes:
+    try:
+        declared = lz4.frame.get_frame_info(body)["content_size"]
+    except RuntimeError as exc:
+        raise FrameError(f"payload is not an lz4 frame: {exc}") from None
+    if declared == 0 and raw_size != 0:
+        raise FrameError("lz4 frame does not declare its content size (compress with store_size=True)")
+    if declared > max_raw:
+        raise FrameError(f"lz4 frame declares {declared} bytes > {max_raw} allowed")
+    if declared != raw_size:
+        raise FrameError(f"lz4 frame declares {declared} bytes but frame raw_size is {raw_size}")
+    decompressor = lz4.frame.LZ4FrameDecompressor()
+    try:
+        # max_length bounds the allocation even if the declared size lies
+        raw = decompressor.decompress(body, max_length=declared)
+    except RuntimeError as exc:
+        raise FrameError(f"lz4 frame is corrupt: {exc}") from None
+    if len(raw) != declared or not decompressor.eof:
+        raise FrameError(f"lz4 frame holds more or less than the declared {declared} bytes")
+    return raw
