@@ -1,0 +1,1 @@
+"""Collectors: each reads one source and emits points through the metric catalogue."""

@@ -1,0 +1,53 @@
+"""Cuts accumulated points into payloads and hands them to the outbox as frames.
+
+A batch is cut when it holds `max_points` points or its oldest point is `max_age_s` old
+(checked after every collection and on a timer), and once more at shutdown.
+"""
+
+from __future__ import annotations
+
+import time
+
+from agent import selfmetrics as m
+from agent.accumulator import Accumulator
+from agent.outbox import Outbox
+from ferry.codec import encode_payload
+from ferry.columns import SeriesDef
+from ferry.v1 import payload_pb2
+
+
+class Batcher:
+    def __init__(
+        self,
+        resource: payload_pb2.Resource,
+        outbox: Outbox,
+        max_points: int = 20_000,
+        max_age_s: float = 10.0,
+    ):
+        self.resource = resource
+        self.outbox = outbox
+        self.max_points = max_points
+        self.max_age_ms = int(max_age_s * 1000)
+        self.acc = Accumulator()
+        self._opened_ms: int | None = None
+
+    def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
+        if self._opened_ms is None:
+            self._opened_ms = int(time.time() * 1000)
+        self.acc.add(series, time_ms, value)
+        m.POINTS.inc()
+        if len(self.acc) >= self.max_points:
+            self.cut()
+
+    def cut_if_due(self, now_ms: int | None = None) -> None:
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if self._opened_ms is not None and now_ms - self._opened_ms >= self.max_age_ms:
+            self.cut()
+
+    def cut(self) -> None:
+        if not len(self.acc):
+            return
+        batch = self.acc.cut()
+        self._opened_ms = None
+        self.outbox.put(encode_payload(self.resource, batch), len(batch))
+        m.BATCHES.inc()

@@ -1,0 +1,50 @@
+"""The agent's configuration: defaults, TOML keys and flags (see ferry.config)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.config import ConfigError, setting
+from ferry.logs import LEVELS
+
+
+@dataclass
+class AgentConfig:
+    collector: list[str] = setting(["127.0.0.1:4770"], "addresses",
+                                   "collector address(es), comma-separated; failover in order",
+                                   metavar="HOST:PORT[,HOST:PORT...]")
+    interval: float = setting(10.0, "duration", "collection interval", metavar="DUR")
+    spool: str = setting("/var/lib/ferry/spool", "str",
+                         "spool directory (not used yet: frames wait in memory, see docs)", metavar="DIR")
+    agent_id: str = setting("", "str", "stable agent id (default: /etc/machine-id, else hostname)", metavar="ID")
+    host: str = setting("", "str", "host name reported with every series (default: hostname)")
+    local_listen: str = setting("127.0.0.1:4771", "optional_address",
+                                "Local gRPC service for apps (not served yet)", metavar="HOST:PORT")
+    local_socket: str = setting("/run/ferry/agent.sock", "str",
+                                "Local gRPC unix socket for apps (not served yet)", metavar="PATH")
+    metrics_listen: str = setting("127.0.0.1:9471", "optional_address",
+                                  "self-metrics HTTP address ('' disables)", metavar="HOST:PORT")
+    log_level: str = setting("info", "choice", "log level", choices=LEVELS)
+    batch_max_points: int = setting(20_000, "int", "cut a frame at this many points")
+    batch_max_age: float = setting(10.0, "duration", "cut a frame when its oldest point is this old",
+                                   metavar="DUR")
+    outbox_max_bytes: int = setting(64 * 1024 * 1024, "int",
+                                    "compressed bytes of unacked frames kept; oldest dropped past it")
+    send_window: int = setting(32, "int", "unacked frames in flight per stream")
+    labels: dict = setting({}, "labels", "extra labels on every series (config file only)", flag=False)
+
+    def check(self) -> None:
+        if self.batch_max_points < 1:
+            raise ConfigError(f"batch_max_points {self.batch_max_points} must be >= 1")
+        if self.send_window < 1:
+            raise ConfigError(f"send_window {self.send_window} must be >= 1")
+
+
+def default_agent_id(machine_id: Path = Path("/etc/machine-id")) -> str:
+    try:
+        value = machine_id.read_text().strip()
+    except OSError:
+        value = ""
+    return value or socket.gethostname()
