@@ -1,0 +1,110 @@
+"""`ferry`: ask the collector's Query service from the shell.
+
+Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import grpc
+
+from collector.cli import output
+from collector.cli.expr import ExprError, parse
+from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
+from ferry.v1 import query_pb2, query_pb2_grpc
+
+DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
+FORMATS = ("table", "json", "csv")
+AGGS = ("avg", "min", "max", "sum", "count", "last")
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ferry", description="Query Ferry's collector.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--addr", default=DEFAULT_ADDR, metavar="HOST:PORT",
+                        help=f"collector address (default {DEFAULT_ADDR}; env FERRY_ADDR)")
+        sp.add_argument("--format", choices=FORMATS, default="table")
+        sp.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+
+    q = sub.add_parser("query", help="points of the series matching EXPR over a time range")
+    q.add_argument("expr", metavar="EXPR", help='name{label="v",l2=~"re",l3!="x"}')
+    q.add_argument("--since", default="1h", metavar="DUR", help="range start, this long before --until")
+    q.add_argument("--until", default=None, metavar="TIME", help="range end: now, unix time, RFC 3339 or DUR ago")
+    q.add_argument("--step", default=None, metavar="DUR", help="bucket width (default: about 240 buckets)")
+    q.add_argument("--agg", default="avg", choices=AGGS, help="aggregation within each bucket")
+    q.add_argument("--by", default="", metavar="L1,L2", help="group series by these labels")
+    common(q)
+
+    s = sub.add_parser("series", help="series matching EXPR (default: all)")
+    s.add_argument("expr", metavar="EXPR", nargs="?", default="")
+    s.add_argument("--limit", type=int, default=1000)
+    common(s)
+    return p
+
+
+def run_query(args, stub) -> str:
+    sel = _selector(args.expr, require_name=True)
+    try:
+        end = instant_ms(args.until)
+        start = end - duration_ms(args.since, "--since")
+        step = duration_ms(args.step, "--step") if args.step else auto_step_ms(end - start)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    by = [b.strip() for b in args.by.split(",") if b.strip()]
+    req = query_pb2.QueryRangeRequest(
+        metric=sel.metric, matchers=sel.matchers, start_ms=start, end_ms=end, step_ms=step, agg=args.agg,
+        group_by=by,
+    )
+    return output.range_result(stub.QueryRange(req, timeout=args.timeout), args.format)
+
+
+def run_series(args, stub) -> str:
+    sel = _selector(args.expr, require_name=False) if args.expr else None
+    req = query_pb2.ListSeriesRequest(
+        metric=sel.metric if sel else "", matchers=sel.matchers if sel else [], limit=args.limit
+    )
+    resp = stub.ListSeries(req, timeout=args.timeout)
+    text = output.series_list(resp, args.format)
+    if resp.truncated:
+        print(f"ferry: showing the first {args.limit} series; raise --limit for more", file=sys.stderr)
+    return text
+
+
+def _selector(text: str, require_name: bool):
+    try:
+        return parse(text, require_name=require_name)
+    except ExprError as exc:
+        raise UsageError(f"bad expression at column {exc.column + 1}:\n{exc.pointer()}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {"query": run_query, "series": run_series}
+    try:
+        with grpc.insecure_channel(args.addr) as channel:
+            text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
+    except UsageError as exc:
+        print(f"ferry {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except grpc.RpcError as exc:
+        print(f"ferry {args.command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

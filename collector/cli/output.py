@@ -1,0 +1,73 @@
+"""Render query results as table, json (one object per line) or csv."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+
+import orjson
+
+from ferry.columns import KIND_NAMES
+
+
+def selector(metric: str, labels: dict[str, str]) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{metric}{{{inner}}}" if inner else metric
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def _num(v: float) -> str:
+    return f"{v:.6g}" if abs(v) < 1e15 else f"{v:.6e}"
+
+
+def range_result(resp, fmt: str) -> str:
+    if fmt == "json":
+        return "".join(
+            orjson.dumps(
+                {"metric": s.metric, "labels": dict(s.labels),
+                 "points": [[t, v] for t, v in zip(s.time_ms, s.value, strict=True)]}
+            ).decode() + "\n"
+            for s in resp.series
+        )
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["series", "time_ms", "value"])
+        for s in resp.series:
+            name = selector(s.metric, dict(s.labels))
+            for t, v in zip(s.time_ms, s.value, strict=True):
+                w.writerow([name, t, repr(v)])
+        return buf.getvalue()
+    lines = []
+    for s in resp.series:
+        lines.append(selector(s.metric, dict(s.labels)))
+        for t, v in zip(s.time_ms, s.value, strict=True):
+            lines.append(f"  {_iso(t)}  {_num(v):>14}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def series_list(resp, fmt: str) -> str:
+    if fmt == "json":
+        return "".join(
+            orjson.dumps({"metric": s.metric, "labels": dict(s.labels)}).decode() + "\n" for s in resp.series
+        )
+    rows = [(selector(s.metric, dict(s.labels)), KIND_NAMES.get(s.kind, "?"), s.unit, _iso(s.last_seen_ms))
+            for s in resp.series]
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["series", "kind", "unit", "last_seen"])
+        w.writerows(rows)
+        return buf.getvalue()
+    header = ("SERIES", "KIND", "UNIT", "LAST SEEN")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    return "\n".join(out) + "\n"

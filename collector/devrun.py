@@ -1,0 +1,93 @@
+"""`make run`: a collector and an agent on loopback with an embedded store under ./.ferry/.
+
+Starts both as child processes, waits until the collector answers its health check, prints the
+commands to try, and on Ctrl-C (or SIGTERM) stops the agent, then the collector.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def wait_healthy(addr: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    """Block until the gRPC health service at `addr` says SERVING; raise TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with status {proc.returncode} before serving on {addr}")
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing healthy on {addr} after {timeout_s}s")
+
+
+def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--dir", default=".ferry")
+    p.add_argument("--collector", default="127.0.0.1:4770")
+    p.add_argument("--interval", default="5s")
+    args = p.parse_args(argv)
+    base = Path(args.dir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    py = sys.executable
+    collector = subprocess.Popen(
+        [py, "-m", "collector.main", "--store", f"chdb://{base / 'store'}", "--listen", args.collector,
+         "--metrics-listen", "127.0.0.1:9470"],
+        start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
+    )
+    agent = None
+    try:
+        wait_healthy(args.collector, proc=collector)
+        agent = subprocess.Popen(
+            [py, "-m", "agent.main", "--collector", args.collector, "--interval", args.interval,
+             "--batch-max-age", args.interval, "--spool", str(base / "spool"),
+             "--local-socket", str(base / "agent.sock"), "--metrics-listen", "127.0.0.1:9471"],
+            start_new_session=True,
+        )
+        bin_dir = Path(py).parent
+        print(
+            f"\nFerry is running: collector on {args.collector}, agent every {args.interval}, "
+            f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"
+            f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
+            f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n\n"
+            "Self-metrics: http://127.0.0.1:9470/metrics (collector), http://127.0.0.1:9471/metrics (agent).\n"
+            "Ctrl-C stops both.\n",
+            flush=True,
+        )
+        while collector.poll() is None and agent.poll() is None:
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping agent and collector...", flush=True)
+        return 0
+    finally:
+        if agent is not None:
+            stop(agent)
+        stop(collector)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
