@@ -15,6 +15,7 @@ from prometheus_client import start_http_server
 from collector import __version__
 from collector.config import CollectorConfig
 from collector.ingest import IngestService
+from collector.ingest import register as register_ingest
 from collector.pipeline import FramePipeline, PipelineConfig
 from collector.query.service import QueryService
 from collector.storage.schema import SchemaOptions
@@ -24,7 +25,7 @@ from collector.writer import Writer
 from ferry.config import parse_args
 from ferry.frames import FrameLimits
 from ferry.logs import setup
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (
@@ -54,7 +55,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ],
     )
-    ingest_pb2_grpc.add_IngestServicer_to_server(IngestService(pipeline, writers), server)
+    register_ingest(IngestService(pipeline, writers), server)
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -58,7 +58,7 @@ class FramePipeline:
             payload, batch = self._decode(frame)
         except (FrameError, CodecError, ValidationError) as exc:
             code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
-            return self._ack(frame, ingest_pb2.REJECTED, f"{code.name}: {exc}", code)
+            return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
         rows = self.rows.build(batch, payload.resource)
         token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
         started = time.perf_counter()

@@ -96,7 +96,7 @@ def validate_batch(batch: MetricBatch, now_ms: int, limits: Limits) -> None:
     if not finite.all():
         i = int(np.argmin(finite))
         name = batch.series[int(batch.series_ref[i])].name
-        raise ValidationError(f"point {i} of {name!r} has non-finite value {batch.value[i]!r}")
+        raise ValidationError(f"point {i} of {name!r} has non-finite value {float(batch.value[i])}")
     lo, hi = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
     t = batch.time_ms
     bad = (t < lo) | (t > hi)

@@ -54,7 +54,7 @@ class Store:
         self.db = check_identifier(database)
 
     @classmethod
-    def open(cls, dsn: str) -> Store:
+    def open(cls, dsn: str, database: str | None = None) -> Store:
         kind, location = parse_dsn(dsn)
         try:
             if kind == "chdb":
@@ -71,7 +71,7 @@ class Store:
                 )
         except Exception as exc:
             raise StoreError(f"cannot open store {redact(dsn)}: {exc}") from exc
-        return cls(client, database_of(dsn))
+        return cls(client, database or database_of(dsn))
 
     def ensure_schema(self, opts: SchemaOptions | None = None) -> None:
         opts = opts or SchemaOptions(database=self.db)

@@ -1,0 +1,103 @@
+"""Start and stop the real executables for integration tests, on loopback with free ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.devrun import wait_healthy
+from tests.conftest import free_port
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen
+    log: Path
+    addr: str = ""
+    metrics: str = ""
+    args: list[str] = field(default_factory=list)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def scrape(self) -> dict[str, float]:
+        """Self-metrics as {'name{k="v"}': value}; samples without labels as plain names."""
+        with urllib.request.urlopen(f"http://{self.metrics}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        out = {}
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                key = s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}"
+                                if s.labels else "")
+                out[key] = s.value
+        return out
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    fh = log.open("ab")
+    return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def start_collector(workdir: Path, *extra: str, store: Path | None = None, port: int | None = None) -> Proc:
+    port = port or free_port()
+    addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
+    store = store or workdir / "store"
+    log = workdir / f"collector-{port}.log"
+    args = [sys.executable, "-m", "collector.main", "--listen", addr, "--store", f"chdb://{store}",
+            "--metrics-listen", metrics, *extra]
+    proc = Proc(_spawn(args, log), log, addr, metrics, args)
+    try:
+        wait_healthy(addr, timeout_s=60, proc=proc.popen)
+    except Exception as exc:
+        proc.stop(signal.SIGKILL)
+        raise RuntimeError(f"collector did not start: {exc}\n{proc.output()}") from exc
+    return proc
+
+
+def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent") -> Proc:
+    metrics = f"127.0.0.1:{free_port()}"
+    log = workdir / f"agent-{agent_id}.log"
+    args = [sys.executable, "-m", "agent.main", "--collector", collector, "--agent-id", agent_id,
+            "--metrics-listen", metrics, "--spool", str(workdir / "spool"), *extra]
+    proc = Proc(_spawn(args, log), log, "", metrics, args)
+    wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
+    return proc
+
+
+def _up(proc: Proc) -> bool:
+    if proc.popen.poll() is not None:
+        raise RuntimeError(f"agent exited with {proc.popen.returncode}:\n{proc.output()}")
+    try:
+        proc.scrape()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
