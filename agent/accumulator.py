@@ -9,7 +9,6 @@ from __future__ import annotations
 from array import array
 
 import numpy as np
-
 from ferry.columns import MetricBatch, SeriesDef
 
 

@@ -12,26 +12,43 @@ from ferry.logs import LEVELS
 
 @dataclass
 class AgentConfig:
-    collector: list[str] = setting(["127.0.0.1:4770"], "addresses",
-                                   "collector address(es), comma-separated; failover in order",
-                                   metavar="HOST:PORT[,HOST:PORT...]")
+    collector: list[str] = setting(
+        ["127.0.0.1:4770"],
+        "addresses",
+        "collector address(es), comma-separated; failover in order",
+        metavar="HOST:PORT[,HOST:PORT...]",
+    )
     interval: float = setting(10.0, "duration", "collection interval", metavar="DUR")
-    spool: str = setting("/var/lib/ferry/spool", "str",
-                         "spool directory (not used yet: frames wait in memory, see docs)", metavar="DIR")
-    agent_id: str = setting("", "str", "stable agent id (default: /etc/machine-id, else hostname)", metavar="ID")
+    spool: str = setting(
+        "/var/lib/ferry/spool",
+        "str",
+        "spool directory (not used yet: frames wait in memory, see docs)",
+        metavar="DIR",
+    )
+    agent_id: str = setting(
+        "", "str", "stable agent id (default: /etc/machine-id, else hostname)", metavar="ID"
+    )
     host: str = setting("", "str", "host name reported with every series (default: hostname)")
-    local_listen: str = setting("127.0.0.1:4771", "optional_address",
-                                "Local gRPC service for apps (not served yet)", metavar="HOST:PORT")
-    local_socket: str = setting("/run/ferry/agent.sock", "str",
-                                "Local gRPC unix socket for apps (not served yet)", metavar="PATH")
-    metrics_listen: str = setting("127.0.0.1:9471", "optional_address",
-                                  "self-metrics HTTP address ('' disables)", metavar="HOST:PORT")
+    local_listen: str = setting(
+        "127.0.0.1:4771",
+        "optional_address",
+        "Local gRPC service for apps (not served yet)",
+        metavar="HOST:PORT",
+    )
+    local_socket: str = setting(
+        "/run/ferry/agent.sock", "str", "Local gRPC unix socket for apps (not served yet)", metavar="PATH"
+    )
+    metrics_listen: str = setting(
+        "127.0.0.1:9471", "optional_address", "self-metrics HTTP address ('' disables)", metavar="HOST:PORT"
+    )
     log_level: str = setting("info", "choice", "log level", choices=LEVELS)
     batch_max_points: int = setting(20_000, "int", "cut a frame at this many points")
-    batch_max_age: float = setting(10.0, "duration", "cut a frame when its oldest point is this old",
-                                   metavar="DUR")
-    outbox_max_bytes: int = setting(64 * 1024 * 1024, "int",
-                                    "compressed bytes of unacked frames kept; oldest dropped past it")
+    batch_max_age: float = setting(
+        10.0, "duration", "cut a frame when its oldest point is this old", metavar="DUR"
+    )
+    outbox_max_bytes: int = setting(
+        64 * 1024 * 1024, "int", "compressed bytes of unacked frames kept; oldest dropped past it"
+    )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
     labels: dict = setting({}, "labels", "extra labels on every series (config file only)", flag=False)
 

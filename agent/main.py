@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import time
 
+from ferry.config import parse_args
+from ferry.logs import setup
+from ferry.v1 import payload_pb2
 from prometheus_client import start_http_server
 
 from agent import __version__
@@ -18,9 +22,6 @@ from agent.collectors.system import SystemCollector
 from agent.config import AgentConfig, default_agent_id
 from agent.outbox import Outbox
 from agent.sender import Sender
-from ferry.config import parse_args
-from ferry.logs import setup
-from ferry.v1 import payload_pb2
 
 log = logging.getLogger("ferry.agent")
 DRAIN_TIMEOUT_S = 5.0
@@ -69,10 +70,8 @@ class Agent:
                 next_at += interval * max(1, int((now - next_at) // interval) + 1)
                 await asyncio.to_thread(self.collect_once, cycle_ms)
             self.batcher.cut_if_due()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
-            except TimeoutError:
-                pass
         self.batcher.cut()
         pending = len(self.outbox)
         log.info("stopping: %d frames to deliver (up to %.0fs)", pending, DRAIN_TIMEOUT_S)
@@ -82,8 +81,9 @@ class Agent:
         stop_sending.set()
         await sending
         if len(self.outbox):
-            log.warning("exiting with %d unacked frames (%d bytes) not delivered",
-                        len(self.outbox), self.outbox.bytes)
+            log.warning(
+                "exiting with %d unacked frames (%d bytes) not delivered", len(self.outbox), self.outbox.bytes
+            )
 
 
 async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
@@ -95,14 +95,22 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     if cfg.metrics_listen:
         host, _, port = cfg.metrics_listen.rpartition(":")
         start_http_server(int(port), addr=host.strip("[]"))
-    log.info("agent %s (id %s) every %.3gs to %s, metrics %s",
-             __version__, agent.agent_id, cfg.interval, ",".join(cfg.collector), cfg.metrics_listen or "off")
+    log.info(
+        "agent %s (id %s) every %.3gs to %s, metrics %s",
+        __version__,
+        agent.agent_id,
+        cfg.interval,
+        ",".join(cfg.collector),
+        cfg.metrics_listen or "off",
+    )
     await agent.run(stop)
     log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(AgentConfig, argv, "ferry-agent", "Ferry host agent: collect, batch, ship to the collector.")
+    cfg = parse_args(
+        AgentConfig, argv, "ferry-agent", "Ferry host agent: collect, batch, ship to the collector."
+    )
     setup(cfg.log_level)
     try:
         import uvloop

@@ -9,15 +9,16 @@ RESOURCE_EXHAUSTED ends the stream and waits `retry_after_ms`. Any stream failur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import deque
 
 import grpc
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 from agent import selfmetrics as m
 from agent.outbox import Outbox
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
@@ -74,10 +75,8 @@ class Sender:
             if delay is None:
                 delay = random.uniform(0, min(self.cap, self.base * 2**attempt))
                 attempt += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def _session(self, address: str, stop: asyncio.Event) -> None:
         async with grpc.aio.insecure_channel(address) as channel:
@@ -91,10 +90,8 @@ class Sender:
             finally:
                 writer.cancel()
                 call.cancel()
-                try:
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.UsageError):
                     await writer
-                except (asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.UsageError):
-                    pass
 
     async def _write(self, call, inflight: deque[int], room: asyncio.Event, stop: asyncio.Event) -> None:
         last_sent = 0

@@ -11,12 +11,18 @@ from ferry.logs import LEVELS
 
 @dataclass
 class CollectorConfig:
-    listen: str = setting("127.0.0.1:4770", "address", "gRPC listen address (Ingest, Query, health)",
-                          metavar="HOST:PORT")
-    store: str = setting("chdb:///var/lib/ferry/store", "str",
-                         "chdb:///path (embedded) or http(s)://user:pass@host:8123/db", metavar="DSN")
-    metrics_listen: str = setting("127.0.0.1:9470", "optional_address",
-                                  "self-metrics HTTP address ('' disables)", metavar="HOST:PORT")
+    listen: str = setting(
+        "127.0.0.1:4770", "address", "gRPC listen address (Ingest, Query, health)", metavar="HOST:PORT"
+    )
+    store: str = setting(
+        "chdb:///var/lib/ferry/store",
+        "str",
+        "chdb:///path (embedded) or http(s)://user:pass@host:8123/db",
+        metavar="DSN",
+    )
+    metrics_listen: str = setting(
+        "127.0.0.1:9470", "optional_address", "self-metrics HTTP address ('' disables)", metavar="HOST:PORT"
+    )
     log_level: str = setting("info", "choice", "log level", choices=LEVELS)
     writers: int = setting(2, "int", "threads running store inserts")
     max_frame_bytes: int = setting(DEFAULT_MAX_FRAME_BYTES, "int", "largest compressed frame payload")

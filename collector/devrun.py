@@ -54,17 +54,40 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     collector = subprocess.Popen(
-        [py, "-m", "collector.main", "--store", f"chdb://{base / 'store'}", "--listen", args.collector,
-         "--metrics-listen", "127.0.0.1:9470"],
+        [
+            py,
+            "-m",
+            "collector.main",
+            "--store",
+            f"chdb://{base / 'store'}",
+            "--listen",
+            args.collector,
+            "--metrics-listen",
+            "127.0.0.1:9470",
+        ],
         start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
     )
     agent = None
     try:
         wait_healthy(args.collector, proc=collector)
         agent = subprocess.Popen(
-            [py, "-m", "agent.main", "--collector", args.collector, "--interval", args.interval,
-             "--batch-max-age", args.interval, "--spool", str(base / "spool"),
-             "--local-socket", str(base / "agent.sock"), "--metrics-listen", "127.0.0.1:9471"],
+            [
+                py,
+                "-m",
+                "agent.main",
+                "--collector",
+                args.collector,
+                "--interval",
+                args.interval,
+                "--batch-max-age",
+                args.interval,
+                "--spool",
+                str(base / "spool"),
+                "--local-socket",
+                str(base / "agent.sock"),
+                "--metrics-listen",
+                "127.0.0.1:9471",
+            ],
             start_new_session=True,
         )
         bin_dir = Path(py).parent
@@ -73,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
             f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n\n"
-            "Self-metrics: http://127.0.0.1:9470/metrics (collector), http://127.0.0.1:9471/metrics (agent).\n"
+            "Self-metrics: http://127.0.0.1:9470/metrics (collector), "
+            "http://127.0.0.1:9471/metrics (agent).\n"
             "Ctrl-C stops both.\n",
             flush=True,
         )

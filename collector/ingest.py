@@ -16,11 +16,11 @@ import logging
 from concurrent.futures import Executor
 
 import grpc
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import DecodeError
 
 from collector import selfmetrics as m
 from collector.pipeline import FramePipeline, StoreUnavailable
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")
 
@@ -57,8 +57,15 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     log.warning("ending stream from %s: %s", peer, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 if ack.status == ingest_pb2.REJECTED:
-                    log.warning("rejected frame %s:%d:%d from %s: %s: %s", frame.agent_id, frame.epoch,
-                                frame.seq, peer, status_of(ack.code).name, ack.message)
+                    log.warning(
+                        "rejected frame %s:%d:%d from %s: %s: %s",
+                        frame.agent_id,
+                        frame.epoch,
+                        frame.seq,
+                        peer,
+                        status_of(ack.code).name,
+                        ack.message,
+                    )
                 yield ack
         finally:
             m.STREAMS.dec()
@@ -75,7 +82,9 @@ def register(service: IngestService, server: grpc.aio.Server) -> None:
         try:
             frame = _parse(data)
         except DecodeError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request of {len(data)} bytes is not a Frame: {exc}")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"request of {len(data)} bytes is not a Frame: {exc}"
+            )
         return service.Push(frame, context)
 
     async def stream(request_iterator, context: grpc.aio.ServicerContext):
@@ -84,14 +93,18 @@ def register(service: IngestService, server: grpc.aio.Server) -> None:
                 try:
                     yield _parse(data)
                 except DecodeError as exc:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                        f"stream message of {len(data)} bytes is not a Frame: {exc}")
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"stream message of {len(data)} bytes is not a Frame: {exc}",
+                    )
 
         async for ack in service.Stream(frames(), context):
             yield ack
 
     handlers = {
-        "Push": grpc.unary_unary_rpc_method_handler(push, response_serializer=ingest_pb2.Ack.SerializeToString),
+        "Push": grpc.unary_unary_rpc_method_handler(
+            push, response_serializer=ingest_pb2.Ack.SerializeToString
+        ),
         "Stream": grpc.stream_stream_rpc_method_handler(
             stream, response_serializer=ingest_pb2.Ack.SerializeToString
         ),

@@ -8,6 +8,10 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+from ferry.config import parse_args
+from ferry.frames import FrameLimits
+from ferry.logs import setup
+from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
@@ -22,10 +26,6 @@ from collector.storage.schema import SchemaOptions
 from collector.storage.store import Store, StoreError, ThreadStores, redact
 from collector.validate import Limits
 from collector.writer import Writer
-from ferry.config import parse_args
-from ferry.frames import FrameLimits
-from ferry.logs import setup
-from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (
@@ -67,8 +67,14 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     await server.start()
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("collector %s listening on %s (port %d), store %s, metrics %s",
-             __version__, cfg.listen, port, redact(cfg.store), cfg.metrics_listen or "off")
+    log.info(
+        "collector %s listening on %s (port %d), store %s, metrics %s",
+        __version__,
+        cfg.listen,
+        port,
+        redact(cfg.store),
+        cfg.metrics_listen or "off",
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -83,7 +89,9 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(CollectorConfig, argv, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries.")
+    cfg = parse_args(
+        CollectorConfig, argv, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries."
+    )
     setup(cfg.log_level)
     try:
         run(serve(cfg))

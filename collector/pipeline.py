@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+from ferry.codec import CodecError, decode_metrics, decode_payload
+from ferry.frames import FrameError, FrameLimits, open_frame
+from ferry.v1 import ingest_pb2
 
 from collector import selfmetrics as m
 from collector.dedup import HighWaterMarks
 from collector.rows import RowBuilder
 from collector.validate import Limits, ValidationError, validate_batch
 from collector.writer import Writer
-from ferry.codec import CodecError, decode_metrics, decode_payload
-from ferry.frames import FrameError, FrameLimits, open_frame
-from ferry.v1 import ingest_pb2
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
@@ -91,7 +91,9 @@ class FramePipeline:
         batch = decode_metrics(payload.metrics)
         validate_batch(batch, int(self.clock() * 1000), self.config.limits)
         if len(batch) != frame.point_count:
-            raise ValidationError(f"frame point_count {frame.point_count} != {len(batch)} points in the payload")
+            raise ValidationError(
+                f"frame point_count {frame.point_count} != {len(batch)} points in the payload"
+            )
         return payload, batch
 
     @staticmethod

@@ -11,10 +11,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from collector.storage import native
 from ferry.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
 from ferry.v1 import payload_pb2
+
+from collector.storage import native
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,9 @@ def _histogram_block(
     counts = batch.bucket_counts
     starts = np.concatenate(([0], np.cumsum(widths)[:-1]))
     totals = np.add.reduceat(counts, starts) if counts.shape[0] else np.zeros(0, dtype=np.uint64)
-    flat_bounds = np.concatenate([np.asarray(batch.series[r].bounds, dtype=np.float64) for r in refs.tolist()])
+    flat_bounds = np.concatenate(
+        [np.asarray(batch.series[r].bounds, dtype=np.float64) for r in refs.tolist()]
+    )
     n = int(refs.shape[0])
     blk = native.block(
         [

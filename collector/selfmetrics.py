@@ -14,4 +14,6 @@ INSERT_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 STREAMS = Gauge("ferry_collector_streams", "Open ingest streams")
-QUERIES = Counter("ferry_collector_queries", "Query RPCs answered, by method and outcome", ["method", "outcome"])
+QUERIES = Counter(
+    "ferry_collector_queries", "Query RPCs answered, by method and outcome", ["method", "outcome"]
+)

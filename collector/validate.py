@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
 from ferry.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]*")
@@ -71,7 +70,9 @@ def check_series(series: SeriesDef, limits: Limits, index: int) -> None:
     check_name(series.name, limits)
     where = f"series {index} {series.name!r}"
     if series.kind not in _KINDS:
-        raise ValidationError(f"{where}: unknown kind {series.kind} (known: 1 GAUGE, 2 COUNTER, 3 DELTA, 4 HISTOGRAM)")
+        raise ValidationError(
+            f"{where}: unknown kind {series.kind} (known: 1 GAUGE, 2 COUNTER, 3 DELTA, 4 HISTOGRAM)"
+        )
     check_labels(series.labels, limits, where)
     if series.kind == HISTOGRAM:
         bounds = np.asarray(series.bounds, dtype=np.float64)

@@ -50,7 +50,9 @@ def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> bytes:
     n = len(fresh)
     return native.block(
         [
-            native.fixed("series_id", "UInt64", np.array([r.series_id for r in fresh], dtype=np.uint64), "<u8"),
+            native.fixed(
+                "series_id", "UInt64", np.array([r.series_id for r in fresh], dtype=np.uint64), "<u8"
+            ),
             native.string_column("name", [r.name for r in fresh]),
             native.string_column("kind", [r.kind for r in fresh]),
             native.string_column("unit", [r.unit for r in fresh]),

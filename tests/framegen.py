@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 
 import numpy as np
-
 from ferry.codec import encode_payload
 from ferry.columns import GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 from ferry.frames import pack_frame
 from ferry.v1 import ingest_pb2, payload_pb2
 
 
-def gauge_batch(name: str = "test.gauge", n_series: int = 3, points: int = 5, t0_ms: int | None = None,
-                value0: float = 1.0, labels: dict[str, str] | None = None) -> MetricBatch:
+def gauge_batch(
+    name: str = "test.gauge",
+    n_series: int = 3,
+    points: int = 5,
+    t0_ms: int | None = None,
+    value0: float = 1.0,
+    labels: dict[str, str] | None = None,
+) -> MetricBatch:
     """n_series gauges `name{idx="i"}` with `points` points each, one per second from t0.
 
     Point j of series i has value value0 + i * 100 + j.
@@ -43,7 +48,13 @@ def resource(agent_id: str = "agent-test", host: str = "host-test") -> payload_p
     return payload_pb2.Resource(host=host, agent_id=agent_id)
 
 
-def frame(batch: MetricBatch, seq: int, agent_id: str = "agent-test", epoch: int = 42,
-          host: str = "host-test", compress: bool = True) -> ingest_pb2.Frame:
+def frame(
+    batch: MetricBatch,
+    seq: int,
+    agent_id: str = "agent-test",
+    epoch: int = 42,
+    host: str = "host-test",
+    compress: bool = True,
+) -> ingest_pb2.Frame:
     payload = encode_payload(resource(agent_id, host), batch)
     return pack_frame(agent_id, epoch, seq, payload, len(batch), compress=compress)

@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import grpc_testing
 import pytest
+from ferry.v1 import ingest_pb2, query_pb2
 
 from collector.ingest import IngestService
 from collector.pipeline import FramePipeline
 from collector.query.service import QueryService
 from collector.storage.store import Store, ThreadStores
 from collector.writer import Writer
-from ferry.v1 import ingest_pb2, query_pb2
 from tests import framegen
 
 INGEST = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"]
@@ -89,26 +89,52 @@ def test_push_histograms(servers):
 
 def _load(server, now_s: int) -> int:
     t0 = (now_s - 30) // 10 * 10 * 1000  # aligned to every step used below
-    unary(server, INGEST, "Push", framegen.frame(framegen.gauge_batch("q.m", n_series=3, points=10, t0_ms=t0), 1))
-    unary(server, INGEST, "Push", framegen.frame(
-        framegen.gauge_batch("q.m", n_series=1, points=10, t0_ms=t0, value0=5000, labels={"zone": "b"}), 2))
+    unary(
+        server,
+        INGEST,
+        "Push",
+        framegen.frame(framegen.gauge_batch("q.m", n_series=3, points=10, t0_ms=t0), 1),
+    )
+    unary(
+        server,
+        INGEST,
+        "Push",
+        framegen.frame(
+            framegen.gauge_batch("q.m", n_series=1, points=10, t0_ms=t0, value0=5000, labels={"zone": "b"}), 2
+        ),
+    )
     return t0
 
 
 def _range(server, t0, agg, step_ms=5000, matchers=(), by=()):
-    req = query_pb2.QueryRangeRequest(metric="q.m", start_ms=t0, end_ms=t0 + 10_000, step_ms=step_ms, agg=agg,
-                                      matchers=list(matchers), group_by=list(by))
+    req = query_pb2.QueryRangeRequest(
+        metric="q.m",
+        start_ms=t0,
+        end_ms=t0 + 10_000,
+        step_ms=step_ms,
+        agg=agg,
+        matchers=list(matchers),
+        group_by=list(by),
+    )
     return unary(server, QUERY, "QueryRange", req)
 
 
 def test_query_range_aggregations(servers):
     server, _ = servers
     t0 = _load(server, int(time.time()))
-    idx1 = [query_pb2.Matcher(label="idx", op=query_pb2.EQ, value="1"),
-            query_pb2.Matcher(label="zone", op=query_pb2.EQ, value="")]
+    idx1 = [
+        query_pb2.Matcher(label="idx", op=query_pb2.EQ, value="1"),
+        query_pb2.Matcher(label="zone", op=query_pb2.EQ, value=""),
+    ]
     # series idx=1 has values 101..110 over ten seconds; step 5s → buckets [101..105], [106..110]
-    expected = {"avg": [103, 108], "sum": [515, 540], "count": [5, 5], "min": [101, 106], "max": [105, 110],
-                "last": [105, 110]}
+    expected = {
+        "avg": [103, 108],
+        "sum": [515, 540],
+        "count": [5, 5],
+        "min": [101, 106],
+        "max": [105, 110],
+        "last": [105, 110],
+    }
     for agg, values in expected.items():
         resp, code, details = _range(server, t0, agg, matchers=idx1)
         assert code == grpc.StatusCode.OK, details
@@ -126,14 +152,21 @@ def test_query_range_matchers_and_group_by(servers):
     assert code == grpc.StatusCode.OK
     by_zone = {s.labels["zone"]: list(s.value) for s in resp.series}
     # zone "" holds idx 0,1,2 (values 1..10, 101..110, 201..210); zone b holds 5000..5009
-    assert by_zone == {"": [sum(range(1, 11)) + sum(range(101, 111)) + sum(range(201, 211))],
-                       "b": [sum(range(5000, 5010))]}
+    assert by_zone == {
+        "": [sum(range(1, 11)) + sum(range(101, 111)) + sum(range(201, 211))],
+        "b": [sum(range(5000, 5010))],
+    }
     re = [query_pb2.Matcher(label="idx", op=query_pb2.RE, value="0|2")]
     resp, _, _ = _range(server, t0, "count", step_ms=10_000, matchers=re)
-    assert sorted((s.labels["idx"], s.labels.get("zone", "")) for s in resp.series) == [("0", ""), ("0", "b"),
-                                                                                          ("2", "")]
-    nre = [query_pb2.Matcher(label="idx", op=query_pb2.NRE, value="0|2"),
-           query_pb2.Matcher(label="zone", op=query_pb2.NEQ, value="b")]
+    assert sorted((s.labels["idx"], s.labels.get("zone", "")) for s in resp.series) == [
+        ("0", ""),
+        ("0", "b"),
+        ("2", ""),
+    ]
+    nre = [
+        query_pb2.Matcher(label="idx", op=query_pb2.NRE, value="0|2"),
+        query_pb2.Matcher(label="zone", op=query_pb2.NEQ, value="b"),
+    ]
     resp, _, _ = _range(server, t0, "max", step_ms=10_000, matchers=nre)
     assert [(s.labels["idx"], list(s.value)) for s in resp.series] == [("1", [110.0])]
 
@@ -162,7 +195,9 @@ def test_list_series(servers):
 def test_query_range_bad_requests(servers, change, fragment):
     server, _ = servers
     now = int(time.time() * 1000)
-    req = query_pb2.QueryRangeRequest(metric="q.m", start_ms=now - 60_000, end_ms=now, step_ms=1000, agg="avg")
+    req = query_pb2.QueryRangeRequest(
+        metric="q.m", start_ms=now - 60_000, end_ms=now, step_ms=1000, agg="avg"
+    )
     for key, value in change.items():
         if isinstance(value, list):
             getattr(req, key).extend(value)
@@ -179,8 +214,9 @@ def test_injection_through_label_values_is_data(servers):
     evil = ["1' OR '1'='1", "x\\' OR 1=1 --", "'); DROP TABLE samples; --"]
     for value in evil:
         for op in (query_pb2.EQ, query_pb2.RE):
-            resp, code, details = _range(server, t0, "sum", matchers=[query_pb2.Matcher(label="idx", op=op,
-                                                                                         value=value)])
+            resp, code, details = _range(
+                server, t0, "sum", matchers=[query_pb2.Matcher(label="idx", op=op, value=value)]
+            )
             assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT), details
             assert len(resp.series) == 0 if resp is not None else True
     assert count(store) == 40

@@ -11,17 +11,22 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from ferry.columns import SeriesDef
+
 from agent import catalogue as c
 from agent.collectors.base import Emit
-from ferry.columns import SeriesDef
 
 # /proc/stat columns after the cpu name, mapped to OpenTelemetry cpu states
 CPU_STATES = ("user", "nice", "system", "idle", "wait", "interrupt", "softirq", "steal")
+# not disks: skipped unless the configuration says otherwise
 PSEUDO_FS = frozenset(
-    "autofs binfmt_misc bpf cgroup cgroup2 configfs debugfs devpts devtmpfs efivarfs fusectl hugetlbfs "
-    "mqueue nsfs overlay proc pstore ramfs rpc_pipefs securityfs selinuxfs squashfs sysfs tmpfs tracefs "
-    "fuse.lxcfs fuse.gvfsd-fuse fuse.portal nfsd".split()
-)
+    {
+        "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
+        "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "overlay", "proc", "pstore", "ramfs",
+        "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs", "fuse.lxcfs",
+        "fuse.gvfsd-fuse", "fuse.portal", "nfsd",
+    }
+)  # fmt: skip
 
 
 class SystemCollector:
@@ -102,7 +107,7 @@ class SystemCollector:
         emit(self._s(c.LOAD_15M), float(fifteen))
 
     def _network(self, emit: Emit) -> None:
-        # Inter-|   Receive: bytes packets errs drop fifo frame compressed multicast | Transmit: bytes packets errs drop ...
+        # columns after 'dev:': 8 receive fields (bytes packets errs drop ...), then 8 transmit fields
         for line in (self.proc / "net" / "dev").read_text().splitlines()[2:]:
             dev, _, rest = line.partition(":")
             f = rest.split()

@@ -57,7 +57,7 @@ class _Parser:
         if m:
             name = m.group()
             self.i = m.end()
-        elif require_name or not self.text[self.i:].lstrip().startswith("{"):
+        elif require_name or not self.text[self.i :].lstrip().startswith("{"):
             raise self.error("expected a metric name")
         self.skip_ws()
         matchers: list[query_pb2.Matcher] = []
@@ -82,12 +82,11 @@ class _Parser:
             label = m.group()
             self.i = m.end()
             self.skip_ws()
-            for token, op in _OPS:
-                if self.text.startswith(token, self.i):
-                    self.i += len(token)
-                    break
-            else:
+            found = next(((t, o) for t, o in _OPS if self.text.startswith(t, self.i)), None)
+            if found is None:
                 raise self.error("expected one of =, !=, =~, !~")
+            token, op = found
+            self.i += len(token)
             self.skip_ws()
             out.append(query_pb2.Matcher(label=label, op=op, value=self.string()))
             self.skip_ws()

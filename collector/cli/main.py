@@ -10,11 +10,11 @@ import os
 import sys
 
 import grpc
+from ferry.v1 import query_pb2, query_pb2_grpc
 
 from collector.cli import output
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
-from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
 FORMATS = ("table", "json", "csv")
@@ -30,15 +30,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--addr", default=DEFAULT_ADDR, metavar="HOST:PORT",
-                        help=f"collector address (default {DEFAULT_ADDR}; env FERRY_ADDR)")
+        sp.add_argument(
+            "--addr",
+            default=DEFAULT_ADDR,
+            metavar="HOST:PORT",
+            help=f"collector address (default {DEFAULT_ADDR}; env FERRY_ADDR)",
+        )
         sp.add_argument("--format", choices=FORMATS, default="table")
         sp.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
 
     q = sub.add_parser("query", help="points of the series matching EXPR over a time range")
     q.add_argument("expr", metavar="EXPR", help='name{label="v",l2=~"re",l3!="x"}')
     q.add_argument("--since", default="1h", metavar="DUR", help="range start, this long before --until")
-    q.add_argument("--until", default=None, metavar="TIME", help="range end: now, unix time, RFC 3339 or DUR ago")
+    q.add_argument(
+        "--until", default=None, metavar="TIME", help="range end: now, unix time, RFC 3339 or DUR ago"
+    )
     q.add_argument("--step", default=None, metavar="DUR", help="bucket width (default: about 240 buckets)")
     q.add_argument("--agg", default="avg", choices=AGGS, help="aggregation within each bucket")
     q.add_argument("--by", default="", metavar="L1,L2", help="group series by these labels")
@@ -61,7 +67,12 @@ def run_query(args, stub) -> str:
         raise UsageError(str(exc)) from None
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     req = query_pb2.QueryRangeRequest(
-        metric=sel.metric, matchers=sel.matchers, start_ms=start, end_ms=end, step_ms=step, agg=args.agg,
+        metric=sel.metric,
+        matchers=sel.matchers,
+        start_ms=start,
+        end_ms=end,
+        step_ms=step,
+        agg=args.agg,
         group_by=by,
     )
     return output.range_result(stub.QueryRange(req, timeout=args.timeout), args.format)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
-
 from ferry.columns import KIND_NAMES
 
 
@@ -21,7 +20,7 @@ def _escape(v: str) -> str:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _num(v: float) -> str:
@@ -32,9 +31,13 @@ def range_result(resp, fmt: str) -> str:
     if fmt == "json":
         return "".join(
             orjson.dumps(
-                {"metric": s.metric, "labels": dict(s.labels),
-                 "points": [[t, v] for t, v in zip(s.time_ms, s.value, strict=True)]}
-            ).decode() + "\n"
+                {
+                    "metric": s.metric,
+                    "labels": dict(s.labels),
+                    "points": [[t, v] for t, v in zip(s.time_ms, s.value, strict=True)],
+                }
+            ).decode()
+            + "\n"
             for s in resp.series
         )
     if fmt == "csv":
@@ -59,8 +62,10 @@ def series_list(resp, fmt: str) -> str:
         return "".join(
             orjson.dumps({"metric": s.metric, "labels": dict(s.labels)}).decode() + "\n" for s in resp.series
         )
-    rows = [(selector(s.metric, dict(s.labels)), KIND_NAMES.get(s.kind, "?"), s.unit, _iso(s.last_seen_ms))
-            for s in resp.series]
+    rows = [
+        (selector(s.metric, dict(s.labels)), KIND_NAMES.get(s.kind, "?"), s.unit, _iso(s.last_seen_ms))
+        for s in resp.series
+    ]
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

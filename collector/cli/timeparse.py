@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from ferry.config import ConfigError, parse_duration
 
 
 def duration_ms(text: str, what: str) -> int:
     try:
-        return int(round(parse_duration(text, what) * 1000))
+        return round(parse_duration(text, what) * 1000)
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
 
@@ -33,7 +33,7 @@ def instant_ms(text: str | None, now_ms: int | None = None) -> int:
                 f"--until {text!r} is not 'now', unix seconds, RFC 3339 or a duration ago"
             ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 

@@ -7,18 +7,19 @@ failures UNAVAILABLE — with a message naming the value and the limit.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import grpc
 import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
+from ferry.columns import KINDS_BY_NAME
+from ferry.v1 import query_pb2, query_pb2_grpc
 
 from collector import selfmetrics as m
 from collector.query.combine import combine
 from collector.query.sql import QueryError, QueryLimits, check_range, range_sql, series_sql
 from collector.storage.store import ThreadStores
-from ferry.columns import KINDS_BY_NAME
-from ferry.v1 import query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector.query")
 
@@ -106,8 +107,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
         group = np.fromiter((group_of[s] for s in cols[0]), dtype=np.int64, count=len(cols[0]))
         g, t, v = combine(agg, group, np.asarray(cols[1], dtype=np.int64), list(cols[2:]))
         out = query_pb2.QueryRangeResponse()
-        bounds = np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist() + [g.shape[0]]
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
+        for a, b in itertools.pairwise(bounds):
             sp = out.series.add(metric=req.metric, labels=group_labels[int(g[a])])
             sp.time_ms.extend(t[a:b].tolist())
             sp.value.extend(v[a:b].tolist())

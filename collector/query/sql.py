@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
+
+from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last")
 
@@ -103,7 +104,9 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
     return agg
 
 
-def range_sql(db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int) -> tuple[str, dict[str, Any]]:
+def range_sql(
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {
         "metric": req.metric,
         "start": req.start_ms,

@@ -83,7 +83,9 @@ class Store:
 
     def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
         settings = {"insert_deduplication_token": token} if token else None
-        self.client.raw_insert(f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings)
+        self.client.raw_insert(
+            f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings
+        )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self.client.query(sql, parameters=parameters).result_rows

@@ -83,7 +83,9 @@ def decode_metrics(msg: payload_pb2.MetricColumns) -> MetricBatch:
             )
         )
     if n and int(refs.max()) >= len(series):
-        raise CodecError(f"series_ref {int(refs.max())} out of range: the series table has {len(series)} rows")
+        raise CodecError(
+            f"series_ref {int(refs.max())} out of range: the series table has {len(series)} rows"
+        )
     buckets = _column(msg.bucket_counts, _U64, None, "bucket_counts")
     expected = _expected_bucket_count(series, refs)
     if buckets.shape[0] != expected:

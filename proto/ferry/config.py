@@ -137,8 +137,9 @@ def _checked(field: dataclasses.Field, value: Any, where: str) -> Any:
 def setting(default: Any, kind: str = "str", help: str = "", **extra: Any) -> Any:
     """A config field: its default, how values are parsed, and the help text for its flag."""
     if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda: type(default)(default),
-                                 metadata={"kind": kind, "help": help, **extra})
+        return dataclasses.field(
+            default_factory=lambda: type(default)(default), metadata={"kind": kind, "help": help, **extra}
+        )
     return dataclasses.field(default=default, metadata={"kind": kind, "help": help, **extra})
 
 
@@ -153,7 +154,11 @@ def parse_args(cls: type, argv: list[str] | None, prog: str, description: str) -
         if f.metadata.get("flag", True) is False:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        extra = {"action": "store_true"} if f.metadata.get("kind") == "bool" else {"metavar": f.metadata.get("metavar")}
+        extra = (
+            {"action": "store_true"}
+            if f.metadata.get("kind") == "bool"
+            else {"metavar": f.metadata.get("metavar")}
+        )
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,

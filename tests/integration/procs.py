@@ -44,8 +44,11 @@ class Proc:
         out = {}
         for family in text_string_to_metric_families(text):
             for s in family.samples:
-                key = s.name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}"
-                                if s.labels else "")
+                key = s.name + (
+                    "{" + ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items())) + "}"
+                    if s.labels
+                    else ""
+                )
                 out[key] = s.value
         return out
 
@@ -61,8 +64,18 @@ def start_collector(workdir: Path, *extra: str, store: Path | None = None, port:
     addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
     store = store or workdir / "store"
     log = workdir / f"collector-{port}.log"
-    args = [sys.executable, "-m", "collector.main", "--listen", addr, "--store", f"chdb://{store}",
-            "--metrics-listen", metrics, *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "collector.main",
+        "--listen",
+        addr,
+        "--store",
+        f"chdb://{store}",
+        "--metrics-listen",
+        metrics,
+        *extra,
+    ]
     proc = Proc(_spawn(args, log), log, addr, metrics, args)
     try:
         wait_healthy(addr, timeout_s=60, proc=proc.popen)
@@ -75,8 +88,20 @@ def start_collector(workdir: Path, *extra: str, store: Path | None = None, port:
 def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent") -> Proc:
     metrics = f"127.0.0.1:{free_port()}"
     log = workdir / f"agent-{agent_id}.log"
-    args = [sys.executable, "-m", "agent.main", "--collector", collector, "--agent-id", agent_id,
-            "--metrics-listen", metrics, "--spool", str(workdir / "spool"), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "agent.main",
+        "--collector",
+        collector,
+        "--agent-id",
+        agent_id,
+        "--metrics-listen",
+        metrics,
+        "--spool",
+        str(workdir / "spool"),
+        *extra,
+    ]
     proc = Proc(_spawn(args, log), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
     return proc

@@ -6,16 +6,17 @@ import grpc
 import lz4.frame
 import numpy as np
 import pytest
-
 from ferry.columns import GAUGE, MetricBatch, SeriesDef
 from ferry.frames import DEFAULT_MAX_RAW_BYTES
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+
 from tests import framegen
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 
 def _one_point(value: float, label_value: str = "x") -> MetricBatch:
     import time
+
     return MetricBatch(
         series=[SeriesDef("bad.m", GAUGE, "", (("path", label_value),))],
         series_ref=np.zeros(1, dtype=np.uint32),
@@ -25,8 +26,9 @@ def _one_point(value: float, label_value: str = "x") -> MetricBatch:
 
 
 def _garbage() -> ingest_pb2.Frame:
-    return ingest_pb2.Frame(agent_id="bad", epoch=1, seq=1, encoding=ingest_pb2.NONE, raw_size=64,
-                            payload=b"\xff" * 64)
+    return ingest_pb2.Frame(
+        agent_id="bad", epoch=1, seq=1, encoding=ingest_pb2.NONE, raw_size=64, payload=b"\xff" * 64
+    )
 
 
 def _unknown_encoding() -> ingest_pb2.Frame:
@@ -38,26 +40,45 @@ def _unknown_encoding() -> ingest_pb2.Frame:
 def _lz4_declares_too_much() -> ingest_pb2.Frame:
     raw = bytes(DEFAULT_MAX_RAW_BYTES + 1024)
     # the frame's raw_size lies (small), so only the lz4 header's content size reveals the size
-    return ingest_pb2.Frame(agent_id="bad", epoch=1, seq=1, encoding=ingest_pb2.LZ4_FRAME, raw_size=100,
-                            payload=lz4.frame.compress(raw, store_size=True))
+    return ingest_pb2.Frame(
+        agent_id="bad",
+        epoch=1,
+        seq=1,
+        encoding=ingest_pb2.LZ4_FRAME,
+        raw_size=100,
+        payload=lz4.frame.compress(raw, store_size=True),
+    )
 
 
 def _raw_size_too_big() -> ingest_pb2.Frame:
-    return ingest_pb2.Frame(agent_id="bad", epoch=1, seq=1, encoding=ingest_pb2.LZ4_FRAME,
-                            raw_size=DEFAULT_MAX_RAW_BYTES + 1, payload=b"\x04\x22\x4d\x18")
+    return ingest_pb2.Frame(
+        agent_id="bad",
+        epoch=1,
+        seq=1,
+        encoding=ingest_pb2.LZ4_FRAME,
+        raw_size=DEFAULT_MAX_RAW_BYTES + 1,
+        payload=b"\x04\x22\x4d\x18",
+    )
 
 
 CASES = {
     "garbage payload": (_garbage, "is not a ferry.v1.Payload"),
     "unknown encoding": (_unknown_encoding, "unknown frame encoding 5"),
-    "lz4 declared size over cap": (_lz4_declares_too_much, f"lz4 frame declares {DEFAULT_MAX_RAW_BYTES + 1024} "
-                                                           f"bytes > {DEFAULT_MAX_RAW_BYTES} allowed"),
+    "lz4 declared size over cap": (
+        _lz4_declares_too_much,
+        f"lz4 frame declares {DEFAULT_MAX_RAW_BYTES + 1024} bytes > {DEFAULT_MAX_RAW_BYTES} allowed",
+    ),
     "raw_size over cap": (_raw_size_too_big, f"> {DEFAULT_MAX_RAW_BYTES} allowed"),
     "NaN": (lambda: framegen.frame(_one_point(float("nan")), seq=1, agent_id="bad"), "non-finite value nan"),
     "+Inf": (lambda: framegen.frame(_one_point(float("inf")), seq=1, agent_id="bad"), "non-finite value inf"),
-    "-Inf": (lambda: framegen.frame(_one_point(float("-inf")), seq=1, agent_id="bad"), "non-finite value -inf"),
-    "label value too long": (lambda: framegen.frame(_one_point(1.0, "v" * 300), seq=1, agent_id="bad"),
-                             "label value 300 bytes > 256 allowed for 'path'"),
+    "-Inf": (
+        lambda: framegen.frame(_one_point(float("-inf")), seq=1, agent_id="bad"),
+        "non-finite value -inf",
+    ),
+    "label value too long": (
+        lambda: framegen.frame(_one_point(1.0, "v" * 300), seq=1, agent_id="bad"),
+        "label value 300 bytes > 256 allowed for 'path'",
+    ),
 }
 
 

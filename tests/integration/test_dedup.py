@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import grpc
 import pytest
-
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+
 from tests import framegen
 from tests.integration.procs import start_collector
 
 
 def _count(addr: str, metric: str) -> tuple[float, float]:
     import time
+
     now = int(time.time() * 1000)
     with grpc.insecure_channel(addr) as ch:
         stub = query_pb2_grpc.QueryStub(ch)
         req = dict(metric=metric, start_ms=now - 3_600_000, end_ms=now + 1000, step_ms=3_601_000)
-        count = stub.QueryRange(query_pb2.QueryRangeRequest(agg="count", group_by=["host"], **req), timeout=10)
+        count = stub.QueryRange(
+            query_pb2.QueryRangeRequest(agg="count", group_by=["host"], **req), timeout=10
+        )
         total = stub.QueryRange(query_pb2.QueryRangeRequest(agg="sum", group_by=["host"], **req), timeout=10)
     c = sum(v for s in count.series for v in s.value)
     t = sum(v for s in total.series for v in s.value)
@@ -52,8 +55,10 @@ def test_same_frame_twice_stored_once(collector):
 
 def test_resend_after_collector_restart_is_stored_once(tmp_path):
     """The restarted collector has no high-water marks: ClickHouse's insert token dedups."""
-    frames = [framegen.frame(framegen.gauge_batch("dup.b", n_series=2, points=10, value0=seq * 1000), seq=seq)
-              for seq in (1, 2, 3)]
+    frames = [
+        framegen.frame(framegen.gauge_batch("dup.b", n_series=2, points=10, value0=seq * 1000), seq=seq)
+        for seq in (1, 2, 3)
+    ]
     first = start_collector(tmp_path)
     try:
         assert [a.status for a in _stream(first.addr, frames)] == [ingest_pb2.OK] * 3
@@ -64,8 +69,16 @@ def test_resend_after_collector_restart_is_stored_once(tmp_path):
     try:
         acks = _stream(second.addr, frames)
         assert [a.status for a in acks] == [ingest_pb2.OK] * 3  # committed earlier: the store skips them
-        assert _count(second.addr, "dup.b") == before == (60.0, float(
-            sum(seq * 1000 + i * 100 + j for seq in (1, 2, 3) for i in range(2) for j in range(10))))
+        assert (
+            _count(second.addr, "dup.b")
+            == before
+            == (
+                60.0,
+                float(
+                    sum(seq * 1000 + i * 100 + j for seq in (1, 2, 3) for i in range(2) for j in range(10))
+                ),
+            )
+        )
         assert [a.status for a in _stream(second.addr, frames)] == [ingest_pb2.DUPLICATE] * 3
     finally:
         second.stop()

@@ -10,8 +10,8 @@ import grpc
 import orjson
 import psutil
 import pytest
-
 from ferry.v1 import query_pb2, query_pb2_grpc
+
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 
@@ -29,16 +29,24 @@ def _query(addr: str, metric: str, agg: str = "last", by=(), since_ms: int = 60_
     end = int(time.time() * 1000) + 1000
     with grpc.insecure_channel(addr) as ch:
         return query_pb2_grpc.QueryStub(ch).QueryRange(
-            query_pb2.QueryRangeRequest(metric=metric, start_ms=end - since_ms, end_ms=end, step_ms=step_ms,
-                                        agg=agg, group_by=list(by)),
+            query_pb2.QueryRangeRequest(
+                metric=metric,
+                start_ms=end - since_ms,
+                end_ms=end,
+                step_ms=step_ms,
+                agg=agg,
+                group_by=list(by),
+            ),
             timeout=10,
         )
 
 
 def test_memory_total_matches_host_exactly(running):
     collector, _ = running
-    resp = wait_for(lambda: _query(collector.addr, "system.memory.usage", agg="sum", by=["host"]).series,
-                    what="system.memory.usage in the store")
+    resp = wait_for(
+        lambda: _query(collector.addr, "system.memory.usage", agg="sum", by=["host"]).series,
+        what="system.memory.usage in the store",
+    )
     assert len(resp) == 1
     points = list(zip(resp[0].time_ms, resp[0].value, strict=True))
     assert points
@@ -50,8 +58,9 @@ def test_memory_total_matches_host_exactly(running):
 def test_cpu_time_and_utilization_arrive(running):
     collector, _ = running
     cpus = psutil.cpu_count()
-    series = wait_for(lambda: _query(collector.addr, "system.cpu.utilization").series,
-                      what="system.cpu.utilization")
+    series = wait_for(
+        lambda: _query(collector.addr, "system.cpu.utilization").series, what="system.cpu.utilization"
+    )
     assert {s.labels["cpu"] for s in series} == {f"cpu{i}" for i in range(cpus)}
     assert all(0.0 <= v <= 1.0 for s in series for v in s.value)
     # per cpu, the states' utilizations sum to 1 in every bucket
@@ -75,19 +84,51 @@ def test_cli_query_and_series_json(running):
     collector, _ = running
     wait_for(lambda: _query(collector.addr, "system.memory.usage").series, what="memory series")
     out = subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", "query", "system.memory.usage", "--since", "1m",
-         "--format", "json", "--addr", collector.addr],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            sys.executable,
+            "-m",
+            "collector.cli.main",
+            "query",
+            "system.memory.usage",
+            "--since",
+            "1m",
+            "--format",
+            "json",
+            "--addr",
+            collector.addr,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     docs = [orjson.loads(line) for line in out.splitlines()]
-    assert {d["labels"]["state"] for d in docs} == {"used", "free", "buffered", "cached", "slab_reclaimable",
-                                                     "slab_unreclaimable"}
+    assert {d["labels"]["state"] for d in docs} == {
+        "used",
+        "free",
+        "buffered",
+        "cached",
+        "slab_reclaimable",
+        "slab_unreclaimable",
+    }
     assert all(d["metric"] == "system.memory.usage" and d["points"] for d in docs)
     assert all(isinstance(t, int) and isinstance(v, float) for d in docs for t, v in d["points"])
     out = subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", "series", 'system.network.io{direction="receive"}',
-         "--format", "json", "--addr", collector.addr],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            sys.executable,
+            "-m",
+            "collector.cli.main",
+            "series",
+            'system.network.io{direction="receive"}',
+            "--format",
+            "json",
+            "--addr",
+            collector.addr,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     docs = [orjson.loads(line) for line in out.splitlines()]
     assert docs and all(set(d) == {"metric", "labels"} for d in docs)
@@ -96,13 +137,32 @@ def test_cli_query_and_series_json(running):
 
 def test_cli_exit_codes(running):
     collector, _ = running
-    bad = subprocess.run([sys.executable, "-m", "collector.cli.main", "query", 'x{a="', "--addr", collector.addr],
-                         capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "collector.cli.main", "query", 'x{a="', "--addr", collector.addr],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "unterminated string" in bad.stderr
     server = subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", "query", 'system.cpu.time{state=~"("}', "--addr",
-         collector.addr], capture_output=True, text=True, timeout=30)
+        [
+            sys.executable,
+            "-m",
+            "collector.cli.main",
+            "query",
+            'system.cpu.time{state=~"("}',
+            "--addr",
+            collector.addr,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert server.returncode == 1 and "INVALID_ARGUMENT" in server.stderr and "re2" in server.stderr
-    down = subprocess.run([sys.executable, "-m", "collector.cli.main", "series", "--addr", "127.0.0.1:1",
-                           "--timeout", "2"], capture_output=True, text=True, timeout=30)
+    down = subprocess.run(
+        [sys.executable, "-m", "collector.cli.main", "series", "--addr", "127.0.0.1:1", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
