@@ -29,5 +29,8 @@ lint: $(STAMP)
 run: $(STAMP)
 	$(PY) -m collector.devrun --dir $(RUN_DIR) --collector $(COLLECTOR_ADDR)
 
+bench: $(STAMP)
+	$(PY) -m bench.run $(if $(QUICK),--quick,)
+
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .ruff_cache

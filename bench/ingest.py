@@ -1,0 +1,95 @@
+"""Collector ingest rate: pre-built frames streamed to a real collector process (embedded store),
+timed from the first write to the last ack, then checked against the store's count.
+
+This isolates the collector (decode, validate, dedup, insert); the agent side is not involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from bench.procs import collector_process
+from ferry.codec import encode_payload
+from ferry.columns import DELTA, MetricBatch, SeriesDef
+from ferry.frames import pack_frame
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2, query_pb2, query_pb2_grpc
+
+
+def make_frames(agent: str, frames: int, points: int, series: int = 1000) -> list[ingest_pb2.Frame]:
+    defs = [SeriesDef("bench.points", DELTA, "1", (("shard", str(i)),)) for i in range(series)]
+    t0 = int(time.time() * 1000) - frames * 1000
+    out = []
+    res = payload_pb2.Resource(host=f"host-{agent}", agent_id=agent)
+    for seq in range(1, frames + 1):
+        refs = np.arange(points, dtype=np.uint32) % series
+        times = t0 + seq * 1000 + (np.arange(points, dtype=np.int64) // series)
+        batch = MetricBatch(defs, refs, times, np.ones(points))
+        out.append(pack_frame(agent, 7, seq, encode_payload(res, batch), points))
+    return out
+
+
+def stream(addr: str, frames: list[ingest_pb2.Frame], acks: list) -> None:
+    with grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+        for ack in ingest_pb2_grpc.IngestStub(ch).Stream(iter(frames), timeout=600):
+            acks.append(ack.status)
+
+
+def stored(addr: str) -> float:
+    now = int(time.time() * 1000)
+    with grpc.insecure_channel(addr) as ch:
+        resp = query_pb2_grpc.QueryStub(ch).QueryRange(
+            query_pb2.QueryRangeRequest(
+                metric="bench.points",
+                start_ms=now - 86_400_000,
+                end_ms=now + 1000,
+                step_ms=86_401_000,
+                agg="count",
+                group_by=["__none__"],
+            ),
+            timeout=120,
+        )
+    return sum(v for s in resp.series for v in s.value)
+
+
+def run(agents: int = 2, frames: int = 40, points: int = 50_000) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        with collector_process(Path(tmp)) as addr:
+            work = [make_frames(f"bench-{i}", frames, points) for i in range(agents)]
+            acks: list[list] = [[] for _ in range(agents)]
+            threads = [
+                threading.Thread(target=stream, args=(addr, w, a)) for w, a in zip(work, acks, strict=True)
+            ]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+            total = agents * frames * points
+            ok = sum(1 for a in acks for s in a if s == ingest_pb2.OK)
+            count = stored(addr)
+    return {
+        "agents": agents,
+        "frames": agents * frames,
+        "points": total,
+        "acked_frames": ok,
+        "stored_points": count,
+        "seconds": elapsed,
+        "points_per_s": total / elapsed,
+    }
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--agents", type=int, default=2)
+    p.add_argument("--frames", type=int, default=40)
+    p.add_argument("--points", type=int, default=50_000)
+    a = p.parse_args()
+    print(run(a.agents, a.frames, a.points))

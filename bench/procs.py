@@ -1,0 +1,51 @@
+"""Real collector processes for benchmarks (the same executables the tests start)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from collector.devrun import stop, wait_healthy
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def collector_process(workdir: Path, *extra: str) -> Iterator[str]:
+    addr = f"127.0.0.1:{free_port()}"
+    log = (workdir / "collector.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector.main",
+            "--listen",
+            addr,
+            "--store",
+            f"chdb://{workdir / 'store'}",
+            "--metrics-listen",
+            "",
+            "--log-level",
+            "warning",
+            *extra,
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_healthy(addr, proc=proc)
+        yield addr
+    finally:
+        stop(proc)
+        if proc.returncode not in (0, -signal.SIGTERM):
+            print((workdir / "collector.log").read_text()[-2000:], file=sys.stderr)

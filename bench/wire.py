@@ -1,0 +1,41 @@
+"""Bytes on the wire per point for host metrics: the real SystemCollector, encoded and lz4-packed
+exactly as the agent does, with `cycles` collection cycles per frame."""
+
+from __future__ import annotations
+
+import time
+
+from agent.batcher import Batcher
+from agent.collectors.system import SystemCollector
+from agent.outbox import Outbox
+from ferry.v1 import payload_pb2
+
+
+def wire_bytes_per_point(cycles_per_frame: int, frames: int = 5, interval_ms: int = 10_000) -> dict:
+    collector = SystemCollector()
+    outbox = Outbox("bench-agent", max_bytes=1 << 40)
+    resource = payload_pb2.Resource(host="bench-host", agent_id="bench-agent", agent_version="bench")
+    batcher = Batcher(resource, outbox, max_points=10**9, max_age_s=1e9)
+    t = int(time.time() * 1000)
+    collector.collect(t - interval_ms, lambda s, v: None)  # prime rates, as a running agent would be
+    points = 0
+    for _ in range(frames):
+        for _ in range(cycles_per_frame):
+            collector.collect(t, lambda s, v: batcher.add(s, t, v))
+            t += interval_ms
+        points += len(batcher.acc)
+        batcher.cut()
+    sizes = [f.ByteSize() for f in outbox._frames.values()]
+    raw = sum(f.raw_size for f in outbox._frames.values())
+    return {
+        "cycles_per_frame": cycles_per_frame,
+        "points": points,
+        "frame_bytes": sum(sizes),
+        "bytes_per_point": sum(sizes) / points,
+        "raw_bytes_per_point": raw / points,
+    }
+
+
+if __name__ == "__main__":
+    for cycles in (1, 6):
+        print(wire_bytes_per_point(cycles))
