@@ -9,6 +9,7 @@ from __future__ import annotations
 from array import array
 
 import numpy as np
+
 from ferry.columns import MetricBatch, SeriesDef
 
 

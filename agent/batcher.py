@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import time
 
-from ferry.codec import encode_payload
-from ferry.columns import SeriesDef
-from ferry.v1 import payload_pb2
-
 from agent import selfmetrics as m
 from agent.accumulator import Accumulator
 from agent.outbox import Outbox
+from ferry.codec import encode_payload
+from ferry.columns import SeriesDef
+from ferry.v1 import payload_pb2
 
 
 class Batcher:

@@ -9,9 +9,6 @@ import signal
 import socket
 import time
 
-from ferry.config import parse_args
-from ferry.logs import setup
-from ferry.v1 import payload_pb2
 from prometheus_client import start_http_server
 
 from agent import __version__
@@ -22,6 +19,9 @@ from agent.collectors.system import SystemCollector
 from agent.config import AgentConfig, default_agent_id
 from agent.outbox import Outbox
 from agent.sender import Sender
+from ferry.config import parse_args
+from ferry.logs import setup
+from ferry.v1 import payload_pb2
 
 log = logging.getLogger("ferry.agent")
 DRAIN_TIMEOUT_S = 5.0

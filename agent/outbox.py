@@ -12,10 +12,9 @@ import asyncio
 import secrets
 from collections import OrderedDict
 
+from agent import selfmetrics as m
 from ferry.frames import pack_frame
 from ferry.v1 import ingest_pb2
-
-from agent import selfmetrics as m
 
 
 class Outbox:

@@ -15,10 +15,10 @@ import random
 from collections import deque
 
 import grpc
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 from agent import selfmetrics as m
 from agent.outbox import Outbox
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]

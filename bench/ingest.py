@@ -59,22 +59,21 @@ def stored(addr: str) -> float:
 
 
 def run(agents: int = 2, frames: int = 40, points: int = 50_000) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        with collector_process(Path(tmp)) as addr:
-            work = [make_frames(f"bench-{i}", frames, points) for i in range(agents)]
-            acks: list[list] = [[] for _ in range(agents)]
-            threads = [
-                threading.Thread(target=stream, args=(addr, w, a)) for w, a in zip(work, acks, strict=True)
-            ]
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
-            total = agents * frames * points
-            ok = sum(1 for a in acks for s in a if s == ingest_pb2.OK)
-            count = stored(addr)
+    with tempfile.TemporaryDirectory() as tmp, collector_process(Path(tmp)) as addr:
+        work = [make_frames(f"bench-{i}", frames, points) for i in range(agents)]
+        acks: list[list] = [[] for _ in range(agents)]
+        threads = [
+            threading.Thread(target=stream, args=(addr, w, a)) for w, a in zip(work, acks, strict=True)
+        ]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        total = agents * frames * points
+        ok = sum(1 for a in acks for s in a if s == ingest_pb2.OK)
+        count = stored(addr)
     return {
         "agents": agents,
         "frames": agents * frames,

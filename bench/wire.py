@@ -21,7 +21,7 @@ def wire_bytes_per_point(cycles_per_frame: int, frames: int = 5, interval_ms: in
     points = 0
     for _ in range(frames):
         for _ in range(cycles_per_frame):
-            collector.collect(t, lambda s, v: batcher.add(s, t, v))
+            collector.collect(t, lambda s, v, t=t: batcher.add(s, t, v))
             t += interval_ms
         points += len(batcher.acc)
         batcher.cut()

@@ -16,11 +16,11 @@ import logging
 from concurrent.futures import Executor
 
 import grpc
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from google.protobuf.message import DecodeError
 
 from collector import selfmetrics as m
 from collector.pipeline import FramePipeline, StoreUnavailable
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")
 

@@ -8,10 +8,6 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-from ferry.config import parse_args
-from ferry.frames import FrameLimits
-from ferry.logs import setup
-from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
@@ -26,6 +22,10 @@ from collector.storage.schema import SchemaOptions
 from collector.storage.store import Store, StoreError, ThreadStores, redact
 from collector.validate import Limits
 from collector.writer import Writer
+from ferry.config import parse_args
+from ferry.frames import FrameLimits
+from ferry.logs import setup
+from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (

@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
-from ferry.codec import CodecError, decode_metrics, decode_payload
-from ferry.frames import FrameError, FrameLimits, open_frame
-from ferry.v1 import ingest_pb2
 
 from collector import selfmetrics as m
 from collector.dedup import HighWaterMarks
 from collector.rows import RowBuilder
 from collector.validate import Limits, ValidationError, validate_batch
 from collector.writer import Writer
+from ferry.codec import CodecError, decode_metrics, decode_payload
+from ferry.frames import FrameError, FrameLimits, open_frame
+from ferry.v1 import ingest_pb2
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 

@@ -11,10 +11,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
-from ferry.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
-from ferry.v1 import payload_pb2
 
 from collector.storage import native
+from ferry.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
+from ferry.v1 import payload_pb2
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
 from ferry.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]*")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from ferry.codec import encode_payload
 from ferry.columns import GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 from ferry.frames import pack_frame

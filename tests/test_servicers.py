@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import grpc_testing
 import pytest
-from ferry.v1 import ingest_pb2, query_pb2
 
 from collector.ingest import IngestService
 from collector.pipeline import FramePipeline
 from collector.query.service import QueryService
 from collector.storage.store import Store, ThreadStores
 from collector.writer import Writer
+from ferry.v1 import ingest_pb2, query_pb2
 from tests import framegen
 
 INGEST = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"]

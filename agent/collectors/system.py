@@ -11,10 +11,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from ferry.columns import SeriesDef
-
 from agent import catalogue as c
 from agent.collectors.base import Emit
+from ferry.columns import SeriesDef
 
 # /proc/stat columns after the cpu name, mapped to OpenTelemetry cpu states
 CPU_STATES = ("user", "nice", "system", "idle", "wait", "interrupt", "softirq", "steal")

@@ -10,11 +10,11 @@ import os
 import sys
 
 import grpc
-from ferry.v1 import query_pb2, query_pb2_grpc
 
 from collector.cli import output
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
+from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
 FORMATS = ("table", "json", "csv")

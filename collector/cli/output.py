@@ -7,6 +7,7 @@ import io
 from datetime import UTC, datetime
 
 import orjson
+
 from ferry.columns import KIND_NAMES
 
 

@@ -13,13 +13,13 @@ import logging
 import grpc
 import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
-from ferry.columns import KINDS_BY_NAME
-from ferry.v1 import query_pb2, query_pb2_grpc
 
 from collector import selfmetrics as m
 from collector.query.combine import combine
 from collector.query.sql import QueryError, QueryLimits, check_range, range_sql, series_sql
 from collector.storage.store import ThreadStores
+from ferry.columns import KINDS_BY_NAME
+from ferry.v1 import query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector.query")
 

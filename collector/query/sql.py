@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.v1 import query_pb2
-
 from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
+from ferry.v1 import query_pb2
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last")
 

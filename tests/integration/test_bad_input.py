@@ -6,10 +6,10 @@ import grpc
 import lz4.frame
 import numpy as np
 import pytest
+
 from ferry.columns import GAUGE, MetricBatch, SeriesDef
 from ferry.frames import DEFAULT_MAX_RAW_BYTES
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
-
 from tests import framegen
 from tests.integration.procs import start_agent, start_collector, wait_for
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 from tests import framegen
 from tests.integration.procs import start_collector
 

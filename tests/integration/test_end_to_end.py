@@ -10,8 +10,8 @@ import grpc
 import orjson
 import psutil
 import pytest
-from ferry.v1 import query_pb2, query_pb2_grpc
 
+from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 

@@ -6,8 +6,8 @@ import signal
 import time
 
 import grpc
-from ferry.v1 import query_pb2, query_pb2_grpc
 
+from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import free_port
 from tests.integration.procs import start_agent, start_collector, wait_for
 
