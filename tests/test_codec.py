@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import numpy as np
@@ -104,7 +105,9 @@ def test_empty_batch_shapes():
 
 
 def test_encode_metrics_wire_layout():
-    b = batch([CPU, REQS], [1, 0, 1], [1_700_000_000_000, 1_700_000_000_500, 1_699_999_999_000], [3.5, -1.0, 0.25])
+    b = batch(
+        [CPU, REQS], [1, 0, 1], [1_700_000_000_000, 1_700_000_000_500, 1_699_999_999_000], [3.5, -1.0, 0.25]
+    )
     msg = encode_metrics(b)
     assert msg.point_count == 3
     assert msg.series_ref == struct.pack("<3I", 1, 0, 1)
@@ -271,7 +274,7 @@ def test_property_time_column_is_delta_encoded(times):
     b = batch([CPU], [0] * n, times, [0.0] * n)
     deltas = np.frombuffer(encode_metrics(b).time_ms, dtype="<i8").tolist()
     # first absolute, then wrapping int64 differences, exactly as on the wire
-    expected = times[:1] + [((a - p + 2**63) % 2**64) - 2**63 for p, a in zip(times[:-1], times[1:])]
+    expected = times[:1] + [((a - p + 2**63) % 2**64) - 2**63 for p, a in itertools.pairwise(times)]
     assert deltas == expected
     assert roundtrip(b).time_ms.tolist() == times
 
@@ -373,8 +376,13 @@ def test_bucket_counts_without_histograms():
 
 def test_bucket_counts_only_count_histogram_points():
     # CPU, LAT, CPU, ONE_BOUND -> 4 + 2 = 6 counts; histogram series present but unreferenced costs nothing
-    b = batch([CPU, LAT, ONE_BOUND, SeriesDef("unused", HISTOGRAM, bounds=(1.0, 2.0))], [0, 1, 0, 2], range(4),
-              [0.0] * 4, [1, 1, 1, 1, 2, 2])
+    b = batch(
+        [CPU, LAT, ONE_BOUND, SeriesDef("unused", HISTOGRAM, bounds=(1.0, 2.0))],
+        [0, 1, 0, 2],
+        range(4),
+        [0.0] * 4,
+        [1, 1, 1, 1, 2, 2],
+    )
     assert_same(roundtrip(b), b)
     msg = encode_metrics(b)
     msg.bucket_counts = msg.bucket_counts[:-8]

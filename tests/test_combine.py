@@ -61,7 +61,7 @@ def test_last_picks_value_with_greatest_last_ts():
 
 def test_partials_as_tuples_and_numpy_ints():
     g, t, v = combine("sum", GROUP, T, [tuple(np.array(COUNTS, dtype=np.uint64))])
-    assert v.tolist() == [4.0, 2.0, 1.0, 1.0, 5.0]
+    assert (g.tolist(), t.tolist(), v.tolist()) == (OUT_GROUP, OUT_T, [4.0, 2.0, 1.0, 1.0, 5.0])
 
 
 def test_input_order_does_not_matter():

@@ -53,7 +53,7 @@ def test_both_quote_styles():
 
 
 def test_escapes():
-    sel = parse(r'''m{a="q\"b\\c\nd\te\'f",b='\'x\''}''')
+    sel = parse(r"""m{a="q\"b\\c\nd\te\'f",b='\'x\''}""")
     assert ms(sel) == [("a", EQ, "q\"b\\c\nd\te'f"), ("b", EQ, "'x'")]
 
 

@@ -58,7 +58,7 @@ GOOD = [
 
 
 def test_defaults():
-    assert LIMITS == Limits(200, 100, 256, 32, 100_000, 4_000_000, 256, 15 * 86_400_000, 600_000)
+    assert Limits(200, 100, 256, 32, 100_000, 4_000_000, 256, 15 * 86_400_000, 600_000) == LIMITS
     assert DAY_MS == 86_400_000
 
 
@@ -102,7 +102,10 @@ def test_too_long_name():
 
 
 def test_too_long_name_with_small_limit():
-    assert one(SeriesDef("abcdef", GAUGE), Limits(max_name_len=5)) == "metric name 'abcdef'... is 6 chars > 5 allowed"
+    assert (
+        one(SeriesDef("abcdef", GAUGE), Limits(max_name_len=5))
+        == "metric name 'abcdef'... is 6 chars > 5 allowed"
+    )
 
 
 @pytest.mark.parametrize("name", ["1abc", "a b", "a/b", "cpu{x}", "é", "a\n", "-a", ".a", "a,b", "ä.b"])
@@ -154,7 +157,10 @@ def test_label_value_over_small_limit():
 def test_too_many_labels():
     labels = tuple((f"k{i}", "v") for i in range(33))
     assert one(SeriesDef("m", GAUGE, "", labels)) == "series 0 'm': 33 labels > 32 allowed"
-    assert one(SeriesDef("m", GAUGE, "", labels[:3]), Limits(max_labels=2)) == "series 0 'm': 3 labels > 2 allowed"
+    assert (
+        one(SeriesDef("m", GAUGE, "", labels[:3]), Limits(max_labels=2))
+        == "series 0 'm': 3 labels > 2 allowed"
+    )
 
 
 def test_check_labels_where_is_prefixed():
@@ -208,7 +214,9 @@ def test_bounds_on_non_histogram(kind):
 
 
 def test_check_series_directly():
-    with pytest.raises(ValidationError, match=r"^series 7 'g': bucket bounds given for a non-histogram series$"):
+    with pytest.raises(
+        ValidationError, match=r"^series 7 'g': bucket bounds given for a non-histogram series$"
+    ):
         check_series(SeriesDef("g", GAUGE, bounds=(1.0,)), LIMITS, 7)
     assert check_series(GOOD[3], LIMITS, 0) is None
 
@@ -230,7 +238,11 @@ def test_non_finite_value_names_the_series(bad, shown):
 
 
 def test_first_non_finite_value_is_reported():
-    b = batch([SeriesDef("a", GAUGE), SeriesDef("b", GAUGE)], refs=[0, 1, 0], values=[1.0, float("inf"), float("nan")])
+    b = batch(
+        [SeriesDef("a", GAUGE), SeriesDef("b", GAUGE)],
+        refs=[0, 1, 0],
+        values=[1.0, float("inf"), float("nan")],
+    )
     assert rejected(b).startswith("point 1 of 'b' has non-finite value ")
 
 
@@ -264,7 +276,9 @@ def test_time_too_far_in_future():
 def test_time_window_uses_injected_now_and_limits():
     limits = Limits(max_past_ms=1000, max_future_ms=10)
     now = 5_000
-    assert validate_batch(batch([SeriesDef("a", GAUGE)], refs=[0, 0], times=[4_000, 5_010]), now, limits) is None
+    assert (
+        validate_batch(batch([SeriesDef("a", GAUGE)], refs=[0, 0], times=[4_000, 5_010]), now, limits) is None
+    )
     b = batch([SeriesDef("a", GAUGE)], refs=[0, 0], times=[4_000, 3_999])
     assert rejected(b, limits, now) == window_msg(1, "a", 3_999, now, 1000, 10)
     b = batch([SeriesDef("a", GAUGE)], refs=[0], times=[5_011])

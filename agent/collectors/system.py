@@ -120,15 +120,15 @@ class SystemCollector:
                 emit(self._s(c.NETWORK_DROPPED, dev, direction), float(f[base + 3]))
 
     def _filesystems(self, emit: Emit) -> None:
-        seen = set()
+        # a later mount on the same mountpoint hides the earlier one: statvfs sees the last
+        visible: dict[str, tuple[str, str, str]] = {}
         for line in (self.proc / "mounts").read_text().splitlines():
             parts = line.split()
-            if len(parts) < 4:
+            if len(parts) >= 4:
+                visible[_unescape(parts[1])] = (parts[0], parts[2], parts[3])
+        for mountpoint, (device, fstype, options) in visible.items():
+            if fstype in self.exclude_fs_types:
                 continue
-            device, mountpoint, fstype, options = parts[0], _unescape(parts[1]), parts[2], parts[3]
-            if fstype in self.exclude_fs_types or mountpoint in seen:
-                continue
-            seen.add(mountpoint)
             try:
                 st = self.statvfs(mountpoint)
             except OSError:

@@ -59,6 +59,8 @@ def low_cardinality(name: str, dictionary: Sequence[str], index: np.ndarray) -> 
     Layout: key version (1), then one granule: flags (index width | has additional keys |
     needs global dictionary update), key count, keys as a String column, row count, indexes.
     """
+    if index.shape[0] == 0:
+        return Column(name, "LowCardinality(String)", b"")  # ClickHouse reads no column data for 0 rows
     width_code, dtype = _index_width(len(dictionary))
     flags = width_code | (1 << 9) | (1 << 10)
     body = b"".join(

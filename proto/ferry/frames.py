@@ -85,4 +85,6 @@ def _lz4_open(body: bytes, raw_size: int, max_raw: int) -> bytes:
         raise FrameError(f"lz4 frame is corrupt: {exc}") from None
     if len(raw) != declared or not decompressor.eof:
         raise FrameError(f"lz4 frame holds more or less than the declared {declared} bytes")
+    if decompressor.unused_data:
+        raise FrameError(f"{len(decompressor.unused_data)} bytes follow the lz4 frame of {declared} bytes")
     return raw
