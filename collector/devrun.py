@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", default=".ferry")
     p.add_argument("--collector", default="127.0.0.1:4770")
     p.add_argument("--interval", default="5s")
+    p.add_argument("--collector-metrics", default="127.0.0.1:9470")
+    p.add_argument("--agent-metrics", default="127.0.0.1:9471")
     args = p.parse_args(argv)
     base = Path(args.dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "--listen",
             args.collector,
             "--metrics-listen",
-            "127.0.0.1:9470",
+            args.collector_metrics,
         ],
         start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
     )
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--local-socket",
                 str(base / "agent.sock"),
                 "--metrics-listen",
-                "127.0.0.1:9471",
+                args.agent_metrics,
             ],
             start_new_session=True,
         )
@@ -96,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
             f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n\n"
-            "Self-metrics: http://127.0.0.1:9470/metrics (collector), "
-            "http://127.0.0.1:9471/metrics (agent).\n"
+            f"Self-metrics: http://{args.collector_metrics}/metrics (collector), "
+            f"http://{args.agent_metrics}/metrics (agent).\n"
             "Ctrl-C stops both.\n",
             flush=True,
         )
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstopping agent and collector...", flush=True)
         return 0
+    except (TimeoutError, RuntimeError) as exc:
+        print(f"collector did not start: {exc}", file=sys.stderr)
+        return 1
     finally:
         if agent is not None:
             stop(agent)

@@ -17,7 +17,7 @@ import grpc
 from collector import selfmetrics as m
 from collector.dedup import HighWaterMarks
 from collector.rows import RowBuilder
-from collector.validate import Limits, ValidationError, validate_batch
+from collector.validate import Limits, ValidationError, check_labels, validate_batch
 from collector.writer import Writer
 from ferry.codec import CodecError, decode_metrics, decode_payload
 from ferry.frames import FrameError, FrameLimits, open_frame
@@ -83,6 +83,8 @@ class FramePipeline:
             raise ValidationError(f"resource.agent_id {res.agent_id!r} != frame agent_id {frame.agent_id!r}")
         if not res.host:
             raise ValidationError("resource.host is empty")
+        # resource labels and host are added to every series: held to the same limits
+        check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
         if payload.events or payload.logs:
             raise ValidationError(
                 f"frame carries {len(payload.events)} events and {len(payload.logs)} logs; "

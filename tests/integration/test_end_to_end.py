@@ -166,3 +166,40 @@ def test_cli_exit_codes(running):
         timeout=30,
     )
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
+
+
+def test_reflection_lists_the_services(running):
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    collector, _ = running
+    with grpc.insecure_channel(collector.addr) as ch:
+        services = set(ProtoReflectionDescriptorDatabase(ch).get_services())
+    assert {"ferry.v1.Ingest", "ferry.v1.Query", "grpc.health.v1.Health"} <= services
+
+
+def test_agent_drops_and_counts_frames_the_collector_rejects(running, tmp_path):
+    collector, good = running
+    bad = start_agent(
+        tmp_path,
+        collector.addr,
+        "--interval",
+        "1s",
+        "--batch-max-age",
+        "1s",
+        "--host",
+        "h" * 300,
+        agent_id="rejected-agent",
+    )
+    try:
+        wait_for(lambda: bad.scrape().get("ferry_agent_frames_rejected_total", 0) >= 2, what="rejections")
+        metrics = bad.scrape()
+        assert metrics['ferry_agent_acks_total{status="REJECTED"}'] >= 2
+        assert metrics["ferry_agent_points_dropped_total"] > 0
+        assert metrics["ferry_agent_outbox_frames"] <= 1
+        assert "label value 300 bytes > 256 allowed for 'host'" in bad.output()
+        before = good.scrape()['ferry_agent_acks_total{status="OK"}']
+        wait_for(
+            lambda: good.scrape()['ferry_agent_acks_total{status="OK"}'] > before, what="good agent acks"
+        )
+    finally:
+        bad.stop()

@@ -1,0 +1,81 @@
+"""`make run` as a newcomer uses it: data within seconds, the printed query works, Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import psutil
+
+from tests.conftest import free_port
+from tests.integration.procs import wait_for
+
+
+def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
+    addr = f"127.0.0.1:{free_port()}"
+    log = (tmp_path / "devrun.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector.devrun",
+            "--dir",
+            str(tmp_path / ".ferry"),
+            "--collector",
+            addr,
+            "--interval",
+            "1s",
+            "--collector-metrics",
+            f"127.0.0.1:{free_port()}",
+            "--agent-metrics",
+            f"127.0.0.1:{free_port()}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        wait_for(
+            lambda: "Ferry is running" in (tmp_path / "devrun.log").read_text(), timeout=60, what="the banner"
+        )
+        text = (tmp_path / "devrun.log").read_text()
+        assert "ferry query system.memory.usage --since 1m --format json" in text
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 2
+
+        def query():
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "collector.cli.main",
+                    "query",
+                    "system.memory.usage",
+                    "--since",
+                    "1m",
+                    "--format",
+                    "json",
+                    "--addr",
+                    addr,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            return [orjson.loads(line) for line in out.stdout.splitlines()] if out.returncode == 0 else []
+
+        started = time.monotonic()
+        docs = wait_for(query, timeout=30, what="points from make run")
+        assert time.monotonic() - started < 30
+        assert all(d["points"] for d in docs)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+        assert "stopping agent and collector" in (tmp_path / "devrun.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
