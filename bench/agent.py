@@ -9,15 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
-from bench.procs import collector_process, free_port
-from collector.devrun import stop
+from bench.procs import collector_process
+from collector.devrun import agent_command, free_port, stop
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -37,21 +36,16 @@ def rss_mb(pid: int) -> float:
 def run(cycles: int = 60, warmup: int = 5) -> dict:
     with tempfile.TemporaryDirectory() as tmp, collector_process(Path(tmp)) as addr:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agent.main",
-                "--collector",
+            agent_command(
                 addr,
+                f"127.0.0.1:{free_port()}",
                 "--interval",
                 "1s",
                 "--batch-max-age",
                 "1s",
-                "--metrics-listen",
-                f"127.0.0.1:{free_port()}",
                 "--log-level",
                 "warning",
-            ],
+            ),
             start_new_session=True,
         )
         try:

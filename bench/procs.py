@@ -1,22 +1,15 @@
-"""Real collector processes for benchmarks (the same executables the tests start)."""
+"""Real collector processes for benchmarks (the same executables and command lines as `make run`)."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from collector.devrun import stop, wait_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from collector.devrun import collector_command, free_port, stop, wait_healthy
 
 
 @contextlib.contextmanager
@@ -24,20 +17,7 @@ def collector_process(workdir: Path, *extra: str) -> Iterator[str]:
     addr = f"127.0.0.1:{free_port()}"
     log = (workdir / "collector.log").open("wb")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "collector.main",
-            "--listen",
-            addr,
-            "--store",
-            f"chdb://{workdir / 'store'}",
-            "--metrics-listen",
-            "",
-            "--log-level",
-            "warning",
-            *extra,
-        ],
+        collector_command(addr, workdir / "store", "", "--log-level", "warning", *extra),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

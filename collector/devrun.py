@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,24 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> list[str]:
+    """The command line of a collector on `addr` with an embedded store in `store_dir`."""
+    return [sys.executable, "-m", "collector.main", "--listen", addr, "--store", f"chdb://{store_dir}",
+            "--metrics-listen", metrics, *extra]  # fmt: skip
+
+
+def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
+    """The command line of an agent shipping to `collector`."""
+    return [sys.executable, "-m", "agent.main", "--collector", collector, "--metrics-listen", metrics, *extra]
 
 
 def wait_healthy(addr: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
@@ -54,31 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     base = Path(args.dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    py = sys.executable
     collector = subprocess.Popen(
-        [
-            py,
-            "-m",
-            "collector.main",
-            "--store",
-            f"chdb://{base / 'store'}",
-            "--listen",
-            args.collector,
-            "--metrics-listen",
-            args.collector_metrics,
-        ],
+        collector_command(args.collector, base / "store", args.collector_metrics),
         start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
     )
     agent = None
     try:
         wait_healthy(args.collector, proc=collector)
         agent = subprocess.Popen(
-            [
-                py,
-                "-m",
-                "agent.main",
-                "--collector",
+            agent_command(
                 args.collector,
+                args.agent_metrics,
                 "--interval",
                 args.interval,
                 "--batch-max-age",
@@ -87,12 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 str(base / "spool"),
                 "--local-socket",
                 str(base / "agent.sock"),
-                "--metrics-listen",
-                args.agent_metrics,
-            ],
+            ),
             start_new_session=True,
         )
-        bin_dir = Path(py).parent
+        bin_dir = Path(sys.executable).parent
         print(
             f"\nFerry is running: collector on {args.collector}, agent every {args.interval}, "
             f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"

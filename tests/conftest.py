@@ -3,11 +3,11 @@ store path for the whole session and isolate themselves with a database each."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pytest
 
+from collector.devrun import free_port  # noqa: F401  (re-exported for tests)
 from collector.storage.schema import SchemaOptions
 from collector.storage.store import Store
 
@@ -25,9 +25,3 @@ def store(chdb_dsn):
     yield s
     s.client.command(f"DROP DATABASE IF EXISTS {s.db}")
     s.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.devrun import wait_healthy
-from tests.conftest import free_port
+from collector.devrun import agent_command, collector_command, free_port, wait_healthy
 
 
 @dataclass
@@ -64,18 +63,7 @@ def start_collector(workdir: Path, *extra: str, store: Path | None = None, port:
     addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
     store = store or workdir / "store"
     log = workdir / f"collector-{port}.log"
-    args = [
-        sys.executable,
-        "-m",
-        "collector.main",
-        "--listen",
-        addr,
-        "--store",
-        f"chdb://{store}",
-        "--metrics-listen",
-        metrics,
-        *extra,
-    ]
+    args = collector_command(addr, store, metrics, *extra)
     proc = Proc(_spawn(args, log), log, addr, metrics, args)
     try:
         wait_healthy(addr, timeout_s=60, proc=proc.popen)
@@ -88,20 +76,9 @@ def start_collector(workdir: Path, *extra: str, store: Path | None = None, port:
 def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent") -> Proc:
     metrics = f"127.0.0.1:{free_port()}"
     log = workdir / f"agent-{agent_id}.log"
-    args = [
-        sys.executable,
-        "-m",
-        "agent.main",
-        "--collector",
-        collector,
-        "--agent-id",
-        agent_id,
-        "--metrics-listen",
-        metrics,
-        "--spool",
-        str(workdir / "spool"),
-        *extra,
-    ]
+    args = agent_command(
+        collector, metrics, "--agent-id", agent_id, "--spool", str(workdir / "spool"), *extra
+    )
     proc = Proc(_spawn(args, log), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
     return proc
@@ -126,3 +103,10 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def ferry_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    """Run the `ferry` CLI as a user would; returns the completed process (never raises on status)."""
+    return subprocess.run(
+        [sys.executable, "-m", "collector.cli.main", *args], capture_output=True, text=True, timeout=timeout
+    )

@@ -12,7 +12,7 @@ import orjson
 import psutil
 
 from tests.conftest import free_port
-from tests.integration.procs import wait_for
+from tests.integration.procs import ferry_cli, wait_for
 
 
 def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
@@ -48,23 +48,8 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         assert len(children) == 2
 
         def query():
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "collector.cli.main",
-                    "query",
-                    "system.memory.usage",
-                    "--since",
-                    "1m",
-                    "--format",
-                    "json",
-                    "--addr",
-                    addr,
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
+            out = ferry_cli(
+                "query", "system.memory.usage", "--since", "1m", "--format", "json", "--addr", addr
             )
             return [orjson.loads(line) for line in out.stdout.splitlines()] if out.returncode == 0 else []
 

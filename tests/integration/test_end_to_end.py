@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import grpc
@@ -12,7 +10,7 @@ import psutil
 import pytest
 
 from ferry.v1 import query_pb2, query_pb2_grpc
-from tests.integration.procs import start_agent, start_collector, wait_for
+from tests.integration.procs import ferry_cli, start_agent, start_collector, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +21,11 @@ def running(tmp_path_factory):
     yield collector, agent
     agent.stop()
     collector.stop()
+
+
+def _ok(done):
+    assert done.returncode == 0, done.stderr
+    return done
 
 
 def _query(addr: str, metric: str, agg: str = "last", by=(), since_ms: int = 60_000, step_ms: int = 1000):
@@ -83,24 +86,10 @@ def test_agent_self_metrics_count_acks(running):
 def test_cli_query_and_series_json(running):
     collector, _ = running
     wait_for(lambda: _query(collector.addr, "system.memory.usage").series, what="memory series")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli.main",
-            "query",
-            "system.memory.usage",
-            "--since",
-            "1m",
-            "--format",
-            "json",
-            "--addr",
-            collector.addr,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+    out = _ok(
+        ferry_cli(
+            "query", "system.memory.usage", "--since", "1m", "--format", "json", "--addr", collector.addr
+        )
     ).stdout
     docs = [orjson.loads(line) for line in out.splitlines()]
     assert {d["labels"]["state"] for d in docs} == {
@@ -113,22 +102,10 @@ def test_cli_query_and_series_json(running):
     }
     assert all(d["metric"] == "system.memory.usage" and d["points"] for d in docs)
     assert all(isinstance(t, int) and isinstance(v, float) for d in docs for t, v in d["points"])
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli.main",
-            "series",
-            'system.network.io{direction="receive"}',
-            "--format",
-            "json",
-            "--addr",
-            collector.addr,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
+    out = _ok(
+        ferry_cli(
+            "series", 'system.network.io{direction="receive"}', "--format", "json", "--addr", collector.addr
+        )
     ).stdout
     docs = [orjson.loads(line) for line in out.splitlines()]
     assert docs and all(set(d) == {"metric", "labels"} for d in docs)
@@ -137,34 +114,11 @@ def test_cli_query_and_series_json(running):
 
 def test_cli_exit_codes(running):
     collector, _ = running
-    bad = subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", "query", 'x{a="', "--addr", collector.addr],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    bad = ferry_cli("query", 'x{a="', "--addr", collector.addr)
     assert bad.returncode == 2 and "unterminated string" in bad.stderr
-    server = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "collector.cli.main",
-            "query",
-            'system.cpu.time{state=~"("}',
-            "--addr",
-            collector.addr,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    server = ferry_cli("query", 'system.cpu.time{state=~"("}', "--addr", collector.addr)
     assert server.returncode == 1 and "INVALID_ARGUMENT" in server.stderr and "re2" in server.stderr
-    down = subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", "series", "--addr", "127.0.0.1:1", "--timeout", "2"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    down = ferry_cli("series", "--addr", "127.0.0.1:1", "--timeout", "2")
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr
 
 
