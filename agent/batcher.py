@@ -1,4 +1,4 @@
-"""Cuts accumulated points into payloads and hands them to the outbox as frames.
+"""Cuts accumulated points into payloads and hands them to the sink (the spool's append).
 
 A batch is cut when it holds `max_points` points or its oldest point is `max_age_s` old
 (checked after every collection and on a timer), and once more at shutdown.
@@ -7,10 +7,10 @@ A batch is cut when it holds `max_points` points or its oldest point is `max_age
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from agent import selfmetrics as m
 from agent.accumulator import Accumulator
-from agent.outbox import Outbox
 from ferry.codec import encode_payload
 from ferry.columns import SeriesDef
 from ferry.v1 import payload_pb2
@@ -20,12 +20,12 @@ class Batcher:
     def __init__(
         self,
         resource: payload_pb2.Resource,
-        outbox: Outbox,
+        sink: Callable[[bytes, int], object],
         max_points: int = 20_000,
         max_age_s: float = 10.0,
     ):
         self.resource = resource
-        self.outbox = outbox
+        self.sink = sink
         self.max_points = max_points
         self.max_age_ms = int(max_age_s * 1000)
         self.acc = Accumulator()
@@ -49,5 +49,5 @@ class Batcher:
             return
         batch = self.acc.cut()
         self._opened_ms = None
-        self.outbox.put(encode_payload(self.resource, batch), len(batch))
+        self.sink(encode_payload(self.resource, batch), len(batch))
         m.BATCHES.inc()

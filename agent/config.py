@@ -6,6 +6,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.spool import FSYNC_POLICIES
+from agent.synthetic import parse_spec
 from ferry.config import ConfigError, setting
 from ferry.logs import LEVELS
 
@@ -20,10 +22,23 @@ class AgentConfig:
     )
     interval: float = setting(10.0, "duration", "collection interval", metavar="DUR")
     spool: str = setting(
-        "/var/lib/ferry/spool",
+        "/var/lib/ferry/spool", "str", "spool directory: frames wait here until acked", metavar="DIR"
+    )
+    spool_max_bytes: int = setting(
+        512 * 1024 * 1024,
+        "int",
+        "spool size bound; past it the oldest unacked frames are dropped and counted",
+    )
+    spool_fsync: str = setting(
+        "frame", "choice", "fsync each frame, or at most every spool_fsync_interval", choices=FSYNC_POLICIES
+    )
+    spool_fsync_interval: float = setting(1.0, "duration", "with spool_fsync=interval", metavar="DUR")
+    synthetic: str = setting(
+        "",
         "str",
-        "spool directory (not used yet: frames wait in memory, see docs)",
-        metavar="DIR",
+        "RATE:TOTAL: emit TOTAL ferry_synthetic points at RATE/s "
+        "(0 = unlimited) instead of host metrics; resumes from the spool",
+        metavar="RATE:TOTAL",
     )
     agent_id: str = setting(
         "", "str", "stable agent id (default: /etc/machine-id, else hostname)", metavar="ID"
@@ -46,9 +61,6 @@ class AgentConfig:
     batch_max_age: float = setting(
         10.0, "duration", "cut a frame when its oldest point is this old", metavar="DUR"
     )
-    outbox_max_bytes: int = setting(
-        64 * 1024 * 1024, "int", "compressed bytes of unacked frames kept; oldest dropped past it"
-    )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
     labels: dict = setting({}, "labels", "extra labels on every series (config file only)", flag=False)
 
@@ -57,6 +69,10 @@ class AgentConfig:
             raise ConfigError(f"batch_max_points {self.batch_max_points} must be >= 1")
         if self.send_window < 1:
             raise ConfigError(f"send_window {self.send_window} must be >= 1")
+        if self.spool_max_bytes < 64 * 1024:
+            raise ConfigError(f"spool_max_bytes {self.spool_max_bytes} must be >= 65536")
+        if self.synthetic:
+            parse_spec(self.synthetic)
 
 
 def default_agent_id(machine_id: Path = Path("/etc/machine-id")) -> str:

@@ -1,4 +1,9 @@
-"""`ferry-agent`: collect host metrics every interval, batch, compress and stream to the collector."""
+"""`ferry-agent`: collect host metrics every interval, batch, spool, and stream to the collector.
+
+Threads: collection, batching, compression and spool writes run on one pipeline thread (they
+block on /proc and fsync); the sender runs on the event loop and is woken thread-safely when a
+frame lands in the spool.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import contextlib
 import logging
 import signal
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import start_http_server
 
@@ -17,8 +24,9 @@ from agent.batcher import Batcher
 from agent.collectors.base import Collector
 from agent.collectors.system import SystemCollector
 from agent.config import AgentConfig, default_agent_id
-from agent.outbox import Outbox
 from agent.sender import Sender
+from agent.spool import Spool, SpoolError
+from agent.synthetic import SyntheticSource, parse_spec
 from ferry.config import parse_args
 from ferry.logs import setup
 from ferry.v1 import payload_pb2
@@ -31,59 +39,87 @@ class Agent:
     def __init__(self, cfg: AgentConfig, collectors: list[Collector] | None = None):
         self.cfg = cfg
         self.agent_id = cfg.agent_id or default_agent_id()
-        resource = payload_pb2.Resource(
+        self.resource = payload_pb2.Resource(
             host=cfg.host or socket.gethostname(),
             agent_id=self.agent_id,
             labels=cfg.labels,
             agent_version=__version__,
         )
-        self.outbox = Outbox(self.agent_id, cfg.outbox_max_bytes)
-        self.batcher = Batcher(resource, self.outbox, cfg.batch_max_points, cfg.batch_max_age)
-        self.sender = Sender(self.outbox, cfg.collector, window=cfg.send_window)
-        self.collectors = collectors if collectors is not None else [SystemCollector()]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.spool = Spool(
+            cfg.spool,
+            self.agent_id,
+            cfg.spool_max_bytes,
+            fsync=cfg.spool_fsync,
+            fsync_interval_s=cfg.spool_fsync_interval,
+            on_append=self._wake_sender,
+        )
+        self.sender = Sender(self.spool, cfg.collector, window=cfg.send_window)
+        self.batcher = Batcher(self.resource, self.spool.append, cfg.batch_max_points, cfg.batch_max_age)
+        self.synthetic = None
+        if cfg.synthetic:
+            rate, total = parse_spec(cfg.synthetic)
+            self.synthetic = SyntheticSource(rate, total, self.resource, self.spool, cfg.batch_max_points,
+                                             cfg.batch_max_age)  # fmt: skip
+        default = [] if self.synthetic else [SystemCollector()]
+        self.collectors = collectors if collectors is not None else default
+        self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+
+    def _wake_sender(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.sender.wake.set)
 
     def collect_once(self, time_ms: int) -> None:
+        """One cycle of every collector into the batcher. Runs on the pipeline thread."""
         for collector in self.collectors:
             started = time.perf_counter()
-            points: list = []
             try:
-                collector.collect(time_ms, lambda s, v, _p=points: _p.append((s, v)))
+                collector.collect(time_ms, lambda s, v: self.batcher.add(s, time_ms, v))
             except Exception:
                 m.COLLECT_ERRORS.labels(collector.name).inc()
                 log.exception("collector %s failed", collector.name)
-                continue
             finally:
                 m.COLLECT_SECONDS.labels(collector.name).observe(time.perf_counter() - started)
-            for series, value in points:
-                self.batcher.add(series, time_ms, value)
+        self.batcher.cut_if_due()
 
     async def run(self, stop: asyncio.Event) -> None:
-        sending = asyncio.create_task(self.sender.run(stop_sending := asyncio.Event()))
+        self._loop = loop = asyncio.get_running_loop()
+        stop_sending = asyncio.Event()
+        sending = asyncio.create_task(self.sender.run(stop_sending))
+        producing = threading.Event()
+        synthetic = None
+        if self.synthetic is not None:
+            synthetic = loop.run_in_executor(self.pipeline, self.synthetic.run, producing)
         interval = self.cfg.interval
         tick = min(1.0, interval, self.cfg.batch_max_age)
         next_at = (time.time() // interval + 1) * interval  # aligned to the interval
-        while not stop.is_set():
+        while not stop.is_set() and self.collectors:
             now = time.time()
             if now >= next_at:
-                # a slow cycle skips missed ticks rather than bunching them up
                 cycle_ms = int(next_at * 1000)
+                # a slow cycle skips missed ticks rather than bunching them up
                 next_at += interval * max(1, int((now - next_at) // interval) + 1)
-                await asyncio.to_thread(self.collect_once, cycle_ms)
-            self.batcher.cut_if_due()
+                await loop.run_in_executor(self.pipeline, self.collect_once, cycle_ms)
+            else:
+                await loop.run_in_executor(self.pipeline, self.batcher.cut_if_due)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
-        self.batcher.cut()
-        pending = len(self.outbox)
-        log.info("stopping: %d frames to deliver (up to %.0fs)", pending, DRAIN_TIMEOUT_S)
+        await stop.wait()
+        producing.set()
+        if synthetic is not None:
+            await synthetic
+        await loop.run_in_executor(self.pipeline, self.batcher.cut)
+        log.info("stopping: %d frames to deliver (up to %.0fs)", len(self.spool), DRAIN_TIMEOUT_S)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while len(self.outbox) and time.monotonic() < deadline:
+        while len(self.spool) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         stop_sending.set()
         await sending
-        if len(self.outbox):
-            log.warning(
-                "exiting with %d unacked frames (%d bytes) not delivered", len(self.outbox), self.outbox.bytes
-            )
+        self.pipeline.shutdown(wait=True)
+        self.spool.close()
+        if len(self.spool):
+            log.warning("%d unacked frames (%d bytes) stay in the spool for the next start",
+                        len(self.spool), self.spool.bytes)  # fmt: skip
 
 
 async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
@@ -95,14 +131,9 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     if cfg.metrics_listen:
         host, _, port = cfg.metrics_listen.rpartition(":")
         start_http_server(int(port), addr=host.strip("[]"))
-    log.info(
-        "agent %s (id %s) every %.3gs to %s, metrics %s",
-        __version__,
-        agent.agent_id,
-        cfg.interval,
-        ",".join(cfg.collector),
-        cfg.metrics_listen or "off",
-    )
+    what = f"synthetic {cfg.synthetic}" if cfg.synthetic else f"every {cfg.interval:.3g}s"
+    log.info("agent %s (id %s) %s to %s, spool %s, metrics %s", __version__, agent.agent_id, what,
+             ",".join(cfg.collector), cfg.spool, cfg.metrics_listen or "off")  # fmt: skip
     await agent.run(stop)
     log.info("stopped")
 
@@ -115,9 +146,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(cfg))
+        runner = asyncio.run
     else:
-        uvloop.run(serve(cfg))
+        runner = uvloop.run
+    try:
+        runner(serve(cfg))
+    except (SpoolError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -13,16 +13,26 @@ COLLECT_SECONDS = Histogram(
 COLLECT_ERRORS = Counter("ferry_agent_collect_errors", "Collector runs that failed", ["collector"])
 POINTS = Counter("ferry_agent_points", "Metric points collected")
 BATCHES = Counter("ferry_agent_batches", "Batches cut into frames")
-FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames put in the outbox")
+FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames written to the spool")
 FRAMES_SENT = Counter("ferry_agent_frames_sent", "Frames written to a collector stream (resends included)")
 BYTES_SENT = Counter("ferry_agent_bytes_sent", "Frame payload bytes written to collector streams")
 ACKS = Counter("ferry_agent_acks", "Acks received, by status", ["status"])
 FRAMES_REJECTED = Counter("ferry_agent_frames_rejected", "Frames the collector rejected as invalid (dropped)")
-FRAMES_DROPPED = Counter("ferry_agent_frames_dropped", "Frames dropped unsent because the outbox was full")
-POINTS_DROPPED = Counter(
-    "ferry_agent_points_dropped", "Points in frames dropped unsent (outbox full or rejected)"
-)
-OUTBOX_FRAMES = Gauge("ferry_agent_outbox_frames", "Frames waiting for an ack")
-OUTBOX_BYTES = Gauge("ferry_agent_outbox_bytes", "Compressed bytes waiting for an ack")
+POINTS_REJECTED = Counter("ferry_agent_points_rejected", "Points in frames the collector rejected as invalid")
 CONNECTED = Gauge("ferry_agent_connected", "1 while a stream to a collector is open")
 RECONNECTS = Counter("ferry_agent_reconnects", "Streams that ended and were reopened")
+SPOOL_FRAMES = Gauge("ferry_agent_spool_frames", "Frames in the spool waiting for an ack")
+SPOOL_BYTES = Gauge("ferry_agent_spool_bytes", "Bytes of spool segments holding unacked frames")
+SPOOL_DROPPED_FRAMES = Counter(
+    "ferry_agent_spool_dropped_frames", "Unacked frames dropped because the spool exceeded its bound"
+)
+SPOOL_DROPPED_POINTS = Counter(
+    "ferry_agent_spool_dropped_points", "Points in frames dropped because the spool exceeded its bound"
+)
+SPOOL_TORN_BYTES = Counter(
+    "ferry_agent_spool_torn_bytes", "Bytes of torn or corrupt records cut from the spool"
+)
+BACKPRESSURE = Counter(
+    "ferry_agent_backpressure", "Times a collector answered RESOURCE_EXHAUSTED (retry later)"
+)
+SYNTHETIC_POINTS = Counter("ferry_agent_synthetic_points", "Points the synthetic source produced in this run")

@@ -1,9 +1,10 @@
-"""Streams outbox frames to a collector and applies its acks.
+"""Streams spooled frames to a collector and applies its acks to the spool.
 
-One bidi `Ingest.Stream` at a time with at most `window` unacked frames in flight. Acks come in
-order: OK/DUPLICATE delete the frame, REJECTED with INVALID_ARGUMENT drops and counts it,
-RESOURCE_EXHAUSTED ends the stream and waits `retry_after_ms`. Any stream failure reconnects
-(next address, exponential backoff with full jitter) and resends every unacked frame in order.
+One bidi `Ingest.Stream` at a time with at most `window` unacked frames in flight, sent in spool
+order. Acks come in the same order: OK and DUPLICATE remove the frame from the spool; REJECTED
+with INVALID_ARGUMENT removes it too and counts it (it can never succeed); RESOURCE_EXHAUSTED
+ends the stream and waits `retry_after_ms`. Any failure reconnects (next address, exponential
+backoff with full jitter, capped) and resends every unacked frame in order.
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ import contextlib
 import logging
 import random
 from collections import deque
+from typing import NamedTuple
 
 import grpc
 
 from agent import selfmetrics as m
-from agent.outbox import Outbox
+from agent.spool import Spool
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
 
 
 class ProtocolError(Exception):
@@ -34,23 +37,31 @@ class RetryLater(Exception):
         self.delay_s = delay_s
 
 
+class InFlight(NamedTuple):
+    pos: int
+    epoch: int
+    seq: int
+    points: int
+
+
 class Sender:
     def __init__(
         self,
-        outbox: Outbox,
+        spool: Spool,
         addresses: list[str],
         window: int = 32,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 10.0,
     ):
-        self.outbox = outbox
+        self.spool = spool
         self.addresses = addresses
         self.window = window
         self.base = backoff_base_s
         self.cap = backoff_cap_s
-        self.connected = asyncio.Event()
+        self.wake = asyncio.Event()  # set (thread-safely, by the spool's owner) when a frame is appended
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set and nothing is in flight."""
         attempt, index = 0, 0
         while not stop.is_set():
             address = self.addresses[index % len(self.addresses)]
@@ -59,7 +70,8 @@ class Sender:
                 await self._session(address, stop)
                 attempt = 0
             except RetryLater as exc:
-                log.warning("collector %s asks to retry later: %s", address, exc)
+                m.BACKPRESSURE.inc()
+                log.warning("collector %s asks to retry in %.1fs: %s", address, exc.delay_s, exc)
                 delay = exc.delay_s
             except (grpc.aio.AioRpcError, ProtocolError, OSError) as exc:
                 code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
@@ -67,7 +79,6 @@ class Sender:
                 log.warning("stream to %s failed: %s %s", address, code, details)
                 index += 1
             finally:
-                self.connected.clear()
                 m.CONNECTED.set(0)
             if stop.is_set():
                 break
@@ -79,9 +90,9 @@ class Sender:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def _session(self, address: str, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
             call = ingest_pb2_grpc.IngestStub(channel).Stream()
-            inflight: deque[int] = deque()
+            inflight: deque[InFlight] = deque()
             room = asyncio.Event()
             room.set()
             writer = asyncio.create_task(self._write(call, inflight, room, stop))
@@ -93,46 +104,44 @@ class Sender:
                 with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.UsageError):
                     await writer
 
-    async def _write(self, call, inflight: deque[int], room: asyncio.Event, stop: asyncio.Event) -> None:
+    async def _write(self, call, inflight: deque[InFlight], room: asyncio.Event, stop: asyncio.Event) -> None:
         last_sent = 0
         while True:
             while len(inflight) >= self.window:
                 room.clear()
                 await room.wait()
-            frame = self.outbox.next_after(last_sent)
-            if frame is None:
+            self.wake.clear()
+            got = self.spool.next_after(last_sent)
+            if got is None:
                 if stop.is_set() and not inflight:
                     await call.done_writing()
                     return
-                waiter = asyncio.create_task(self.outbox.changed())
-                stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait((waiter, stopper), timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
+                waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
+                await asyncio.wait(waiters, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
                 continue
-            inflight.append(frame.seq)
-            last_sent = frame.seq
+            pos, frame = got
+            inflight.append(InFlight(pos, frame.epoch, frame.seq, frame.point_count))
+            last_sent = pos
             await call.write(frame)
+            m.CONNECTED.set(1)
             m.FRAMES_SENT.inc()
             m.BYTES_SENT.inc(len(frame.payload))
 
-    async def _read(self, call, inflight: deque[int], room: asyncio.Event, address: str) -> None:
-        first = True
+    async def _read(self, call, inflight: deque[InFlight], room: asyncio.Event, address: str) -> None:
         async for ack in call:
-            if first:
-                self.connected.set()
-                m.CONNECTED.set(1)
-                first = False
             m.ACKS.labels(ingest_pb2.AckStatus.Name(ack.status)).inc()
-            if not inflight or inflight[0] != ack.seq:
-                raise ProtocolError(f"ack for seq {ack.seq} out of order (expected {list(inflight)[:1]})")
+            head = inflight[0] if inflight else None
+            if head is None or (head.epoch, head.seq) != (ack.epoch, ack.seq):
+                raise ProtocolError(f"ack for {ack.epoch}:{ack.seq} out of order (expected {head})")
             if ack.status == ingest_pb2.REJECTED and ack.code == _RESOURCE_EXHAUSTED:
-                raise RetryLater(max(ack.retry_after_ms, 100) / 1000, ack.message)
+                raise RetryLater(max(ack.retry_after_ms, 50) / 1000, ack.message)
             inflight.popleft()
             room.set()
-            frame = self.outbox.ack(ack.seq)
+            self.spool.ack(head.pos)
             if ack.status == ingest_pb2.REJECTED:
                 m.FRAMES_REJECTED.inc()
-                if frame is not None:
-                    m.POINTS_DROPPED.inc(frame.point_count)
-                log.error("collector %s rejected frame %d (dropped): %s", address, ack.seq, ack.message)
+                m.POINTS_REJECTED.inc(head.points)
+                log.error("collector %s rejected frame %d:%d (%d points dropped): %s", address, head.epoch,
+                          head.seq, head.points, ack.message)  # fmt: skip

@@ -7,26 +7,30 @@ import time
 
 from agent.batcher import Batcher
 from agent.collectors.system import SystemCollector
-from agent.outbox import Outbox
+from ferry.frames import pack_frame
 from ferry.v1 import payload_pb2
 
 
-def wire_bytes_per_point(cycles_per_frame: int, frames: int = 5, interval_ms: int = 10_000) -> dict:
+def wire_bytes_per_point(cycles_per_frame: int, frame_count: int = 5, interval_ms: int = 10_000) -> dict:
     collector = SystemCollector()
-    outbox = Outbox("bench-agent", max_bytes=1 << 40)
+    frames: list = []
     resource = payload_pb2.Resource(host="bench-host", agent_id="bench-agent", agent_version="bench")
-    batcher = Batcher(resource, outbox, max_points=10**9, max_age_s=1e9)
+
+    def sink(payload: bytes, n: int) -> None:
+        frames.append(pack_frame("bench-agent", 1, len(frames) + 1, payload, n))
+
+    batcher = Batcher(resource, sink, max_points=10**9, max_age_s=1e9)
     t = int(time.time() * 1000)
     collector.collect(t - interval_ms, lambda s, v: None)  # prime rates, as a running agent would be
     points = 0
-    for _ in range(frames):
+    for _ in range(frame_count):
         for _ in range(cycles_per_frame):
             collector.collect(t, lambda s, v, t=t: batcher.add(s, t, v))
             t += interval_ms
         points += len(batcher.acc)
         batcher.cut()
-    sizes = [f.ByteSize() for f in outbox._frames.values()]
-    raw = sum(f.raw_size for f in outbox._frames.values())
+    sizes = [f.ByteSize() for f in frames]
+    raw = sum(f.raw_size for f in frames)
     return {
         "cycles_per_frame": cycles_per_frame,
         "points": points,

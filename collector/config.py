@@ -27,6 +27,14 @@ class CollectorConfig:
     writers: int = setting(2, "int", "threads running store inserts")
     max_frame_bytes: int = setting(DEFAULT_MAX_FRAME_BYTES, "int", "largest compressed frame payload")
     max_raw_bytes: int = setting(DEFAULT_MAX_RAW_BYTES, "int", "largest decompressed payload")
+    max_pending_bytes: int = setting(
+        256 * 1024 * 1024, "int", "bound on frames accepted and not yet written (backpressure past it)"
+    )
+    max_streams: int = setting(1024, "int", "ingest streams open at once")
+    retry_after_ms: int = setting(500, "int", "base delay a refused agent is told to wait (plus jitter)")
+    drain_timeout: float = setting(
+        30.0, "duration", "on SIGTERM, how long to finish frames already taken", metavar="DUR"
+    )
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
     dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
 

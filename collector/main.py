@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from collector import __version__
+from collector.budget import Budget
 from collector.config import CollectorConfig
 from collector.ingest import IngestService
 from collector.ingest import register as register_ingest
@@ -55,7 +56,10 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ],
     )
-    register_ingest(IngestService(pipeline, writers), server)
+    ingest = IngestService(
+        pipeline, writers, Budget(cfg.max_pending_bytes), cfg.max_streams, cfg.retry_after_ms
+    )
+    register_ingest(ingest, server)
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -78,10 +82,11 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("stopping: draining streams")
+    log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    await server.stop(grace=10)
+    await ingest.drain(cfg.drain_timeout)
+    await server.stop(grace=1)
     writers.shutdown(wait=True)
     stores.close_all()
     bootstrap.close()

@@ -17,3 +17,9 @@ STREAMS = Gauge("ferry_collector_streams", "Open ingest streams")
 QUERIES = Counter(
     "ferry_collector_queries", "Query RPCs answered, by method and outcome", ["method", "outcome"]
 )
+PENDING_BYTES = Gauge(
+    "ferry_collector_pending_bytes", "Estimated bytes of frames accepted and not yet answered"
+)
+BACKPRESSURE = Counter(
+    "ferry_collector_backpressure", "Frames or streams refused with RESOURCE_EXHAUSTED", ["reason"]
+)

@@ -148,8 +148,8 @@ def test_agent_drops_and_counts_frames_the_collector_rejects(running, tmp_path):
         wait_for(lambda: bad.scrape().get("ferry_agent_frames_rejected_total", 0) >= 2, what="rejections")
         metrics = bad.scrape()
         assert metrics['ferry_agent_acks_total{status="REJECTED"}'] >= 2
-        assert metrics["ferry_agent_points_dropped_total"] > 0
-        assert metrics["ferry_agent_outbox_frames"] <= 1
+        assert metrics["ferry_agent_points_rejected_total"] > 0
+        assert metrics["ferry_agent_spool_frames"] <= 1
         assert "label value 300 bytes > 256 allowed for 'host'" in bad.output()
         before = good.scrape()['ferry_agent_acks_total{status="OK"}']
         wait_for(

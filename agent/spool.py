@@ -1,0 +1,337 @@
+"""The agent's spool: frames on disk from the moment they are accepted until the collector acks them.
+
+Layout under the spool directory:
+  segments/<id:020d>.seg   append-only records: header (magic, body length, crc32, mark) + a Frame
+  cursor                   "<segment id> <offset> <mark>": where the first unacked record starts
+
+Acks arrive in spool order (the sender sends in order and acks come in order), so the acked
+frames are always a prefix: the cursor is the whole ack state. A crash can leave the cursor
+behind (acked frames are resent and the collector answers DUPLICATE) but never ahead, because
+the cursor is made durable before any segment is deleted. A torn tail (a record cut short by
+SIGKILL or power loss, or failing its checksum) is cut off on open; nothing before it is lost.
+
+Past `max_bytes` the oldest segment is dropped and its unacked frames counted as dropped. A
+record's `mark` is a number the producer chooses (the synthetic source's progress); the spool
+remembers the highest mark ever appended, across restarts, even after the record is gone.
+
+Thread-safe: the pipeline thread appends, the sender (event loop) reads and acks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent import selfmetrics as m
+from ferry.frames import pack_frame
+from ferry.v1 import ingest_pb2
+
+log = logging.getLogger("ferry.agent.spool")
+
+MAGIC = b"FRY1"
+HEADER = struct.Struct("<4sIIQ")  # magic, body length, crc32(mark + body), mark
+MAX_RECORD = 256 * 1024 * 1024
+FSYNC_POLICIES = ("frame", "interval")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    pos: int  # position in this process's view of the spool: increases with every record
+    segment: int
+    offset: int
+    length: int  # header + body
+    epoch: int
+    seq: int
+    points: int
+    mark: int
+
+
+class SpoolError(RuntimeError):
+    pass
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: str | Path,
+        agent_id: str,
+        max_bytes: int = 512 * 1024 * 1024,
+        segment_bytes: int = 8 * 1024 * 1024,
+        fsync: str = "frame",
+        fsync_interval_s: float = 1.0,
+        on_append: Callable[[], None] | None = None,
+    ):
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"spool fsync policy {fsync!r} is not one of {', '.join(FSYNC_POLICIES)}")
+        self.dir = Path(directory)
+        self.segments_dir = self.dir / "segments"
+        self.agent_id = agent_id
+        self.max_bytes = max_bytes
+        self.segment_bytes = max(4096, min(segment_bytes, max_bytes // 4))
+        self.fsync = fsync
+        self.fsync_interval_s = fsync_interval_s
+        self.on_append = on_append
+        self.epoch = secrets.randbits(64) or 1  # new per open: seq restarts safely at 1
+        self._next_seq = 1
+        self._lock = threading.RLock()
+        self._entries: deque[Entry] = deque()
+        self._seg_bytes: dict[int, int] = {}  # live segment id -> bytes from its first live record to its end
+        self._next_pos = 1
+        self._mark = 0
+        self._writer = None
+        self._writer_seg = 0
+        self._last_sync = time.monotonic()
+        self.segments_dir.mkdir(parents=True, exist_ok=True)
+        self._open()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        cur_seg, cur_off, self._mark = self._read_cursor()
+        segs = sorted(int(p.stem) for p in self.segments_dir.glob("*.seg") if p.stem.isdigit())
+        for seg in segs:
+            path = self._path(seg)
+            if seg < cur_seg:
+                path.unlink()  # fully acked before the last stop
+                continue
+            start = cur_off if seg == cur_seg else 0
+            self._scan(seg, start)
+        last = max(segs, default=0)
+        self._writer_seg = max(last, cur_seg) + 1  # never append to a segment written by an earlier process
+        m.SPOOL_FRAMES.set(len(self._entries))
+        m.SPOOL_BYTES.set(self.bytes)
+        if self._entries:
+            log.info(
+                "spool %s: %d unacked frames (%d bytes) to resend", self.dir, len(self._entries), self.bytes
+            )
+
+    def _scan(self, seg: int, start: int) -> None:
+        path = self._path(seg)
+        data = path.read_bytes()
+        offset = start
+        while offset < len(data):
+            entry = self._parse(seg, data, offset)
+            if entry is None:
+                torn = len(data) - offset
+                log.warning(
+                    "spool segment %s: cutting %d bytes of torn or corrupt tail at offset %d",
+                    path.name,
+                    torn,
+                    offset,
+                )
+                m.SPOOL_TORN_BYTES.inc(torn)
+                with path.open("r+b") as fh:
+                    fh.truncate(offset)
+                    os.fsync(fh.fileno())
+                break
+            self._entries.append(entry)
+            self._seg_bytes[seg] = self._seg_bytes.get(seg, 0) + entry.length
+            self._mark = max(self._mark, entry.mark)
+            offset += entry.length
+        if seg not in self._seg_bytes:
+            path.unlink()  # nothing live in it
+
+    def _parse(self, seg: int, data: bytes, offset: int) -> Entry | None:
+        if offset + HEADER.size > len(data):
+            return None
+        magic, length, crc, mark = HEADER.unpack_from(data, offset)
+        end = offset + HEADER.size + length
+        if magic != MAGIC or length > MAX_RECORD or end > len(data):
+            return None
+        body = data[offset + HEADER.size : end]
+        if zlib.crc32(body, zlib.crc32(struct.pack("<Q", mark))) != crc:
+            return None
+        frame = ingest_pb2.Frame()
+        try:
+            frame.ParseFromString(body)
+        except Exception:
+            return None
+        entry = Entry(
+            self._next_pos, seg, offset, end - offset, frame.epoch, frame.seq, frame.point_count, mark
+        )
+        self._next_pos += 1
+        return entry
+
+    def _read_cursor(self) -> tuple[int, int, int]:
+        try:
+            seg, off, mark = (int(x) for x in (self.dir / "cursor").read_text().split())
+        except FileNotFoundError:
+            return 0, 0, 0
+        except ValueError as exc:
+            raise SpoolError(f"spool cursor {self.dir / 'cursor'} is unreadable: {exc}") from None
+        return seg, off, mark
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def append(self, payload: bytes, point_count: int, mark: int = 0) -> ingest_pb2.Frame:
+        """Pack `payload` as the next frame of this epoch and make it durable (per the fsync policy)."""
+        with self._lock:
+            frame = pack_frame(self.agent_id, self.epoch, self._next_seq, payload, point_count)
+            body = frame.SerializeToString()
+            crc = zlib.crc32(body, zlib.crc32(struct.pack("<Q", mark)))
+            record = HEADER.pack(MAGIC, len(body), crc, mark) + body
+            fh = self._segment_for(len(record))
+            offset = fh.tell()
+            fh.write(record)
+            fh.flush()
+            now = time.monotonic()
+            if self.fsync == "frame" or now - self._last_sync >= self.fsync_interval_s:
+                os.fsync(fh.fileno())
+                self._last_sync = now
+            self._next_seq += 1
+            entry = Entry(self._next_pos, self._writer_seg, offset, len(record), frame.epoch, frame.seq,
+                          point_count, mark)  # fmt: skip
+            self._next_pos += 1
+            self._entries.append(entry)
+            self._seg_bytes[self._writer_seg] = self._seg_bytes.get(self._writer_seg, 0) + len(record)
+            self._mark = max(self._mark, mark)
+            m.FRAMES_QUEUED.inc()
+            self._enforce_bound()
+            self._gauges()
+        if self.on_append is not None:
+            self.on_append()
+        return frame
+
+    def _segment_for(self, size: int):
+        if (
+            self._writer is not None
+            and self._writer.tell() + size > self.segment_bytes
+            and self._writer.tell()
+        ):
+            self._writer.close()
+            self._writer = None
+            self._writer_seg += 1
+        if self._writer is None:
+            self._writer = self._path(self._writer_seg).open("ab")
+            if self.fsync == "frame":
+                _fsync_dir(self.segments_dir)
+        return self._writer
+
+    def _enforce_bound(self) -> None:
+        while self.bytes > self.max_bytes and len(self._seg_bytes) > 1:
+            oldest = min(self._seg_bytes)
+            dropped = [e for e in self._entries if e.segment == oldest]
+            if not dropped:  # an emptied segment the writer has rolled past
+                self._seg_bytes.pop(oldest)
+                self._path(oldest).unlink(missing_ok=True)
+                continue
+            self._forget_through(dropped[-1])
+            m.SPOOL_DROPPED_FRAMES.inc(len(dropped))
+            m.SPOOL_DROPPED_POINTS.inc(sum(e.points for e in dropped))
+            log.warning(
+                "spool over %d bytes: dropped %d unsent frames (%d points) of segment %d",
+                self.max_bytes,
+                len(dropped),
+                sum(e.points for e in dropped),
+                oldest,
+            )
+
+    # -- reading and acking -----------------------------------------------------------------
+
+    def next_after(self, pos: int) -> tuple[int, ingest_pb2.Frame] | None:
+        """The oldest live frame whose position is greater than `pos`, read back from disk."""
+        with self._lock:
+            entry = self._at(max(pos + 1, self._entries[0].pos) if self._entries else pos + 1)
+            if entry is None:
+                return None
+            if self._writer is not None and entry.segment == self._writer_seg:
+                self._writer.flush()
+            with self._path(entry.segment).open("rb") as fh:
+                fh.seek(entry.offset + HEADER.size)
+                body = fh.read(entry.length - HEADER.size)
+        frame = ingest_pb2.Frame()
+        frame.ParseFromString(body)
+        return entry.pos, frame
+
+    def ack(self, pos: int) -> Entry | None:
+        """Forget the frame at `pos` and everything before it (acks come in order)."""
+        with self._lock:
+            entry = self._at(pos)
+            if entry is None:
+                return None  # already gone (dropped past the bound)
+            self._forget_through(entry)
+            self._gauges()
+            return entry
+
+    def _forget_through(self, last: Entry) -> None:
+        while self._entries and self._entries[0].pos <= last.pos:
+            e = self._entries.popleft()
+            self._seg_bytes[e.segment] -= e.length
+        done = [
+            s for s in self._seg_bytes if s < last.segment or (s == last.segment and self._seg_bytes[s] == 0)
+        ]
+        if self._entries:
+            first = self._entries[0]
+            cursor = (first.segment, first.offset)
+        else:
+            cursor = (last.segment, last.offset + last.length)
+        if done and cursor[0] == last.segment and last.segment in done and last.segment == self._writer_seg:
+            done.remove(last.segment)  # the active segment stays open for appends
+        # durable before any deletion, so a crash can never leave the cursor ahead of the data
+        self._write_cursor(*cursor, durable=bool(done))
+        for seg in done:
+            self._seg_bytes.pop(seg, None)
+            self._path(seg).unlink(missing_ok=True)
+
+    def _write_cursor(self, seg: int, offset: int, durable: bool) -> None:
+        tmp = self.dir / "cursor.tmp"
+        with tmp.open("w") as fh:
+            fh.write(f"{seg} {offset} {self._mark}\n")
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / "cursor")
+        if durable:
+            _fsync_dir(self.dir)
+
+    def _at(self, pos: int) -> Entry | None:
+        """Positions are contiguous (appends at the back, removal only at the front): O(1) lookup."""
+        if not self._entries:
+            return None
+        index = pos - self._entries[0].pos
+        return self._entries[index] if 0 <= index < len(self._entries) else None
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def mark(self) -> int:
+        return self._mark
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._seg_bytes.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _gauges(self) -> None:
+        m.SPOOL_FRAMES.set(len(self._entries))
+        m.SPOOL_BYTES.set(self.bytes)
+
+    def _path(self, seg: int) -> Path:
+        return self.segments_dir / f"{seg:020d}.seg"
+
+    def close(self) -> None:
+        with self._lock:
+            if self._writer is not None:
+                self._writer.flush()
+                os.fsync(self._writer.fileno())
+                self._writer.close()
+                self._writer = None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
