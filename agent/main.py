@@ -59,8 +59,9 @@ class Agent:
         self.synthetic = None
         if cfg.synthetic:
             rate, total = parse_spec(cfg.synthetic)
-            self.synthetic = SyntheticSource(rate, total, self.resource, self.spool, cfg.batch_max_points,
-                                             cfg.batch_max_age)  # fmt: skip
+            self.synthetic = SyntheticSource(
+                rate, total, self.resource, self.spool, cfg.batch_max_points, cfg.batch_max_age
+            )
         default = [] if self.synthetic else [SystemCollector()]
         self.collectors = collectors if collectors is not None else default
         self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
@@ -118,8 +119,11 @@ class Agent:
         self.pipeline.shutdown(wait=True)
         self.spool.close()
         if len(self.spool):
-            log.warning("%d unacked frames (%d bytes) stay in the spool for the next start",
-                        len(self.spool), self.spool.bytes)  # fmt: skip
+            log.warning(
+                "%d unacked frames (%d bytes) stay in the spool for the next start",
+                len(self.spool),
+                self.spool.bytes,
+            )
 
 
 async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
@@ -132,8 +136,15 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
         host, _, port = cfg.metrics_listen.rpartition(":")
         start_http_server(int(port), addr=host.strip("[]"))
     what = f"synthetic {cfg.synthetic}" if cfg.synthetic else f"every {cfg.interval:.3g}s"
-    log.info("agent %s (id %s) %s to %s, spool %s, metrics %s", __version__, agent.agent_id, what,
-             ",".join(cfg.collector), cfg.spool, cfg.metrics_listen or "off")  # fmt: skip
+    log.info(
+        "agent %s (id %s) %s to %s, spool %s, metrics %s",
+        __version__,
+        agent.agent_id,
+        what,
+        ",".join(cfg.collector),
+        cfg.spool,
+        cfg.metrics_listen or "off",
+    )
     await agent.run(stop)
     log.info("stopped")
 

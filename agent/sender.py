@@ -143,5 +143,11 @@ class Sender:
             if ack.status == ingest_pb2.REJECTED:
                 m.FRAMES_REJECTED.inc()
                 m.POINTS_REJECTED.inc(head.points)
-                log.error("collector %s rejected frame %d:%d (%d points dropped): %s", address, head.epoch,
-                          head.seq, head.points, ack.message)  # fmt: skip
+                log.error(
+                    "collector %s rejected frame %d:%d (%d points dropped): %s",
+                    address,
+                    head.epoch,
+                    head.seq,
+                    head.points,
+                    ack.message,
+                )

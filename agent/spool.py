@@ -188,8 +188,16 @@ class Spool:
                 os.fsync(fh.fileno())
                 self._last_sync = now
             self._next_seq += 1
-            entry = Entry(self._next_pos, self._writer_seg, offset, len(record), frame.epoch, frame.seq,
-                          point_count, mark)  # fmt: skip
+            entry = Entry(
+                self._next_pos,
+                self._writer_seg,
+                offset,
+                len(record),
+                frame.epoch,
+                frame.seq,
+                point_count,
+                mark,
+            )
             self._next_pos += 1
             self._entries.append(entry)
             self._seg_bytes[self._writer_seg] = self._seg_bytes.get(self._writer_seg, 0) + len(record)

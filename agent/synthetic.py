@@ -41,8 +41,15 @@ def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:
 
 
 class SyntheticSource:
-    def __init__(self, rate: float, total: int, resource: payload_pb2.Resource, spool: Spool,
-                 frame_points: int = 20_000, max_age_s: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        rate: float,
+        total: int,
+        resource: payload_pb2.Resource,
+        spool: Spool,
+        frame_points: int = 20_000,
+        max_age_s: float = 1.0,
+    ):
         self.rate, self.total = rate, total
         self.resource = resource
         self.spool = spool

@@ -23,6 +23,7 @@ class Budget:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._used = 0
+        self.high_water = 0
         self._lock = threading.Lock()
 
     def try_acquire(self, cost: int) -> bool:
@@ -32,6 +33,9 @@ class Budget:
                 return False
             self._used += cost
             m.PENDING_BYTES.set(self._used)
+            if self._used > self.high_water:
+                self.high_water = self._used
+                m.PENDING_BYTES_MAX.set(self._used)
             return True
 
     def release(self, cost: int) -> None:

@@ -27,8 +27,18 @@ def free_port() -> int:
 
 def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> list[str]:
     """The command line of a collector on `addr` with an embedded store in `store_dir`."""
-    return [sys.executable, "-m", "collector.main", "--listen", addr, "--store", f"chdb://{store_dir}",
-            "--metrics-listen", metrics, *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "collector.main",
+        "--listen",
+        addr,
+        "--store",
+        f"chdb://{store_dir}",
+        "--metrics-listen",
+        metrics,
+        *extra,
+    ]
 
 
 def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:

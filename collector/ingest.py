@@ -37,8 +37,14 @@ def status_of(code: int) -> grpc.StatusCode:
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, pipeline: FramePipeline, executor: Executor, budget: Budget | None = None,
-                 max_streams: int = 1024, retry_after_ms: int = 500):  # fmt: skip
+    def __init__(
+        self,
+        pipeline: FramePipeline,
+        executor: Executor,
+        budget: Budget | None = None,
+        max_streams: int = 1024,
+        retry_after_ms: int = 500,
+    ):
         self.pipeline = pipeline
         self.executor = executor
         self.budget = budget or Budget(256 * 1024 * 1024)
@@ -52,12 +58,14 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         m.BACKPRESSURE.labels("pending_bytes").inc()
         m.FRAMES.labels("RESOURCE_EXHAUSTED").inc()
         return ingest_pb2.Ack(
-            seq=frame.seq, epoch=frame.epoch, status=ingest_pb2.REJECTED,
+            seq=frame.seq,
+            epoch=frame.epoch,
+            status=ingest_pb2.REJECTED,
             code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
             retry_after_ms=self.retry_after_ms + random.randrange(self.retry_after_ms + 1),
             message=f"write queue full: {self.budget.used} bytes pending + {cost} for this frame "
-                    f"> {self.budget.max_bytes} allowed; retry later",
-        )  # fmt: skip
+            f"> {self.budget.max_bytes} allowed; retry later",
+        )
 
     def Push(self, request: ingest_pb2.Frame, context: grpc.ServicerContext) -> ingest_pb2.Ack:
         if self.draining:
@@ -107,8 +115,15 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     self.in_progress -= 1
                     self.budget.release(cost)
                 if ack.status == ingest_pb2.REJECTED:
-                    log.warning("rejected frame %s:%d:%d from %s: %s: %s", frame.agent_id, frame.epoch,
-                                frame.seq, peer, status_of(ack.code).name, ack.message)  # fmt: skip
+                    log.warning(
+                        "rejected frame %s:%d:%d from %s: %s: %s",
+                        frame.agent_id,
+                        frame.epoch,
+                        frame.seq,
+                        peer,
+                        status_of(ack.code).name,
+                        ack.message,
+                    )
                 yield ack
         finally:
             self.streams -= 1

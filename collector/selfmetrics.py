@@ -20,6 +20,7 @@ QUERIES = Counter(
 PENDING_BYTES = Gauge(
     "ferry_collector_pending_bytes", "Estimated bytes of frames accepted and not yet answered"
 )
+PENDING_BYTES_MAX = Gauge("ferry_collector_pending_bytes_max", "Highest ferry_collector_pending_bytes so far")
 BACKPRESSURE = Counter(
     "ferry_collector_backpressure", "Frames or streams refused with RESOURCE_EXHAUSTED", ["reason"]
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -77,7 +78,7 @@ def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-
     metrics = f"127.0.0.1:{free_port()}"
     log = workdir / f"agent-{agent_id}.log"
     args = agent_command(
-        collector, metrics, "--agent-id", agent_id, "--spool", str(workdir / "spool"), *extra
+        collector, metrics, "--agent-id", agent_id, "--spool", str(workdir / f"spool-{agent_id}"), *extra
     )
     proc = Proc(_spawn(args, log), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
@@ -110,3 +111,41 @@ def ferry_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "collector.cli.main", *args], capture_output=True, text=True, timeout=timeout
     )
+
+
+def synthetic_stored(addr: str, window_ms: int = 3_600_000) -> tuple[float, float]:
+    """(count, sum) of all ferry_synthetic points stored in the last hour."""
+    import grpc
+
+    from ferry.v1 import query_pb2, query_pb2_grpc
+
+    now = int(time.time() * 1000)
+    out = []
+    with grpc.insecure_channel(addr) as ch:
+        stub = query_pb2_grpc.QueryStub(ch)
+        for agg in ("count", "sum"):
+            resp = stub.QueryRange(
+                query_pb2.QueryRangeRequest(
+                    metric="ferry_synthetic",
+                    start_ms=now - window_ms,
+                    end_ms=now + 60_000,
+                    step_ms=window_ms + 60_000,
+                    agg=agg,
+                    group_by=["__all__"],
+                ),
+                timeout=30,
+            )
+            out.append(sum(v for s in resp.series for v in s.value))
+    return out[0], out[1]
+
+
+@contextlib.contextmanager
+def diagnose(*procs: Proc):
+    """On any failure inside the block, print the tail of each process's log (pytest shows it)."""
+    try:
+        yield
+    except BaseException:
+        for p in procs:
+            if p is not None:
+                print(f"\n--- {p.log.name} (tail) ---\n{p.output()[-4000:]}")
+        raise
