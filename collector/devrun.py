@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collector-metrics", default="127.0.0.1:9470")
     p.add_argument("--agent-metrics", default="127.0.0.1:9471")
     args = p.parse_args(argv)
+    # explicit: a shell starting us in the background may have left SIGINT ignored, and then
+    # Python would not raise KeyboardInterrupt; SIGTERM stops us the same way
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     base = Path(args.dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
     collector = subprocess.Popen(

@@ -63,4 +63,6 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         assert "stopping agent and collector" in (tmp_path / "devrun.log").read_text()
     finally:
         if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children():
+                child.kill()
             proc.kill()
