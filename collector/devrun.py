@@ -7,6 +7,7 @@ commands to try, and on Ctrl-C (or SIGTERM) stops the agent, then the collector.
 from __future__ import annotations
 
 import argparse
+import random
 import signal
 import socket
 import subprocess
@@ -19,10 +20,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range.
+
+    Outside that range no outgoing connection is ever given the port, so an agent dialling it
+    before anything listens cannot TCP self-connect and take it from the collector.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(200):
+        port = random.randrange(10_000, max(10_001, low))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
 
 
 def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> list[str]:

@@ -218,3 +218,43 @@ def test_flood_beyond_the_write_rate_is_refused_and_memory_stays_bounded(tmp_pat
         for a in agents:
             a.stop()
         collector.stop()
+
+
+def test_collector_sigterm_drains_and_nothing_is_lost(tmp_path):
+    total = 120_000
+    port = free_port()
+    collector = start_collector(tmp_path, port=port)
+    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"30000:{total}", "--batch-max-age", "200ms")
+    try:
+        wait_for(lambda: acks(agent, "OK") >= 3, what="acks")
+        started = time.monotonic()
+        assert collector.stop(signal.SIGTERM) == 0
+        stop_s = time.monotonic() - started
+        assert "stopping: answering the" in collector.output() and '"stopped"' in collector.output()
+        collector = start_collector(tmp_path, port=port, store=tmp_path / "store")
+        took = settled(collector.addr, total)
+        time.sleep(1.0)
+        count, value_sum = synthetic_stored(collector.addr)
+        print(
+            f"\ncollector SIGTERM: stopped cleanly in {stop_s:.1f}s; stored {count:.0f} "
+            f"{took:.1f}s after the restart"
+        )
+        assert (count, value_sum) == (total, total)
+    finally:
+        agent.stop()
+        collector.stop()
+
+
+def test_failover_to_the_next_collector_address(tmp_path):
+    total = 50_000
+    dead = f"127.0.0.1:{free_port()}"
+    collector = start_collector(tmp_path)
+    agent = start_agent(tmp_path, f"{dead},{collector.addr}", "--synthetic", f"0:{total}")
+    try:
+        took = settled(collector.addr, total, timeout=60)
+        assert synthetic_stored(collector.addr) == (total, total)
+        assert "stream to " + dead + " failed" in agent.output()
+        print(f"\nfailover: {dead} refused, all {total} stored via {collector.addr} within {took:.1f}s")
+    finally:
+        agent.stop()
+        collector.stop()
