@@ -41,12 +41,12 @@ def stream(addr: str, frames: list[ingest_pb2.Frame], acks: list) -> None:
             acks.append(ack.status)
 
 
-def stored(addr: str) -> float:
+def stored(addr: str, metric: str = "bench.points") -> float:
     now = int(time.time() * 1000)
     with grpc.insecure_channel(addr) as ch:
         resp = query_pb2_grpc.QueryStub(ch).QueryRange(
             query_pb2.QueryRangeRequest(
-                metric="bench.points",
+                metric=metric,
                 start_ms=now - 86_400_000,
                 end_ms=now + 1000,
                 step_ms=86_401_000,
@@ -92,3 +92,57 @@ if __name__ == "__main__":
     p.add_argument("--points", type=int, default=50_000)
     a = p.parse_args()
     print(run(a.agents, a.frames, a.points))
+
+
+def run_agents(agents: int = 2, points: int = 2_000_000, frame_points: int = 50_000) -> dict:
+    """End to end: `agents` real agents with --synthetic 0:points (spool, fsync per frame, lz4,
+    stream) into one collector. Rate = points counted in the store / time from the first stored
+    point to the last."""
+    import subprocess
+
+    from collector.devrun import agent_command, free_port, stop
+
+    with tempfile.TemporaryDirectory() as tmp, collector_process(Path(tmp)) as addr:
+        procs = [
+            subprocess.Popen(
+                agent_command(
+                    addr,
+                    f"127.0.0.1:{free_port()}",
+                    "--synthetic",
+                    f"0:{points}",
+                    "--agent-id",
+                    f"bench-{i}",
+                    "--spool",
+                    f"{tmp}/spool-{i}",
+                    "--batch-max-points",
+                    str(frame_points),
+                    "--log-level",
+                    "warning",
+                ),
+                start_new_session=True,
+            )
+            for i in range(agents)
+        ]
+        total = agents * points
+        try:
+            first = None
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                count = stored(addr, "ferry_synthetic")
+                now = time.monotonic()
+                if first is None and count > 0:
+                    first = (now, count)
+                if count >= total:
+                    break
+                time.sleep(0.05)
+        finally:
+            for p in procs:
+                stop(p)
+    elapsed = now - first[0]
+    return {
+        "agents": agents,
+        "points": total,
+        "stored_points": count,
+        "seconds": elapsed,
+        "points_per_s": (count - first[1]) / elapsed,
+    }
