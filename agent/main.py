@@ -33,6 +33,7 @@ from ferry.v1 import payload_pb2
 
 log = logging.getLogger("ferry.agent")
 DRAIN_TIMEOUT_S = 5.0
+SENDER_STOP_TIMEOUT_S = 2.0
 
 
 class Agent:
@@ -87,10 +88,10 @@ class Agent:
         self._loop = loop = asyncio.get_running_loop()
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
-        producing = threading.Event()
+        stop_producing = threading.Event()
         synthetic = None
         if self.synthetic is not None:
-            synthetic = loop.run_in_executor(self.pipeline, self.synthetic.run, producing)
+            synthetic = loop.run_in_executor(self.pipeline, self.synthetic.run, stop_producing)
         interval = self.cfg.interval
         tick = min(1.0, interval, self.cfg.batch_max_age)
         next_at = (time.time() // interval + 1) * interval  # aligned to the interval
@@ -106,7 +107,7 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
         await stop.wait()
-        producing.set()
+        stop_producing.set()
         if synthetic is not None:
             await synthetic
         await loop.run_in_executor(self.pipeline, self.batcher.cut)
@@ -115,7 +116,11 @@ class Agent:
         while len(self.spool) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         stop_sending.set()
-        await sending
+        try:
+            # a collector that stops answering must not hold us: unacked frames stay spooled
+            await asyncio.wait_for(sending, timeout=SENDER_STOP_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("sender did not finish within %.0fs; stopping it", SENDER_STOP_TIMEOUT_S)
         self.pipeline.shutdown(wait=True)
         self.spool.close()
         if len(self.spool):

@@ -78,6 +78,10 @@ class Sender:
                 details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                 log.warning("stream to %s failed: %s %s", address, code, details)
                 index += 1
+            except Exception:
+                # the sender is the only way out for spooled data: it must outlive any surprise
+                log.exception("stream to %s failed unexpectedly", address)
+                index += 1
             finally:
                 m.CONNECTED.set(0)
             if stop.is_set():
@@ -101,7 +105,9 @@ class Sender:
             finally:
                 writer.cancel()
                 call.cancel()
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError, grpc.aio.UsageError):
+                # the writer may have died of the same failure in its own words (InvalidStateError
+                # "RPC already finished", AioRpcError, ...): the reader's exception is the one that counts
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writer
 
     async def _write(self, call, inflight: deque[InFlight], room: asyncio.Event, stop: asyncio.Event) -> None:
