@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := .ferry
 COLLECTOR_ADDR ?= 127.0.0.1:4770
 
-.PHONY: install proto test lint run bench clean
+.PHONY: install proto test lint run bench docs clean
 
 install: $(STAMP)
 
@@ -34,3 +34,6 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .ruff_cache
+
+docs: $(STAMP)
+	$(PY) -m agent.catalogue > docs/METRICS.md

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.columns import COUNTER, GAUGE, SeriesDef
+from ferry.columns import COUNTER, GAUGE, KIND_NAMES, SeriesDef
 
 
 @dataclass(frozen=True)
@@ -78,17 +78,98 @@ FILESYSTEM_USAGE = _m(
     "Filesystem bytes used, free (available to users) and reserved (for root).",
 )
 
-ALL: tuple[MetricDef, ...] = (
-    CPU_TIME,
-    CPU_UTILIZATION,
-    MEMORY_USAGE,
-    MEMORY_UTILIZATION,
-    LOAD_1M,
-    LOAD_5M,
-    LOAD_15M,
-    NETWORK_IO,
-    NETWORK_PACKETS,
-    NETWORK_ERRORS,
-    NETWORK_DROPPED,
-    FILESYSTEM_USAGE,
+DISK_IO = _m(
+    "system.disk.io", COUNTER, "By", ("device", "direction"), "Bytes read from and written to each disk."
 )
+DISK_OPERATIONS = _m(
+    "system.disk.operations",
+    COUNTER,
+    "{operation}",
+    ("device", "direction"),
+    "Read and write operations completed.",
+)
+DISK_IO_TIME = _m(
+    "system.disk.io_time", COUNTER, "s", ("device",), "Time the disk spent with I/O in progress."
+)
+DISK_OPERATION_TIME = _m(
+    "system.disk.operation_time",
+    COUNTER,
+    "s",
+    ("device", "direction"),
+    "Time spent in read and write operations.",
+)
+DISK_MERGED = _m(
+    "system.disk.merged",
+    COUNTER,
+    "{operation}",
+    ("device", "direction"),
+    "Adjacent operations merged by the kernel.",
+)
+DISK_PENDING = _m(
+    "system.disk.pending_operations",
+    GAUGE,
+    "{operation}",
+    ("device",),
+    "Operations in progress on the disk now.",
+)
+FILESYSTEM_INODES = _m(
+    "system.filesystem.inodes.usage",
+    GAUGE,
+    "{inode}",
+    ("device", "mode", "mountpoint", "state", "type"),
+    "Filesystem inodes used and free.",
+)
+FILESYSTEM_UTILIZATION = _m(
+    "system.filesystem.utilization",
+    GAUGE,
+    "1",
+    ("device", "mode", "mountpoint", "type"),
+    "Fraction of the filesystem used: used / (used + free to users).",
+)
+NETWORK_CONNECTIONS = _m(
+    "system.network.connections", GAUGE, "{connection}", ("protocol", "state"), "TCP connections by state."
+)
+PAGING_USAGE = _m(
+    "system.paging.usage", GAUGE, "By", ("device", "state"), "Swap space used and free, per device."
+)
+PAGING_OPERATIONS = _m(
+    "system.paging.operations",
+    COUNTER,
+    "{operation}",
+    ("direction", "type"),
+    "Pages in and out: major = swap (pswpin/pswpout), minor = all paging (pgpgin/pgpgout).",
+)
+PAGING_FAULTS = _m("system.paging.faults", COUNTER, "{fault}", ("type",), "Page faults, major and minor.")
+PROCESSES_COUNT = _m(
+    "system.processes.count",
+    GAUGE,
+    "{process}",
+    ("status",),
+    "Processes running and blocked (from /proc/stat).",
+)
+PROCESSES_CREATED = _m("system.processes.created", COUNTER, "{process}", (), "Processes created since boot.")
+UPTIME = _m("system.uptime", GAUGE, "s", (), "Seconds since the host booted.")
+
+ALL: tuple[MetricDef, ...] = tuple(v for v in list(globals().values()) if isinstance(v, MetricDef))
+
+
+def render_markdown() -> str:
+    """docs/METRICS.md: every metric the agent's own collectors emit, from the declarations above."""
+    lines = [
+        "# Metrics the agent collects",
+        "",
+        "Generated from `agent/catalogue.py` by `make docs`; a test fails when this file is stale.",
+        "Names and attributes follow the OpenTelemetry hostmetrics receiver. Every series also",
+        "carries `host` (and the agent's configured `labels`).",
+        "",
+        "| Metric | Kind | Unit | Labels | Description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for d in sorted(ALL, key=lambda d: d.name):
+        labels = ", ".join(f"`{k}`" for k in d.labels) or "—"
+        lines.append(f"| `{d.name}` | {KIND_NAMES[d.kind]} | `{d.unit}` | {labels} | {d.description} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")
