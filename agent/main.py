@@ -29,6 +29,7 @@ from agent.spool import Spool, SpoolError
 from agent.synthetic import SyntheticSource, parse_spec
 from ferry.config import parse_args
 from ferry.logs import setup
+from ferry.sdnotify import Notifier
 from ferry.v1 import payload_pb2
 
 log = logging.getLogger("ferry.agent")
@@ -84,7 +85,7 @@ class Agent:
                 m.COLLECT_SECONDS.labels(collector.name).observe(time.perf_counter() - started)
         self.batcher.cut_if_due()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
         self._loop = loop = asyncio.get_running_loop()
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
@@ -107,6 +108,7 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
         await stop.wait()
+        on_stop()
         stop_producing.set()
         if synthetic is not None:
             await synthetic
@@ -136,10 +138,16 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # until configuration reload exists, SIGHUP must not kill us (its default action)
+    loop.add_signal_handler(
+        signal.SIGHUP, lambda: log.warning("SIGHUP ignored: reload is not implemented yet; restart to apply")
+    )
     agent = Agent(cfg)
     if cfg.metrics_listen:
         host, _, port = cfg.metrics_listen.rpartition(":")
         start_http_server(int(port), addr=host.strip("[]"))
+    notifier = Notifier.from_env()
+    watchdog = asyncio.create_task(notifier.watchdog(stop))
     what = f"synthetic {cfg.synthetic}" if cfg.synthetic else f"every {cfg.interval:.3g}s"
     log.info(
         "agent %s (id %s) %s to %s, spool %s, metrics %s",
@@ -150,7 +158,9 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
         cfg.spool,
         cfg.metrics_listen or "off",
     )
-    await agent.run(stop)
+    notifier.ready(f"collecting {what}")
+    await agent.run(stop, on_stop=notifier.stopping)
+    await watchdog
     log.info("stopped")
 
 

@@ -26,6 +26,7 @@ from collector.writer import Writer
 from ferry.config import parse_args
 from ferry.frames import FrameLimits
 from ferry.logs import setup
+from ferry.sdnotify import Notifier
 from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 
 log = logging.getLogger("ferry.collector")
@@ -81,7 +82,16 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: log.warning("SIGHUP ignored: the collector has nothing to reload; restart to apply"),
+    )
+    notifier = Notifier.from_env()
+    watchdog = asyncio.create_task(notifier.watchdog(stop))
+    notifier.ready(f"serving on {cfg.listen}")
     await stop.wait()
+    notifier.stopping()
+    await watchdog
     log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
