@@ -149,6 +149,14 @@ PROCESSES_COUNT = _m(
 )
 PROCESSES_CREATED = _m("system.processes.created", COUNTER, "{process}", (), "Processes created since boot.")
 UPTIME = _m("system.uptime", GAUGE, "s", (), "Seconds since the host booted.")
+CHECK_UP = _m("check.up", GAUGE, "1", ("check", "target", "type"), "1 if the health check passed, else 0.")
+CHECK_DURATION = _m(
+    "check.duration",
+    GAUGE,
+    "ms",
+    ("check", "target", "type"),
+    "How long the health check's last attempt took.",
+)
 
 ALL: tuple[MetricDef, ...] = tuple(v for v in list(globals().values()) if isinstance(v, MetricDef))
 

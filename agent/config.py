@@ -6,6 +6,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.checks import parse_checks
 from agent.spool import FSYNC_POLICIES
 from agent.synthetic import parse_spec
 from ferry.config import ConfigError, setting
@@ -62,6 +63,9 @@ class AgentConfig:
         10.0, "duration", "cut a frame when its oldest point is this old", metavar="DUR"
     )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
+    checks: list = setting(
+        [], "checks", "health checks, as [[checks]] tables (config file only)", flag=False, parse=parse_checks
+    )
     labels: dict = setting({}, "labels", "extra labels on every series (config file only)", flag=False)
 
     def check(self) -> None:

@@ -21,6 +21,7 @@ from prometheus_client import start_http_server
 from agent import __version__
 from agent import selfmetrics as m
 from agent.batcher import Batcher
+from agent.checks import CheckRunner
 from agent.collectors.base import Collector
 from agent.collectors.system import SystemCollector
 from agent.config import AgentConfig, default_agent_id
@@ -72,6 +73,15 @@ class Agent:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.sender.wake.set)
 
+    def _emit_soon(self, points: list) -> None:
+        """Hand points from the event loop to the pipeline thread, which owns the batcher."""
+
+        def add() -> None:
+            for series, time_ms, value in points:
+                self.batcher.add(series, time_ms, value)
+
+        self.pipeline.submit(add)
+
     def collect_once(self, time_ms: int) -> None:
         """One cycle of every collector into the batcher. Runs on the pipeline thread."""
         for collector in self.collectors:
@@ -89,6 +99,8 @@ class Agent:
         self._loop = loop = asyncio.get_running_loop()
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
+        checks = [] if self.synthetic else self.cfg.checks  # the synthetic source owns the pipeline thread
+        checking = asyncio.create_task(CheckRunner(checks, self._emit_soon).run(stop))
         stop_producing = threading.Event()
         synthetic = None
         if self.synthetic is not None:
@@ -109,6 +121,7 @@ class Agent:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
         await stop.wait()
         on_stop()
+        await checking
         stop_producing.set()
         if synthetic is not None:
             await synthetic

@@ -86,7 +86,9 @@ def _parse(kind: str, value: Any, what: str) -> Any:
 
 
 def key_line(path: Path, key: str) -> int | None:
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    """The first line that sets `key` or opens a `[key]` / `[[key]]` table."""
+    k = re.escape(key)
+    pattern = re.compile(rf"^\s*({k}\s*=|\[\[?\s*{k}\s*\]\]?)")
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
         if pattern.match(line):
             return number
@@ -127,7 +129,8 @@ def apply_flags(cfg: Any, flags: dict[str, Any]) -> None:
 
 
 def _checked(field: dataclasses.Field, value: Any, where: str) -> Any:
-    parsed = _parse(field.metadata.get("kind", "str"), value, where)
+    custom = field.metadata.get("parse")
+    parsed = custom(value, where) if custom else _parse(field.metadata.get("kind", "str"), value, where)
     choices = field.metadata.get("choices")
     if choices and parsed not in choices:
         raise ConfigError(f"{where}: {parsed!r} is not one of {', '.join(choices)}")
