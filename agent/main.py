@@ -30,6 +30,7 @@ from agent.spool import Spool, SpoolError
 from agent.synthetic import SyntheticSource, parse_spec
 from ferry.config import parse_args
 from ferry.logs import setup
+from ferry.runtime import run
 from ferry.sdnotify import Notifier
 from ferry.v1 import payload_pb2
 
@@ -183,13 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     setup(cfg.log_level)
     try:
-        import uvloop
-    except ImportError:
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        runner(serve(cfg))
+        run(serve(cfg))
     except (SpoolError, OSError) as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(1) from None

@@ -16,10 +16,11 @@ import grpc
 import numpy as np
 
 from bench.procs import collector_process
+from collector.query.client import total
 from ferry.codec import encode_payload
 from ferry.columns import DELTA, MetricBatch, SeriesDef
 from ferry.frames import pack_frame
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2, query_pb2, query_pb2_grpc
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2
 
 
 def make_frames(agent: str, frames: int, points: int, series: int = 1000) -> list[ingest_pb2.Frame]:
@@ -42,20 +43,7 @@ def stream(addr: str, frames: list[ingest_pb2.Frame], acks: list) -> None:
 
 
 def stored(addr: str, metric: str = "bench.points") -> float:
-    now = int(time.time() * 1000)
-    with grpc.insecure_channel(addr) as ch:
-        resp = query_pb2_grpc.QueryStub(ch).QueryRange(
-            query_pb2.QueryRangeRequest(
-                metric=metric,
-                start_ms=now - 86_400_000,
-                end_ms=now + 1000,
-                step_ms=86_401_000,
-                agg="count",
-                group_by=["__none__"],
-            ),
-            timeout=120,
-        )
-    return sum(v for s in resp.series for v in s.value)
+    return total(addr, metric, "count", window_ms=86_400_000)
 
 
 def run(agents: int = 2, frames: int = 40, points: int = 50_000) -> dict:

@@ -26,6 +26,7 @@ from collector.writer import Writer
 from ferry.config import parse_args
 from ferry.frames import FrameLimits
 from ferry.logs import setup
+from ferry.runtime import run
 from ferry.sdnotify import Notifier
 from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
 
@@ -113,15 +114,6 @@ def main(argv: list[str] | None = None) -> None:
     except StoreError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from None
-
-
-def run(coro) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
 
 
 if __name__ == "__main__":

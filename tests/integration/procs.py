@@ -15,6 +15,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from collector.devrun import agent_command, collector_command, free_port, wait_healthy
+from collector.query.client import total
 
 
 @dataclass
@@ -115,28 +116,9 @@ def ferry_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
 
 def synthetic_stored(addr: str, window_ms: int = 3_600_000) -> tuple[float, float]:
     """(count, sum) of all ferry_synthetic points stored in the last hour."""
-    import grpc
-
-    from ferry.v1 import query_pb2, query_pb2_grpc
-
-    now = int(time.time() * 1000)
-    out = []
-    with grpc.insecure_channel(addr) as ch:
-        stub = query_pb2_grpc.QueryStub(ch)
-        for agg in ("count", "sum"):
-            resp = stub.QueryRange(
-                query_pb2.QueryRangeRequest(
-                    metric="ferry_synthetic",
-                    start_ms=now - window_ms,
-                    end_ms=now + 60_000,
-                    step_ms=window_ms + 60_000,
-                    agg=agg,
-                    group_by=["__all__"],
-                ),
-                timeout=30,
-            )
-            out.append(sum(v for s in resp.series for v in s.value))
-    return out[0], out[1]
+    return total(addr, "ferry_synthetic", "count", window_ms), total(
+        addr, "ferry_synthetic", "sum", window_ms
+    )
 
 
 @contextlib.contextmanager

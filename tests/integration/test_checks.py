@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
-import grpc
-
-from ferry.v1 import query_pb2, query_pb2_grpc
+from collector.query.client import query_range
 from tests.conftest import free_port
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 
 def latest(addr: str, metric: str) -> dict[str, float]:
-    now = int(time.time() * 1000)
-    with grpc.insecure_channel(addr) as ch:
-        resp = query_pb2_grpc.QueryStub(ch).QueryRange(
-            query_pb2.QueryRangeRequest(
-                metric=metric,
-                start_ms=now - 300_000,
-                end_ms=now + 1000,
-                step_ms=301_000,
-                agg="last",
-                group_by=["check"],
-            ),
-            timeout=10,
-        )
+    resp = query_range(addr, metric, agg="last", window_ms=300_000, by=["check"], timeout=10)
     return {s.labels["check"]: s.value[-1] for s in resp.series}
 
 
