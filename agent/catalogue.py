@@ -149,6 +149,42 @@ PROCESSES_COUNT = _m(
 )
 PROCESSES_CREATED = _m("system.processes.created", COUNTER, "{process}", (), "Processes created since boot.")
 UPTIME = _m("system.uptime", GAUGE, "s", (), "Seconds since the host booted.")
+PROCESS_LABELS = ("name", "pid")
+PROCESS_CPU_TIME = _m(
+    "process.cpu.time", COUNTER, "s", ("name", "pid", "state"), "CPU seconds in user and system mode."
+)
+PROCESS_CPU_UTILIZATION = _m(
+    "process.cpu.utilization",
+    GAUGE,
+    "1",
+    PROCESS_LABELS,
+    "Fraction of one CPU the process used over the last interval.",
+)
+PROCESS_MEMORY_USAGE = _m("process.memory.usage", GAUGE, "By", PROCESS_LABELS, "Resident memory (RSS).")
+PROCESS_MEMORY_VIRTUAL = _m("process.memory.virtual", GAUGE, "By", PROCESS_LABELS, "Virtual memory size.")
+PROCESS_DISK_IO = _m(
+    "process.disk.io",
+    COUNTER,
+    "By",
+    ("direction", "name", "pid"),
+    "Bytes the process read from and wrote to storage (needs permission to read /proc/PID/io).",
+)
+PROCESS_THREADS = _m("process.threads", GAUGE, "{thread}", PROCESS_LABELS, "Threads of the process.")
+PROCESS_OPEN_FDS = _m(
+    "process.open_file_descriptors",
+    GAUGE,
+    "{count}",
+    PROCESS_LABELS,
+    "Open file descriptors (needs permission to list /proc/PID/fd).",
+)
+PROCESS_CONTEXT_SWITCHES = _m(
+    "process.context_switches",
+    COUNTER,
+    "{count}",
+    ("name", "pid", "type"),
+    "Voluntary and involuntary switches.",
+)
+
 CHECK_UP = _m("check.up", GAUGE, "1", ("check", "target", "type"), "1 if the health check passed, else 0.")
 CHECK_DURATION = _m(
     "check.duration",

@@ -63,6 +63,9 @@ class AgentConfig:
         10.0, "duration", "cut a frame when its oldest point is this old", metavar="DUR"
     )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
+    process_top_n: int = setting(
+        10, "int", "per-process metrics for the top N by CPU and top N by memory (0: off)"
+    )
     checks: list = setting(
         [], "checks", "health checks, as [[checks]] tables (config file only)", flag=False, parse=parse_checks
     )

@@ -66,7 +66,7 @@ class Agent:
             self.synthetic = SyntheticSource(
                 rate, total, self.resource, self.spool, cfg.batch_max_points, cfg.batch_max_age
             )
-        default = [] if self.synthetic else [SystemCollector()]
+        default = [] if self.synthetic else [SystemCollector(process_top_n=cfg.process_top_n)]
         self.collectors = collectors if collectors is not None else default
         self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
 

@@ -17,6 +17,7 @@ from agent.collectors.base import Emit, SeriesCache, read
 from agent.collectors.disk import DiskCollector
 from agent.collectors.filesystem import PSEUDO_FS, FilesystemCollector, _unescape
 from agent.collectors.network import NetworkCollector
+from agent.collectors.processes import ProcessCollector
 
 __all__ = ["CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape"]
 
@@ -134,14 +135,18 @@ class SystemCollector:
         proc_root: str | Path = "/proc",
         statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
         exclude_fs_types: frozenset[str] = PSEUDO_FS,
+        process_top_n: int = 0,
     ):
         proc = Path(proc_root)
-        self.parts = (
+        parts: list = [
             CpuMemoryCollector(proc),
             DiskCollector(proc),
             FilesystemCollector(proc, statvfs, exclude_fs_types),
             NetworkCollector(proc),
-        )
+        ]
+        if process_top_n > 0:
+            parts.append(ProcessCollector(proc, process_top_n))
+        self.parts = tuple(parts)
 
     def collect(self, time_ms: int, emit: Emit) -> None:
         for part in self.parts:
