@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,10 +35,8 @@ class FrameRows:
     samples_block: bytes | None = None
     samples_count: int = 0
     histograms_block: bytes | None = None
-    histograms_count: int = 0
     min_time_ms: int = 0
     max_time_ms: int = 0
-    series_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 def series_id(name: str, labels: tuple[tuple[str, str], ...]) -> int:
@@ -89,14 +87,11 @@ class RowBuilder:
         is_hist = np.fromiter((s.kind == HISTOGRAM for s in batch.series), dtype=bool, count=len(rows))
         refs = batch.series_ref
         point_is_hist = is_hist[refs]
-        out.series_ids = sids
         out.min_time_ms = int(batch.time_ms.min())
         out.max_time_ms = int(batch.time_ms.max())
         if point_is_hist.any():
             plain = ~point_is_hist
-            out.histograms_block, out.histograms_count = _histogram_block(
-                batch, point_is_hist, sids, names, name_idx
-            )
+            out.histograms_block = _histogram_block(batch, point_is_hist, sids, names, name_idx)
             refs, times, values = refs[plain], batch.time_ms[plain], batch.value[plain]
         else:
             times, values = batch.time_ms, batch.value
@@ -116,7 +111,7 @@ class RowBuilder:
 
 def _histogram_block(
     batch: MetricBatch, point_is_hist: np.ndarray, sids: np.ndarray, names: list[str], name_idx: np.ndarray
-) -> tuple[bytes, int]:
+) -> bytes:
     refs = batch.series_ref[point_is_hist]
     widths = np.array([len(s.bounds) + 1 for s in batch.series], dtype=np.int64)[refs]
     counts = batch.bucket_counts
@@ -125,8 +120,7 @@ def _histogram_block(
     flat_bounds = np.concatenate(
         [np.asarray(batch.series[r].bounds, dtype=np.float64) for r in refs.tolist()]
     )
-    n = int(refs.shape[0])
-    blk = native.block(
+    return native.block(
         [
             native.fixed("series_id", "UInt64", sids[refs], "<u8"),
             native.low_cardinality("name", names, name_idx[refs]),
@@ -136,6 +130,5 @@ def _histogram_block(
             native.array_column("bounds", "Float64", widths - 1, flat_bounds, "<f8"),
             native.array_column("counts", "UInt64", widths, counts, "<u8"),
         ],
-        n,
+        int(refs.shape[0]),
     )
-    return blk, n

@@ -5,25 +5,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from collector.query.client import total
+from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from tests import framegen
 from tests.integration.procs import start_collector
 
 
 def _count(addr: str, metric: str) -> tuple[float, float]:
-    import time
-
-    now = int(time.time() * 1000)
-    with grpc.insecure_channel(addr) as ch:
-        stub = query_pb2_grpc.QueryStub(ch)
-        req = dict(metric=metric, start_ms=now - 3_600_000, end_ms=now + 1000, step_ms=3_601_000)
-        count = stub.QueryRange(
-            query_pb2.QueryRangeRequest(agg="count", group_by=["host"], **req), timeout=10
-        )
-        total = stub.QueryRange(query_pb2.QueryRangeRequest(agg="sum", group_by=["host"], **req), timeout=10)
-    c = sum(v for s in count.series for v in s.value)
-    t = sum(v for s in total.series for v in s.value)
-    return c, t
+    return total(addr, metric, "count"), total(addr, metric, "sum")
 
 
 def _stream(addr: str, frames: list[ingest_pb2.Frame]) -> list[ingest_pb2.Ack]:
