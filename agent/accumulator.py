@@ -1,16 +1,25 @@
-"""Points from the collectors accumulate here until the batcher cuts them into a MetricBatch.
+"""Points from the collectors accumulate here until the batcher cuts them into columns.
 
-Appends go into typed `array`s (no per-point objects); `cut` turns them into numpy columns,
-ordered series-major so consecutive points of a series sit together (better lz4 ratio).
+Points are kept per series in typed `array`s (no per-point objects), so a cut lays them out
+series-major, consecutive points of a series together (the better lz4 ratio), without a sort.
+Series are looked up by identity: collectors hand out the same `SeriesDef` object every cycle
+(`SeriesCache`), and the batch holds a reference to each, so an id cannot be reused within it.
+An equal series under another object only costs a second row in the frame's series table.
 """
 
 from __future__ import annotations
 
 from array import array
+from typing import NamedTuple
 
-import numpy as np
+from ferry.series import SeriesDef
 
-from ferry.columns import MetricBatch, SeriesDef
+
+class Columns(NamedTuple):
+    series: list[SeriesDef]
+    refs: array  # "I"
+    times: array  # "q", unix ms
+    values: array  # "d"
 
 
 class Accumulator:
@@ -18,32 +27,35 @@ class Accumulator:
         self._reset()
 
     def _reset(self) -> None:
-        self._refs: dict[SeriesDef, int] = {}
+        self._refs: dict[int, int] = {}
         self._series: list[SeriesDef] = []
-        self._ref = array("I")
-        self._time = array("q")
-        self._value = array("d")
+        self._times: list[array] = []
+        self._values: list[array] = []
+        self._n = 0
         self.first_ms: int | None = None
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
-        ref = self._refs.get(series)
+        ref = self._refs.get(id(series))
         if ref is None:
-            ref = self._refs[series] = len(self._series)
+            ref = self._refs[id(series)] = len(self._series)
             self._series.append(series)
-        self._ref.append(ref)
-        self._time.append(time_ms)
-        self._value.append(value)
-        if self.first_ms is None:
-            self.first_ms = time_ms
+            self._times.append(array("q"))
+            self._values.append(array("d"))
+            if self.first_ms is None:
+                self.first_ms = time_ms
+        self._times[ref].append(time_ms)
+        self._values[ref].append(value)
+        self._n += 1
 
     def __len__(self) -> int:
-        return len(self._ref)
+        return self._n
 
-    def cut(self) -> MetricBatch:
-        refs = np.frombuffer(self._ref, dtype=np.uint32).copy()
-        times = np.frombuffer(self._time, dtype=np.int64).copy()
-        values = np.frombuffer(self._value, dtype=np.float64).copy()
-        series = self._series
+    def cut(self) -> Columns:
+        refs, times, values = array("I"), array("q"), array("d")
+        for ref, (t, v) in enumerate(zip(self._times, self._values, strict=True)):
+            refs.extend(array("I", [ref]) * len(t))
+            times.extend(t)
+            values.extend(v)
+        out = Columns(self._series, refs, times, values)
         self._reset()
-        order = np.lexsort((times, refs))
-        return MetricBatch(series=series, series_ref=refs[order], time_ms=times[order], value=values[order])
+        return out

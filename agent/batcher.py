@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from agent import selfmetrics as m
 from agent.accumulator import Accumulator
-from ferry.codec import encode_payload
-from ferry.columns import SeriesDef
+from ferry.encode import encode_columns, pack_payload
+from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
 
 
@@ -29,15 +29,19 @@ class Batcher:
         self.max_points = max_points
         self.max_age_ms = int(max_age_s * 1000)
         self.acc = Accumulator()
+        self.added = 0  # points ever added (for per-collector counts)
         self._opened_ms: int | None = None
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
         if self._opened_ms is None:
             self._opened_ms = int(time.time() * 1000)
         self.acc.add(series, time_ms, value)
-        m.POINTS.inc()
+        self.added += 1
         if len(self.acc) >= self.max_points:
             self.cut()
+
+    def __len__(self) -> int:
+        return len(self.acc)
 
     def cut_if_due(self, now_ms: int | None = None) -> None:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -45,9 +49,10 @@ class Batcher:
             self.cut()
 
     def cut(self) -> None:
-        if not len(self.acc):
+        n = len(self.acc)
+        if not n:
             return
-        batch = self.acc.cut()
+        cols = self.acc.cut()
         self._opened_ms = None
-        self.sink(encode_payload(self.resource, batch), len(batch))
+        self.sink(pack_payload(self.resource, encode_columns(*cols)), n)
         m.BATCHES.inc()

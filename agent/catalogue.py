@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.columns import COUNTER, GAUGE, KIND_NAMES, SeriesDef
+from ferry.series import COUNTER, GAUGE, KIND_NAMES, SeriesDef
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,18 @@ PROCESSES_COUNT = _m(
     GAUGE,
     "{process}",
     ("status",),
-    "Processes running and blocked (from /proc/stat).",
+    "Processes by status: running, sleeping, blocked (uninterruptible), zombies, stopped, idle "
+    "(kernel threads waiting), paging, unknown (from each /proc/PID/stat; the processes collector).",
 )
 PROCESSES_CREATED = _m("system.processes.created", COUNTER, "{process}", (), "Processes created since boot.")
 UPTIME = _m("system.uptime", GAUGE, "s", (), "Seconds since the host booted.")
-PROCESS_LABELS = ("name", "pid")
+PROCESS_LABELS = ("group", "name", "pid")
 PROCESS_CPU_TIME = _m(
-    "process.cpu.time", COUNTER, "s", ("name", "pid", "state"), "CPU seconds in user and system mode."
+    "process.cpu.time",
+    COUNTER,
+    "s",
+    ("group", "name", "pid", "state"),
+    "CPU seconds in user and system mode.",
 )
 PROCESS_CPU_UTILIZATION = _m(
     "process.cpu.utilization",
@@ -166,7 +171,7 @@ PROCESS_DISK_IO = _m(
     "process.disk.io",
     COUNTER,
     "By",
-    ("direction", "name", "pid"),
+    ("direction", "group", "name", "pid"),
     "Bytes the process read from and wrote to storage (needs permission to read /proc/PID/io).",
 )
 PROCESS_THREADS = _m("process.threads", GAUGE, "{thread}", PROCESS_LABELS, "Threads of the process.")
@@ -181,7 +186,7 @@ PROCESS_CONTEXT_SWITCHES = _m(
     "process.context_switches",
     COUNTER,
     "{count}",
-    ("name", "pid", "type"),
+    ("group", "name", "pid", "type"),
     "Voluntary and involuntary switches.",
 )
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import catalogue as c
-from ferry.columns import SeriesDef
 from ferry.config import ConfigError, parse_duration
+from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.checks")
 TARGET_KEY = {"http": "url", "tcp": "address", "command": "command"}

@@ -5,12 +5,48 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agent.checks import parse_checks
+from agent.collectors.filesystem import PSEUDO_FS
+from agent.collectors.process_groups import parse_process_groups
+from agent.collectors.system import COLLECTOR_NAMES
 from agent.spool import FSYNC_POLICIES
-from agent.synthetic import parse_spec
 from ferry.config import ConfigError, setting
 from ferry.logs import LEVELS
+
+
+def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:
+    rate, sep, total = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        r, t = float(rate), int(total)
+    except ValueError:
+        raise ConfigError(
+            f"{what}: {text!r} is not RATE:TOTAL (points/s, 0 = unlimited : point count)"
+        ) from None
+    if r < 0 or t < 0:
+        raise ConfigError(f"{what}: {text!r}: RATE and TOTAL must be >= 0")
+    return r, t
+
+
+def _names(value: Any, where: str) -> list[str]:
+    """A list of names: a TOML array of strings, or a comma-separated flag value."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{where}: {value!r} is not a list of names")
+    return [v.strip() for v in items if v.strip()]
+
+
+def _collector_names(value: Any, where: str) -> list[str]:
+    names = _names(value, where)
+    unknown = [n for n in names if n not in COLLECTOR_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown collector(s) {', '.join(unknown)} (known: {', '.join(COLLECTOR_NAMES)})"
+        )
+    return names
 
 
 @dataclass
@@ -22,6 +58,27 @@ class AgentConfig:
         metavar="HOST:PORT[,HOST:PORT...]",
     )
     interval: float = setting(10.0, "duration", "collection interval", metavar="DUR")
+    jitter: float = setting(
+        0.0,
+        "duration",
+        "collect up to this much after each aligned tick (a fixed offset per agent, so a fleet "
+        "does not read /proc and send in the same instant)",
+        metavar="DUR",
+    )
+    collectors: list = setting(
+        list(COLLECTOR_NAMES),
+        "names",
+        f"host collectors to run, comma-separated (of {', '.join(COLLECTOR_NAMES)})",
+        metavar="NAME[,NAME...]",
+        parse=_collector_names,
+    )
+    filesystem_exclude_types: list = setting(
+        sorted(PSEUDO_FS),
+        "names",
+        "filesystem types the filesystem collector skips (default: pseudo filesystems)",
+        metavar="TYPE[,TYPE...]",
+        parse=_names,
+    )
     spool: str = setting(
         "/var/lib/ferry/spool", "str", "spool directory: frames wait here until acked", metavar="DIR"
     )
@@ -63,9 +120,15 @@ class AgentConfig:
         10.0, "duration", "cut a frame when its oldest point is this old", metavar="DUR"
     )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
-    # off by default until it is cheap: at N=10 the agent's CPU per 1 s cycle rose from ~6 to ~27 ms here
     process_top_n: int = setting(
-        0, "int", "per-process metrics for the top N by CPU and top N by memory (0: off)"
+        10, "int", "per-process metrics for the top N by CPU and the top N by memory (0: none)"
+    )
+    processes: list = setting(
+        [],
+        "processes",
+        "process groups reported whatever their rank, as [[processes]] tables (config file only)",
+        flag=False,
+        parse=parse_process_groups,
     )
     checks: list = setting(
         [], "checks", "health checks, as [[checks]] tables (config file only)", flag=False, parse=parse_checks
@@ -79,6 +142,10 @@ class AgentConfig:
             raise ConfigError(f"send_window {self.send_window} must be >= 1")
         if self.spool_max_bytes < 64 * 1024:
             raise ConfigError(f"spool_max_bytes {self.spool_max_bytes} must be >= 65536")
+        if self.jitter > self.interval:
+            raise ConfigError(f"jitter {self.jitter:g}s must not exceed interval {self.interval:g}s")
+        if self.process_top_n > 1000:
+            raise ConfigError(f"process_top_n {self.process_top_n} must be <= 1000")
         if self.synthetic:
             parse_spec(self.synthetic)
 

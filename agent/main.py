@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import socket
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import start_http_server
@@ -23,13 +25,13 @@ from agent import selfmetrics as m
 from agent.batcher import Batcher
 from agent.checks import CheckRunner
 from agent.collectors.base import Collector
-from agent.collectors.system import SystemCollector
-from agent.config import AgentConfig, default_agent_id
+from agent.collectors.system import COLLECTOR_NAMES, host_collectors
+from agent.config import AgentConfig, default_agent_id, parse_spec
+from agent.reload import COLLECTOR_KEYS, RESOURCE_KEYS, split
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
-from agent.synthetic import SyntheticSource, parse_spec
-from ferry.config import parse_args
-from ferry.logs import setup
+from ferry.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
+from ferry.logs import set_level, setup
 from ferry.runtime import run
 from ferry.sdnotify import Notifier
 from ferry.v1 import payload_pb2
@@ -43,12 +45,6 @@ class Agent:
     def __init__(self, cfg: AgentConfig, collectors: list[Collector] | None = None):
         self.cfg = cfg
         self.agent_id = cfg.agent_id or default_agent_id()
-        self.resource = payload_pb2.Resource(
-            host=cfg.host or socket.gethostname(),
-            agent_id=self.agent_id,
-            labels=cfg.labels,
-            agent_version=__version__,
-        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.spool = Spool(
             cfg.spool,
@@ -59,16 +55,32 @@ class Agent:
             on_append=self._wake_sender,
         )
         self.sender = Sender(self.spool, cfg.collector, window=cfg.send_window)
-        self.batcher = Batcher(self.resource, self.spool.append, cfg.batch_max_points, cfg.batch_max_age)
+        self.batcher = Batcher(
+            self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age
+        )
         self.synthetic = None
         if cfg.synthetic:
+            from agent.synthetic import SyntheticSource  # numpy, loaded only for this mode
+
             rate, total = parse_spec(cfg.synthetic)
             self.synthetic = SyntheticSource(
-                rate, total, self.resource, self.spool, cfg.batch_max_points, cfg.batch_max_age
+                rate, total, self._resource(cfg), self.spool, cfg.batch_max_points, cfg.batch_max_age
             )
-        default = [] if self.synthetic else [SystemCollector(process_top_n=cfg.process_top_n)]
-        self.collectors = collectors if collectors is not None else default
+        if collectors is not None:
+            self.collectors = collectors
+        else:
+            self.collectors = [] if self.synthetic else build_collectors(cfg)
         self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+        self._checks: tuple[asyncio.Event, asyncio.Task] | None = None
+        self._rescheduled_at: float | None = None
+
+    def _resource(self, cfg: AgentConfig) -> payload_pb2.Resource:
+        return payload_pb2.Resource(
+            host=cfg.host or socket.gethostname(),
+            agent_id=self.agent_id,
+            labels=cfg.labels,
+            agent_version=__version__,
+        )
 
     def _wake_sender(self) -> None:
         if self._loop is not None:
@@ -80,49 +92,124 @@ class Agent:
         def add() -> None:
             for series, time_ms, value in points:
                 self.batcher.add(series, time_ms, value)
+            m.POINTS.labels("checks").inc(len(points))
 
         self.pipeline.submit(add)
 
     def collect_once(self, time_ms: int) -> None:
         """One cycle of every collector into the batcher. Runs on the pipeline thread."""
+        add = self.batcher.add
+
+        def emit(series, value: float) -> None:
+            add(series, time_ms, value)
+
         for collector in self.collectors:
-            started = time.perf_counter()
+            started, before = time.perf_counter(), self.batcher.added
             try:
-                collector.collect(time_ms, lambda s, v: self.batcher.add(s, time_ms, v))
+                collector.collect(time_ms, emit)
             except Exception:
                 m.COLLECT_ERRORS.labels(collector.name).inc()
                 log.exception("collector %s failed", collector.name)
             finally:
                 m.COLLECT_SECONDS.labels(collector.name).observe(time.perf_counter() - started)
+                m.POINTS.labels(collector.name).inc(self.batcher.added - before)
         self.batcher.cut_if_due()
 
-    async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
-        self._loop = loop = asyncio.get_running_loop()
-        stop_sending = asyncio.Event()
-        sending = asyncio.create_task(self.sender.run(stop_sending))
+    def _start_checks(self) -> None:
         checks = [] if self.synthetic else self.cfg.checks  # the synthetic source owns the pipeline thread
-        checking = asyncio.create_task(CheckRunner(checks, self._emit_soon).run(stop))
-        stop_producing = threading.Event()
-        synthetic = None
-        if self.synthetic is not None:
-            synthetic = loop.run_in_executor(self.pipeline, self.synthetic.run, stop_producing)
-        interval = self.cfg.interval
-        tick = min(1.0, interval, self.cfg.batch_max_age)
-        next_at = (time.time() // interval + 1) * interval  # aligned to the interval
-        while not stop.is_set() and self.collectors:
+        stop = asyncio.Event()
+        self._checks = (stop, asyncio.create_task(CheckRunner(checks, self._emit_soon).run(stop)))
+
+    async def _stop_checks(self) -> None:
+        if self._checks is not None:
+            stop, task = self._checks
+            stop.set()
+            await task
+
+    def _offset_s(self) -> float:
+        """This agent's fixed place within the jitter window (the same every cycle and restart)."""
+        return (zlib.crc32(self.agent_id.encode()) / 2**32) * self.cfg.jitter
+
+    async def reload(self, new: AgentConfig) -> None:
+        """Apply a new configuration (see agent.reload); buffered and spooled points stay."""
+        live, restart = split(self.cfg, new)
+        loop = asyncio.get_running_loop()
+        old, self.cfg = self.cfg, new
+        if restart:
+            log.warning("reload: %s changed; restart the agent to apply", ", ".join(restart))
+            for key in restart:  # keep running with the values in use
+                setattr(self.cfg, key, getattr(old, key))
+        if any(k in live for k in COLLECTOR_KEYS) and not self.synthetic:
+            collectors = await loop.run_in_executor(self.pipeline, self._swap_collectors, old)
+            log.info("reload: collectors now %s", ", ".join(c.name for c in collectors))
+        if any(k in live for k in RESOURCE_KEYS) or "batch_max_points" in live or "batch_max_age" in live:
+            await loop.run_in_executor(self.pipeline, self._rebatch)
+        if "checks" in live:
+            await self._stop_checks()
+            self._start_checks()
+        if "log_level" in live:
+            set_level(new.log_level)
+        if "interval" in live or "jitter" in live:
+            self._rescheduled_at = time.time()
+        log.info("reload: applied %s", ", ".join(live) or "nothing (no change)")
+
+    def _swap_collectors(self, old: AgentConfig) -> list[Collector]:
+        """Rebuild the host collectors whose settings changed; keep the others and their state."""
+        kept = {
+            c.name: c
+            for c in self.collectors
+            if collector_settings(old, c.name) == collector_settings(self.cfg, c.name)
+        }
+        fresh = build_collectors(self.cfg, reuse=kept)
+        for c in self.collectors:
+            if c not in fresh and hasattr(c, "close"):
+                c.close()
+        self.collectors = fresh
+        return fresh
+
+    def _rebatch(self) -> None:
+        self.batcher.cut()  # points so far go out under the labels they were collected with
+        self.batcher.resource = self._resource(self.cfg)
+        self.batcher.max_points = self.cfg.batch_max_points
+        self.batcher.max_age_ms = int(self.cfg.batch_max_age * 1000)
+
+    async def _collect_loop(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = None
+        while not stop.is_set():
+            interval = self.cfg.interval
+            if next_at is None or self._rescheduled_at is not None:
+                # aligned to the interval, shifted by this agent's jitter offset; after a reload
+                # the new schedule starts from the first tick after the reload
+                since = self._rescheduled_at or time.time()
+                self._rescheduled_at = None
+                next_at = (since // interval + 1) * interval + self._offset_s()
             now = time.time()
-            if now >= next_at:
+            if now >= next_at and self.collectors:
                 cycle_ms = int(next_at * 1000)
                 # a slow cycle skips missed ticks rather than bunching them up
                 next_at += interval * max(1, int((now - next_at) // interval) + 1)
                 await loop.run_in_executor(self.pipeline, self.collect_once, cycle_ms)
             else:
                 await loop.run_in_executor(self.pipeline, self.batcher.cut_if_due)
+            tick = min(1.0, interval, self.cfg.batch_max_age)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
-        await stop.wait()
+
+    async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        stop_sending = asyncio.Event()
+        sending = asyncio.create_task(self.sender.run(stop_sending))
+        self._start_checks()
+        stop_producing = threading.Event()
+        synthetic = None
+        if self.synthetic is not None:
+            synthetic = loop.run_in_executor(self.pipeline, self.synthetic.run, stop_producing)
+            await stop.wait()
+        else:
+            await self._collect_loop(stop)
         on_stop()
-        await checking
+        await self._stop_checks()
         stop_producing.set()
         if synthetic is not None:
             await synthetic
@@ -137,6 +224,9 @@ class Agent:
             await asyncio.wait_for(sending, timeout=SENDER_STOP_TIMEOUT_S)
         except TimeoutError:
             log.warning("sender did not finish within %.0fs; stopping it", SENDER_STOP_TIMEOUT_S)
+        for c in self.collectors:
+            if hasattr(c, "close"):
+                c.close()
         self.pipeline.shutdown(wait=True)
         self.spool.close()
         if len(self.spool):
@@ -147,16 +237,64 @@ class Agent:
             )
 
 
-async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
+def collector_settings(cfg: AgentConfig, name: str) -> tuple:
+    """The settings a host collector is built from; it is rebuilt on reload when they change."""
+    return {
+        "filesystem": (cfg.filesystem_exclude_types,),
+        "processes": (cfg.process_top_n, cfg.processes),
+    }.get(name, ())
+
+
+def build_collectors(cfg: AgentConfig, reuse: dict[str, Collector] | None = None) -> list[Collector]:
+    reuse = reuse or {}
+    fresh = host_collectors(
+        [n for n in cfg.collectors if n not in reuse],
+        exclude_fs_types=frozenset(cfg.filesystem_exclude_types),
+        process_top_n=cfg.process_top_n,
+        process_groups=cfg.processes,
+        max_open_files=proc_file_budget(),
+    )
+    by_name = {c.name: c for c in fresh} | reuse
+    return [by_name[n] for n in COLLECTOR_NAMES if n in cfg.collectors]
+
+
+def proc_file_budget() -> int:
+    """/proc descriptors the process collector may keep open: a quarter of the soft fd limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return max(0, min(soft // 4, 16384)) if soft != resource.RLIM_INFINITY else 16384
+
+
+def raise_fd_limit() -> None:
+    """Lift the soft fd limit to the hard one (systemd's default soft limit is 1024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(target, 65536), hard))
+
+
+async def _reload(agent: Agent, source: ConfigSource) -> None:
+    log.info("SIGHUP: reloading %s", source.path or "(no config file: flags only)")
+    try:
+        new = source.load()
+    except ConfigError as exc:
+        m.RELOADS.labels("error").inc()
+        log.error("reload failed, the running configuration stays: %s", exc)
+        return
+    await agent.reload(new)
+    m.RELOADS.labels("ok").inc()
+
+
+async def serve(
+    cfg: AgentConfig, stop: asyncio.Event | None = None, source: ConfigSource | None = None
+) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # until configuration reload exists, SIGHUP must not kill us (its default action)
-    loop.add_signal_handler(
-        signal.SIGHUP, lambda: log.warning("SIGHUP ignored: reload is not implemented yet; restart to apply")
-    )
     agent = Agent(cfg)
+    if source is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(agent, source)))
     if cfg.metrics_listen:
         host, _, port = cfg.metrics_listen.rpartition(":")
         start_http_server(int(port), addr=host.strip("[]"))
@@ -179,12 +317,14 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = parse_args(
+    source = parse_command_line(
         AgentConfig, argv, "ferry-agent", "Ferry host agent: collect, batch, ship to the collector."
     )
+    cfg = load_or_exit(source, "ferry-agent")
     setup(cfg.log_level)
+    raise_fd_limit()
     try:
-        run(serve(cfg))
+        run(serve(cfg, source=source))
     except (SpoolError, OSError) as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(1) from None

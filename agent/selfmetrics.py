@@ -11,7 +11,9 @@ COLLECT_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1),
 )
 COLLECT_ERRORS = Counter("ferry_agent_collect_errors", "Collector runs that failed", ["collector"])
-POINTS = Counter("ferry_agent_points", "Metric points collected")
+POINTS = Counter(
+    "ferry_agent_points", "Metric points produced, by collector (checks included)", ["collector"]
+)
 BATCHES = Counter("ferry_agent_batches", "Batches cut into frames")
 FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames written to the spool")
 FRAMES_SENT = Counter("ferry_agent_frames_sent", "Frames written to a collector stream (resends included)")
@@ -36,3 +38,4 @@ BACKPRESSURE = Counter(
     "ferry_agent_backpressure", "Times a collector answered RESOURCE_EXHAUSTED (retry later)"
 )
 SYNTHETIC_POINTS = Counter("ferry_agent_synthetic_points", "Points the synthetic source produced in this run")
+RELOADS = Counter("ferry_agent_config_reloads", "SIGHUP reloads, by result (ok, error)", ["result"])

@@ -18,26 +18,10 @@ from agent import selfmetrics as m
 from agent.spool import Spool
 from ferry.codec import encode_payload
 from ferry.columns import DELTA, MetricBatch, SeriesDef
-from ferry.config import ConfigError
 from ferry.v1 import payload_pb2
 
 SHARDS = 4
 SERIES = [SeriesDef("ferry_synthetic", DELTA, "1", (("shard", str(i)),)) for i in range(SHARDS)]
-
-
-def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:
-    rate, sep, total = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        r, t = float(rate), int(total)
-    except ValueError:
-        raise ConfigError(
-            f"{what}: {text!r} is not RATE:TOTAL (points/s, 0 = unlimited : point count)"
-        ) from None
-    if r < 0 or t < 0:
-        raise ConfigError(f"{what}: {text!r}: RATE and TOTAL must be >= 0")
-    return r, t
 
 
 class SyntheticSource:

@@ -71,8 +71,6 @@ def test_paging_processes_uptime(tmp_path):
     assert p[(c.PAGING_FAULTS.name, (("type", "major"),))] == 63
     assert p[(c.PAGING_FAULTS.name, (("type", "minor"),))] == 27897 - 63
     assert p[(c.PROCESSES_CREATED.name, ())] == 4242
-    assert p[(c.PROCESSES_COUNT.name, (("status", "running"),))] == 3
-    assert p[(c.PROCESSES_COUNT.name, (("status", "blocked"),))] == 1
     assert p[(c.UPTIME.name, ())] == 5517.12
 
 
@@ -88,6 +86,7 @@ def test_missing_sources_are_skipped(tmp_path):
         c.LOAD_1M.name,
         c.LOAD_5M.name,
         c.LOAD_15M.name,
+        c.PROCESSES_COUNT.name,  # all zero: the fixture has no pid directories
     }
 
 
@@ -124,7 +123,7 @@ def test_every_catalogue_metric_is_emitted_on_this_host():
     col = SystemCollector()
     # rates appear from the second cycle on, connections on the first: take both
     names = {name for name, _ in points(col)} | {name for name, _ in points(col)}
-    expected = {d.name for d in c.ALL if d.name.startswith("system.")}  # check.* come from the checks
+    expected = {d.name for d in c.ALL if not d.name.startswith("check.")}  # check.* come from the checks
     swaps = Path("/proc/swaps").read_text().splitlines()[1:]
     if not any(line.split()[0].startswith("/") for line in swaps):
         expected.discard(c.PAGING_USAGE.name)  # no swap device here

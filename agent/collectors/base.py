@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.catalogue import MetricDef
-from ferry.columns import SeriesDef
+from ferry.series import SeriesDef
 
 Emit = Callable[[SeriesDef, float], None]
 

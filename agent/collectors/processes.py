@@ -1,122 +1,169 @@
-"""Per-process metrics for the busiest processes: the top N by CPU and the top N by memory.
+"""Process metrics: counts by status for the host, and per-process metrics for a bounded few.
 
-Every cycle reads /proc/PID/stat for all processes (one small read each) to rank them; only the
-selected ones pay for status, io and fd reads. Labels are `name` (the kernel's comm) and `pid`,
-so a host's series stay bounded by 2 x top_n at a time; a new pid is a new series, which is the
-point (a restarted service is a different process).
+Every cycle reads /proc/PID/stat of every process (one `pread` each on a descriptor kept open,
+see `procfs`) to count states and rank. Per-process metrics go out for:
+- the top `top_n` by CPU over the last interval and the top `top_n` by resident memory
+  (group label `top`), and
+- the processes of each `[[processes]]` group (group label = the group's name), up to the
+  group's `max_processes`.
+Only those pay for the status, io and fd reads. Labels are `group`, `name` (the kernel's comm)
+and `pid`: at most 2 x top_n + the groups' caps processes per cycle, and a restarted process is
+a new series (a new pid), which is the point.
 
-CPU utilization needs the process's previous sample: a process seen for the first time gets no
-utilization point rather than a false 0, and ranks by cumulative CPU until it has one.
+CPU utilization needs the previous sample of the same process (pid and start time): a process
+seen for the first time gets no utilization point rather than a false 0, and ranks by its
+cumulative CPU until it has one.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from agent import catalogue as c
 from agent.collectors.base import Emit, SeriesCache
+from agent.collectors.process_groups import TOP_GROUP, ProcessGroup, ProcInfo, read_info
+from agent.collectors.procfs import (
+    STAT_STATES,
+    ProcFiles,
+    ProcStat,
+    count_fds,
+    fd_dir_size_counts,
+    status_counter,
+)
 
+log = logging.getLogger("ferry.agent.processes")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
+_SWITCHES = (("voluntary", b"voluntary_ctxt_switches"), ("involuntary", b"nonvoluntary_ctxt_switches"))
+ALWAYS_COUNTED = ("running", "sleeping", "blocked", "zombies", "stopped", "idle")
 
 
 class ProcessCollector:
     name = "processes"
 
-    def __init__(self, proc_root: Path, top_n: int = 10, clock: Callable[[], float] = time.monotonic):
-        self.proc = proc_root
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        top_n: int = 10,
+        groups: Sequence[ProcessGroup] = (),
+        clock: Callable[[], float] = time.monotonic,
+        max_open_files: int = 1024,
+    ):
+        self.proc = str(proc_root)
         self.top_n = top_n
+        self.groups = tuple(groups)
         self.clock = clock
-        self._prev: dict[tuple[int, int], tuple[float, int]] = {}  # (pid, start) -> (when, cpu ticks)
-        self.s = SeriesCache()
+        self.files = ProcFiles(self.proc, max_open_files)
+        self._fds_by_size = fd_dir_size_counts(self.proc)
+        self._prev: dict[tuple[str, int], int] = {}  # (pid, start) -> cpu ticks at the last cycle
+        self._prev_at = 0.0
+        self._members: dict[tuple[str, int], tuple[int, ...]] = {}  # (pid, start) -> static group matches
+        self._needs = frozenset().union(*(g.needs for g in self.groups))
+        self._capped: set[str] = set()
+        self.s = SeriesCache()  # host-wide series (counts by status)
+        self._series: dict[tuple[str, int, str], SeriesCache] = {}  # per reported process, pruned each cycle
 
-    def _scan(self) -> list[tuple[int, str, int, int, int, int, int, int]]:
-        """(pid, comm, start, utime, stime, threads, vsize, rss pages) for every readable process."""
-        out = []
-        root = str(self.proc)
-        for name in os.listdir(root):
-            if not name.isdigit():
-                continue
-            try:
-                # plain open(): this runs for every process every cycle, pathlib costs double here
-                with open(f"{root}/{name}/stat", "rb") as fh:
-                    raw = fh.read().decode(errors="replace")
-            except OSError:
-                continue  # exited between listing and reading
-            # comm sits in parentheses and may itself contain spaces or parentheses
-            open_, close = raw.find("("), raw.rfind(")")
-            comm, f = raw[open_ + 1 : close], raw[close + 2 :].split()
-            # fields after comm: state(0) ... utime(11) stime(12) ... num_threads(17) ... starttime(19)
-            # vsize(20) rss(21)
-            out.append(
-                (
-                    int(name),
-                    comm,
-                    int(f[19]),
-                    int(f[11]),
-                    int(f[12]),
-                    int(f[17]),
-                    int(f[20]),
-                    int(f[21]),
-                )
-            )
-        return out
+    def close(self) -> None:
+        self.files.close()
 
     def collect(self, time_ms: int, emit: Emit) -> None:
         now = self.clock()
-        procs = self._scan()
-        rates: dict[int, float] = {}
-        prev, self._prev = self._prev, {}
-        for pid, _comm, start, utime, stime, *_ in procs:
-            ticks = utime + stime
-            self._prev[(pid, start)] = (now, ticks)
-            seen = prev.get((pid, start))
-            if seen is not None and now > seen[0]:
-                rates[pid] = (ticks - seen[1]) / TICK / (now - seen[0])
-        by_cpu = sorted(procs, key=lambda p: (rates.get(p[0], -1.0), p[3] + p[4]), reverse=True)
-        by_mem = sorted(procs, key=lambda p: p[7], reverse=True)
-        chosen = {p[0]: p for p in by_cpu[: self.top_n] + by_mem[: self.top_n]}
-        for pid, comm, _start, utime, stime, threads, vsize, rss in chosen.values():
-            self._emit_one(emit, pid, comm, utime, stime, threads, vsize, rss, rates.get(pid))
+        procs = self.files.scan()
+        self._count_states(procs, emit)
+        rates = self._rates(procs, now)
+        chosen = self._grouped(procs)
+        if self.top_n:
+            by_cpu = sorted(procs, key=lambda p: (rates.get(p.pid, -1.0), p.utime + p.stime), reverse=True)
+            by_mem = sorted(procs, key=lambda p: p.rss_pages, reverse=True)
+            for p in by_cpu[: self.top_n] + by_mem[: self.top_n]:
+                chosen.setdefault(p.pid, (TOP_GROUP, p))
+        series, self._series = self._series, {}
+        for group, p in chosen.values():
+            key = (p.pid, p.start, group)
+            cache = self._series[key] = series.get(key) or SeriesCache()
+            self._emit_one(emit, cache, group, p, rates.get(p.pid))
 
-    def _emit_one(
-        self,
-        emit: Emit,
-        pid: int,
-        comm: str,
-        utime: int,
-        stime: int,
-        threads: int,
-        vsize: int,
-        rss: int,
-        rate: float | None,
-    ) -> None:
-        s, p = self.s, str(pid)
-        emit(s(c.PROCESS_CPU_TIME, comm, p, "user"), utime / TICK)
-        emit(s(c.PROCESS_CPU_TIME, comm, p, "system"), stime / TICK)
+    def _count_states(self, procs: list[ProcStat], emit: Emit) -> None:
+        counts = dict.fromkeys(ALWAYS_COUNTED, 0)
+        for p in procs:
+            status = STAT_STATES.get(p.state, "unknown")
+            counts[status] = counts.get(status, 0) + 1
+        for status, n in counts.items():
+            emit(self.s(c.PROCESSES_COUNT, status), float(n))
+
+    def _rates(self, procs: list[ProcStat], now: float) -> dict[str, float]:
+        """CPU seconds per second since the last cycle, for processes seen then too."""
+        prev, self._prev = self._prev, {}
+        elapsed, self._prev_at = now - self._prev_at, now
+        rates = {}
+        for p in procs:
+            ticks = p.utime + p.stime
+            key = (p.pid, p.start)
+            self._prev[key] = ticks
+            before = prev.get(key)
+            if before is not None and elapsed > 0:
+                rates[p.pid] = (ticks - before) / TICK / elapsed
+        return rates
+
+    def _grouped(self, procs: list[ProcStat]) -> dict[str, tuple[str, ProcStat]]:
+        if not self.groups:
+            return {}
+        members, self._members = self._members, {}
+        pidfile_pids = [g.pidfile_pid() if g.pidfile else None for g in self.groups]
+        chosen: dict[str, tuple[str, ProcStat]] = {}
+        taken = [0] * len(self.groups)
+        for p in sorted(procs, key=lambda p: int(p.pid)):
+            key = (p.pid, p.start)
+            static = members.get(key)
+            if static is None:
+                info = read_info(self.proc, p.pid, self._needs) if self._needs else ProcInfo()
+                static = tuple(i for i, g in enumerate(self.groups) if g.matches_static(p.comm, info))
+            self._members[key] = static
+            for i in static:
+                g = self.groups[i]
+                if g.pidfile and pidfile_pids[i] != p.pid:
+                    continue
+                if taken[i] >= g.max_processes:
+                    self._warn_capped(g)
+                    continue
+                taken[i] += 1
+                chosen.setdefault(p.pid, (g.group, p))  # the first group listed wins
+                break
+        return chosen
+
+    def _warn_capped(self, g: ProcessGroup) -> None:
+        if g.group not in self._capped:
+            self._capped.add(g.group)
+            log.warning(
+                "process group %s matches more than max_processes=%d processes; reporting the lowest pids",
+                g.group,
+                g.max_processes,
+            )
+
+    def _emit_one(self, emit: Emit, s: SeriesCache, group: str, p: ProcStat, rate: float | None) -> None:
+        comm, pid = p.comm, p.pid
+        emit(s(c.PROCESS_CPU_TIME, group, comm, pid, "user"), p.utime / TICK)
+        emit(s(c.PROCESS_CPU_TIME, group, comm, pid, "system"), p.stime / TICK)
         if rate is not None:
-            emit(s(c.PROCESS_CPU_UTILIZATION, comm, p), rate)
-        emit(s(c.PROCESS_MEMORY_USAGE, comm, p), float(rss * PAGE))
-        emit(s(c.PROCESS_MEMORY_VIRTUAL, comm, p), float(vsize))
-        emit(s(c.PROCESS_THREADS, comm, p), float(threads))
-        base = self.proc / p
-        try:
-            for line in (base / "status").read_text().splitlines():
-                if line.startswith("voluntary_ctxt_switches:"):
-                    emit(s(c.PROCESS_CONTEXT_SWITCHES, comm, p, "voluntary"), float(line.split()[1]))
-                elif line.startswith("nonvoluntary_ctxt_switches:"):
-                    emit(s(c.PROCESS_CONTEXT_SWITCHES, comm, p, "involuntary"), float(line.split()[1]))
-        except OSError:
-            pass
-        try:
-            io = dict(line.split(": ", 1) for line in (base / "io").read_text().splitlines() if ": " in line)
-            emit(s(c.PROCESS_DISK_IO, "read", comm, p), float(io["read_bytes"]))
-            emit(s(c.PROCESS_DISK_IO, "write", comm, p), float(io["write_bytes"]))
-        except (OSError, KeyError):
-            pass  # another user's process without CAP_SYS_PTRACE, or a kernel without task io accounting
-        with contextlib.suppress(OSError):
-            emit(s(c.PROCESS_OPEN_FDS, comm, p), float(len(os.listdir(base / "fd"))))
+            emit(s(c.PROCESS_CPU_UTILIZATION, group, comm, pid), rate)
+        emit(s(c.PROCESS_MEMORY_USAGE, group, comm, pid), float(p.rss_pages * PAGE))
+        emit(s(c.PROCESS_MEMORY_VIRTUAL, group, comm, pid), float(p.vsize))
+        emit(s(c.PROCESS_THREADS, group, comm, pid), float(p.threads))
+        status = self.files.read(pid, "status", 8192)
+        if status:
+            for kind, key in _SWITCHES:
+                value = status_counter(status, key)
+                if value is not None:
+                    emit(s(c.PROCESS_CONTEXT_SWITCHES, group, comm, pid, kind), float(value))
+        io = self.files.read(pid, "io")  # unreadable for another user's process without CAP_SYS_PTRACE
+        if io:
+            for direction, key in (("read", b"read_bytes"), ("write", b"write_bytes")):
+                value = status_counter(b"\n" + io, key)
+                if value is not None:
+                    emit(s(c.PROCESS_DISK_IO, direction, group, comm, pid), float(value))
+        fds = count_fds(self.proc, pid, self._fds_by_size)
+        if fds is not None:
+            emit(s(c.PROCESS_OPEN_FDS, group, comm, pid), float(fds))

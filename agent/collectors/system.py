@@ -1,5 +1,5 @@
-"""Host metrics: CPU, memory, paging, load, uptime and processes here; disks, filesystems and
-network from their own modules. `SystemCollector` runs them all as the agent's host collector.
+"""Host metrics: CPU, memory, paging, load and uptime here; disks, filesystems, network and
+processes from their own modules. `host_collectors` builds the enabled ones for the agent.
 
 Reads /proc directly (about a millisecond a cycle); the proc root is injectable so tests run the
 real parsers on a fixture tree. Rates (cpu utilization) need two samples: the first cycle emits
@@ -9,24 +9,25 @@ none rather than a false 0. A source this kernel lacks is skipped.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import catalogue as c
-from agent.collectors.base import Emit, SeriesCache, read
+from agent.collectors.base import Collector, Emit, SeriesCache, read
 from agent.collectors.disk import DiskCollector
 from agent.collectors.filesystem import PSEUDO_FS, FilesystemCollector, _unescape
 from agent.collectors.network import NetworkCollector
+from agent.collectors.process_groups import ProcessGroup
 from agent.collectors.processes import ProcessCollector
 
-__all__ = ["CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape"]
+__all__ = ["COLLECTOR_NAMES", "CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape", "host_collectors"]
 
 # /proc/stat columns after the cpu name, mapped to OpenTelemetry cpu states
 CPU_STATES = ("user", "nice", "system", "idle", "wait", "interrupt", "softirq", "steal")
 
 
 class CpuMemoryCollector:
-    name = "cpu_memory"
+    name = "system"
 
     def __init__(self, proc_root: Path):
         self.proc = proc_root
@@ -47,10 +48,6 @@ class CpuMemoryCollector:
                 self._cpu_line(line, emit)
             elif line.startswith("processes "):
                 emit(s(c.PROCESSES_CREATED), float(line.split()[1]))
-            elif line.startswith("procs_running "):
-                emit(s(c.PROCESSES_COUNT, "running"), float(line.split()[1]))
-            elif line.startswith("procs_blocked "):
-                emit(s(c.PROCESSES_COUNT, "blocked"), float(line.split()[1]))
 
     def _cpu_line(self, line: str, emit: Emit) -> None:
         s = self.s
@@ -125,28 +122,60 @@ class CpuMemoryCollector:
             emit(self.s(c.UPTIME), float(uptime.split()[0]))
 
 
-class SystemCollector:
-    """Every host metric in the catalogue, one cycle at a time."""
+COLLECTOR_NAMES = ("system", "disk", "filesystem", "network", "processes")
 
-    name = "system"
+
+def host_collectors(
+    enabled: Sequence[str] = COLLECTOR_NAMES,
+    proc_root: str | Path = "/proc",
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
+    exclude_fs_types: frozenset[str] = PSEUDO_FS,
+    process_top_n: int = 10,
+    process_groups: Sequence[ProcessGroup] = (),
+    max_open_files: int = 1024,
+) -> list[Collector]:
+    """The enabled host collectors, in catalogue order; each runs and is timed on its own."""
+    unknown = set(enabled) - set(COLLECTOR_NAMES)
+    if unknown:
+        raise ValueError(
+            f"unknown collector(s) {', '.join(sorted(unknown))}; known: {', '.join(COLLECTOR_NAMES)}"
+        )
+    proc = Path(proc_root)
+    make = {
+        "system": lambda: CpuMemoryCollector(proc),
+        "disk": lambda: DiskCollector(proc),
+        "filesystem": lambda: FilesystemCollector(proc, statvfs, exclude_fs_types),
+        "network": lambda: NetworkCollector(proc),
+        "processes": lambda: ProcessCollector(
+            str(proc), process_top_n, process_groups, max_open_files=max_open_files
+        ),
+    }
+    return [make[name]() for name in COLLECTOR_NAMES if name in enabled]
+
+
+class SystemCollector:
+    """Every host collector as one (for tests and benchmarks; the agent runs them one by one)."""
+
+    name = "host"
 
     def __init__(
         self,
         proc_root: str | Path = "/proc",
         statvfs: Callable[[str], os.statvfs_result] = os.statvfs,
         exclude_fs_types: frozenset[str] = PSEUDO_FS,
-        process_top_n: int = 0,
+        process_top_n: int = 10,
+        process_groups: Sequence[ProcessGroup] = (),
     ):
-        proc = Path(proc_root)
-        parts: list = [
-            CpuMemoryCollector(proc),
-            DiskCollector(proc),
-            FilesystemCollector(proc, statvfs, exclude_fs_types),
-            NetworkCollector(proc),
-        ]
-        if process_top_n > 0:
-            parts.append(ProcessCollector(proc, process_top_n))
-        self.parts = tuple(parts)
+        self.parts = tuple(
+            host_collectors(
+                COLLECTOR_NAMES,
+                proc_root,
+                statvfs,
+                exclude_fs_types,
+                process_top_n=process_top_n,
+                process_groups=process_groups,
+            )
+        )
 
     def collect(self, time_ms: int, emit: Emit) -> None:
         for part in self.parts:

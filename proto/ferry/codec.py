@@ -12,6 +12,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ferry.columns import HISTOGRAM, MetricBatch, SeriesDef
+from ferry.encode import series_table
 from ferry.v1 import payload_pb2
 
 _U32 = np.dtype("<u4")
@@ -34,17 +35,7 @@ def encode_metrics(batch: MetricBatch) -> payload_pb2.MetricColumns:
     times = batch.time_ms.astype(_I64, copy=False)
     deltas = np.diff(times, prepend=np.int64(0)) if n else times
     return payload_pb2.MetricColumns(
-        series=[
-            payload_pb2.Series(
-                name=s.name,
-                kind=s.kind,
-                unit=s.unit,
-                label_keys=[k for k, _ in s.labels],
-                label_values=[v for _, v in s.labels],
-                bounds=s.bounds,
-            )
-            for s in batch.series
-        ],
+        series=series_table(batch.series),
         point_count=n,
         series_ref=batch.series_ref.astype(_U32, copy=False).tobytes(),
         time_ms=deltas.tobytes(),

@@ -1,4 +1,5 @@
-"""In-memory columnar metric batches: what the agent cuts and what the collector decodes.
+"""In-memory columnar metric batches: what the collector decodes (and what tests and the
+synthetic source build in bulk).
 
 A `MetricBatch` is the numpy twin of `ferry.v1.MetricColumns`: a series table plus parallel
 point columns. `codec` converts between the two; nothing here touches the wire.
@@ -10,34 +11,30 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ferry.v1 import payload_pb2
+from ferry.series import (
+    COUNTER,
+    DELTA,
+    GAUGE,
+    HISTOGRAM,
+    KIND_NAMES,
+    KINDS_BY_NAME,
+    Labels,
+    SeriesDef,
+    labels_key,
+)
 
-GAUGE = payload_pb2.GAUGE
-COUNTER = payload_pb2.COUNTER
-DELTA = payload_pb2.DELTA
-HISTOGRAM = payload_pb2.HISTOGRAM
-KIND_NAMES = {GAUGE: "gauge", COUNTER: "counter", DELTA: "delta", HISTOGRAM: "histogram"}
-KINDS_BY_NAME = {v: k for k, v in KIND_NAMES.items()}
-
-Labels = tuple[tuple[str, str], ...]
-
-
-def labels_key(labels: dict[str, str] | None) -> Labels:
-    """The canonical (sorted) form of a label set, usable as a dict key."""
-    if not labels:
-        return ()
-    return tuple(sorted(labels.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesDef:
-    """The identity of one series: name, kind, unit, sorted labels and (histograms) bounds."""
-
-    name: str
-    kind: int
-    unit: str = ""
-    labels: Labels = ()
-    bounds: tuple[float, ...] = ()
+__all__ = [
+    "COUNTER",
+    "DELTA",
+    "GAUGE",
+    "HISTOGRAM",
+    "KINDS_BY_NAME",
+    "KIND_NAMES",
+    "Labels",
+    "MetricBatch",
+    "SeriesDef",
+    "labels_key",
+]
 
 
 @dataclass(slots=True)

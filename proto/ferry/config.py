@@ -146,10 +146,32 @@ def setting(default: Any, kind: str = "str", help: str = "", **extra: Any) -> An
     return dataclasses.field(default=default, metadata={"kind": kind, "help": help, **extra})
 
 
-def parse_args(cls: type, argv: list[str] | None, prog: str, description: str) -> Any:
-    """Build the config: defaults, then --config FILE, then flags. Exits 2 on any error."""
+@dataclasses.dataclass(frozen=True)
+class ConfigSource:
+    """Where a process's configuration comes from: a class, a TOML file and the flags given.
+
+    `load()` builds it afresh (defaults, then the file, then flags), so a reload sees the file's
+    new contents while flags keep winning.
+    """
+
+    cls: type
+    path: str | None
+    flags: dict[str, Any]
+
+    def load(self) -> Any:
+        """The configuration now; raises ConfigError naming the file, line and key."""
+        cfg = self.cls()
+        if self.path:
+            apply_file(cfg, load_toml(self.path), self.path)
+        apply_flags(cfg, self.flags)
+        if hasattr(cfg, "check"):
+            cfg.check()
+        return cfg
+
+
+def parse_command_line(cls: type, argv: list[str] | None, prog: str, description: str) -> ConfigSource:
+    """The flags of every `setting` of `cls`, plus --config FILE. Exits 2 on a usage error."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="FILE", help="TOML file; every flag has a key of the same name")
@@ -169,15 +191,20 @@ def parse_args(cls: type, argv: list[str] | None, prog: str, description: str) -
             help=f"{f.metadata.get('help', '')} (default: {default!r})",
             **extra,
         )
-    ns = parser.parse_args(argv)
-    cfg = cls()
+    ns = vars(parser.parse_args(argv))
+    return ConfigSource(cls, ns.pop("config"), ns)
+
+
+def parse_args(cls: type, argv: list[str] | None, prog: str, description: str) -> Any:
+    """Build the config: defaults, then --config FILE, then flags. Exits 2 on any error."""
+    return load_or_exit(parse_command_line(cls, argv, prog, description), prog)
+
+
+def load_or_exit(source: ConfigSource, prog: str) -> Any:
+    import sys
+
     try:
-        if ns.config:
-            apply_file(cfg, load_toml(ns.config), ns.config)
-        apply_flags(cfg, {k: v for k, v in vars(ns).items() if k != "config"})
-        if hasattr(cfg, "check"):
-            cfg.check()
+        return source.load()
     except ConfigError as exc:
         print(f"{prog}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    return cfg
