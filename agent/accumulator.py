@@ -33,19 +33,29 @@ class Accumulator:
         self._values: list[array] = []
         self._n = 0
         self.first_ms: int | None = None
+        self.time_ms = 0
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
+        self.time_ms = time_ms
+        self.point(series, value)
+
+    def point(self, series: SeriesDef, value: float) -> None:
+        """A point at `time_ms` (set once per collection cycle): the collectors' hot path."""
         ref = self._refs.get(id(series))
         if ref is None:
-            ref = self._refs[id(series)] = len(self._series)
-            self._series.append(series)
-            self._times.append(array("q"))
-            self._values.append(array("d"))
-            if self.first_ms is None:
-                self.first_ms = time_ms
-        self._times[ref].append(time_ms)
+            ref = self._new(series)
+        self._times[ref].append(self.time_ms)
         self._values[ref].append(value)
         self._n += 1
+
+    def _new(self, series: SeriesDef) -> int:
+        ref = self._refs[id(series)] = len(self._series)
+        self._series.append(series)
+        self._times.append(array("q"))
+        self._values.append(array("d"))
+        if self.first_ms is None:
+            self.first_ms = self.time_ms
+        return ref
 
     def __len__(self) -> int:
         return self._n

@@ -1,7 +1,7 @@
 """Cuts accumulated points into payloads and hands them to the sink (the spool's append).
 
 A batch is cut when it holds `max_points` points or its oldest point is `max_age_s` old
-(checked after every collection and on a timer), and once more at shutdown.
+(checked after each collector's run and on a timer), and once more at shutdown.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from agent import selfmetrics as m
 from agent.accumulator import Accumulator
-from ferry.encode import encode_columns, pack_payload
+from ferry.encode import SeriesMessages, encode_columns, pack_payload
 from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
 
@@ -29,14 +29,22 @@ class Batcher:
         self.max_points = max_points
         self.max_age_ms = int(max_age_s * 1000)
         self.acc = Accumulator()
-        self.added = 0  # points ever added (for per-collector counts)
+        self.series_messages = SeriesMessages()
         self._opened_ms: int | None = None
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
-        if self._opened_ms is None:
-            self._opened_ms = int(time.time() * 1000)
         self.acc.add(series, time_ms, value)
-        self.added += 1
+        self.settle()
+
+    def emitter(self, time_ms: int) -> Callable[[SeriesDef, float], None]:
+        """The emit function for one collection cycle at `time_ms`; call `settle` after each
+        collector (the size bound is checked there, not per point)."""
+        self.acc.time_ms = time_ms
+        return self.acc.point
+
+    def settle(self) -> None:
+        if self._opened_ms is None and len(self.acc):
+            self._opened_ms = int(time.time() * 1000)
         if len(self.acc) >= self.max_points:
             self.cut()
 
@@ -54,5 +62,5 @@ class Batcher:
             return
         cols = self.acc.cut()
         self._opened_ms = None
-        self.sink(pack_payload(self.resource, encode_columns(*cols)), n)
+        self.sink(pack_payload(self.resource, encode_columns(*cols, messages=self.series_messages)), n)
         m.BATCHES.inc()

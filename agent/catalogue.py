@@ -217,7 +217,31 @@ def render_markdown() -> str:
     for d in sorted(ALL, key=lambda d: d.name):
         labels = ", ".join(f"`{k}`" for k in d.labels) or "—"
         lines.append(f"| `{d.name}` | {KIND_NAMES[d.kind]} | `{d.unit}` | {labels} | {d.description} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + PROCESS_LABELS_DOC
+
+
+PROCESS_LABELS_DOC = """
+## Which processes, and why these labels
+
+`process.*` series are sent for a bounded set of processes each cycle:
+
+- the top `process_top_n` (default 10) by CPU over the last interval and the top
+  `process_top_n` by resident memory, with `group="top"`;
+- every process of a `[[processes]]` group (matched by `name`, `cmdline`, `user`, `pidfile` or
+  systemd `unit`), up to the group's `max_processes` (default 10), with `group` = the group's
+  name. A process in a group is reported under its group only, also when it ranks in the top.
+
+Labels are `group`, `name` (the kernel's comm, at most 15 characters) and `pid`. At most
+`2 x process_top_n + sum(max_processes)` processes are reported per cycle, about 11 series each,
+so a host's live series stay bounded whatever runs on it. `pid` is a label because two
+processes of one name (workers) are different processes, and a restarted process, with its new
+pid, starts new series; the command line and user are not labels, because they can be long or
+change, and would multiply series without telling processes apart better than the pid.
+
+`system.processes.count` counts every process (not thread) by the state in `/proc/PID/stat`,
+from the same scan. `process.cpu.utilization` needs two samples of the same process (pid and
+start time): a process seen for the first time has none yet, rather than a false 0.
+"""
 
 
 if __name__ == "__main__":

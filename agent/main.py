@@ -98,21 +98,17 @@ class Agent:
 
     def collect_once(self, time_ms: int) -> None:
         """One cycle of every collector into the batcher. Runs on the pipeline thread."""
-        add = self.batcher.add
-
-        def emit(series, value: float) -> None:
-            add(series, time_ms, value)
-
         for collector in self.collectors:
-            started, before = time.perf_counter(), self.batcher.added
+            started, before = time.perf_counter(), len(self.batcher)
             try:
-                collector.collect(time_ms, emit)
+                collector.collect(time_ms, self.batcher.emitter(time_ms))
             except Exception:
                 m.COLLECT_ERRORS.labels(collector.name).inc()
                 log.exception("collector %s failed", collector.name)
             finally:
                 m.COLLECT_SECONDS.labels(collector.name).observe(time.perf_counter() - started)
-                m.POINTS.labels(collector.name).inc(self.batcher.added - before)
+                m.POINTS.labels(collector.name).inc(len(self.batcher) - before)
+                self.batcher.settle()
         self.batcher.cut_if_due()
 
     def _start_checks(self) -> None:

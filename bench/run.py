@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, ingest, wire
+from bench import agent, collectd, ingest, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -28,7 +28,28 @@ def main() -> None:
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
     wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
     wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
-    agent_run = agent.run(cycles=15 if quick else 60)
+    cycles = 15 if quick else 60
+    # the agent and collectd alternate, so the machine's mood of the moment weighs on both alike
+    agent_runs, collectd_runs = [], []
+    for _ in range(runs):
+        agent_runs.append(agent.run(cycles))
+        collectd_runs.append(collectd.run(cycles, writer="network"))
+    agent_run = {
+        **agent_runs[0],
+        "agent_cpu_ms_per_cycle": statistics.median(r["agent_cpu_ms_per_cycle"] for r in agent_runs),
+        "agent_rss_mb": statistics.median(r["agent_rss_mb"] for r in agent_runs),
+        "agent_runs": agent_runs,
+    }
+    host_only = agent.run(cycles, 5, "--collectors", "system,disk,filesystem,network")
+    compare = {"collectd_runs": collectd_runs}
+    if "collectd_skipped" not in collectd_runs[0]:
+        compare["collectd_cpu_ms_per_cycle"] = statistics.median(
+            r["collectd_cpu_ms_per_cycle"] for r in collectd_runs
+        )
+        compare["agent_vs_collectd_cpu"] = (
+            agent_run["agent_cpu_ms_per_cycle"] / compare["collectd_cpu_ms_per_cycle"]
+        )
+        compare["collectd_csv"] = collectd.run(cycles, writer="csv")
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -37,6 +58,8 @@ def main() -> None:
         "wire_bytes_per_point": wire_default["bytes_per_point"],
         "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
         **agent_run,
+        "agent_cpu_ms_per_cycle_host_only": host_only["agent_cpu_ms_per_cycle"],
+        **compare,
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -53,10 +76,16 @@ def main() -> None:
         "wire_bytes_per_point",
         "wire_bytes_per_point_6_cycles",
         "agent_cpu_ms_per_cycle",
+        "agent_cpu_ms_per_cycle_host_only",
+        "collectd_cpu_ms_per_cycle",
+        "agent_vs_collectd_cpu",
+        "agent_points_per_cycle",
         "agent_rss_mb",
+        "agent_rss_anon_mb",
         "host_processes",
     ):
-        print(f"{key:32} {results[key]:>14,.2f}")
+        if key in results:
+            print(f"{key:34} {results[key]:>14,.2f}")
     print(f"written to {RESULTS}")
 
 

@@ -17,6 +17,7 @@ PACKAGING = ROOT / "packaging"
 def test_default_configs_load_without_errors():
     agent = parse_args(AgentConfig, ["--config", str(PACKAGING / "config" / "agent.toml")], "ferry-agent", "")
     assert agent.collector == ["127.0.0.1:4770"] and agent.interval == 10.0 and agent.spool_fsync == "frame"
+    assert agent.process_top_n == 10 and "processes" in agent.collectors
     collector = parse_args(
         CollectorConfig, ["--config", str(PACKAGING / "config" / "collector.toml")], "ferry-collector", ""
     )
@@ -34,3 +35,5 @@ def test_units_start_the_installed_scripts_as_notify_services():
         executable = service["ExecStart"].split()[0]
         assert Path(executable).name == name and name in scripts
         assert f"/etc/ferry/{name.removeprefix('ferry-')}.toml" in service["ExecStart"]
+        if name == "ferry-agent":
+            assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # the agent reloads on SIGHUP

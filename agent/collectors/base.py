@@ -6,6 +6,7 @@ keeps one SeriesDef per (metric, label values) so steady-state cycles allocate n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -34,9 +35,40 @@ class SeriesCache:
         return s
 
 
-def read(path: Path) -> str | None:
-    """A /proc file's text, or None where this kernel does not have it (that source is skipped)."""
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        return None
+class ProcText:
+    """/proc files of one collector, kept open and re-read with `pread` at offset 0.
+
+    The kernel regenerates a /proc file on every read from offset 0, and opening it through
+    Python's io layer costs more than the read itself (20 of 30 us for /proc/stat here).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._fds: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+
+    def __call__(self, name: str) -> str | None:
+        """The file's text, or None where this kernel does not have it (that source is skipped)."""
+        fd = self._fds.get(name)
+        if fd is None:
+            try:
+                fd = self._fds[name] = os.open(self.root / name, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+        size = self._sizes.get(name, 16384)
+        while True:
+            data = os.pread(fd, size, 0)
+            if len(data) < size:
+                return data.decode(errors="replace")
+            size = self._sizes[name] = size * 2  # it filled the buffer: there may be more
+
+    def required(self, name: str) -> str:
+        text = self(name)
+        if text is None:
+            raise FileNotFoundError(f"{self.root / name}: not on this kernel")
+        return text
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from agent import catalogue as c
-from agent.collectors.base import Emit, SeriesCache, read
+from agent.collectors.base import Emit, ProcText, SeriesCache
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size
 # loop and ram devices mirror files and memory, not disks: skipped unless configured otherwise
@@ -18,11 +18,15 @@ class DiskCollector:
 
     def __init__(self, proc_root: Path, exclude: re.Pattern[str] = DEFAULT_EXCLUDE):
         self.proc = proc_root
+        self.read = ProcText(proc_root)
         self.exclude = exclude
         self.s = SeriesCache()
 
+    def close(self) -> None:
+        self.read.close()
+
     def collect(self, time_ms: int, emit: Emit) -> None:
-        text = read(self.proc / "diskstats")
+        text = self.read("diskstats")
         if text is None:
             return
         s = self.s

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import catalogue as c
-from agent.collectors.base import Emit, SeriesCache, read
+from agent.collectors.base import Emit, ProcText, SeriesCache
 
 # not disks: skipped unless the configuration says otherwise
 PSEUDO_FS = frozenset(
@@ -30,12 +30,16 @@ class FilesystemCollector:
         exclude_fs_types: frozenset[str] = PSEUDO_FS,
     ):
         self.proc = proc_root
+        self.read = ProcText(proc_root)
         self.statvfs = statvfs
         self.exclude_fs_types = exclude_fs_types
         self.s = SeriesCache()
 
+    def close(self) -> None:
+        self.read.close()
+
     def collect(self, time_ms: int, emit: Emit) -> None:
-        text = read(self.proc / "mounts")
+        text = self.read("mounts")
         if text is None:
             return
         s = self.s

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent import catalogue as c
-from agent.collectors.base import Emit, SeriesCache, read
+from agent.collectors.base import Emit, ProcText, SeriesCache
 
 # the kernel's TCP state numbers (include/net/tcp_states.h), as the hostmetrics receiver names them
 TCP_STATES = {
@@ -37,10 +37,14 @@ class NetworkCollector:
         self, proc_root: Path, connections_every_s: float = 60.0, clock: Callable[[], float] = time.monotonic
     ):
         self.proc = proc_root
+        self.read = ProcText(proc_root)
         self.connections_every_s = connections_every_s
         self.clock = clock
         self._connections_at: float | None = None
         self.s = SeriesCache()
+
+    def close(self) -> None:
+        self.read.close()
 
     def collect(self, time_ms: int, emit: Emit) -> None:
         self._interfaces(emit)
@@ -50,7 +54,7 @@ class NetworkCollector:
             self._connections(emit)
 
     def _interfaces(self, emit: Emit) -> None:
-        text = read(self.proc / "net" / "dev")
+        text = self.read("net/dev")
         if text is None:
             return
         s = self.s
@@ -71,7 +75,7 @@ class NetworkCollector:
         counts = dict.fromkeys(TCP_STATES.values(), 0)
         seen = False
         for name in ("tcp", "tcp6"):
-            text = read(self.proc / "net" / name)
+            text = self.read(f"net/{name}")
             if text is None:
                 continue
             seen = True

@@ -21,6 +21,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from agent import catalogue as c
 from agent.collectors.base import Emit, SeriesCache
@@ -33,11 +34,11 @@ from agent.collectors.procfs import (
     fd_dir_size_counts,
     status_counter,
 )
+from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.processes")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
-_SWITCHES = (("voluntary", b"voluntary_ctxt_switches"), ("involuntary", b"nonvoluntary_ctxt_switches"))
 ALWAYS_COUNTED = ("running", "sleeping", "blocked", "zombies", "stopped", "idle")
 
 
@@ -64,7 +65,7 @@ class ProcessCollector:
         self._needs = frozenset().union(*(g.needs for g in self.groups))
         self._capped: set[str] = set()
         self.s = SeriesCache()  # host-wide series (counts by status)
-        self._series: dict[tuple[str, int, str], SeriesCache] = {}  # per reported process, pruned each cycle
+        self._series: dict[tuple, ProcSeries] = {}  # per reported process, pruned each cycle
 
     def close(self) -> None:
         self.files.close()
@@ -82,9 +83,9 @@ class ProcessCollector:
                 chosen.setdefault(p.pid, (TOP_GROUP, p))
         series, self._series = self._series, {}
         for group, p in chosen.values():
-            key = (p.pid, p.start, group)
-            cache = self._series[key] = series.get(key) or SeriesCache()
-            self._emit_one(emit, cache, group, p, rates.get(p.pid))
+            key = (p.pid, p.start, group, p.comm)
+            ps = self._series[key] = series.get(key) or ProcSeries.of(group, p.comm, p.pid)
+            self._emit_one(emit, ps, p, rates.get(p.pid))
 
     def _count_states(self, procs: list[ProcStat], emit: Emit) -> None:
         counts = dict.fromkeys(ALWAYS_COUNTED, 0)
@@ -143,27 +144,63 @@ class ProcessCollector:
                 g.max_processes,
             )
 
-    def _emit_one(self, emit: Emit, s: SeriesCache, group: str, p: ProcStat, rate: float | None) -> None:
-        comm, pid = p.comm, p.pid
-        emit(s(c.PROCESS_CPU_TIME, group, comm, pid, "user"), p.utime / TICK)
-        emit(s(c.PROCESS_CPU_TIME, group, comm, pid, "system"), p.stime / TICK)
+    def _emit_one(self, emit: Emit, s: ProcSeries, p: ProcStat, rate: float | None) -> None:
+        emit(s.cpu_user, p.utime / TICK)
+        emit(s.cpu_system, p.stime / TICK)
         if rate is not None:
-            emit(s(c.PROCESS_CPU_UTILIZATION, group, comm, pid), rate)
-        emit(s(c.PROCESS_MEMORY_USAGE, group, comm, pid), float(p.rss_pages * PAGE))
-        emit(s(c.PROCESS_MEMORY_VIRTUAL, group, comm, pid), float(p.vsize))
-        emit(s(c.PROCESS_THREADS, group, comm, pid), float(p.threads))
-        status = self.files.read(pid, "status", 8192)
+            emit(s.cpu_utilization, rate)
+        emit(s.memory, float(p.rss_pages * PAGE))
+        emit(s.virtual, float(p.vsize))
+        emit(s.threads, float(p.threads))
+        status = self.files.read(p.pid, "status", 8192)
         if status:
-            for kind, key in _SWITCHES:
-                value = status_counter(status, key)
-                if value is not None:
-                    emit(s(c.PROCESS_CONTEXT_SWITCHES, group, comm, pid, kind), float(value))
-        io = self.files.read(pid, "io")  # unreadable for another user's process without CAP_SYS_PTRACE
+            voluntary = status_counter(status, b"voluntary_ctxt_switches")
+            involuntary = status_counter(status, b"nonvoluntary_ctxt_switches")
+            if voluntary is not None and involuntary is not None:
+                emit(s.switches_voluntary, float(voluntary))
+                emit(s.switches_involuntary, float(involuntary))
+        io = self.files.read(p.pid, "io")  # unreadable for another user's process without CAP_SYS_PTRACE
         if io:
-            for direction, key in (("read", b"read_bytes"), ("write", b"write_bytes")):
-                value = status_counter(b"\n" + io, key)
-                if value is not None:
-                    emit(s(c.PROCESS_DISK_IO, direction, group, comm, pid), float(value))
-        fds = count_fds(self.proc, pid, self._fds_by_size)
+            read, write = (
+                status_counter(b"\n" + io, b"read_bytes"),
+                status_counter(b"\n" + io, b"write_bytes"),
+            )
+            if read is not None and write is not None:
+                emit(s.io_read, float(read))
+                emit(s.io_write, float(write))
+        fds = count_fds(self.proc, p.pid, self._fds_by_size)
         if fds is not None:
-            emit(s(c.PROCESS_OPEN_FDS, group, comm, pid), float(fds))
+            emit(s.fds, float(fds))
+
+
+class ProcSeries(NamedTuple):
+    """The series of one reported process, built once for its life in the report."""
+
+    cpu_user: SeriesDef
+    cpu_system: SeriesDef
+    cpu_utilization: SeriesDef
+    memory: SeriesDef
+    virtual: SeriesDef
+    threads: SeriesDef
+    switches_voluntary: SeriesDef
+    switches_involuntary: SeriesDef
+    io_read: SeriesDef
+    io_write: SeriesDef
+    fds: SeriesDef
+
+    @classmethod
+    def of(cls, group: str, comm: str, pid: str) -> ProcSeries:
+        who = (group, comm, pid)
+        return cls(
+            c.PROCESS_CPU_TIME.series((*who, "user")),
+            c.PROCESS_CPU_TIME.series((*who, "system")),
+            c.PROCESS_CPU_UTILIZATION.series(who),
+            c.PROCESS_MEMORY_USAGE.series(who),
+            c.PROCESS_MEMORY_VIRTUAL.series(who),
+            c.PROCESS_THREADS.series(who),
+            c.PROCESS_CONTEXT_SWITCHES.series((*who, "voluntary")),
+            c.PROCESS_CONTEXT_SWITCHES.series((*who, "involuntary")),
+            c.PROCESS_DISK_IO.series(("read", *who)),
+            c.PROCESS_DISK_IO.series(("write", *who)),
+            c.PROCESS_OPEN_FDS.series(who),
+        )

@@ -64,6 +64,7 @@ class ProcFiles:
         self.root = proc_root
         self.max_open = max_open
         self._fds: dict[str, dict[str, int]] = {}
+        self._denied: set[tuple[str, str]] = set()
         self._open = 0
 
     def __len__(self) -> int:
@@ -78,8 +79,13 @@ class ProcFiles:
                 return os.pread(fd, size, 0)
             except OSError:
                 self.forget(pid)  # exited; the pid may name another process by now
+        if (pid, name) in self._denied:
+            return None
         try:
             fd = os.open(f"{self.root}/{pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError:
+            self._denied.add((pid, name))  # for the life of this pid here: do not ask every cycle
+            return None
         except OSError:
             return None
         try:
@@ -103,6 +109,7 @@ class ProcFiles:
         """Close the files of processes that were not in the last listing."""
         for pid in [p for p in self._fds if p not in live]:
             self.forget(pid)
+        self._denied = {(pid, name) for pid, name in self._denied if pid in live}
 
     def close(self) -> None:
         self.keep_only(set())

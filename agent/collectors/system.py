@@ -9,11 +9,12 @@ none rather than a false 0. A source this kernel lacks is skipped.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import catalogue as c
-from agent.collectors.base import Collector, Emit, SeriesCache, read
+from agent.collectors.base import Collector, Emit, ProcText, SeriesCache
 from agent.collectors.disk import DiskCollector
 from agent.collectors.filesystem import PSEUDO_FS, FilesystemCollector, _unescape
 from agent.collectors.network import NetworkCollector
@@ -23,6 +24,7 @@ from agent.collectors.processes import ProcessCollector
 __all__ = ["COLLECTOR_NAMES", "CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape", "host_collectors"]
 
 # /proc/stat columns after the cpu name, mapped to OpenTelemetry cpu states
+_VMSTAT_KEYS = re.compile(r"^(pswpin|pswpout|pgpgin|pgpgout|pgfault|pgmajfault) (\d+)$", re.M)
 CPU_STATES = ("user", "nice", "system", "idle", "wait", "interrupt", "softirq", "steal")
 
 
@@ -31,9 +33,13 @@ class CpuMemoryCollector:
 
     def __init__(self, proc_root: Path):
         self.proc = proc_root
+        self.read = ProcText(proc_root)
         self.ticks = os.sysconf("SC_CLK_TCK")
         self._prev_cpu: dict[str, list[int]] = {}
         self.s = SeriesCache()
+
+    def close(self) -> None:
+        self.read.close()
 
     def collect(self, time_ms: int, emit: Emit) -> None:
         self._stat(emit)
@@ -43,7 +49,7 @@ class CpuMemoryCollector:
 
     def _stat(self, emit: Emit) -> None:
         s = self.s
-        for line in (self.proc / "stat").read_text().splitlines():
+        for line in self.read.required("stat").splitlines():
             if line.startswith("cpu") and not line.startswith("cpu "):
                 self._cpu_line(line, emit)
             elif line.startswith("processes "):
@@ -69,7 +75,7 @@ class CpuMemoryCollector:
 
     def _memory(self, emit: Emit) -> None:
         info = {}
-        for line in (self.proc / "meminfo").read_text().splitlines():
+        for line in self.read.required("meminfo").splitlines():
             key, _, rest = line.partition(":")
             fields = rest.split()
             if fields:
@@ -90,7 +96,7 @@ class CpuMemoryCollector:
 
     def _paging(self, emit: Emit) -> None:
         s = self.s
-        swaps = read(self.proc / "swaps")
+        swaps = self.read("swaps")
         if swaps is not None:
             for line in swaps.splitlines()[1:]:  # Filename Type Size Used Priority (KiB)
                 f = line.split()
@@ -98,9 +104,9 @@ class CpuMemoryCollector:
                     device, size, used = _unescape(f[0]), int(f[2]) * 1024, int(f[3]) * 1024
                     emit(s(c.PAGING_USAGE, device, "used"), float(used))
                     emit(s(c.PAGING_USAGE, device, "free"), float(size - used))
-        vmstat = read(self.proc / "vmstat")
+        vmstat = self.read("vmstat")
         if vmstat is not None:
-            v = dict(line.split(None, 1) for line in vmstat.splitlines() if " " in line)
+            v = dict(_VMSTAT_KEYS.findall(vmstat))  # 6 of ~180 lines; a dict of all costs 10x
             for direction, major, minor in (
                 ("page_in", "pswpin", "pgpgin"),
                 ("page_out", "pswpout", "pgpgout"),
@@ -113,11 +119,11 @@ class CpuMemoryCollector:
                 emit(s(c.PAGING_FAULTS, "minor"), float(int(v["pgfault"]) - int(v["pgmajfault"])))
 
     def _load_uptime(self, emit: Emit) -> None:
-        one, five, fifteen = (self.proc / "loadavg").read_text().split()[:3]
+        one, five, fifteen = self.read.required("loadavg").split()[:3]
         emit(self.s(c.LOAD_1M), float(one))
         emit(self.s(c.LOAD_5M), float(five))
         emit(self.s(c.LOAD_15M), float(fifteen))
-        uptime = read(self.proc / "uptime")
+        uptime = self.read("uptime")
         if uptime is not None:
             emit(self.s(c.UPTIME), float(uptime.split()[0]))
 
@@ -180,3 +186,7 @@ class SystemCollector:
     def collect(self, time_ms: int, emit: Emit) -> None:
         for part in self.parts:
             part.collect(time_ms, emit)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()

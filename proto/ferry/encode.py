@@ -8,9 +8,11 @@ values.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sys
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
@@ -39,25 +41,52 @@ def _le(a: array) -> bytes:
     return a.tobytes()
 
 
-def time_deltas(times: Sequence[int]) -> array:
+def time_deltas(times: array) -> array:
     """Each time minus the one before (the first minus 0): small numbers that compress well."""
-    out = array("q", times)
-    for i in range(len(out) - 1, 0, -1):
-        out[i] -= out[i - 1]
+    out = array("q", times[:1])
+    out.extend(map(operator.sub, itertools.islice(times, 1, None), times))
     return out
 
 
+class SeriesMessages:
+    """`payload_pb2.Series` per SeriesDef object, built once: an agent's series live for many
+    frames, and building the message costs ~6 us against ~1 us to copy it. Entries are keyed by
+    object identity (and hold the object, so the id stays theirs); the cache is emptied when it
+    passes `limit` entries, which bounds it under series churn (short-lived processes)."""
+
+    def __init__(self, limit: int = 20_000):
+        self.limit = limit
+        self._cache: dict[int, tuple[SeriesDef, payload_pb2.Series]] = {}
+
+    def __call__(self, series: Sequence[SeriesDef]) -> list[payload_pb2.Series]:
+        cache = self._cache
+        if len(cache) > self.limit:
+            cache.clear()
+        out = []
+        for s in series:
+            hit = cache.get(id(s))
+            if hit is None or hit[0] is not s:
+                hit = cache[id(s)] = (s, series_table((s,))[0])
+            out.append(hit[1])
+        return out
+
+
 def encode_columns(
-    series: Sequence[SeriesDef], refs: array, times: array, values: array
+    series: Sequence[SeriesDef],
+    refs: array,
+    times: array,
+    values: array,
+    messages: Callable[[Sequence[SeriesDef]], list[payload_pb2.Series]] = series_table,
 ) -> payload_pb2.MetricColumns:
-    """`refs` typecode "I", `times` "q" (absolute unix ms), `values` "d", all the same length."""
+    """`refs` typecode "I", `times` "q" (absolute unix ms), `values` "d", all the same length;
+    `messages` builds the series table (a `SeriesMessages` cache, or afresh)."""
     n = len(refs)
     if not (len(times) == len(values) == n):
         raise ValueError(f"column lengths differ: series_ref {n}, time_ms {len(times)}, value {len(values)}")
     if refs.itemsize != 4 or times.itemsize != 8 or values.itemsize != 8:
         raise ValueError("columns must be uint32 refs, int64 times and float64 values")
     return payload_pb2.MetricColumns(
-        series=series_table(series),
+        series=messages(series),
         point_count=n,
         series_ref=_le(refs),
         time_ms=_le(time_deltas(times)),
