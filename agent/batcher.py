@@ -47,9 +47,16 @@ class Batcher:
             self._opened_ms = int(time.time() * 1000)
         if len(self.acc) >= self.max_points:
             self.cut()
+        m.BUFFERED_POINTS.set(len(self.acc))
 
     def __len__(self) -> int:
         return len(self.acc)
+
+    def due_at_ms(self) -> int | None:
+        """When the open batch reaches its maximum age (None: no open batch). Other threads may
+        read it to decide when to look again."""
+        opened = self._opened_ms
+        return None if opened is None else opened + self.max_age_ms
 
     def cut_if_due(self, now_ms: int | None = None) -> None:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -64,3 +71,4 @@ class Batcher:
         self._opened_ms = None
         self.sink(pack_payload(self.resource, encode_columns(*cols, messages=self.series_messages)), n)
         m.BATCHES.inc()
+        m.BUFFERED_POINTS.set(0)

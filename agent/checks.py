@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import catalogue as c
-from ferry.config import ConfigError, parse_duration
+from ferry.config import ConfigError, array_of_tables, parse_duration
 from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.checks")
@@ -43,13 +45,8 @@ class CheckConfig:
 
 def parse_checks(value: Any, where: str) -> list[CheckConfig]:
     """Validate the `[[checks]]` tables; errors name the table's position and key."""
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected [[checks]] tables")
     checks, names = [], set()
-    for i, table in enumerate(value):
-        at = f"{where} [[checks]] #{i + 1}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{at}: expected a table")
+    for at, table in array_of_tables(value, where, "checks"):
         kind = table.get("type")
         if kind not in TARGET_KEY:
             raise ConfigError(f"{at}: key 'type' is {kind!r}, not one of http, tcp, command")
@@ -107,12 +104,16 @@ async def attempt(check: CheckConfig) -> tuple[bool, str]:
         return True, ""
     if check.type == "command":
         proc = await asyncio.create_subprocess_shell(
-            check.target, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+            check.target,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, so a timeout kills what it started too
         )
         try:
             code = await asyncio.wait_for(proc.wait(), check.timeout)
         except TimeoutError:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
             raise
         return code == 0, f"exit status {code}"

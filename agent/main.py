@@ -106,8 +106,9 @@ class Agent:
                 m.COLLECT_ERRORS.labels(collector.name).inc()
                 log.exception("collector %s failed", collector.name)
             finally:
-                m.COLLECT_SECONDS.labels(collector.name).observe(time.perf_counter() - started)
-                m.POINTS.labels(collector.name).inc(len(self.batcher) - before)
+                seconds, points = m.per_collector(collector.name)
+                seconds.observe(time.perf_counter() - started)
+                points.inc(len(self.batcher) - before)
                 self.batcher.settle()
         self.batcher.cut_if_due()
 
@@ -170,6 +171,7 @@ class Agent:
         self.batcher.max_age_ms = int(self.cfg.batch_max_age * 1000)
 
     async def _collect_loop(self, stop: asyncio.Event) -> None:
+        """Collect at each tick; between ticks, wake only when the open batch comes due."""
         loop = asyncio.get_running_loop()
         next_at = None
         while not stop.is_set():
@@ -181,16 +183,21 @@ class Agent:
                 self._rescheduled_at = None
                 next_at = (since // interval + 1) * interval + self._offset_s()
             now = time.time()
+            due_ms = self.batcher.due_at_ms()
             if now >= next_at and self.collectors:
                 cycle_ms = int(next_at * 1000)
                 # a slow cycle skips missed ticks rather than bunching them up
                 next_at += interval * max(1, int((now - next_at) // interval) + 1)
-                await loop.run_in_executor(self.pipeline, self.collect_once, cycle_ms)
-            else:
+                await loop.run_in_executor(self.pipeline, self.collect_once, cycle_ms)  # cuts if due
+            elif due_ms is not None and now * 1000 >= due_ms:
                 await loop.run_in_executor(self.pipeline, self.batcher.cut_if_due)
-            tick = min(1.0, interval, self.cfg.batch_max_age)
+            wake = next_at if self.collectors else time.time() + 1.0
+            due_ms = self.batcher.due_at_ms()
+            if due_ms is not None:
+                wake = min(wake, due_ms / 1000)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, min(tick, next_at - time.time())))
+                # at most a second, so a reload's new schedule is picked up soon
+                await asyncio.wait_for(stop.wait(), timeout=min(1.0, max(0.0, wake - time.time())))
 
     async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
         self._loop = loop = asyncio.get_running_loop()

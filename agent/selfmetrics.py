@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 COLLECT_SECONDS = Histogram(
@@ -23,6 +25,7 @@ FRAMES_REJECTED = Counter("ferry_agent_frames_rejected", "Frames the collector r
 POINTS_REJECTED = Counter("ferry_agent_points_rejected", "Points in frames the collector rejected as invalid")
 CONNECTED = Gauge("ferry_agent_connected", "1 while a stream to a collector is open")
 RECONNECTS = Counter("ferry_agent_reconnects", "Streams that ended and were reopened")
+BUFFERED_POINTS = Gauge("ferry_agent_buffered_points", "Points collected and not yet cut into a frame")
 SPOOL_FRAMES = Gauge("ferry_agent_spool_frames", "Frames in the spool waiting for an ack")
 SPOOL_BYTES = Gauge("ferry_agent_spool_bytes", "Bytes of spool segments holding unacked frames")
 SPOOL_DROPPED_FRAMES = Counter(
@@ -39,3 +42,9 @@ BACKPRESSURE = Counter(
 )
 SYNTHETIC_POINTS = Counter("ferry_agent_synthetic_points", "Points the synthetic source produced in this run")
 RELOADS = Counter("ferry_agent_config_reloads", "SIGHUP reloads, by result (ok, error)", ["result"])
+
+
+@functools.cache
+def per_collector(name: str) -> tuple:
+    """(collect seconds, points) children for one collector, looked up once."""
+    return COLLECT_SECONDS.labels(name), POINTS.labels(name)

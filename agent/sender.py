@@ -122,8 +122,9 @@ class Sender:
                 if stop.is_set() and not inflight:
                     await call.done_writing()
                     return
+                # woken by the spool's append or by stop; the timeout is only a safety net
                 waiters = [asyncio.create_task(self.wake.wait()), asyncio.create_task(stop.wait())]
-                await asyncio.wait(waiters, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=30.0, return_when=asyncio.FIRST_COMPLETED)
                 for w in waiters:
                     w.cancel()
                 continue

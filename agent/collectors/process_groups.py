@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.config import ConfigError
+from ferry.config import ConfigError, array_of_tables
 
 TOP_GROUP = "top"  # the group label of processes reported because they rank in the top N
 _GROUP = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -108,13 +108,8 @@ def systemd_unit(cgroup: str) -> str:
 
 def parse_process_groups(value: Any, where: str) -> list[ProcessGroup]:
     """Validate the `[[processes]]` tables; errors name the table's position and key."""
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected [[processes]] tables")
     groups, seen = [], set()
-    for i, table in enumerate(value):
-        at = f"{where} [[processes]] #{i + 1}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{at}: expected a table")
+    for at, table in array_of_tables(value, where, "processes"):
         unknown = set(table) - {"group", "max_processes", *MATCHERS}
         if unknown:
             raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,17 @@ def _parse(kind: str, value: Any, what: str) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{what}: {value!r} is not a string")
     return value
+
+
+def array_of_tables(value: Any, where: str, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(position, table) for each table of a `[[key]]` array, positions like "f.toml [[key]] #2"."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected [[{key}]] tables")
+    for i, table in enumerate(value):
+        at = f"{where} [[{key}]] #{i + 1}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{at}: expected a table")
+        yield at, table
 
 
 def key_line(path: Path, key: str) -> int | None:

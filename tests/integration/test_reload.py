@@ -125,7 +125,9 @@ def test_reload_keeps_buffered_points_under_the_labels_they_were_collected_with(
         wait_for(
             lambda: agent.scrape().get('ferry_agent_points_total{collector="system"}', 0) > 100, what="cycles"
         )
-        assert agent.scrape().get("ferry_agent_frames_queued_total", 0) == 0  # all still in the batcher
+        metrics = agent.scrape()
+        assert metrics.get("ferry_agent_frames_queued_total", 0) == 0  # all still in the batcher
+        assert metrics["ferry_agent_buffered_points"] > 100
         config.write_text(body.format("b").replace('"60s"', '"1s"'))
         agent.popen.send_signal(signal.SIGHUP)
         by_env = wait_for(
