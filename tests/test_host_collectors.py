@@ -128,3 +128,16 @@ def test_every_catalogue_metric_is_emitted_on_this_host():
     if not any(line.split()[0].startswith("/") for line in swaps):
         expected.discard(c.PAGING_USAGE.name)  # no swap device here
     assert expected <= names, sorted(expected - names)
+
+
+def test_real_filesystem_sizes_match_statvfs():
+    p = points(FilesystemCollector(Path("/proc")))
+    sizes: dict[str, float] = {}
+    for (name, labels), value in p.items():
+        if name == c.FILESYSTEM_USAGE.name:
+            mountpoint = dict(labels)["mountpoint"]
+            sizes[mountpoint] = sizes.get(mountpoint, 0) + value
+    assert sizes, "no filesystem reported on this host"
+    for mountpoint, total in sizes.items():
+        st = os.statvfs(mountpoint)
+        assert total == st.f_blocks * st.f_frsize, mountpoint  # used + free + reserved = size, exactly
