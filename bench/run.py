@@ -19,6 +19,32 @@ from bench import agent, collectd, ingest, wire
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 
+def agent_figures(cycles: int, runs: int) -> dict:
+    """The agent's CPU and memory, alternating with collectd so the machine's mood of the moment
+    weighs on both alike; medians over `runs` rounds."""
+    cpu_runs, collectd_runs = [], []
+    for _ in range(runs):
+        cpu_runs.append(agent.run(cycles))
+        collectd_runs.append(collectd.run(cycles, writer="network"))
+    out = {
+        **cpu_runs[0],
+        "agent_cpu_ms_per_cycle": statistics.median(r["agent_cpu_ms_per_cycle"] for r in cpu_runs),
+        "agent_rss_mb": statistics.median(r["agent_rss_mb"] for r in cpu_runs),
+        "agent_cpu_runs": cpu_runs,
+        "collectd_runs": collectd_runs,
+    }
+    # like for like with collectd's plugins, which count processes by state but report no process
+    no_top = agent.run(cycles, 5, "--process-top-n", "0")
+    out["agent_cpu_ms_per_cycle_no_top_processes"] = no_top["agent_cpu_ms_per_cycle"]
+    out["agent_points_per_cycle_no_top_processes"] = no_top["agent_points_per_cycle"]
+    if "collectd_skipped" not in collectd_runs[0]:
+        collectd_ms = statistics.median(r["collectd_cpu_ms_per_cycle"] for r in collectd_runs)
+        out["collectd_cpu_ms_per_cycle"] = collectd_ms
+        out["agent_vs_collectd_cpu"] = out["agent_cpu_ms_per_cycle"] / collectd_ms
+        out["collectd_csv"] = collectd.run(cycles, writer="csv")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
@@ -28,29 +54,7 @@ def main() -> None:
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
     wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
     wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
-    cycles = 15 if quick else 60
-    # the agent and collectd alternate, so the machine's mood of the moment weighs on both alike
-    agent_runs, collectd_runs = [], []
-    for _ in range(runs):
-        agent_runs.append(agent.run(cycles))
-        collectd_runs.append(collectd.run(cycles, writer="network"))
-    agent_run = {
-        **agent_runs[0],
-        "agent_cpu_ms_per_cycle": statistics.median(r["agent_cpu_ms_per_cycle"] for r in agent_runs),
-        "agent_rss_mb": statistics.median(r["agent_rss_mb"] for r in agent_runs),
-        "agent_runs": agent_runs,
-    }
-    # like for like with collectd's plugins, which count processes by state but report no process
-    no_top = agent.run(cycles, 5, "--process-top-n", "0")
-    compare = {"collectd_runs": collectd_runs}
-    if "collectd_skipped" not in collectd_runs[0]:
-        compare["collectd_cpu_ms_per_cycle"] = statistics.median(
-            r["collectd_cpu_ms_per_cycle"] for r in collectd_runs
-        )
-        compare["agent_vs_collectd_cpu"] = (
-            agent_run["agent_cpu_ms_per_cycle"] / compare["collectd_cpu_ms_per_cycle"]
-        )
-        compare["collectd_csv"] = collectd.run(cycles, writer="csv")
+    agent_run = agent_figures(15 if quick else 60, runs)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -59,9 +63,6 @@ def main() -> None:
         "wire_bytes_per_point": wire_default["bytes_per_point"],
         "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
         **agent_run,
-        "agent_cpu_ms_per_cycle_no_top_processes": no_top["agent_cpu_ms_per_cycle"],
-        "agent_points_per_cycle_no_top_processes": no_top["agent_points_per_cycle"],
-        **compare,
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -87,7 +88,7 @@ def main() -> None:
         "host_processes",
     ):
         if key in results:
-            print(f"{key:34} {results[key]:>14,.2f}")
+            print(f"{key:40} {results[key]:>14,.2f}")
     print(f"written to {RESULTS}")
 
 
