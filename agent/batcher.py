@@ -23,8 +23,10 @@ class Batcher:
         sink: Callable[[bytes, int], object],
         max_points: int = 20_000,
         max_age_s: float = 10.0,
+        before_cut: Callable[[], list[tuple[SeriesDef, int, float]]] = list,
     ):
         self.resource = resource
+        self.before_cut = before_cut  # points held elsewhere until a frame is cut (summed deltas)
         self.sink = sink
         self.max_points = max_points
         self.max_age_ms = int(max_age_s * 1000)
@@ -41,6 +43,11 @@ class Batcher:
         collector (the size bound is checked there, not per point)."""
         self.acc.time_ms = time_ms
         return self.acc.point
+
+    def touch(self) -> None:
+        """Start the age clock: something (held by `before_cut`) waits for the next frame."""
+        if self._opened_ms is None:
+            self._opened_ms = int(time.time() * 1000)
 
     def settle(self) -> None:
         if self._opened_ms is None and len(self.acc):
@@ -64,8 +71,11 @@ class Batcher:
             self.cut()
 
     def cut(self) -> None:
+        for series, time_ms, value in self.before_cut():
+            self.acc.add(series, time_ms, value)
         n = len(self.acc)
         if not n:
+            self._opened_ms = None
             return
         cols = self.acc.cut()
         self._opened_ms = None

@@ -105,11 +105,11 @@ class AgentConfig:
     local_listen: str = setting(
         "127.0.0.1:4771",
         "optional_address",
-        "Local gRPC service for apps (not served yet)",
+        "Local gRPC service for apps on loopback TCP ('' disables)",
         metavar="HOST:PORT",
     )
     local_socket: str = setting(
-        "/run/ferry/agent.sock", "str", "Local gRPC unix socket for apps (not served yet)", metavar="PATH"
+        "/run/ferry/agent.sock", "str", "Local gRPC unix socket for apps ('' disables)", metavar="PATH"
     )
     metrics_listen: str = setting(
         "127.0.0.1:9471", "optional_address", "self-metrics HTTP address ('' disables)", metavar="HOST:PORT"

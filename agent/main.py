@@ -27,6 +27,9 @@ from agent.checks import CheckRunner
 from agent.collectors.base import Collector
 from agent.collectors.system import COLLECTOR_NAMES, host_collectors
 from agent.config import AgentConfig, default_agent_id, parse_spec
+from agent.local import server as local_server
+from agent.local.records import DeltaSums
+from agent.local.server import LocalService
 from agent.reload import COLLECTOR_KEYS, RESOURCE_KEYS, split
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
@@ -55,9 +58,12 @@ class Agent:
             on_append=self._wake_sender,
         )
         self.sender = Sender(self.spool, cfg.collector, window=cfg.send_window)
+        self.deltas = DeltaSums()  # app DELTA increments, summed until the next frame; pipeline thread
         self.batcher = Batcher(
-            self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age
+            self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
         )
+        self._local_submitted = 0  # points handed to the pipeline thread by the Local service ...
+        self._local_done = 0  # ... and taken in by it (each counter written by one thread only)
         self.synthetic = None
         if cfg.synthetic:
             from agent.synthetic import SyntheticSource  # numpy, loaded only for this mode
@@ -95,6 +101,24 @@ class Agent:
             m.POINTS.labels("checks").inc(len(points))
 
         self.pipeline.submit(add)
+
+    def submit_local(self, points: list, deltas: list) -> None:
+        """Records accepted by the Local service (event loop) → the batcher (pipeline thread)."""
+        n = len(points) + len(deltas)
+        self._local_submitted += n
+
+        def add() -> None:
+            for series, time_ms, value in points:
+                self.batcher.add(series, time_ms, value)
+            if deltas:
+                self.deltas.add(deltas)
+                self.batcher.touch()
+            self._local_done += n
+
+        self.pipeline.submit(add)
+
+    def local_pending(self) -> int:
+        return self._local_submitted - self._local_done
 
     def collect_once(self, time_ms: int) -> None:
         """One cycle of every collector into the batcher. Runs on the pipeline thread."""
@@ -201,6 +225,8 @@ class Agent:
 
     async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
         self._loop = loop = asyncio.get_running_loop()
+        service = LocalService(self.submit_local, self.local_pending)
+        local = await local_server.start(service, self.cfg.local_listen, self.cfg.local_socket)
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
         self._start_checks()
@@ -212,6 +238,7 @@ class Agent:
         else:
             await self._collect_loop(stop)
         on_stop()
+        await local_server.stop(local, self.cfg.local_socket)  # what it accepted goes into the last frame
         await self._stop_checks()
         stop_producing.set()
         if synthetic is not None:

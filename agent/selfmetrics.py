@@ -48,3 +48,11 @@ RELOADS = Counter("ferry_agent_config_reloads", "SIGHUP reloads, by result (ok, 
 def per_collector(name: str) -> tuple:
     """(collect seconds, points) children for one collector, looked up once."""
     return COLLECT_SECONDS.labels(name), POINTS.labels(name)
+
+
+LOCAL_RECORDS = Counter(
+    "ferry_agent_local_records", "Records apps sent to the Local service and the agent accepted"
+)
+LOCAL_REJECTED = Counter(
+    "ferry_agent_local_rejected", "Local requests refused whole, by gRPC status", ["code"]
+)

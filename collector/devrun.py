@@ -57,8 +57,22 @@ def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> 
 
 
 def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
-    """The command line of an agent shipping to `collector`."""
-    return [sys.executable, "-m", "agent.main", "--collector", collector, "--metrics-listen", metrics, *extra]
+    """The command line of an agent shipping to `collector`; its Local service is off unless
+    `extra` sets --local-listen / --local-socket (so agents side by side do not clash)."""
+    return [
+        sys.executable,
+        "-m",
+        "agent.main",
+        "--collector",
+        collector,
+        "--metrics-listen",
+        metrics,
+        "--local-listen",
+        "",
+        "--local-socket",
+        "",
+        *extra,
+    ]
 
 
 def wait_healthy(addr: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
@@ -95,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", default="5s")
     p.add_argument("--collector-metrics", default="127.0.0.1:9470")
     p.add_argument("--agent-metrics", default="127.0.0.1:9471")
+    p.add_argument("--agent-local", default="127.0.0.1:4771")
     args = p.parse_args(argv)
     # explicit: a shell starting us in the background may have left SIGINT ignored, and then
     # Python would not raise KeyboardInterrupt; SIGTERM stops us the same way
@@ -121,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(base / "spool"),
                 "--local-socket",
                 str(base / "agent.sock"),
+                "--local-listen",
+                args.agent_local,
             ),
             start_new_session=True,
         )
@@ -129,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\nFerry is running: collector on {args.collector}, agent every {args.interval}, "
             f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
-            f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n\n"
+            f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n"
+            f"  {bin_dir / 'ferry'} send app.hello 1 --label from=me --agent unix:{base / 'agent.sock'}\n\n"
             f"Self-metrics: http://{args.collector_metrics}/metrics (collector), "
             f"http://{args.agent_metrics}/metrics (agent).\n"
             "Ctrl-C stops both.\n",

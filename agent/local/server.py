@@ -1,0 +1,113 @@
+"""`ferry.v1.Local` on a unix socket and loopback TCP, served on the agent's event loop.
+
+A request is validated whole (`records.convert`) and answered at once; its points go to the
+pipeline thread, which owns the batcher. Refusals: INVALID_ARGUMENT for a bad record (its index
+and reason), RESOURCE_EXHAUSTED for a request over the record limit or while more than
+`max_pending` points wait for the pipeline thread. Other clients are not affected either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from agent import selfmetrics as m
+from agent.local.records import Point, RecordError, convert
+from ferry.limits import Limits
+from ferry.v1 import local_pb2, local_pb2_grpc
+
+log = logging.getLogger("ferry.agent.local")
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class LocalService(local_pb2_grpc.LocalServicer):
+    def __init__(
+        self,
+        submit: Callable[[list[Point], list[Point]], None],
+        pending: Callable[[], int],
+        max_pending: int = 1_000_000,
+        limits: Limits | None = None,
+    ):
+        self.submit = submit
+        self.pending = pending
+        self.max_pending = max_pending
+        self.limits = limits or Limits()
+
+    async def Send(self, request: local_pb2.Records, context) -> local_pb2.SendResponse:
+        return local_pb2.SendResponse(accepted=await self._accept(request, context))
+
+    async def SendStream(self, request_iterator, context) -> local_pb2.SendResponse:
+        accepted = 0
+        async for records in request_iterator:
+            accepted += await self._accept(records, context)
+        return local_pb2.SendResponse(accepted=accepted)
+
+    async def _accept(self, records: local_pb2.Records, context) -> int:
+        try:
+            points, deltas = convert(records, int(time.time() * 1000), self.limits)
+            waiting = self.pending()
+            if waiting > self.max_pending:
+                raise RecordError(
+                    f"the agent has {waiting} points waiting > {self.max_pending}; retry later",
+                    "RESOURCE_EXHAUSTED",
+                )
+        except RecordError as exc:
+            m.LOCAL_REJECTED.labels(exc.code).inc()
+            await context.abort(grpc.StatusCode[exc.code], str(exc))
+        self.submit(points, deltas)
+        n = len(points) + len(deltas)
+        m.LOCAL_RECORDS.inc(n)
+        return n
+
+
+def _unlink_stale_socket(path: Path) -> None:
+    """A socket file left by a previous run (nothing listens on it after a crash)."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.stat().st_mode):
+            path.unlink()
+        else:
+            raise OSError(f"{path} exists and is not a socket")
+
+
+async def start(service: LocalService, listen: str, socket_path: str) -> grpc.aio.Server | None:
+    """Serve on the addresses that are set ('' disables one); None when both are off."""
+    if not listen and not socket_path:
+        return None
+    server = grpc.aio.server(
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
+    )
+    local_pb2_grpc.add_LocalServicer_to_server(service, server)
+    if socket_path:
+        path = Path(socket_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _unlink_stale_socket(path)
+        server.add_insecure_port(f"unix:{path}")
+    if listen:
+        try:
+            server.add_insecure_port(listen)
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {listen} (--local-listen): {exc}") from None
+    await server.start()
+    if socket_path:
+        os.chmod(socket_path, 0o666)  # any local user may send; the agent only ships what it gets
+    log.info(
+        "local service on %s",
+        ", ".join(a for a in (f"unix:{socket_path}" if socket_path else "", listen) if a),
+    )
+    return server
+
+
+async def stop(server: grpc.aio.Server | None, socket_path: str) -> None:
+    if server is None:
+        return
+    await server.stop(grace=1.0)
+    if socket_path:
+        with contextlib.suppress(FileNotFoundError):
+            Path(socket_path).unlink()
