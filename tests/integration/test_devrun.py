@@ -33,6 +33,8 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
             f"127.0.0.1:{free_port()}",
             "--agent-metrics",
             f"127.0.0.1:{free_port()}",
+            "--agent-local",
+            f"127.0.0.1:{free_port()}",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -57,6 +59,17 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         docs = wait_for(query, timeout=30, what="points from make run")
         assert time.monotonic() - started < 30
         assert all(d["points"] for d in docs)
+        sock = tmp_path / ".ferry" / "agent.sock"
+        assert f"send app.hello 1 --label from=me --agent unix:{sock}" in text
+        sent = ferry_cli("send", "app.hello", "1", "--label", "from=me", "--agent", f"unix:{sock}")
+        assert sent.returncode == 0, sent.stderr
+        wait_for(
+            lambda: (
+                '"from":"me"'
+                in ferry_cli("query", "app.hello", "--since", "1m", "--format", "json", "--addr", addr).stdout
+            ),
+            what="the record sent through the agent's socket",
+        )
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
