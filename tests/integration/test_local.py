@@ -123,3 +123,14 @@ def test_bad_records_are_refused_and_others_keep_flowing(stack, records, code, m
     assert wait_for(lambda: by_label(collector.addr, "app.after", "host", "last")) != {}
     assert agent.scrape()[f'ferry_agent_local_rejected_total{{code="{code}"}}'] == 1
     assert by_label(collector.addr, "ok", "host", "count") == {}  # nothing of a refused request
+
+
+def test_a_stream_keeps_the_messages_before_a_refused_one(stack):
+    collector, _agent, tcp, _unix = stack
+    good = [local_pb2.Records(metrics=[record("app.streamed", float(i), part=str(i))]) for i in range(2)]
+    bad = local_pb2.Records(metrics=[record("app.streamed", math.nan, part="2")])
+    with grpc.insecure_channel(tcp) as channel, pytest.raises(grpc.RpcError) as err:
+        local_pb2_grpc.LocalStub(channel).SendStream(iter([*good, bad]), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not finite" in err.value.details()
+    got = wait_for(lambda: len(r := by_label(collector.addr, "app.streamed", "part", "last")) == 2 and r)
+    assert got == {"0": 0.0, "1": 1.0}
