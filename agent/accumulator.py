@@ -32,7 +32,6 @@ class Accumulator:
         self._times: list[array] = []
         self._values: list[array] = []
         self._n = 0
-        self.first_ms: int | None = None
         self.time_ms = 0
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
@@ -53,8 +52,6 @@ class Accumulator:
         self._series.append(series)
         self._times.append(array("q"))
         self._values.append(array("d"))
-        if self.first_ms is None:
-            self.first_ms = self.time_ms
         return ref
 
     def __len__(self) -> int:

@@ -65,20 +65,19 @@ class Batcher:
         opened = self._opened_ms
         return None if opened is None else opened + self.max_age_ms
 
-    def cut_if_due(self, now_ms: int | None = None) -> None:
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        if self._opened_ms is not None and now_ms - self._opened_ms >= self.max_age_ms:
+    def cut_if_due(self) -> None:
+        due = self.due_at_ms()
+        if due is not None and time.time() * 1000 >= due:
             self.cut()
 
     def cut(self) -> None:
         for series, time_ms, value in self.before_cut():
             self.acc.add(series, time_ms, value)
+        self._opened_ms = None
         n = len(self.acc)
         if not n:
-            self._opened_ms = None
             return
         cols = self.acc.cut()
-        self._opened_ms = None
         self.sink(pack_payload(self.resource, encode_columns(*cols, messages=self.series_messages)), n)
         m.BATCHES.inc()
         m.BUFFERED_POINTS.set(0)

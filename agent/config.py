@@ -12,7 +12,7 @@ from agent.collectors.filesystem import PSEUDO_FS
 from agent.collectors.process_groups import parse_process_groups
 from agent.collectors.system import COLLECTOR_NAMES
 from agent.spool import FSYNC_POLICIES
-from ferry.config import ConfigError, setting
+from ferry.config import ConfigError, parse_names, setting
 from ferry.logs import LEVELS
 
 
@@ -31,16 +31,8 @@ def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:
     return r, t
 
 
-def _names(value: Any, where: str) -> list[str]:
-    """A list of names: a TOML array of strings, or a comma-separated flag value."""
-    items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-        raise ConfigError(f"{where}: {value!r} is not a list of names")
-    return [v.strip() for v in items if v.strip()]
-
-
 def _collector_names(value: Any, where: str) -> list[str]:
-    names = _names(value, where)
+    names = parse_names(value, where)
     unknown = [n for n in names if n not in COLLECTOR_NAMES]
     if unknown:
         raise ConfigError(
@@ -77,7 +69,6 @@ class AgentConfig:
         "names",
         "filesystem types the filesystem collector skips (default: pseudo filesystems)",
         metavar="TYPE[,TYPE...]",
-        parse=_names,
     )
     spool: str = setting(
         "/var/lib/ferry/spool", "str", "spool directory: frames wait here until acked", metavar="DIR"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import resource
 import signal
@@ -16,6 +17,7 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import start_http_server
@@ -30,7 +32,7 @@ from agent.config import AgentConfig, default_agent_id, parse_spec
 from agent.local import server as local_server
 from agent.local.records import DeltaSums
 from agent.local.server import LocalService
-from agent.reload import COLLECTOR_KEYS, RESOURCE_KEYS, split
+from agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
 from ferry.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
@@ -62,8 +64,8 @@ class Agent:
         self.batcher = Batcher(
             self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
         )
-        self._local_submitted = 0  # points handed to the pipeline thread by the Local service ...
-        self._local_done = 0  # ... and taken in by it (each counter written by one thread only)
+        self._submitted = 0  # points handed to the pipeline thread from the event loop ...
+        self._taken = 0  # ... and taken in by it (each counter written by one thread only)
         self.synthetic = None
         if cfg.synthetic:
             from agent.synthetic import SyntheticSource  # numpy, loaded only for this mode
@@ -92,20 +94,11 @@ class Agent:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.sender.wake.set)
 
-    def _emit_soon(self, points: list) -> None:
-        """Hand points from the event loop to the pipeline thread, which owns the batcher."""
-
-        def add() -> None:
-            for series, time_ms, value in points:
-                self.batcher.add(series, time_ms, value)
-            m.POINTS.labels("checks").inc(len(points))
-
-        self.pipeline.submit(add)
-
-    def submit_local(self, points: list, deltas: list) -> None:
-        """Records accepted by the Local service (event loop) → the batcher (pipeline thread)."""
+    def submit(self, points: Sequence, deltas: Sequence = (), counted_as: str = "") -> None:
+        """Hand points from the event loop (checks, the Local service) to the pipeline thread,
+        which owns the batcher; `deltas` are summed until the next frame."""
         n = len(points) + len(deltas)
-        self._local_submitted += n
+        self._submitted += n
 
         def add() -> None:
             for series, time_ms, value in points:
@@ -113,12 +106,15 @@ class Agent:
             if deltas:
                 self.deltas.add(deltas)
                 self.batcher.touch()
-            self._local_done += n
+            if counted_as:
+                m.POINTS.labels(counted_as).inc(len(points))
+            self._taken += n
 
         self.pipeline.submit(add)
 
-    def local_pending(self) -> int:
-        return self._local_submitted - self._local_done
+    def pending(self) -> int:
+        """Points submitted and not yet taken in by the pipeline thread."""
+        return self._submitted - self._taken
 
     def collect_once(self, time_ms: int) -> None:
         """One cycle of every collector into the batcher. Runs on the pipeline thread."""
@@ -139,7 +135,8 @@ class Agent:
     def _start_checks(self) -> None:
         checks = [] if self.synthetic else self.cfg.checks  # the synthetic source owns the pipeline thread
         stop = asyncio.Event()
-        self._checks = (stop, asyncio.create_task(CheckRunner(checks, self._emit_soon).run(stop)))
+        emit = functools.partial(self.submit, counted_as="checks")
+        self._checks = (stop, asyncio.create_task(CheckRunner(checks, emit).run(stop)))
 
     async def _stop_checks(self) -> None:
         if self._checks is not None:
@@ -163,7 +160,7 @@ class Agent:
         if any(k in live for k in COLLECTOR_KEYS) and not self.synthetic:
             collectors = await loop.run_in_executor(self.pipeline, self._swap_collectors, old)
             log.info("reload: collectors now %s", ", ".join(c.name for c in collectors))
-        if any(k in live for k in RESOURCE_KEYS) or "batch_max_points" in live or "batch_max_age" in live:
+        if any(k in live for k in (*RESOURCE_KEYS, *BATCH_KEYS)):
             await loop.run_in_executor(self.pipeline, self._rebatch)
         if "checks" in live:
             await self._stop_checks()
@@ -183,7 +180,7 @@ class Agent:
         }
         fresh = build_collectors(self.cfg, reuse=kept)
         for c in self.collectors:
-            if c not in fresh and hasattr(c, "close"):
+            if c not in fresh:
                 c.close()
         self.collectors = fresh
         return fresh
@@ -225,7 +222,7 @@ class Agent:
 
     async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
         self._loop = loop = asyncio.get_running_loop()
-        service = LocalService(self.submit_local, self.local_pending)
+        service = LocalService(self.submit, self.pending)
         local = await local_server.start(service, self.cfg.local_listen, self.cfg.local_socket)
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
@@ -255,8 +252,7 @@ class Agent:
         except TimeoutError:
             log.warning("sender did not finish within %.0fs; stopping it", SENDER_STOP_TIMEOUT_S)
         for c in self.collectors:
-            if hasattr(c, "close"):
-                c.close()
+            c.close()
         self.pipeline.shutdown(wait=True)
         self.spool.close()
         if len(self.spool):
@@ -291,7 +287,7 @@ def build_collectors(cfg: AgentConfig, reuse: dict[str, Collector] | None = None
 def proc_file_budget() -> int:
     """/proc descriptors the process collector may keep open: a quarter of the soft fd limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return max(0, min(soft // 4, 16384)) if soft != resource.RLIM_INFINITY else 16384
+    return min(soft // 4, 16384) if soft != resource.RLIM_INFINITY else 16384
 
 
 def raise_fd_limit() -> None:

@@ -13,17 +13,9 @@ from typing import Any
 
 COLLECTOR_KEYS = ("collectors", "filesystem_exclude_types", "process_top_n", "processes")
 RESOURCE_KEYS = ("labels", "host")
+BATCH_KEYS = ("batch_max_points", "batch_max_age")
 LIVE_KEYS = frozenset(
-    (
-        "interval",
-        "jitter",
-        "checks",
-        "batch_max_points",
-        "batch_max_age",
-        "log_level",
-        *COLLECTOR_KEYS,
-        *RESOURCE_KEYS,
-    )
+    ("interval", "jitter", "checks", "log_level", *COLLECTOR_KEYS, *RESOURCE_KEYS, *BATCH_KEYS)
 )
 
 

@@ -22,6 +22,8 @@ class Collector(Protocol):
 
     def collect(self, time_ms: int, emit: Emit) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SeriesCache:
     def __init__(self) -> None:

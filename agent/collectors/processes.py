@@ -161,10 +161,8 @@ class ProcessCollector:
                 emit(s.switches_involuntary, float(involuntary))
         io = self.files.read(p.pid, "io")  # unreadable for another user's process without CAP_SYS_PTRACE
         if io:
-            read, write = (
-                status_counter(b"\n" + io, b"read_bytes"),
-                status_counter(b"\n" + io, b"write_bytes"),
-            )
+            io = b"\n" + io  # status_counter looks for a key at a line start
+            read, write = status_counter(io, b"read_bytes"), status_counter(io, b"write_bytes")
             if read is not None and write is not None:
                 emit(s.io_read, float(read))
                 emit(s.io_write, float(write))

@@ -54,6 +54,14 @@ def parse_addresses(value: Any, what: str) -> list[str]:
     return [parse_address(v.strip(), what) for v in items]
 
 
+def parse_names(value: Any, what: str) -> list[str]:
+    """A list of names: a TOML array of strings, or a comma-separated flag value."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"{what}: {value!r} is not a list of names")
+    return [v.strip() for v in items if v.strip()]
+
+
 def _parse(kind: str, value: Any, what: str) -> Any:
     if kind == "duration":
         return parse_duration(value, what)
@@ -63,6 +71,8 @@ def _parse(kind: str, value: Any, what: str) -> Any:
         return "" if value in ("", None) else parse_address(value, what)
     if kind == "addresses":
         return parse_addresses(value, what)
+    if kind == "names":
+        return parse_names(value, what)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
             raise ConfigError(f"{what}: {value!r} is not a non-negative integer")

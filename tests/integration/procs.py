@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,20 @@ def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-
     proc = Proc(_spawn(args, log), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
     return proc
+
+
+@contextlib.contextmanager
+def collector_and_agent(workdir: Path, *agent_extra: str) -> Iterator[tuple[Proc, Proc]]:
+    """A collector and one agent shipping to it, both stopped on the way out."""
+    collector = start_collector(workdir)
+    try:
+        agent = start_agent(workdir, collector.addr, *agent_extra)
+        try:
+            yield collector, agent
+        finally:
+            agent.stop()
+    finally:
+        collector.stop()
 
 
 def _up(proc: Proc) -> bool:

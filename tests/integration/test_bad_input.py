@@ -11,7 +11,7 @@ from ferry.columns import GAUGE, MetricBatch, SeriesDef
 from ferry.frames import DEFAULT_MAX_RAW_BYTES
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from tests import framegen
-from tests.integration.procs import start_agent, start_collector, wait_for
+from tests.integration.procs import collector_and_agent, wait_for
 
 
 def _one_point(value: float, label_value: str = "x") -> MetricBatch:
@@ -84,12 +84,10 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    work = tmp_path_factory.mktemp("bad")
-    collector = start_collector(work)
-    agent = start_agent(work, collector.addr, "--interval", "1s", "--batch-max-age", "1s")
-    yield collector, agent
-    agent.stop()
-    collector.stop()
+    with collector_and_agent(
+        tmp_path_factory.mktemp("bad"), "--interval", "1s", "--batch-max-age", "1s"
+    ) as pair:
+        yield pair
 
 
 def _acked(agent) -> float:

@@ -10,17 +10,15 @@ import psutil
 import pytest
 
 from ferry.v1 import query_pb2, query_pb2_grpc
-from tests.integration.procs import ferry_cli, start_agent, start_collector, wait_for
+from tests.integration.procs import collector_and_agent, ferry_cli, start_agent, wait_for
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory):
-    work = tmp_path_factory.mktemp("e2e")
-    collector = start_collector(work)
-    agent = start_agent(work, collector.addr, "--interval", "1s", "--batch-max-age", "1s")
-    yield collector, agent
-    agent.stop()
-    collector.stop()
+    with collector_and_agent(
+        tmp_path_factory.mktemp("e2e"), "--interval", "1s", "--batch-max-age", "1s"
+    ) as pair:
+        yield pair
 
 
 def _ok(done):

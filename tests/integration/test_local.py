@@ -14,7 +14,7 @@ from collector.query.client import query_range
 from ferry.series import DELTA, GAUGE
 from ferry.v1 import local_pb2, local_pb2_grpc
 from tests.conftest import free_port
-from tests.integration.procs import ferry_cli, start_agent, start_collector, wait_for
+from tests.integration.procs import collector_and_agent, ferry_cli, wait_for
 
 
 @pytest.fixture
@@ -22,10 +22,7 @@ def stack(tmp_path):
     sock_dir = Path(tempfile.mkdtemp(prefix="ferry-"))  # unix socket paths must stay under 108 bytes
     socket_path = sock_dir / "agent.sock"
     tcp = f"127.0.0.1:{free_port()}"
-    collector = start_collector(tmp_path)
-    agent = start_agent(
-        tmp_path,
-        collector.addr,
+    extra = (
         "--collectors",
         "",
         "--batch-max-age",
@@ -35,9 +32,8 @@ def stack(tmp_path):
         "--local-socket",
         str(socket_path),
     )
-    yield collector, agent, tcp, f"unix:{socket_path}"
-    agent.stop()
-    collector.stop()
+    with collector_and_agent(tmp_path, *extra) as (collector, agent):
+        yield collector, agent, tcp, f"unix:{socket_path}"
     assert not socket_path.exists()  # removed at shutdown
     sock_dir.rmdir()
 
