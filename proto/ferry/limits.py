@@ -5,6 +5,7 @@ would refuse must never get into a frame, where it would take other points down 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -58,3 +59,71 @@ def check_labels(labels: tuple[tuple[str, str], ...], limits: Limits, where: str
             raise ValidationError(
                 f"{where}: label value {size} bytes > {limits.max_label_value_bytes} allowed for {key!r}"
             )
+
+
+@dataclass(frozen=True)
+class RecordLimits:
+    """Limits on events and logs (text records); checked by the agent on receipt and again by
+    the collector on every frame."""
+
+    max_field_bytes: int = 256  # type, category, action, label, user_id, session_id, service, level
+    max_message_bytes: int = 65_536  # a log message
+    max_attributes: int = 64  # event properties / log attributes
+    max_attribute_value_bytes: int = 4096
+    max_id_len: int = 64  # trace_id, span_id
+    max_past_ns: int = Limits.max_past_ms * 1_000_000
+    max_future_ns: int = Limits.max_future_ms * 1_000_000
+
+
+_EVENT_FIELDS = ("type", "category", "action", "label", "user_id", "session_id", "service")
+_LOG_FIELDS = ("level", "service")
+
+
+def _check_text(value: str, field_name: str, limit: int, where: str) -> None:
+    size = len(value.encode())
+    if size > limit:
+        raise ValidationError(f"{where}: {field_name} is {size} bytes > {limit} allowed")
+
+
+def _check_attributes(attrs, what: str, limits: RecordLimits, where: str) -> None:
+    if len(attrs) > limits.max_attributes:
+        raise ValidationError(f"{where}: {len(attrs)} {what} > {limits.max_attributes} allowed")
+    for key, value in attrs.items():
+        if not key or len(key) > limits.max_field_bytes or not LABEL_KEY_RE.fullmatch(key):
+            raise ValidationError(
+                f"{where}: {what} key {key[:40]!r} must match {LABEL_KEY_RE.pattern}, "
+                f"at most {limits.max_field_bytes} chars"
+            )
+        _check_text(value, f"{what} {key!r}", limits.max_attribute_value_bytes, where)
+
+
+def _check_time(t_ns: int, now_ns: int, limits: RecordLimits, where: str) -> None:
+    lo, hi = now_ns - limits.max_past_ns, now_ns + limits.max_future_ns
+    if not lo <= t_ns <= hi:
+        raise ValidationError(f"{where}: time {t_ns} ns is outside the accepted window [{lo}, {hi}]")
+
+
+def check_event(event, now_ns: int, limits: RecordLimits, where: str) -> None:
+    """`event` is a `ferry.v1.Event` with its time set; raises ValidationError."""
+    if not event.type:
+        raise ValidationError(f"{where}: type is empty")
+    for name in _EVENT_FIELDS:
+        _check_text(getattr(event, name), name, limits.max_field_bytes, where)
+    if event.has_value and not math.isfinite(event.value):
+        raise ValidationError(f"{where}: value {event.value} is not finite")
+    _check_attributes(event.properties, "properties", limits, where)
+    _check_time(event.time_unix_ns, now_ns, limits, where)
+
+
+def check_log(record, now_ns: int, limits: RecordLimits, where: str) -> None:
+    """`record` is a `ferry.v1.LogRecord` with its time set; raises ValidationError."""
+    if not record.level:
+        raise ValidationError(f"{where}: level is empty")
+    for name in _LOG_FIELDS:
+        _check_text(getattr(record, name), name, limits.max_field_bytes, where)
+    _check_text(record.message, "message", limits.max_message_bytes, where)
+    for name in ("trace_id", "span_id"):
+        if len(getattr(record, name)) > limits.max_id_len:
+            raise ValidationError(f"{where}: {name} is {len(getattr(record, name))} chars > {limits.max_id_len}")
+    _check_attributes(record.attributes, "attributes", limits, where)
+    _check_time(record.time_unix_ns, now_ns, limits, where)
