@@ -123,7 +123,8 @@ def check_log(record, now_ns: int, limits: RecordLimits, where: str) -> None:
         _check_text(getattr(record, name), name, limits.max_field_bytes, where)
     _check_text(record.message, "message", limits.max_message_bytes, where)
     for name in ("trace_id", "span_id"):
-        if len(getattr(record, name)) > limits.max_id_len:
-            raise ValidationError(f"{where}: {name} is {len(getattr(record, name))} chars > {limits.max_id_len}")
+        size = len(getattr(record, name))
+        if size > limits.max_id_len:
+            raise ValidationError(f"{where}: {name} is {size} chars > {limits.max_id_len} allowed")
     _check_attributes(record.attributes, "attributes", limits, where)
     _check_time(record.time_unix_ns, now_ns, limits, where)
