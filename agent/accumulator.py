@@ -10,6 +10,7 @@ An equal series under another object only costs a second row in the frame's seri
 from __future__ import annotations
 
 from array import array
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ferry.series import SeriesDef
@@ -19,7 +20,8 @@ class Columns(NamedTuple):
     series: list[SeriesDef]
     refs: array  # "I"
     times: array  # "q", unix ms
-    values: array  # "d"
+    values: array  # "d"; for a HISTOGRAM point, the sum of its observations
+    buckets: array  # "Q": for each HISTOGRAM point in column order, len(bounds) + 1 counts
 
 
 class Accumulator:
@@ -31,6 +33,7 @@ class Accumulator:
         self._series: list[SeriesDef] = []
         self._times: list[array] = []
         self._values: list[array] = []
+        self._buckets: dict[int, array] = {}  # ref -> counts of a HISTOGRAM series' points
         self._n = 0
         self.time_ms = 0
 
@@ -47,6 +50,18 @@ class Accumulator:
         self._values[ref].append(value)
         self._n += 1
 
+    def histogram(self, series: SeriesDef, time_ms: int, total: float, counts: Sequence[int]) -> None:
+        """A HISTOGRAM point: the sum and the per-bucket counts of the observations it holds."""
+        if len(counts) != len(series.bounds) + 1:
+            raise ValueError(f"{series.name}: {len(counts)} bucket counts != {len(series.bounds) + 1}")
+        ref = self._refs.get(id(series))
+        if ref is None:
+            ref = self._new(series)
+        self._times[ref].append(time_ms)
+        self._values[ref].append(total)
+        self._buckets.setdefault(ref, array("Q")).extend(counts)
+        self._n += 1
+
     def _new(self, series: SeriesDef) -> int:
         ref = self._refs[id(series)] = len(self._series)
         self._series.append(series)
@@ -58,11 +73,13 @@ class Accumulator:
         return self._n
 
     def cut(self) -> Columns:
-        refs, times, values = array("I"), array("q"), array("d")
+        refs, times, values, buckets = array("I"), array("q"), array("d"), array("Q")
         for ref, (t, v) in enumerate(zip(self._times, self._values, strict=True)):
             refs.extend(array("I", [ref]) * len(t))
             times.extend(t)
             values.extend(v)
-        out = Columns(self._series, refs, times, values)
+            if ref in self._buckets:
+                buckets.extend(self._buckets[ref])
+        out = Columns(self._series, refs, times, values, buckets)
         self._reset()
         return out

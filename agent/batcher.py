@@ -1,19 +1,24 @@
-"""Cuts accumulated points into payloads and hands them to the sink (the spool's append).
+"""Cuts accumulated points, events and logs into payloads and hands them to the sink (the
+spool's append).
 
-A batch is cut when it holds `max_points` points or its oldest point is `max_age_s` old
-(checked after each collector's run and on a timer), and once more at shutdown.
+A batch is cut when it holds `max_points` records (points, events and logs together) or
+`max_record_bytes` of events and logs, or its oldest record is `max_age_s` old (checked after
+each collector's run and on a timer), and once more at shutdown.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from agent import selfmetrics as m
 from agent.accumulator import Accumulator
+from agent.intake import Intake
 from ferry.encode import SeriesMessages, encode_columns, pack_payload
 from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
+
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # events + logs per frame; the collector takes 64 MiB raw
 
 
 class Batcher:
@@ -24,19 +29,43 @@ class Batcher:
         max_points: int = 20_000,
         max_age_s: float = 10.0,
         before_cut: Callable[[], list[tuple[SeriesDef, int, float]]] = list,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ):
         self.resource = resource
         self.before_cut = before_cut  # points held elsewhere until a frame is cut (summed deltas)
         self.sink = sink
         self.max_points = max_points
         self.max_age_ms = int(max_age_s * 1000)
+        self.max_record_bytes = max_record_bytes
         self.acc = Accumulator()
         self.series_messages = SeriesMessages()
+        self._events: list[payload_pb2.Event] = []
+        self._logs: list[payload_pb2.LogRecord] = []
+        self._record_bytes = 0
         self._opened_ms: int | None = None
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
         self.acc.add(series, time_ms, value)
         self.settle()
+
+    def take(self, intake: Intake) -> None:
+        """Points, histograms, events and logs from an event-loop source (not its deltas, which
+        the caller sums until `before_cut` hands them back)."""
+        acc = self.acc
+        for series, time_ms, value in intake.points:
+            acc.add(series, time_ms, value)
+        for series, time_ms, total, counts in intake.histograms:
+            acc.histogram(series, time_ms, total, counts)
+        self._add_records("_events", intake.events)
+        self._add_records("_logs", intake.logs)
+        self.settle()
+
+    def _add_records(self, kind: str, records: Sequence) -> None:
+        for r in records:
+            getattr(self, kind).append(r)  # not a saved reference: a cut replaces the list
+            self._record_bytes += r.ByteSize()
+            if self._record_bytes >= self.max_record_bytes:
+                self.cut()
 
     def emitter(self, time_ms: int) -> Callable[[SeriesDef, float], None]:
         """The emit function for one collection cycle at `time_ms`; call `settle` after each
@@ -50,14 +79,15 @@ class Batcher:
             self._opened_ms = int(time.time() * 1000)
 
     def settle(self) -> None:
-        if self._opened_ms is None and len(self.acc):
+        n = len(self)
+        if self._opened_ms is None and n:
             self._opened_ms = int(time.time() * 1000)
-        if len(self.acc) >= self.max_points:
+        if n >= self.max_points:
             self.cut()
         m.BUFFERED_POINTS.set(len(self.acc))
 
     def __len__(self) -> int:
-        return len(self.acc)
+        return len(self.acc) + len(self._events) + len(self._logs)
 
     def due_at_ms(self) -> int | None:
         """When the open batch reaches its maximum age (None: no open batch). Other threads may
@@ -75,9 +105,11 @@ class Batcher:
             self.acc.add(series, time_ms, value)
         self._opened_ms = None
         n = len(self.acc)
-        if not n:
+        if not n and not self._events and not self._logs:
             return
-        cols = self.acc.cut()
-        self.sink(pack_payload(self.resource, encode_columns(*cols, messages=self.series_messages)), n)
+        metrics = encode_columns(*self.acc.cut(), messages=self.series_messages) if n else None
+        events, logs = self._events, self._logs
+        self._events, self._logs, self._record_bytes = [], [], 0
+        self.sink(pack_payload(self.resource, metrics, events, logs), n)
         m.BATCHES.inc()
         m.BUFFERED_POINTS.set(0)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import resource
 import signal
@@ -17,7 +16,6 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import start_http_server
@@ -29,6 +27,7 @@ from agent.checks import CheckRunner
 from agent.collectors.base import Collector
 from agent.collectors.system import COLLECTOR_NAMES, host_collectors
 from agent.config import AgentConfig, default_agent_id, parse_spec
+from agent.intake import Intake
 from agent.local import server as local_server
 from agent.local.records import DeltaSums
 from agent.local.server import LocalService
@@ -94,26 +93,25 @@ class Agent:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.sender.wake.set)
 
-    def submit(self, points: Sequence, deltas: Sequence = (), counted_as: str = "") -> None:
-        """Hand points from the event loop (checks, the Local service) to the pipeline thread,
-        which owns the batcher; `deltas` are summed until the next frame."""
-        n = len(points) + len(deltas)
+    def submit(self, intake: Intake, counted_as: str = "") -> None:
+        """Hand records from the event loop (checks, the Local service, the scraper) to the
+        pipeline thread, which owns the batcher; deltas are summed until the next frame."""
+        n = len(intake)
         self._submitted += n
 
         def add() -> None:
-            for series, time_ms, value in points:
-                self.batcher.add(series, time_ms, value)
-            if deltas:
-                self.deltas.add(deltas)
+            self.batcher.take(intake)
+            if intake.deltas:
+                self.deltas.add(intake.deltas)
                 self.batcher.touch()
             if counted_as:
-                m.POINTS.labels(counted_as).inc(len(points))
+                m.POINTS.labels(counted_as).inc(len(intake.points) + len(intake.histograms))
             self._taken += n
 
         self.pipeline.submit(add)
 
     def pending(self) -> int:
-        """Points submitted and not yet taken in by the pipeline thread."""
+        """Records submitted and not yet taken in by the pipeline thread."""
         return self._submitted - self._taken
 
     def collect_once(self, time_ms: int) -> None:
@@ -135,7 +133,10 @@ class Agent:
     def _start_checks(self) -> None:
         checks = [] if self.synthetic else self.cfg.checks  # the synthetic source owns the pipeline thread
         stop = asyncio.Event()
-        emit = functools.partial(self.submit, counted_as="checks")
+
+        def emit(points: list) -> None:
+            self.submit(Intake(points=points), counted_as="checks")
+
         self._checks = (stop, asyncio.create_task(CheckRunner(checks, emit).run(stop)))
 
     async def _stop_checks(self) -> None:

@@ -2,7 +2,8 @@
 
 Called by the ingest service after `ferry.codec` decoded the structure. Per-series checks loop
 over the series table (hundreds of rows); per-point checks are whole-column numpy operations.
-Every error names the offending value and the limit it broke.
+Events and logs are checked one record at a time by `ferry.limits` (the rules the agent
+applies too). Every error names the offending value and the limit it broke.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ferry.limits import (
     NAME_RE,
     Limits,
     ValidationError,
+    check_bounds,
     check_labels,
     check_name,
 )
@@ -33,11 +35,7 @@ def check_series(series: SeriesDef, limits: Limits, index: int) -> None:
         )
     check_labels(series.labels, limits, where)
     if series.kind == HISTOGRAM:
-        bounds = np.asarray(series.bounds, dtype=np.float64)
-        if bounds.shape[0] > limits.max_bounds:
-            raise ValidationError(f"{where}: {bounds.shape[0]} bucket bounds > {limits.max_bounds} allowed")
-        if not np.isfinite(bounds).all() or (bounds.shape[0] > 1 and not (np.diff(bounds) > 0).all()):
-            raise ValidationError(f"{where}: bucket bounds must be finite and strictly ascending")
+        check_bounds(series.bounds, limits, where)
     elif series.bounds:
         raise ValidationError(f"{where}: bucket bounds given for a non-histogram series")
 
@@ -66,3 +64,11 @@ def validate_batch(batch: MetricBatch, now_ms: int, limits: Limits) -> None:
             f"point {i} of {name!r} has time {int(t[i])} ms outside the accepted window "
             f"[{lo}, {hi}] (now - {limits.max_past_ms} ms, now + {limits.max_future_ms} ms)"
         )
+
+
+def validate_records(events, logs, now_ns: int, limits: RecordLimits) -> None:
+    """Every `ferry.v1.Event` and `LogRecord` of a frame; the error names the record's index."""
+    for i, event in enumerate(events):
+        check_event(event, now_ns, limits, f"event {i}")
+    for i, record in enumerate(logs):
+        check_log(record, now_ns, limits, f"log {i}")

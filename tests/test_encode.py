@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from array import array
 
+import pytest
+
+from agent.accumulator import Accumulator
+from agent.batcher import Batcher
+from agent.intake import Intake
 from ferry.codec import decode_metrics, decode_payload
 from ferry.encode import SeriesMessages, encode_columns, pack_payload, time_deltas
-from ferry.series import COUNTER, GAUGE, SeriesDef
+from ferry.series import COUNTER, GAUGE, HISTOGRAM, SeriesDef
 from ferry.v1 import payload_pb2
 
 A = SeriesDef("a", GAUGE, "By", (("host", "h1"),))
@@ -42,3 +47,48 @@ def test_series_messages_are_built_once_per_object_and_bounded():
 def test_empty_metrics_are_left_out():
     empty = encode_columns([], array("I"), array("q"), array("d"))
     assert not decode_payload(pack_payload(payload_pb2.Resource(host="h"), empty)).HasField("metrics")
+
+
+H = SeriesDef("lat", HISTOGRAM, "s", (("route", "/a"),), (0.1, 1.0))
+
+
+def test_histogram_points_carry_their_bucket_counts_in_column_order():
+    acc = Accumulator()
+    acc.histogram(H, 1_000, 4.5, (3, 2, 1))
+    acc.add(A, 1_000, 7.0)
+    acc.histogram(H, 2_000, 0.25, (1, 0, 0))
+    cols = acc.cut()
+    batch = decode_metrics(
+        decode_payload(pack_payload(payload_pb2.Resource(host="h"), encode_columns(*cols))).metrics
+    )
+    assert batch.series == [H, A]
+    assert batch.series_ref.tolist() == [0, 0, 1]  # series-major
+    assert batch.time_ms.tolist() == [1_000, 2_000, 1_000]
+    assert batch.value.tolist() == [4.5, 0.25, 7.0]
+    assert batch.bucket_counts.tolist() == [3, 2, 1, 1, 0, 0]
+    with pytest.raises(ValueError, match="2 bucket counts != 3"):
+        acc.histogram(H, 3_000, 1.0, (1, 1))
+
+
+def test_batcher_frames_events_and_logs_with_the_metrics():
+    frames = []
+    batcher = Batcher(payload_pb2.Resource(host="h"), lambda p, n: frames.append((p, n)), max_points=4)
+    event = payload_pb2.Event(type="click", time_unix_ns=5)
+    log = payload_pb2.LogRecord(level="info", message="hi", time_unix_ns=6)
+    batcher.take(Intake(points=[(A, 1_000, 1.0)], events=[event], logs=[log]))
+    assert len(batcher) == 3 and not frames
+    batcher.take(Intake(events=[event]))  # the 4th record: max_points reached, cut
+    ((payload, points),) = frames
+    decoded = decode_payload(payload)
+    assert points == 1  # the frame's point_count counts metric points only
+    assert [e.type for e in decoded.events] == ["click", "click"] and decoded.logs[0].message == "hi"
+    assert len(batcher) == 0
+
+
+def test_batcher_cuts_at_the_record_byte_bound():
+    frames = []
+    batcher = Batcher(payload_pb2.Resource(host="h"), lambda p, n: frames.append(p), max_record_bytes=1000)
+    logs = [payload_pb2.LogRecord(level="info", message=str(i) * 400) for i in range(5)]
+    batcher.take(Intake(logs=logs))  # ~406 bytes each: the 3rd passes 1000 bytes
+    batcher.cut()
+    assert [[r.message[0] for r in decode_payload(p).logs] for p in frames] == [["0", "1", "2"], ["3", "4"]]

@@ -3,7 +3,7 @@
 A request is validated whole (`records.convert`) and answered at once; its points go to the
 pipeline thread, which owns the batcher. Refusals: INVALID_ARGUMENT for a bad record (its index
 and reason), RESOURCE_EXHAUSTED for a request over the record limit or while more than
-`max_pending` points wait for the pipeline thread. Other clients are not affected either way.
+`max_pending` records wait for the pipeline thread. Other clients are not affected either way.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pathlib import Path
 import grpc
 
 from agent import selfmetrics as m
-from agent.local.records import Point, RecordError, convert
+from agent.intake import Intake
+from agent.local.records import RecordError, convert
 from ferry.limits import Limits
 from ferry.v1 import local_pb2, local_pb2_grpc
 
@@ -30,7 +31,7 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 class LocalService(local_pb2_grpc.LocalServicer):
     def __init__(
         self,
-        submit: Callable[[list[Point], list[Point]], None],
+        submit: Callable[[Intake], None],
         pending: Callable[[], int],
         max_pending: int = 1_000_000,
         limits: Limits | None = None,
@@ -51,18 +52,18 @@ class LocalService(local_pb2_grpc.LocalServicer):
 
     async def _accept(self, records: local_pb2.Records, context) -> int:
         try:
-            points, deltas = convert(records, int(time.time() * 1000), self.limits)
+            intake = convert(records, time.time_ns(), self.limits)
             waiting = self.pending()
             if waiting > self.max_pending:
                 raise RecordError(
-                    f"the agent has {waiting} points waiting > {self.max_pending}; retry later",
+                    f"the agent has {waiting} records waiting > {self.max_pending}; retry later",
                     "RESOURCE_EXHAUSTED",
                 )
         except RecordError as exc:
             m.LOCAL_REJECTED.labels(exc.code).inc()
             await context.abort(grpc.StatusCode[exc.code], str(exc))
-        self.submit(points, deltas)
-        n = len(points) + len(deltas)
+        self.submit(intake)
+        n = len(intake)
         m.LOCAL_RECORDS.inc(n)
         return n
 

@@ -76,26 +76,36 @@ def encode_columns(
     refs: array,
     times: array,
     values: array,
+    buckets: array | None = None,
     messages: Callable[[Sequence[SeriesDef]], list[payload_pb2.Series]] = series_table,
 ) -> payload_pb2.MetricColumns:
     """`refs` typecode "I", `times` "q" (absolute unix ms), `values` "d", all the same length;
-    `messages` builds the series table (a `SeriesMessages` cache, or afresh)."""
+    `buckets` "Q", the HISTOGRAM points' counts in column order; `messages` builds the series
+    table (a `SeriesMessages` cache, or afresh)."""
     n = len(refs)
     if not (len(times) == len(values) == n):
         raise ValueError(f"column lengths differ: series_ref {n}, time_ms {len(times)}, value {len(values)}")
     if refs.itemsize != 4 or times.itemsize != 8 or values.itemsize != 8:
         raise ValueError("columns must be uint32 refs, int64 times and float64 values")
+    if buckets and buckets.itemsize != 8:
+        raise ValueError("bucket counts must be uint64")
     return payload_pb2.MetricColumns(
         series=messages(series),
         point_count=n,
         series_ref=_le(refs),
         time_ms=_le(time_deltas(times)),
         value=_le(values),
+        bucket_counts=_le(buckets) if buckets else b"",
     )
 
 
-def pack_payload(resource: payload_pb2.Resource, metrics: payload_pb2.MetricColumns | None) -> bytes:
-    payload = payload_pb2.Payload(resource=resource)
+def pack_payload(
+    resource: payload_pb2.Resource,
+    metrics: payload_pb2.MetricColumns | None,
+    events: Sequence[payload_pb2.Event] = (),
+    logs: Sequence[payload_pb2.LogRecord] = (),
+) -> bytes:
+    payload = payload_pb2.Payload(resource=resource, events=events, logs=logs)
     if metrics is not None and metrics.point_count:
         payload.metrics.CopyFrom(metrics)
     return payload.SerializeToString()

@@ -5,6 +5,7 @@ would refuse must never get into a frame, where it would take other points down 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -59,6 +60,14 @@ def check_labels(labels: tuple[tuple[str, str], ...], limits: Limits, where: str
             raise ValidationError(
                 f"{where}: label value {size} bytes > {limits.max_label_value_bytes} allowed for {key!r}"
             )
+
+
+def check_bounds(bounds, limits: Limits, where: str) -> None:
+    """HISTOGRAM bucket upper bounds: at most `max_bounds`, finite, strictly ascending."""
+    if len(bounds) > limits.max_bounds:
+        raise ValidationError(f"{where}: {len(bounds)} bucket bounds > {limits.max_bounds} allowed")
+    if not all(map(math.isfinite, bounds)) or any(b <= a for a, b in itertools.pairwise(bounds)):
+        raise ValidationError(f"{where}: bucket bounds must be finite and strictly ascending")
 
 
 @dataclass(frozen=True)
