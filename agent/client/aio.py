@@ -1,0 +1,116 @@
+"""`AsyncTelemetry`: the client for asyncio apps.
+
+Recording is the same non-blocking, never-raising calls as `Telemetry`; delivery is a task on
+the app's event loop with a `grpc.aio` channel. Start it with `async with AsyncTelemetry(...)`
+or `await start()` (the first record on a running loop starts it too), and `await close()`
+before the loop ends: an interpreter-exit hook cannot run a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import grpc
+
+from agent.client.buffer import Buffer
+from agent.client.outbox import CHANNEL_OPTIONS, Outbox
+from agent.client.recorder import Recorder
+from agent.client.stats import Stats, invalid_logger
+from ferry.v1 import local_pb2_grpc
+
+log = logging.getLogger("ferry.client")
+SEND_TIMEOUT_S = 5.0
+
+
+class AsyncTelemetry(Recorder):
+    def __init__(
+        self,
+        target: str = "127.0.0.1:4771",
+        *,
+        service: str = "",
+        flush_interval: float = 1.0,
+        max_queue: int = 100_000,
+        max_series: int = 10_000,
+        batch_size: int = 10_000,
+    ):
+        self.target = target
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
+        self._outbox = Outbox(self._buffer.dropped, max_queue)
+        self._closed = False
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._cycle_lock: asyncio.Lock | None = None
+        self._channel: grpc.aio.Channel | None = None
+
+    async def start(self) -> AsyncTelemetry:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            self._wake, self._cycle_lock = asyncio.Event(), asyncio.Lock()
+            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._stub = local_pb2_grpc.LocalStub(self._channel)
+            self._task = asyncio.create_task(self._run(), name="ferry-telemetry")
+        return self
+
+    async def __aenter__(self) -> AsyncTelemetry:
+        return await self.start()
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    def _wake_sender(self) -> None:
+        if self._loop is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: the next start() sends
+                asyncio.get_running_loop().create_task(self.start())
+            return
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def flush(self, timeout: float = 5.0) -> bool:
+        """Send everything recorded so far; True when the agent took all of it in time."""
+        await self.start()
+        try:
+            await asyncio.wait_for(self._cycle(), timeout)
+        except TimeoutError:
+            return False
+        return not len(self._buffer) and not len(self._outbox)
+
+    async def close(self, timeout: float = 5.0) -> bool:
+        if self._closed:
+            return True
+        ok = await self.flush(timeout)
+        self._closed = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._outbox.drop_all()
+        await self._channel.close()
+        return ok
+
+    def stats(self) -> Stats:
+        return Stats.of(self._buffer, self._outbox)
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval)
+            self._wake.clear()
+            await self._cycle()
+
+    async def _cycle(self) -> None:
+        async with self._cycle_lock:
+            outbox = self._outbox
+            outbox.put(self._buffer.drain())
+            deadline = time.monotonic() + SEND_TIMEOUT_S
+            while outbox.ready():
+                request = outbox.next()
+                try:
+                    response = await self._stub.Send(request, timeout=max(0.1, deadline - time.monotonic()))
+                except grpc.RpcError as exc:
+                    outbox.failed(request, exc)
+                    return
+                outbox.done(request, response.accepted)

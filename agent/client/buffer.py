@@ -1,0 +1,278 @@
+"""What an app recorded and the client has not yet handed to the agent.
+
+The recording calls run on the app's threads and must cost about a microsecond and never raise
+or block on I/O: they check a record once (a series is checked the first time it is seen, by the
+same rules the agent and collector apply, so one bad record cannot get a whole request refused),
+then add it under a lock that is only ever held for a dict update or a list swap.
+
+- counters are summed per series until the next drain (sent as one DELTA record per series);
+- histogram observations are bucketed per series until the next drain (one HISTOGRAM record per
+  series, holding that interval's counts, stamped with the last observation's time);
+- gauges, events and logs are kept one by one, stamped at the call, up to `max_queue` records.
+
+Anything the buffer cannot keep is dropped and counted by reason (`dropped`), never silently.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+
+from ferry.limits import (
+    Limits,
+    RecordLimits,
+    ValidationError,
+    check_bounds,
+    check_event,
+    check_labels,
+    check_log,
+    check_name,
+)
+from ferry.series import DELTA, GAUGE
+from ferry.v1 import local_pb2, payload_pb2
+
+# prometheus_client's defaults: request latencies in seconds
+DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+MAX_RECORDS_PER_REQUEST = 10_000  # the agent's limit per request
+MAX_REQUEST_BYTES = 3 * 1024 * 1024  # under the agent's 4 MiB message limit
+EVENT_FIELDS = frozenset({"label", "user_id", "session_id", "service"})
+
+# why a record was dropped (the keys of `Buffer.dropped`)
+QUEUE_FULL = "queue_full"  # more than max_queue records waiting
+SERIES_LIMIT = "series_limit"  # more than max_series counter/histogram series in one interval
+INVALID = "invalid"  # the record breaks Ferry's rules (its reason is logged once per name)
+REJECTED = "rejected"  # the agent refused the request (INVALID_ARGUMENT)
+UNDELIVERED = "undelivered"  # the agent was unreachable for longer than the retry buffer lasts
+CLOSED = "closed"  # recorded after close()
+
+_Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def _labels(labels: Mapping[str, object] | None) -> tuple[tuple[str, str], ...]:
+    if not labels:
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+
+
+class Buffer:
+    def __init__(
+        self,
+        max_queue: int = 100_000,
+        max_series: int = 10_000,
+        service: str = "",
+        clock_ns=time.time_ns,
+        on_invalid=lambda message: None,
+    ):
+        self.max_queue = max_queue
+        self.max_series = max_series
+        self.service = service
+        self.clock_ns = clock_ns
+        self.on_invalid = on_invalid  # told why a record was dropped as invalid
+        self.limits, self.record_limits = Limits(), RecordLimits()
+        self.dropped: Counter[str] = Counter()
+        self.recorded = 0
+        self._lock = threading.Lock()
+        self._checked: dict[tuple, bool] = {}  # series key -> valid, so a series is checked once
+        self._reset()
+
+    def _reset(self) -> None:
+        self._counters: dict[_Key, float] = {}
+        self._histograms: dict[tuple, list] = {}  # (name, labels, bounds) -> [counts, sum, t_ms]
+        self._records: list = []  # ("g", key, value, t_ms) | Event | LogRecord
+
+    def __len__(self) -> int:
+        return len(self._counters) + len(self._histograms) + len(self._records)
+
+    def waiting(self) -> int:
+        """Gauges, events and logs waiting (what grows with the call rate)."""
+        return len(self._records)
+
+    def drop(self, reason: str, message: str = "") -> None:
+        with self._lock:
+            self.dropped[reason] += 1
+        if message:
+            self.on_invalid(message)
+
+    def _series_ok(self, key: tuple, bounds: tuple[float, ...] | None = None) -> bool:
+        ok = self._checked.get(key)
+        if ok is None:
+            try:
+                check_name(key[0], self.limits)
+                check_labels(key[1], self.limits, f"metric {key[0]!r}")
+                if bounds is not None:
+                    check_bounds(bounds, self.limits, f"histogram {key[0]!r}")
+                ok = True
+            except ValidationError as exc:
+                self.on_invalid(str(exc))
+                ok = False
+            if len(self._checked) < 100_000:
+                self._checked[key] = ok
+        return ok
+
+    def counter(self, name: str, value: float, labels: Mapping | None) -> None:
+        key = (name, _labels(labels))
+        if not (self._series_ok(key) and value >= 0 and math.isfinite(value)):
+            self.drop(INVALID, "" if self._checked.get(key) is False else f"counter {name!r}: value {value}")
+            return
+        with self._lock:
+            counters = self._counters
+            total = counters.get(key)
+            if total is None and len(counters) + len(self._histograms) >= self.max_series:
+                self.dropped[SERIES_LIMIT] += 1
+                return
+            counters[key] = value if total is None else total + value
+            self.recorded += 1
+
+    def gauge(self, name: str, value: float, labels: Mapping | None) -> None:
+        key = (name, _labels(labels))
+        if not (self._series_ok(key) and math.isfinite(value)):
+            self.drop(INVALID, "" if self._checked.get(key) is False else f"gauge {name!r}: value {value}")
+            return
+        self._append(("g", key, float(value), self.clock_ns() // 1_000_000))
+
+    def histogram(self, name: str, value: float, labels: Mapping | None, buckets) -> None:
+        bounds = DEFAULT_BUCKETS if buckets is None else tuple(map(float, buckets))
+        key = (name, _labels(labels), bounds)
+        if not (self._series_ok(key, bounds) and math.isfinite(value)):
+            self.drop(
+                INVALID, "" if self._checked.get(key) is False else f"histogram {name!r}: value {value}"
+            )
+            return
+        slot = bisect.bisect_left(bounds, value)  # the first bucket whose upper bound >= value
+        now_ms = self.clock_ns() // 1_000_000
+        with self._lock:
+            state = self._histograms.get(key)
+            if state is None:
+                if len(self._counters) + len(self._histograms) >= self.max_series:
+                    self.dropped[SERIES_LIMIT] += 1
+                    return
+                state = self._histograms[key] = [[0] * (len(bounds) + 1), 0.0, now_ms]
+            state[0][slot] += 1
+            state[1] += value
+            state[2] = now_ms
+            self.recorded += 1
+
+    def event(self, type_: str, category: str, action: str, value, properties, fields: dict) -> None:
+        try:
+            unknown = set(fields) - EVENT_FIELDS
+            if unknown:
+                raise ValidationError(
+                    f"unknown event fields {sorted(unknown)} (known: {sorted(EVENT_FIELDS)})"
+                )
+            fields.setdefault("service", self.service)
+            event = payload_pb2.Event(
+                time_unix_ns=self.clock_ns(),
+                type=type_,
+                category=category,
+                action=action,
+                properties={str(k): str(v) for k, v in (properties or {}).items()},
+                **{k: str(v) for k, v in fields.items()},
+            )
+            if value is not None:
+                event.value, event.has_value = float(value), True
+            check_event(event, event.time_unix_ns, self.record_limits, f"event {type_!r}")
+        except (ValidationError, TypeError, ValueError) as exc:
+            self.drop(INVALID, str(exc))
+            return
+        self._append(event)
+
+    def log(self, level: str, message: str, attributes: dict) -> None:
+        try:
+            record = payload_pb2.LogRecord(
+                time_unix_ns=self.clock_ns(),
+                level=str(level),
+                message=str(message),
+                service=str(attributes.pop("service", self.service)),
+                trace_id=str(attributes.pop("trace_id", "")),
+                span_id=str(attributes.pop("span_id", "")),
+                attributes={str(k): str(v) for k, v in attributes.items()},
+            )
+            check_log(record, record.time_unix_ns, self.record_limits, "log")
+        except (ValidationError, TypeError, ValueError) as exc:
+            self.drop(INVALID, str(exc))
+            return
+        self._append(record)
+
+    def _append(self, record) -> None:
+        with self._lock:
+            if len(self._records) >= self.max_queue:
+                self.dropped[QUEUE_FULL] += 1
+                return
+            self._records.append(record)
+            self.recorded += 1
+
+    def drain(self) -> list[local_pb2.Records]:
+        """Everything recorded so far, as requests within the agent's limits."""
+        with self._lock:
+            counters, histograms, records = self._counters, self._histograms, self._records
+            self._reset()
+        try:
+            return _requests(counters, histograms, records, self.clock_ns() // 1_000_000)
+        except Exception:  # a bug of ours: the batch is lost, but counted
+            with self._lock:
+                self.dropped["error"] += len(counters) + len(histograms) + len(records)
+            raise
+
+
+def _requests(counters: dict, histograms: dict, records: list, now_ms: int) -> list[local_pb2.Records]:
+    out = _Requests()
+    for (name, labels), total in counters.items():
+        out.add(
+            "metrics",
+            local_pb2.MetricRecord(
+                name=name, kind=DELTA, value=total, labels=dict(labels), time_unix_ms=now_ms
+            ),
+        )
+    for (name, labels, bounds), (counts, total, t_ms) in histograms.items():
+        out.add(
+            "histograms",
+            local_pb2.HistogramRecord(
+                name=name, labels=dict(labels), bounds=bounds, counts=counts, sum=total, time_unix_ms=t_ms
+            ),
+        )
+    for r in records:
+        if isinstance(r, tuple):
+            _, (name, labels), value, t_ms = r
+            out.add(
+                "metrics",
+                local_pb2.MetricRecord(
+                    name=name, kind=GAUGE, value=value, labels=dict(labels), time_unix_ms=t_ms
+                ),
+            )
+        elif isinstance(r, payload_pb2.Event):
+            out.add("events", r)
+        else:
+            out.add("logs", r)
+    return out.done()
+
+
+class _Requests:
+    """Packs records into `Records` requests of at most MAX_RECORDS_PER_REQUEST records and
+    about MAX_REQUEST_BYTES bytes."""
+
+    def __init__(self) -> None:
+        self.requests: list[local_pb2.Records] = []
+        self._current = local_pb2.Records()
+        self._n = self._bytes = 0
+
+    def add(self, field: str, record) -> None:
+        size = record.ByteSize() + 8
+        if self._n and (self._n >= MAX_RECORDS_PER_REQUEST or self._bytes + size > MAX_REQUEST_BYTES):
+            self.requests.append(self._current)
+            self._current, self._n, self._bytes = local_pb2.Records(), 0, 0
+        getattr(self._current, field).append(record)
+        self._n += 1
+        self._bytes += size
+
+    def done(self) -> list[local_pb2.Records]:
+        if self._n:
+            self.requests.append(self._current)
+        return self.requests
+
+
+def records_in(request: local_pb2.Records) -> int:
+    return len(request.metrics) + len(request.histograms) + len(request.events) + len(request.logs)

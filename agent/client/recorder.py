@@ -1,0 +1,78 @@
+"""The recording calls both clients share. Each guards the app from any error of ours."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from agent.client.buffer import CLOSED, Buffer
+
+ERROR = "error"  # an unexpected error inside the client (a bug): counted, never raised
+
+
+class Recorder:
+    _buffer: Buffer
+    _closed: bool = False
+    batch_size: int = 10_000
+
+    def _wake_sender(self) -> None:
+        raise NotImplementedError
+
+    def counter(self, name: str, value: float = 1.0, labels: Mapping | None = None) -> None:
+        """Add `value` (>= 0) to a counter; sent as one DELTA record per series per flush."""
+        try:
+            if self._closed:
+                self._buffer.drop(CLOSED)
+            else:
+                self._buffer.counter(name, value, labels)
+        except Exception:
+            self._buffer.drop(ERROR)
+
+    def gauge(self, name: str, value: float, labels: Mapping | None = None) -> None:
+        """A value at this instant (stamped now)."""
+        try:
+            if self._closed:
+                self._buffer.drop(CLOSED)
+            else:
+                self._buffer.gauge(name, value, labels)
+                self._maybe_wake()
+        except Exception:
+            self._buffer.drop(ERROR)
+
+    def histogram(self, name: str, value: float, labels: Mapping | None = None, buckets=None) -> None:
+        """One observation, bucketed by `buckets` (ascending upper bounds; default: latency
+        seconds as prometheus_client's); sent as one HISTOGRAM record per series per flush."""
+        try:
+            if self._closed:
+                self._buffer.drop(CLOSED)
+            else:
+                self._buffer.histogram(name, value, labels, buckets)
+        except Exception:
+            self._buffer.drop(ERROR)
+
+    def event(
+        self, type: str, category: str = "", action: str = "", value=None, properties=None, **fields
+    ) -> None:
+        """An analytics event; `fields` may set label, user_id, session_id and service."""
+        try:
+            if self._closed:
+                self._buffer.drop(CLOSED)
+            else:
+                self._buffer.event(type, category, action, value, properties, fields)
+                self._maybe_wake()
+        except Exception:
+            self._buffer.drop(ERROR)
+
+    def log(self, level: str, message: str, **attributes) -> None:
+        """A log record; `service`, `trace_id` and `span_id` are fields, the rest attributes."""
+        try:
+            if self._closed:
+                self._buffer.drop(CLOSED)
+            else:
+                self._buffer.log(level, message, attributes)
+                self._maybe_wake()
+        except Exception:
+            self._buffer.drop(ERROR)
+
+    def _maybe_wake(self) -> None:
+        if self._buffer.waiting() >= self.batch_size:
+            self._wake_sender()
