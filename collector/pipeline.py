@@ -1,5 +1,8 @@
 """One frame in, one Ack out: open → decode → validate → dedup → rows → write.
 
+A frame carries metric points, events and logs in any mix (each part may be empty); all of it
+is validated before anything is written, and one bad record rejects the whole frame.
+
 Synchronous and blocking by design: the ingest service runs it on worker threads. Bad input
 becomes a REJECTED ack carrying the gRPC code and a message naming the value and limit; a store
 failure raises StoreUnavailable so the caller ends the stream and the agent resends.
@@ -16,8 +19,16 @@ import grpc
 
 from collector import selfmetrics as m
 from collector.dedup import HighWaterMarks
+from collector.records_rows import events_block, logs_block
 from collector.rows import RowBuilder
-from collector.validate import Limits, ValidationError, check_labels, validate_batch
+from collector.validate import (
+    Limits,
+    RecordLimits,
+    ValidationError,
+    check_labels,
+    validate_batch,
+    validate_records,
+)
 from collector.writer import Writer
 from ferry.codec import CodecError, decode_metrics, decode_payload
 from ferry.frames import FrameError, FrameLimits, open_frame
@@ -34,6 +45,7 @@ class StoreUnavailable(RuntimeError):
 class PipelineConfig:
     limits: Limits = field(default_factory=Limits)
     frame_limits: FrameLimits = field(default_factory=FrameLimits)
+    record_limits: RecordLimits = field(default_factory=RecordLimits)
 
 
 class FramePipeline:
@@ -60,6 +72,8 @@ class FramePipeline:
             code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
             return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
         rows = self.rows.build(batch, payload.resource)
+        rows.events = events_block(payload.events, payload.resource.host, frame.agent_id)
+        rows.logs = logs_block(payload.logs, payload.resource.host, frame.agent_id)
         token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
         started = time.perf_counter()
         try:
@@ -69,6 +83,8 @@ class FramePipeline:
             raise StoreUnavailable(f"store write of frame {token} failed: {exc}") from exc
         m.INSERT_SECONDS.observe(time.perf_counter() - started)
         m.POINTS.inc(len(batch))
+        m.EVENTS.inc(len(payload.events))
+        m.LOGS.inc(len(payload.logs))
         self.marks.commit(frame.agent_id, frame.epoch, frame.seq)
         return self._ack(frame, ingest_pb2.OK)
 
@@ -85,13 +101,11 @@ class FramePipeline:
             raise ValidationError("resource.host is empty")
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
-        if payload.events or payload.logs:
-            raise ValidationError(
-                f"frame carries {len(payload.events)} events and {len(payload.logs)} logs; "
-                "this collector version stores metrics only"
-            )
+        # an absent MetricColumns decodes to an empty batch: a frame of only events/logs is fine
         batch = decode_metrics(payload.metrics)
-        validate_batch(batch, int(self.clock() * 1000), self.config.limits)
+        now = self.clock()
+        validate_batch(batch, int(now * 1000), self.config.limits)
+        validate_records(payload.events, payload.logs, int(now * 1e9), self.config.record_limits)
         if len(batch) != frame.point_count:
             raise ValidationError(
                 f"frame point_count {frame.point_count} != {len(batch)} points in the payload"

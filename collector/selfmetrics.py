@@ -6,6 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 FRAMES = Counter("ferry_collector_frames", "Frames answered, by ack status", ["status"])
 POINTS = Counter("ferry_collector_points", "Metric points committed to the store")
+EVENTS = Counter("ferry_collector_events", "Events committed to the store")
+LOGS = Counter("ferry_collector_logs", "Log records committed to the store")
 FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
 STORE_ERRORS = Counter("ferry_collector_store_errors", "Store writes that failed (the stream is ended)")
 INSERT_SECONDS = Histogram(

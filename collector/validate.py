@@ -16,13 +16,26 @@ from ferry.limits import (
     LABEL_KEY_RE,
     NAME_RE,
     Limits,
+    RecordLimits,
     ValidationError,
     check_bounds,
+    check_event,
     check_labels,
+    check_log,
     check_name,
 )
 
-__all__ = ["DAY_MS", "LABEL_KEY_RE", "NAME_RE", "Limits", "ValidationError", "check_labels", "check_name"]
+__all__ = [
+    "DAY_MS",
+    "LABEL_KEY_RE",
+    "NAME_RE",
+    "Limits",
+    "RecordLimits",
+    "ValidationError",
+    "check_labels",
+    "check_name",
+    "validate_records",
+]
 _KINDS = (GAUGE, COUNTER, DELTA, HISTOGRAM)
 
 

@@ -3,7 +3,7 @@
 Called from the ingest pipeline on worker threads. Each thread gets its own Store on the same
 DSN (a clickhouse-connect client serialises its calls). The series table is written only for
 series this process has not written within `series_refresh_s`, so steady-state frames cost one
-insert (samples) or two (with histograms).
+insert (samples), plus one each for histograms, events and logs when the frame carries them.
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Writer:
             store.insert_native("histograms", rows.histograms_block, token)
         if rows.samples_block is not None:
             store.insert_native("samples", rows.samples_block, token)
+        if rows.events is not None:
+            store.insert_native("events", rows.events.block, token)
+        if rows.logs is not None:
+            store.insert_native("logs", rows.logs.block, token)
         if fresh:
             now = time.monotonic()
             with self._lock:

@@ -59,3 +59,31 @@ def frame(
 ) -> ingest_pb2.Frame:
     payload = encode_payload(resource(agent_id, host), batch)
     return pack_frame(agent_id, epoch, seq, payload, len(batch), compress=compress)
+
+
+def event(type_: str = "click", t_ns: int | None = None, **fields) -> payload_pb2.Event:
+    """An event at `t_ns` (default: a second ago); `value=` sets has_value too."""
+    if "value" in fields:
+        fields["has_value"] = True
+    return payload_pb2.Event(time_unix_ns=t_ns or time.time_ns() - 10**9, type=type_, **fields)
+
+
+def log_record(message: str, level: str = "info", t_ns: int | None = None, **fields) -> payload_pb2.LogRecord:
+    """A log record at `t_ns` (default: a second ago)."""
+    return payload_pb2.LogRecord(
+        time_unix_ns=t_ns or time.time_ns() - 10**9, level=level, message=message, **fields
+    )
+
+
+def records_frame(
+    seq: int,
+    events: list[payload_pb2.Event] = (),
+    logs: list[payload_pb2.LogRecord] = (),
+    batch: MetricBatch | None = None,
+    agent_id: str = "agent-test",
+    epoch: int = 42,
+    host: str = "host-test",
+) -> ingest_pb2.Frame:
+    """A frame carrying events and logs, and metric points when `batch` is given."""
+    payload = encode_payload(resource(agent_id, host), batch, events=list(events), logs=list(logs))
+    return pack_frame(agent_id, epoch, seq, payload, len(batch) if batch is not None else 0)

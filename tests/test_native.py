@@ -15,7 +15,9 @@ from collector.storage.native import (
     block,
     fixed,
     low_cardinality,
+    low_cardinality_of,
     map_column,
+    nullable,
     string_column,
     strings,
     varint,
@@ -100,6 +102,19 @@ def test_low_cardinality_index_width(keys, width_code, width):
     assert head == (1, width_code | 0x600, keys)
     tail = col.data[24 + len(strings(dictionary)) :]
     assert tail == u64(2) + np.array([0, keys - 1], dtype=f"<u{width}").tobytes()
+
+
+def test_low_cardinality_of_builds_dictionary_in_first_use_order():
+    assert low_cardinality_of("s", ["b", "a", "b", ""]) == low_cardinality(
+        "s", ["b", "a", ""], np.array([0, 1, 0, 2])
+    )
+    assert low_cardinality_of("s", []).data == b""
+
+
+def test_nullable_layout():
+    col = nullable(fixed("v", "Float64", [1.5, 0.0], "<f8"), np.array([False, True]))
+    assert col.type == "Nullable(Float64)"
+    assert col.data == b"\x00\x01" + struct.pack("<2d", 1.5, 0.0)
 
 
 def test_index_width_beyond_u32():
@@ -254,6 +269,35 @@ def test_array_columns_roundtrip(store):
     assert [r[1] for r in rows] == [[0.5, 1.0], [], [-1.0, 2.0, 1e300], [], [-np.inf]]
     assert [r[2] for r in rows] == [[]] * 5
     assert [r[3] for r in rows] == [2, 0, 3, 0, 1]
+
+
+def test_nullable_and_low_cardinality_of_roundtrip(store):
+    values = np.array([1.5, 0.0, -0.0, 7.0, 0.0])
+    nulls = np.array([False, True, False, False, True])
+    words = ["x", "", "é", "x", "y"]
+    rows = load(
+        store,
+        "id UInt8, v Nullable(Float64), s LowCardinality(String), ts DateTime64(9, 'UTC')",
+        [
+            fixed("id", "UInt8", np.arange(5), "<u1"),
+            nullable(fixed("v", "Float64", values, "<f8"), nulls),
+            low_cardinality_of("s", words),
+            fixed("ts", "DateTime64(9, 'UTC')", np.arange(5) + 1_700_000_000_123_456_789, "<i8"),
+        ],
+        5,
+        select="v, s, toUnixTimestamp64Nano(ts)",
+    )
+    assert [r[0] for r in rows] == [1.5, None, -0.0, 7.0, None]
+    assert [r[1] for r in rows] == words
+    assert [r[2] for r in rows] == [1_700_000_000_123_456_789 + i for i in range(5)]
+    empty = load(
+        store,
+        "id UInt8, v Nullable(Float64)",
+        [fixed("id", "UInt8", [], "<u1"), nullable(fixed("v", "Float64", [], "<f8"), np.zeros(0))],
+        0,
+        table="empty",
+    )
+    assert empty == []
 
 
 def test_map_column_roundtrip(store):

@@ -1,4 +1,4 @@
-"""The `ferry.v1.Query` service: QueryRange and ListSeries over the store.
+"""The `ferry.v1.Query` service: QueryRange, ListSeries, SearchEvents and SearchLogs over the store.
 
 Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
 own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
@@ -15,6 +15,7 @@ import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector import selfmetrics as m
+from collector.query import search
 from collector.query.combine import combine
 from collector.query.sql import QueryError, QueryLimits, check_range, range_sql, series_sql
 from collector.storage.store import ThreadStores
@@ -41,6 +42,12 @@ class QueryService(query_pb2_grpc.QueryServicer):
 
     def ListSeries(self, request: query_pb2.ListSeriesRequest, context) -> query_pb2.ListSeriesResponse:
         return self._answer("ListSeries", self._list_series, request, context)
+
+    def SearchEvents(self, request: query_pb2.SearchEventsRequest, context) -> query_pb2.SearchEventsResponse:
+        return self._answer("SearchEvents", self._search, request, context)
+
+    def SearchLogs(self, request: query_pb2.SearchLogsRequest, context) -> query_pb2.SearchLogsResponse:
+        return self._answer("SearchLogs", self._search, request, context)
 
     def _answer(self, method: str, fn, request, context):
         try:
@@ -83,6 +90,11 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 last_seen_ms=last,
             )
         return out
+
+    def _search(self, req):
+        if req.limit > search.MAX_LIMIT:
+            raise LimitExceeded(f"limit {req.limit} > {search.MAX_LIMIT} allowed")
+        return search.search(self.stores.get(), req, self._settings())
 
     def _query_range(self, req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeResponse:
         agg = check_range(req, self.limits)

@@ -74,6 +74,22 @@ def low_cardinality(name: str, dictionary: Sequence[str], index: np.ndarray) -> 
     return Column(name, "LowCardinality(String)", body)
 
 
+def low_cardinality_of(name: str, values: Sequence[str]) -> Column:
+    """A LowCardinality(String) column from plain values (dictionary in order of first use)."""
+    positions: dict[str, int] = {}
+    index = np.fromiter(
+        (positions.setdefault(v, len(positions)) for v in values), dtype=np.uint64, count=len(values)
+    )
+    return low_cardinality(name, list(positions), index)
+
+
+def nullable(column: Column, is_null: np.ndarray) -> Column:
+    """Nullable(T) around a column of T: the null map (one UInt8 per row, 1 = NULL), then the
+    nested column, whose values at NULL rows are ignored (write the type's default there)."""
+    null_map = np.ascontiguousarray(is_null, dtype="<u1").tobytes()
+    return Column(column.name, f"Nullable({column.type})", null_map + column.data)
+
+
 def _index_width(keys: int) -> tuple[int, str]:
     if keys <= 0xFF:
         return 0, "<u1"

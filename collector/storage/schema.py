@@ -21,6 +21,8 @@ def check_identifier(name: str, what: str = "database") -> str:
 class SchemaOptions:
     database: str = "ferry"
     raw_ttl_days: int = 15
+    events_ttl_days: int = 30
+    logs_ttl_days: int = 15
     # how many recent insert tokens each table remembers for dedup (non-replicated MergeTree)
     dedup_window: int = 10_000
 
@@ -29,6 +31,10 @@ def ddl(opts: SchemaOptions) -> list[str]:
     db = check_identifier(opts.database)
     settings = f"SETTINGS non_replicated_deduplication_window = {int(opts.dedup_window)}"
     ttl = int(opts.raw_ttl_days)
+    return [*_metric_tables(db, settings, ttl), *record_tables(db, settings, opts)]
+
+
+def _metric_tables(db: str, settings: str, ttl: int) -> list[str]:
     return [
         f"CREATE DATABASE IF NOT EXISTS {db}",
         f"""CREATE TABLE IF NOT EXISTS {db}.series (
@@ -73,4 +79,48 @@ TTL toDateTime(ts) + INTERVAL {ttl} DAY
     last_seen DateTime64(3, 'UTC')
 ) ENGINE = ReplacingMergeTree(last_seen)
 ORDER BY agent_id""",
+    ]
+
+
+def record_tables(db: str, settings: str, opts: SchemaOptions) -> list[str]:
+    """events and logs: one row per record, ts in ns. The sort keys put the columns searches
+    filter on most (service, then type or level) before ts, so those filters prune granules and
+    each (service, type) run is in time order; a day partition prunes the time range."""
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {db}.events (
+    ts DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
+    host LowCardinality(String),
+    agent_id LowCardinality(String),
+    service LowCardinality(String),
+    type LowCardinality(String),
+    category LowCardinality(String),
+    action LowCardinality(String),
+    label String CODEC(ZSTD(1)),
+    value Nullable(Float64) CODEC(ZSTD(1)),
+    user_id String CODEC(ZSTD(1)),
+    session_id String CODEC(ZSTD(1)),
+    properties Map(String, String) CODEC(ZSTD(1)),
+    INDEX user_id_bf user_id TYPE bloom_filter GRANULARITY 4,
+    INDEX session_id_bf session_id TYPE bloom_filter GRANULARITY 4
+) ENGINE = MergeTree
+PARTITION BY toDate(ts)
+ORDER BY (service, type, ts)
+TTL toDateTime(ts) + INTERVAL {int(opts.events_ttl_days)} DAY
+{settings}""",
+        f"""CREATE TABLE IF NOT EXISTS {db}.logs (
+    ts DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
+    host LowCardinality(String),
+    agent_id LowCardinality(String),
+    service LowCardinality(String),
+    level LowCardinality(String),
+    message String CODEC(ZSTD(3)),
+    attributes Map(String, String) CODEC(ZSTD(1)),
+    trace_id String CODEC(ZSTD(1)),
+    span_id String CODEC(ZSTD(1)),
+    INDEX trace_id_bf trace_id TYPE bloom_filter GRANULARITY 4
+) ENGINE = MergeTree
+PARTITION BY toDate(ts)
+ORDER BY (service, level, ts)
+TTL toDateTime(ts) + INTERVAL {int(opts.logs_ttl_days)} DAY
+{settings}""",
     ]

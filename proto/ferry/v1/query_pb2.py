@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ferry.v1 import payload_pb2 as ferry_dot_v1_dot_payload__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66\x65rry/v1/query.proto\x12\x08\x66\x65rry.v1\x1a\x16\x66\x65rry/v1/payload.proto\"F\n\x07Matcher\x12\r\n\x05label\x18\x01 \x01(\t\x12\x1d\n\x02op\x18\x02 \x01(\x0e\x32\x11.ferry.v1.MatchOp\x12\r\n\x05value\x18\x03 \x01(\t\"\x9a\x01\n\x11QueryRangeRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12#\n\x08matchers\x18\x02 \x03(\x0b\x32\x11.ferry.v1.Matcher\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\x12\x0f\n\x07step_ms\x18\x05 \x01(\x03\x12\x0b\n\x03\x61gg\x18\x06 \x01(\t\x12\x10\n\x08group_by\x18\x07 \x03(\t\"\xa1\x01\n\x0cSeriesPoints\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".ferry.v1.SeriesPoints.LabelsEntry\x12\x0f\n\x07time_ms\x18\x03 \x03(\x03\x12\r\n\x05value\x18\x04 \x03(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x12QueryRangeResponse\x12&\n\x06series\x18\x01 \x03(\x0b\x32\x16.ferry.v1.SeriesPoints\"W\n\x11ListSeriesRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12#\n\x08matchers\x18\x02 \x03(\x0b\x32\x11.ferry.v1.Matcher\x12\r\n\x05limit\x18\x03 \x01(\r\"\xdc\x01\n\nSeriesInfo\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x30\n\x06labels\x18\x02 \x03(\x0b\x32 .ferry.v1.SeriesInfo.LabelsEntry\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.ferry.v1.MetricKind\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x15\n\rfirst_seen_ms\x18\x05 \x01(\x03\x12\x14\n\x0clast_seen_ms\x18\x06 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x12ListSeriesResponse\x12$\n\x06series\x18\x01 \x03(\x0b\x32\x14.ferry.v1.SeriesInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08*+\n\x07MatchOp\x12\x06\n\x02\x45Q\x10\x00\x12\x07\n\x03NEQ\x10\x01\x12\x06\n\x02RE\x10\x02\x12\x07\n\x03NRE\x10\x03\x32\x99\x01\n\x05Query\x12G\n\nQueryRange\x12\x1b.ferry.v1.QueryRangeRequest\x1a\x1c.ferry.v1.QueryRangeResponse\x12G\n\nListSeries\x12\x1b.ferry.v1.ListSeriesRequest\x1a\x1c.ferry.v1.ListSeriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x66\x65rry/v1/query.proto\x12\x08\x66\x65rry.v1\x1a\x16\x66\x65rry/v1/payload.proto\"F\n\x07Matcher\x12\r\n\x05label\x18\x01 \x01(\t\x12\x1d\n\x02op\x18\x02 \x01(\x0e\x32\x11.ferry.v1.MatchOp\x12\r\n\x05value\x18\x03 \x01(\t\"\x9a\x01\n\x11QueryRangeRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12#\n\x08matchers\x18\x02 \x03(\x0b\x32\x11.ferry.v1.Matcher\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\x12\x0f\n\x07step_ms\x18\x05 \x01(\x03\x12\x0b\n\x03\x61gg\x18\x06 \x01(\t\x12\x10\n\x08group_by\x18\x07 \x03(\t\"\xa1\x01\n\x0cSeriesPoints\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".ferry.v1.SeriesPoints.LabelsEntry\x12\x0f\n\x07time_ms\x18\x03 \x03(\x03\x12\r\n\x05value\x18\x04 \x03(\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"<\n\x12QueryRangeResponse\x12&\n\x06series\x18\x01 \x03(\x0b\x32\x16.ferry.v1.SeriesPoints\"W\n\x11ListSeriesRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12#\n\x08matchers\x18\x02 \x03(\x0b\x32\x11.ferry.v1.Matcher\x12\r\n\x05limit\x18\x03 \x01(\r\"\xdc\x01\n\nSeriesInfo\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\x30\n\x06labels\x18\x02 \x03(\x0b\x32 .ferry.v1.SeriesInfo.LabelsEntry\x12\"\n\x04kind\x18\x03 \x01(\x0e\x32\x14.ferry.v1.MetricKind\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x15\n\rfirst_seen_ms\x18\x05 \x01(\x03\x12\x14\n\x0clast_seen_ms\x18\x06 \x01(\x03\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x12ListSeriesResponse\x12$\n\x06series\x18\x01 \x03(\x0b\x32\x14.ferry.v1.SeriesInfo\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"\xe0\x01\n\x13SearchEventsRequest\x12\x15\n\rstart_unix_ns\x18\x01 \x01(\x03\x12\x13\n\x0b\x65nd_unix_ns\x18\x02 \x01(\x03\x12\x39\n\x06\x65quals\x18\x03 \x03(\x0b\x32).ferry.v1.SearchEventsRequest.EqualsEntry\x12\x10\n\x08\x63ontains\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x12\n\ncount_only\x18\x06 \x01(\x08\x1a-\n\x0b\x45qualsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\x0bStoredEvent\x12\x1e\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x0f.ferry.v1.Event\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\"_\n\x14SearchEventsResponse\x12%\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x15.ferry.v1.StoredEvent\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\r\n\x05total\x18\x03 \x01(\x04\"\xdc\x01\n\x11SearchLogsRequest\x12\x15\n\rstart_unix_ns\x18\x01 \x01(\x03\x12\x13\n\x0b\x65nd_unix_ns\x18\x02 \x01(\x03\x12\x37\n\x06\x65quals\x18\x03 \x03(\x0b\x32\'.ferry.v1.SearchLogsRequest.EqualsEntry\x12\x10\n\x08\x63ontains\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\x12\x12\n\ncount_only\x18\x06 \x01(\x08\x1a-\n\x0b\x45qualsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"M\n\tStoredLog\x12 \n\x03log\x18\x01 \x01(\x0b\x32\x13.ferry.v1.LogRecord\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\"Y\n\x12SearchLogsResponse\x12!\n\x04logs\x18\x01 \x03(\x0b\x32\x13.ferry.v1.StoredLog\x12\x11\n\ttruncated\x18\x02 \x01(\x08\x12\r\n\x05total\x18\x03 \x01(\x04*+\n\x07MatchOp\x12\x06\n\x02\x45Q\x10\x00\x12\x07\n\x03NEQ\x10\x01\x12\x06\n\x02RE\x10\x02\x12\x07\n\x03NRE\x10\x03\x32\xb1\x02\n\x05Query\x12G\n\nQueryRange\x12\x1b.ferry.v1.QueryRangeRequest\x1a\x1c.ferry.v1.QueryRangeResponse\x12G\n\nListSeries\x12\x1b.ferry.v1.ListSeriesRequest\x1a\x1c.ferry.v1.ListSeriesResponse\x12M\n\x0cSearchEvents\x12\x1d.ferry.v1.SearchEventsRequest\x1a\x1e.ferry.v1.SearchEventsResponse\x12G\n\nSearchLogs\x12\x1b.ferry.v1.SearchLogsRequest\x1a\x1c.ferry.v1.SearchLogsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESPOINTS_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_SERIESINFO_LABELSENTRY']._loaded_options = None
   _globals['_SERIESINFO_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_MATCHOP']._serialized_start=904
-  _globals['_MATCHOP']._serialized_end=947
+  _globals['_SEARCHEVENTSREQUEST_EQUALSENTRY']._loaded_options = None
+  _globals['_SEARCHEVENTSREQUEST_EQUALSENTRY']._serialized_options = b'8\001'
+  _globals['_SEARCHLOGSREQUEST_EQUALSENTRY']._loaded_options = None
+  _globals['_SEARCHLOGSREQUEST_EQUALSENTRY']._serialized_options = b'8\001'
+  _globals['_MATCHOP']._serialized_start=1700
+  _globals['_MATCHOP']._serialized_end=1743
   _globals['_MATCHER']._serialized_start=58
   _globals['_MATCHER']._serialized_end=128
   _globals['_QUERYRANGEREQUEST']._serialized_start=131
@@ -56,6 +60,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESINFO_LABELSENTRY']._serialized_end=449
   _globals['_LISTSERIESRESPONSE']._serialized_start=825
   _globals['_LISTSERIESRESPONSE']._serialized_end=902
-  _globals['_QUERY']._serialized_start=950
-  _globals['_QUERY']._serialized_end=1103
+  _globals['_SEARCHEVENTSREQUEST']._serialized_start=905
+  _globals['_SEARCHEVENTSREQUEST']._serialized_end=1129
+  _globals['_SEARCHEVENTSREQUEST_EQUALSENTRY']._serialized_start=1084
+  _globals['_SEARCHEVENTSREQUEST_EQUALSENTRY']._serialized_end=1129
+  _globals['_STOREDEVENT']._serialized_start=1131
+  _globals['_STOREDEVENT']._serialized_end=1208
+  _globals['_SEARCHEVENTSRESPONSE']._serialized_start=1210
+  _globals['_SEARCHEVENTSRESPONSE']._serialized_end=1305
+  _globals['_SEARCHLOGSREQUEST']._serialized_start=1308
+  _globals['_SEARCHLOGSREQUEST']._serialized_end=1528
+  _globals['_SEARCHLOGSREQUEST_EQUALSENTRY']._serialized_start=1084
+  _globals['_SEARCHLOGSREQUEST_EQUALSENTRY']._serialized_end=1129
+  _globals['_STOREDLOG']._serialized_start=1530
+  _globals['_STOREDLOG']._serialized_end=1607
+  _globals['_SEARCHLOGSRESPONSE']._serialized_start=1609
+  _globals['_SEARCHLOGSRESPONSE']._serialized_end=1698
+  _globals['_QUERY']._serialized_start=1746
+  _globals['_QUERY']._serialized_end=2051
 # @@protoc_insertion_point(module_scope)

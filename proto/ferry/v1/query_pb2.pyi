@@ -112,3 +112,89 @@ class ListSeriesResponse(_message.Message):
     series: _containers.RepeatedCompositeFieldContainer[SeriesInfo]
     truncated: bool
     def __init__(self, series: _Optional[_Iterable[_Union[SeriesInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class SearchEventsRequest(_message.Message):
+    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only")
+    class EqualsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    start_unix_ns: int
+    end_unix_ns: int
+    equals: _containers.ScalarMap[str, str]
+    contains: str
+    limit: int
+    count_only: bool
+    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ...) -> None: ...
+
+class StoredEvent(_message.Message):
+    __slots__ = ("event", "host", "agent_id")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event: _payload_pb2.Event
+    host: str
+    agent_id: str
+    def __init__(self, event: _Optional[_Union[_payload_pb2.Event, _Mapping]] = ..., host: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class SearchEventsResponse(_message.Message):
+    __slots__ = ("events", "truncated", "total")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[StoredEvent]
+    truncated: bool
+    total: int
+    def __init__(self, events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...
+
+class SearchLogsRequest(_message.Message):
+    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only")
+    class EqualsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    START_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    END_UNIX_NS_FIELD_NUMBER: _ClassVar[int]
+    EQUALS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    start_unix_ns: int
+    end_unix_ns: int
+    equals: _containers.ScalarMap[str, str]
+    contains: str
+    limit: int
+    count_only: bool
+    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ...) -> None: ...
+
+class StoredLog(_message.Message):
+    __slots__ = ("log", "host", "agent_id")
+    LOG_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    log: _payload_pb2.LogRecord
+    host: str
+    agent_id: str
+    def __init__(self, log: _Optional[_Union[_payload_pb2.LogRecord, _Mapping]] = ..., host: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
+
+class SearchLogsResponse(_message.Message):
+    __slots__ = ("logs", "truncated", "total")
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    logs: _containers.RepeatedCompositeFieldContainer[StoredLog]
+    truncated: bool
+    total: int
+    def __init__(self, logs: _Optional[_Iterable[_Union[StoredLog, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...

@@ -44,6 +44,16 @@ class QueryStub:
                 request_serializer=ferry_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
                 response_deserializer=ferry_dot_v1_dot_query__pb2.ListSeriesResponse.FromString,
                 _registered_method=True)
+        self.SearchEvents = channel.unary_unary(
+                '/ferry.v1.Query/SearchEvents',
+                request_serializer=ferry_dot_v1_dot_query__pb2.SearchEventsRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_query__pb2.SearchEventsResponse.FromString,
+                _registered_method=True)
+        self.SearchLogs = channel.unary_unary(
+                '/ferry.v1.Query/SearchLogs',
+                request_serializer=ferry_dot_v1_dot_query__pb2.SearchLogsRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_query__pb2.SearchLogsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -61,6 +71,18 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SearchEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +95,16 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.ListSeries,
                     request_deserializer=ferry_dot_v1_dot_query__pb2.ListSeriesRequest.FromString,
                     response_serializer=ferry_dot_v1_dot_query__pb2.ListSeriesResponse.SerializeToString,
+            ),
+            'SearchEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchEvents,
+                    request_deserializer=ferry_dot_v1_dot_query__pb2.SearchEventsRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_query__pb2.SearchEventsResponse.SerializeToString,
+            ),
+            'SearchLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchLogs,
+                    request_deserializer=ferry_dot_v1_dot_query__pb2.SearchLogsRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_query__pb2.SearchLogsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +161,60 @@ class Query:
             '/ferry.v1.Query/ListSeries',
             ferry_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
             ferry_dot_v1_dot_query__pb2.ListSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.Query/SearchEvents',
+            ferry_dot_v1_dot_query__pb2.SearchEventsRequest.SerializeToString,
+            ferry_dot_v1_dot_query__pb2.SearchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.Query/SearchLogs',
+            ferry_dot_v1_dot_query__pb2.SearchLogsRequest.SerializeToString,
+            ferry_dot_v1_dot_query__pb2.SearchLogsResponse.FromString,
             options,
             channel_credentials,
             insecure,
