@@ -40,7 +40,7 @@ class AsyncTelemetry(Recorder):
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
-        self._outbox = Outbox(self._buffer.dropped, max_queue)
+        self._outbox = Outbox(self._buffer, max_queue)
         self._closed = False
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -71,13 +71,22 @@ class AsyncTelemetry(Recorder):
         self._loop.call_soon_threadsafe(self._wake.set)
 
     async def flush(self, timeout: float = 5.0) -> bool:
-        """Send everything recorded so far; True when the agent took all of it in time."""
+        """Send everything recorded so far; True when the agent took all of it in time. While
+        the agent is unreachable, this retries (with backoff) until `timeout`."""
         await self.start()
-        try:
-            await asyncio.wait_for(self._cycle(), timeout)
-        except TimeoutError:
-            return False
-        return not len(self._buffer) and not len(self._outbox)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                await asyncio.wait_for(self._cycle(), max(0.0, left))
+            except TimeoutError:
+                return False
+            if not len(self._buffer) and not len(self._outbox):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            await asyncio.sleep(min(0.05, left))
 
     async def close(self, timeout: float = 5.0) -> bool:
         if self._closed:

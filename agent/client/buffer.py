@@ -205,6 +205,29 @@ class Buffer:
             self._records.append(record)
             self.recorded += 1
 
+    def take_back(self, request: local_pb2.Records) -> local_pb2.Records:
+        """After a failed send: summed counters and histograms go back into the buffer (merged
+        with what was recorded since, so they cost no queue space and lose nothing); returns
+        the rest of the request (gauges, events, logs) for the retry queue."""
+        rest = local_pb2.Records(events=request.events, logs=request.logs)
+        with self._lock:
+            for r in request.metrics:
+                if r.kind != DELTA:
+                    rest.metrics.append(r)
+                    continue
+                key = (r.name, tuple(sorted(r.labels.items())))
+                self._counters[key] = self._counters.get(key, 0.0) + r.value
+            for h in request.histograms:
+                key = (h.name, tuple(sorted(h.labels.items())), tuple(h.bounds))
+                state = self._histograms.get(key)
+                if state is None:
+                    self._histograms[key] = [list(h.counts), h.sum, h.time_unix_ms]
+                else:
+                    state[0] = [a + b for a, b in zip(state[0], h.counts, strict=True)]
+                    state[1] += h.sum
+                    state[2] = max(state[2], h.time_unix_ms)
+        return rest
+
     def drain(self) -> list[local_pb2.Records]:
         """Everything recorded so far, as requests within the agent's limits."""
         with self._lock:

@@ -2,19 +2,21 @@
 
 Shared by the thread and asyncio clients, which only differ in how they call `Send`. A request
 the agent did not take because it was unreachable, slow or busy (UNAVAILABLE, DEADLINE_EXCEEDED,
-RESOURCE_EXHAUSTED, ...) is kept and sent again first, with backoff; requests held past
-`max_records` are dropped oldest first and counted as undelivered. A request the agent refused
+RESOURCE_EXHAUSTED, ...) is sent again, with backoff: its summed counters and histograms go back
+into the buffer (they merge with newer ones, so an outage costs no space for them and loses
+nothing), its gauges, events and logs are kept in order, and past `max_records` of those the
+oldest are dropped and counted as undelivered. A request the agent refused
 as invalid is dropped and counted as rejected: sending it again would fail the same way.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import deque
 
 import grpc
 
-from agent.client.buffer import REJECTED, UNDELIVERED, records_in
+from agent.client.buffer import REJECTED, UNDELIVERED, Buffer, records_in
 from ferry.v1 import local_pb2
 
 MIN_BACKOFF_S = 0.1
@@ -29,8 +31,9 @@ CHANNEL_OPTIONS = [
 
 
 class Outbox:
-    def __init__(self, dropped: Counter, max_records: int = 100_000, clock=time.monotonic):
-        self.dropped = dropped  # the buffer's drop counts: one place to read them
+    def __init__(self, buffer: Buffer, max_records: int = 100_000, clock=time.monotonic):
+        self.buffer = buffer
+        self.dropped = buffer.dropped  # one place to read every drop count
         self.max_records = max_records
         self.clock = clock
         self.sent = 0  # records the agent accepted
@@ -48,11 +51,13 @@ class Outbox:
         for r in requests:
             self._queue.append(r)
             self._held += records_in(r)
+        self._bound()
+
+    def _bound(self) -> None:
         while self._held > self.max_records and len(self._queue) > 1:
             old = self._queue.popleft()
-            n = records_in(old)
-            self._held -= n
-            self.dropped[UNDELIVERED] += n
+            self._held -= records_in(old)
+            self.dropped[UNDELIVERED] += records_in(self.buffer.take_back(old))
 
     def ready(self) -> bool:
         """A request is waiting and any backoff has passed."""
@@ -79,6 +84,12 @@ class Outbox:
             self._held -= n
             self.dropped[REJECTED] += n
             return
+        self._queue.popleft()
+        self._held -= records_in(request)
+        rest = self.buffer.take_back(request)
+        if records_in(rest):
+            self._queue.appendleft(rest)
+            self._held += records_in(rest)
         self._backoff = min(MAX_BACKOFF_S, max(MIN_BACKOFF_S, self._backoff * 2))
         self._retry_at = self.clock() + self._backoff
 

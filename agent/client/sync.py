@@ -48,7 +48,7 @@ class Telemetry(Recorder):
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
-        self._outbox = Outbox(self._buffer.dropped, max_queue)
+        self._outbox = Outbox(self._buffer, max_queue)
         self._closed = False
         self._wake = threading.Event()
         self._flushed = threading.Condition()
@@ -66,8 +66,21 @@ class Telemetry(Recorder):
     # -- delivery ---------------------------------------------------------------------------
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Send everything recorded so far; True when the agent took all of it in time."""
+        """Send everything recorded so far; True when the agent took all of it in time. While
+        the agent is unreachable, this retries (with backoff) until `timeout`."""
         deadline = time.monotonic() + timeout
+        while True:
+            if not self._cycle_done(deadline):
+                return False
+            if not len(self._buffer) and not len(self._outbox):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.05, left))
+
+    def _cycle_done(self, deadline: float) -> bool:
+        """Wake the delivery thread and wait for one whole cycle of it."""
         with self._flushed:
             self._flush_gen += 1
             want = self._flush_gen
@@ -78,7 +91,7 @@ class Telemetry(Recorder):
                 if left <= 0 or not self._thread.is_alive():
                     return False
                 self._flushed.wait(left)
-        return not len(self._buffer) and not len(self._outbox)
+        return True
 
     def close(self, timeout: float = 5.0) -> bool:
         """Flush (up to `timeout`), stop the thread and the channel. Later records are dropped
