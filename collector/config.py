@@ -36,10 +36,13 @@ class CollectorConfig:
         30.0, "duration", "on SIGTERM, how long to finish frames already taken", metavar="DUR"
     )
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
+    events_ttl_days: int = setting(30, "int", "retention of events, days")
+    logs_ttl_days: int = setting(15, "int", "retention of log records, days")
     dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
 
     def check(self) -> None:
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
-        if self.raw_ttl_days < 1:
-            raise ConfigError(f"raw_ttl_days {self.raw_ttl_days} must be >= 1")
+        for key in ("raw_ttl_days", "events_ttl_days", "logs_ttl_days"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")

@@ -44,7 +44,13 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     bootstrap = await asyncio.to_thread(Store.open, cfg.store)
     await asyncio.to_thread(
         bootstrap.ensure_schema,
-        SchemaOptions(database=bootstrap.db, raw_ttl_days=cfg.raw_ttl_days, dedup_window=cfg.dedup_window),
+        SchemaOptions(
+            database=bootstrap.db,
+            raw_ttl_days=cfg.raw_ttl_days,
+            events_ttl_days=cfg.events_ttl_days,
+            logs_ttl_days=cfg.logs_ttl_days,
+            dedup_window=cfg.dedup_window,
+        ),
     )
     writers = ThreadPoolExecutor(cfg.writers, thread_name_prefix="writer")
     pipeline = FramePipeline(

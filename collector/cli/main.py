@@ -1,5 +1,8 @@
 """`ferry`: ask the collector's Query service from the shell, or send a record to a local agent.
 
+`query` and `series` live here; `events` and `logs` in `collector.cli.records`, `send` in
+`collector.cli.send`.
+
 Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
 """
 
@@ -11,7 +14,7 @@ import sys
 
 import grpc
 
-from collector.cli import output, send
+from collector.cli import output, records, send
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from ferry.v1 import query_pb2, query_pb2_grpc
@@ -54,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("expr", metavar="EXPR", nargs="?", default="")
     s.add_argument("--limit", type=int, default=1000)
     common(s)
+    records.add_parsers(sub, common)
     send.add_parser(sub)
     return p
 
@@ -100,14 +104,19 @@ def _selector(text: str, require_name: bool):
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"query": run_query, "series": run_series}
+    commands = {
+        "query": run_query,
+        "series": run_series,
+        "events": records.run_events,
+        "logs": records.run_logs,
+    }
     try:
         if args.command == "send":
             text = send.run_send(args)
         else:
             with grpc.insecure_channel(args.addr) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
-    except (UsageError, send.LabelError) as exc:
+    except (UsageError, records.UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:

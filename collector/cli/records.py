@@ -1,0 +1,224 @@
+"""`ferry events` and `ferry logs`: search stored events and log records from the shell.
+
+Both call the collector's SearchEvents / SearchLogs and print the records newest first, as a
+table, as json (one object per line) or as csv. `--count` prints only how many records match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from collector.cli.timeparse import duration_ms, instant_ms
+from ferry.v1 import query_pb2
+
+MAX_LIMIT = 2**32 - 1  # the request field is uint32; the collector refuses more than 10000
+
+
+class UsageError(ValueError):
+    """A bad flag value (exit status 2)."""
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    command: str
+    what: str  # the plural noun in messages
+    shortcuts: dict[str, str]  # --flag → equals key
+    where_help: str
+    contains_help: str
+    fields: tuple[str, ...]  # json/csv keys after time_unix_ns and time
+    table: tuple[str, ...]  # table columns after TIME (the last one is not padded)
+
+
+EVENTS = RecordKind(
+    command="events",
+    what="events",
+    shortcuts={"type": "type", "category": "category", "service": "service", "user": "user_id"},
+    where_help="type, category, action, label, user_id, session_id, service, host, agent_id, properties.KEY",
+    contains_help="case-insensitive substring of the label, the action or any property value",
+    fields=(
+        "host",
+        "agent_id",
+        "service",
+        "type",
+        "category",
+        "action",
+        "label",
+        "value",
+        "user_id",
+        "session_id",
+        "properties",
+    ),
+    table=("host", "service", "type", "category", "action", "label", "value", "user_id", "properties"),
+)
+
+LOGS = RecordKind(
+    command="logs",
+    what="log records",
+    shortcuts={"level": "level", "service": "service", "trace": "trace_id"},
+    where_help="level, service, host, agent_id, trace_id, span_id, attributes.KEY",
+    contains_help="case-insensitive substring of the message",
+    fields=("host", "agent_id", "service", "level", "message", "trace_id", "span_id", "attributes"),
+    table=("host", "service", "level", "message", "attributes"),
+)
+
+
+def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add the `events` and `logs` subcommands; `common` adds --addr, --format and --timeout."""
+    for kind in (EVENTS, LOGS):
+        p = sub.add_parser(kind.command, help=f"search stored {kind.what}, newest first")
+        p.add_argument("--since", default="1h", metavar="DUR", help="range start, this long before --until")
+        p.add_argument(
+            "--until", default=None, metavar="TIME", help="range end: now, unix time, RFC 3339 or DUR ago"
+        )
+        p.add_argument(
+            "--where",
+            action="append",
+            default=[],
+            metavar="K=V",
+            help=f"K equals V (repeatable); K: {kind.where_help}",
+        )
+        p.add_argument("--contains", default="", metavar="TEXT", help=kind.contains_help)
+        p.add_argument("--limit", type=int, default=100, help="most records to print (collector max 10000)")
+        p.add_argument("--count", action="store_true", help="print only how many records match")
+        for flag, key in kind.shortcuts.items():
+            p.add_argument(f"--{flag}", dest=f"eq_{key}", metavar="V", help=f"same as --where {key}=V")
+        common(p)
+
+
+def _equals(args, kind: RecordKind) -> dict[str, str]:
+    out: dict[str, str] = {}
+    pairs = [*args.where]
+    pairs += [
+        f"{key}={getattr(args, f'eq_{key}')}" for key in kind.shortcuts.values() if getattr(args, f"eq_{key}")
+    ]
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--where {pair!r} is not K=V")
+        if out.get(key, value) != value:
+            raise UsageError(f"{key} is given twice: {out[key]!r} and {value!r}")
+        out[key] = value
+    return out
+
+
+def _request(args, kind: RecordKind):
+    try:
+        end_ms = instant_ms(args.until)
+        start_ms = end_ms - duration_ms(args.since, "--since")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not 1 <= args.limit <= MAX_LIMIT:
+        raise UsageError(f"--limit {args.limit} must be between 1 and {MAX_LIMIT}")
+    request_type = query_pb2.SearchEventsRequest if kind is EVENTS else query_pb2.SearchLogsRequest
+    return request_type(
+        start_unix_ns=start_ms * 1_000_000,
+        end_unix_ns=end_ms * 1_000_000,
+        equals=_equals(args, kind),
+        contains=args.contains,
+        limit=args.limit,
+        count_only=args.count,
+    )
+
+
+def run_events(args, stub) -> str:
+    return _run(args, EVENTS, stub.SearchEvents(_request(args, EVENTS), timeout=args.timeout))
+
+
+def run_logs(args, stub) -> str:
+    return _run(args, LOGS, stub.SearchLogs(_request(args, LOGS), timeout=args.timeout))
+
+
+def _run(args, kind: RecordKind, resp) -> str:
+    if args.count:
+        return count_text(resp.total, args.format)
+    records = [record_dict(r) for r in (resp.events if kind is EVENTS else resp.logs)]
+    if resp.truncated:
+        print(
+            f"ferry {kind.command}: showing the newest {len(records)} of {resp.total} matching {kind.what}; "
+            "raise --limit or narrow the search",
+            file=sys.stderr,
+        )
+    return render(records, kind, args.format)
+
+
+def record_dict(stored) -> dict:
+    """A StoredEvent or StoredLog as one flat dict (value None when the event has none)."""
+    if isinstance(stored, query_pb2.StoredEvent):
+        e = stored.event
+        body = {
+            "service": e.service,
+            "type": e.type,
+            "category": e.category,
+            "action": e.action,
+            "label": e.label,
+            "value": e.value if e.has_value else None,
+            "user_id": e.user_id,
+            "session_id": e.session_id,
+            "properties": dict(sorted(e.properties.items())),
+        }
+        t = e.time_unix_ns
+    else:
+        r = stored.log
+        body = {
+            "service": r.service,
+            "level": r.level,
+            "message": r.message,
+            "trace_id": r.trace_id,
+            "span_id": r.span_id,
+            "attributes": dict(sorted(r.attributes.items())),
+        }
+        t = r.time_unix_ns
+    return {"time_unix_ns": t, "time": iso_ns(t), "host": stored.host, "agent_id": stored.agent_id, **body}
+
+
+def iso_ns(t_ns: int) -> str:
+    seconds, ns = divmod(t_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns:09d}Z"
+
+
+def count_text(total: int, fmt: str) -> str:
+    if fmt == "json":
+        return orjson.dumps({"count": total}).decode() + "\n"
+    if fmt == "csv":
+        return f"count\n{total}\n"
+    return f"{total}\n"
+
+
+def _cell(value) -> str:
+    """A value in csv or a table: maps as k=v pairs (json in csv), missing values empty."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def render(records: list[dict], kind: RecordKind, fmt: str) -> str:
+    keys = ("time_unix_ns", "time", *kind.fields)
+    if fmt == "json":
+        return "".join(orjson.dumps({k: r[k] for k in keys}).decode() + "\n" for r in records)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(keys)
+        for r in records:
+            w.writerow([orjson.dumps(r[k]).decode() if isinstance(r[k], dict) else _cell(r[k]) for k in keys])
+        return buf.getvalue()
+    header = ("TIME", *(c.upper() for c in kind.table))
+    rows = [header] + [(r["time"], *(_cell(r[c]).replace("\n", "\\n") for c in kind.table)) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+    return "\n".join(lines) + "\n"
