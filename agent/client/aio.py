@@ -113,6 +113,7 @@ class AsyncTelemetry(Recorder):
     async def _cycle(self) -> None:
         async with self._cycle_lock:
             outbox = self._outbox
+            self._wake_pending = False
             outbox.put(self._buffer.drain())
             deadline = time.monotonic() + SEND_TIMEOUT_S
             while outbox.ready():

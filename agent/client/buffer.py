@@ -52,10 +52,20 @@ CLOSED = "closed"  # recorded after close()
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
-def _labels(labels: Mapping[str, object] | None) -> tuple[tuple[str, str], ...]:
-    if not labels:
-        return ()
-    return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+_INF = math.inf
+
+
+def _labels(labels: Mapping) -> tuple:
+    """The series key's label part: sorted pairs as given (str() is applied once per series at
+    drain, not per call)."""
+    try:
+        return tuple(sorted(labels.items()))
+    except TypeError:  # keys of mixed types
+        return tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+
+
+def _as_str(labels: tuple) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in labels))
 
 
 class Buffer:
@@ -97,50 +107,59 @@ class Buffer:
         if message:
             self.on_invalid(message)
 
-    def _series_ok(self, key: tuple, bounds: tuple[float, ...] | None = None) -> bool:
-        ok = self._checked.get(key)
-        if ok is None:
-            try:
-                check_name(key[0], self.limits)
-                check_labels(key[1], self.limits, f"metric {key[0]!r}")
-                if bounds is not None:
-                    check_bounds(bounds, self.limits, f"histogram {key[0]!r}")
-                ok = True
-            except ValidationError as exc:
-                self.on_invalid(str(exc))
-                ok = False
-            if len(self._checked) < 100_000:
-                self._checked[key] = ok
+    def _check_series(self, key: tuple, bounds: tuple[float, ...] | None = None) -> bool:
+        """Whether a series may be recorded, decided the first time it is seen."""
+        try:
+            check_name(key[0], self.limits)
+            check_labels(_as_str(key[1]), self.limits, f"metric {key[0]!r}")
+            if bounds is not None:
+                check_bounds(bounds, self.limits, f"histogram {key[0]!r}")
+            ok = True
+        except ValidationError as exc:
+            self.on_invalid(str(exc))
+            ok = False
+        if len(self._checked) < 100_000:
+            self._checked[key] = ok
         return ok
 
     def counter(self, name: str, value: float, labels: Mapping | None) -> None:
-        key = (name, _labels(labels))
-        if not (self._series_ok(key) and value >= 0 and math.isfinite(value)):
-            self.drop(INVALID, "" if self._checked.get(key) is False else f"counter {name!r}: value {value}")
+        key = (name, _labels(labels) if labels else ())
+        ok = self._checked.get(key)
+        if ok is None:
+            ok = self._check_series(key)
+        if not (ok and 0.0 <= value < _INF):
+            self.drop(INVALID, f"counter {name!r}: value {value!r} is not finite and >= 0" if ok else "")
             return
         with self._lock:
             counters = self._counters
             total = counters.get(key)
-            if total is None and len(counters) + len(self._histograms) >= self.max_series:
-                self.dropped[SERIES_LIMIT] += 1
-                return
-            counters[key] = value if total is None else total + value
+            if total is None:
+                if len(counters) + len(self._histograms) >= self.max_series:
+                    self.dropped[SERIES_LIMIT] += 1
+                    return
+                counters[key] = value
+            else:
+                counters[key] = total + value
             self.recorded += 1
 
     def gauge(self, name: str, value: float, labels: Mapping | None) -> None:
-        key = (name, _labels(labels))
-        if not (self._series_ok(key) and math.isfinite(value)):
-            self.drop(INVALID, "" if self._checked.get(key) is False else f"gauge {name!r}: value {value}")
+        key = (name, _labels(labels) if labels else ())
+        ok = self._checked.get(key)
+        if ok is None:
+            ok = self._check_series(key)
+        if not (ok and -_INF < value < _INF):
+            self.drop(INVALID, f"gauge {name!r}: value {value!r} is not finite" if ok else "")
             return
-        self._append(("g", key, float(value), self.clock_ns() // 1_000_000))
+        self._append(("g", key, value, self.clock_ns() // 1_000_000))
 
     def histogram(self, name: str, value: float, labels: Mapping | None, buckets) -> None:
         bounds = DEFAULT_BUCKETS if buckets is None else tuple(map(float, buckets))
-        key = (name, _labels(labels), bounds)
-        if not (self._series_ok(key, bounds) and math.isfinite(value)):
-            self.drop(
-                INVALID, "" if self._checked.get(key) is False else f"histogram {name!r}: value {value}"
-            )
+        key = (name, _labels(labels) if labels else (), bounds)
+        ok = self._checked.get(key)
+        if ok is None:
+            ok = self._check_series(key, bounds)
+        if not (ok and -_INF < value < _INF):
+            self.drop(INVALID, f"histogram {name!r}: value {value!r} is not finite" if ok else "")
             return
         slot = bisect.bisect_left(bounds, value)  # the first bucket whose upper bound >= value
         now_ms = self.clock_ns() // 1_000_000
@@ -157,47 +176,13 @@ class Buffer:
             self.recorded += 1
 
     def event(self, type_: str, category: str, action: str, value, properties, fields: dict) -> None:
-        try:
-            unknown = set(fields) - EVENT_FIELDS
-            if unknown:
-                raise ValidationError(
-                    f"unknown event fields {sorted(unknown)} (known: {sorted(EVENT_FIELDS)})"
-                )
-            fields.setdefault("service", self.service)
-            event = payload_pb2.Event(
-                time_unix_ns=self.clock_ns(),
-                type=type_,
-                category=category,
-                action=action,
-                properties={str(k): str(v) for k, v in (properties or {}).items()},
-                **{k: str(v) for k, v in fields.items()},
-            )
-            if value is not None:
-                event.value, event.has_value = float(value), True
-            check_event(event, event.time_unix_ns, self.record_limits, f"event {type_!r}")
-        except (ValidationError, TypeError, ValueError) as exc:
-            self.drop(INVALID, str(exc))
-            return
-        self._append(event)
+        """Kept as given; built and checked at drain, on the delivery thread."""
+        self._append(("e", self.clock_ns(), type_, category, action, value, properties, fields))
 
     def log(self, level: str, message: str, attributes: dict) -> None:
-        try:
-            record = payload_pb2.LogRecord(
-                time_unix_ns=self.clock_ns(),
-                level=str(level),
-                message=str(message),
-                service=str(attributes.pop("service", self.service)),
-                trace_id=str(attributes.pop("trace_id", "")),
-                span_id=str(attributes.pop("span_id", "")),
-                attributes={str(k): str(v) for k, v in attributes.items()},
-            )
-            check_log(record, record.time_unix_ns, self.record_limits, "log")
-        except (ValidationError, TypeError, ValueError) as exc:
-            self.drop(INVALID, str(exc))
-            return
-        self._append(record)
+        self._append(("l", self.clock_ns(), level, message, attributes))
 
-    def _append(self, record) -> None:
+    def _append(self, record: tuple) -> None:
         with self._lock:
             if len(self._records) >= self.max_queue:
                 self.dropped[QUEUE_FULL] += 1
@@ -229,48 +214,101 @@ class Buffer:
         return rest
 
     def drain(self) -> list[local_pb2.Records]:
-        """Everything recorded so far, as requests within the agent's limits."""
+        """Everything recorded so far, as requests within the agent's limits. Events and logs
+        are built and checked here; a bad one is dropped and counted as invalid."""
         with self._lock:
             counters, histograms, records = self._counters, self._histograms, self._records
             self._reset()
         try:
-            return _requests(counters, histograms, records, self.clock_ns() // 1_000_000)
+            out, invalid = _requests(counters, histograms, records, self)
         except Exception:  # a bug of ours: the batch is lost, but counted
             with self._lock:
                 self.dropped["error"] += len(counters) + len(histograms) + len(records)
             raise
+        if invalid:
+            with self._lock:
+                self.dropped[INVALID] += invalid
+        return out
+
+    def build_event(self, r: tuple) -> payload_pb2.Event:
+        _, t_ns, type_, category, action, value, properties, fields = r
+        unknown = set(fields) - EVENT_FIELDS
+        if unknown:
+            raise ValidationError(f"unknown event fields {sorted(unknown)} (known: {sorted(EVENT_FIELDS)})")
+        event = payload_pb2.Event(
+            time_unix_ns=t_ns,
+            type=type_,
+            category=category,
+            action=action,
+            properties={str(k): str(v) for k, v in (properties or {}).items()},
+            service=str(fields.get("service", self.service)),
+            **{k: str(v) for k, v in fields.items() if k != "service"},
+        )
+        if value is not None:
+            event.value, event.has_value = float(value), True
+        check_event(event, t_ns, self.record_limits, f"event {type_!r}")
+        return event
+
+    def build_log(self, r: tuple) -> payload_pb2.LogRecord:
+        _, t_ns, level, message, attributes = r
+        attributes = dict(attributes)
+        record = payload_pb2.LogRecord(
+            time_unix_ns=t_ns,
+            level=str(level),
+            message=str(message),
+            service=str(attributes.pop("service", self.service)),
+            trace_id=str(attributes.pop("trace_id", "")),
+            span_id=str(attributes.pop("span_id", "")),
+            attributes={str(k): str(v) for k, v in attributes.items()},
+        )
+        check_log(record, t_ns, self.record_limits, "log")
+        return record
 
 
-def _requests(counters: dict, histograms: dict, records: list, now_ms: int) -> list[local_pb2.Records]:
+def _requests(counters: dict, histograms: dict, records: list, buffer: Buffer) -> tuple[list, int]:
+    """(requests, how many events and logs were invalid)."""
+    now_ms = buffer.clock_ns() // 1_000_000
     out = _Requests()
+    invalid = 0
     for (name, labels), total in counters.items():
         out.add(
             "metrics",
             local_pb2.MetricRecord(
-                name=name, kind=DELTA, value=total, labels=dict(labels), time_unix_ms=now_ms
+                name=name, kind=DELTA, value=total, labels=dict(_as_str(labels)), time_unix_ms=now_ms
             ),
         )
     for (name, labels, bounds), (counts, total, t_ms) in histograms.items():
         out.add(
             "histograms",
             local_pb2.HistogramRecord(
-                name=name, labels=dict(labels), bounds=bounds, counts=counts, sum=total, time_unix_ms=t_ms
+                name=name,
+                labels=dict(_as_str(labels)),
+                bounds=bounds,
+                counts=counts,
+                sum=total,
+                time_unix_ms=t_ms,
             ),
         )
     for r in records:
-        if isinstance(r, tuple):
+        tag = r[0]
+        if tag == "g":
             _, (name, labels), value, t_ms = r
             out.add(
                 "metrics",
                 local_pb2.MetricRecord(
-                    name=name, kind=GAUGE, value=value, labels=dict(labels), time_unix_ms=t_ms
+                    name=name, kind=GAUGE, value=value, labels=dict(_as_str(labels)), time_unix_ms=t_ms
                 ),
             )
-        elif isinstance(r, payload_pb2.Event):
-            out.add("events", r)
-        else:
-            out.add("logs", r)
-    return out.done()
+            continue
+        try:
+            if tag == "e":
+                out.add("events", buffer.build_event(r))
+            else:
+                out.add("logs", buffer.build_log(r))
+        except (ValidationError, TypeError, ValueError) as exc:
+            invalid += 1
+            buffer.on_invalid(str(exc))
+    return out.done(), invalid
 
 
 class _Requests:

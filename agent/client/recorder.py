@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.client.buffer import CLOSED, Buffer
+from agent.client.buffer import CLOSED, INVALID, Buffer
 
 ERROR = "error"  # an unexpected error inside the client (a bug): counted, never raised
 
@@ -12,6 +12,7 @@ ERROR = "error"  # an unexpected error inside the client (a bug): counted, never
 class Recorder:
     _buffer: Buffer
     _closed: bool = False
+    _wake_pending: bool = False  # set when a wake was asked for; the sender clears it on drain
     batch_size: int = 10_000
 
     def _wake_sender(self) -> None:
@@ -24,7 +25,9 @@ class Recorder:
                 self._buffer.drop(CLOSED)
             else:
                 self._buffer.counter(name, value, labels)
-        except Exception:
+        except (TypeError, ValueError) as exc:  # e.g. a value that is not a number
+            self._buffer.drop(INVALID, f"{exc}")
+        except Exception:  # an error of ours: counted, never raised into the app
             self._buffer.drop(ERROR)
 
     def gauge(self, name: str, value: float, labels: Mapping | None = None) -> None:
@@ -35,7 +38,9 @@ class Recorder:
             else:
                 self._buffer.gauge(name, value, labels)
                 self._maybe_wake()
-        except Exception:
+        except (TypeError, ValueError) as exc:  # e.g. a value that is not a number
+            self._buffer.drop(INVALID, f"{exc}")
+        except Exception:  # an error of ours: counted, never raised into the app
             self._buffer.drop(ERROR)
 
     def histogram(self, name: str, value: float, labels: Mapping | None = None, buckets=None) -> None:
@@ -46,7 +51,9 @@ class Recorder:
                 self._buffer.drop(CLOSED)
             else:
                 self._buffer.histogram(name, value, labels, buckets)
-        except Exception:
+        except (TypeError, ValueError) as exc:  # e.g. a value that is not a number
+            self._buffer.drop(INVALID, f"{exc}")
+        except Exception:  # an error of ours: counted, never raised into the app
             self._buffer.drop(ERROR)
 
     def event(
@@ -59,7 +66,9 @@ class Recorder:
             else:
                 self._buffer.event(type, category, action, value, properties, fields)
                 self._maybe_wake()
-        except Exception:
+        except (TypeError, ValueError) as exc:  # e.g. a value that is not a number
+            self._buffer.drop(INVALID, f"{exc}")
+        except Exception:  # an error of ours: counted, never raised into the app
             self._buffer.drop(ERROR)
 
     def log(self, level: str, message: str, **attributes) -> None:
@@ -70,9 +79,12 @@ class Recorder:
             else:
                 self._buffer.log(level, message, attributes)
                 self._maybe_wake()
-        except Exception:
+        except (TypeError, ValueError) as exc:  # e.g. a value that is not a number
+            self._buffer.drop(INVALID, f"{exc}")
+        except Exception:  # an error of ours: counted, never raised into the app
             self._buffer.drop(ERROR)
 
     def _maybe_wake(self) -> None:
-        if self._buffer.waiting() >= self.batch_size:
+        if not self._wake_pending and self._buffer.waiting() >= self.batch_size:
+            self._wake_pending = True  # once per batch, not on every call past the threshold
             self._wake_sender()

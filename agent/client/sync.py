@@ -117,6 +117,7 @@ class Telemetry(Recorder):
             with self._flushed:
                 gen = self._flush_gen
             try:
+                self._wake_pending = False
                 self._outbox.put(self._buffer.drain())
                 self._send_ready(deadline=time.monotonic() + SEND_TIMEOUT_S)
             except Exception:  # a bug of ours must not end delivery for the app's lifetime
