@@ -17,11 +17,12 @@ import grpc
 from collector.cli import output, records, send
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
+from collector.query.sql import AGGREGATIONS
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
 FORMATS = ("table", "json", "csv")
-AGGS = ("avg", "min", "max", "sum", "count", "last")
+AGGS = AGGREGATIONS  # what the Query service accepts: avg min max sum count last p50 p90 p95 p99
 
 
 class UsageError(Exception):

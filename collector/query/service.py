@@ -16,8 +16,9 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector import selfmetrics as m
 from collector.query import search
-from collector.query.combine import combine
-from collector.query.sql import QueryError, QueryLimits, check_range, range_sql, series_sql
+from collector.query.quantiles import QUANTILES
+from collector.query.ranges import is_histogram, read_histograms, read_quantiles, read_samples
+from collector.query.sql import LimitExceeded, QueryError, QueryLimits, check_range, series_sql
 from collector.storage.store import ThreadStores
 from ferry.columns import KINDS_BY_NAME
 from ferry.v1 import query_pb2, query_pb2_grpc
@@ -26,10 +27,6 @@ log = logging.getLogger("ferry.collector.query")
 
 # ClickHouse error codes that mean the request itself is bad (e.g. a regex that does not compile)
 _BAD_REQUEST_CODES = ("Code: 427.", "Code: 36.", "Code: 62.")
-
-
-class LimitExceeded(QueryError):
-    pass
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
@@ -108,17 +105,18 @@ class QueryService(query_pb2_grpc.QueryServicer):
             )
         if not series:
             return query_pb2.QueryRangeResponse()
-        sql, params = range_sql(store.db, req, agg, self.limits.max_rows)
-        cols = store.query_columns(sql + self._settings(), params)
-        if not cols or len(cols[0]) == 0:
-            return query_pb2.QueryRangeResponse()
-        if len(cols[0]) > self.limits.max_rows:
-            raise LimitExceeded(f"more than {self.limits.max_rows} (series, step) rows; use a larger step")
         labels_of = {row[0]: row[4] for row in series}
         group_labels, group_of = _groups(labels_of, list(req.group_by))
-        group = np.fromiter((group_of[s] for s in cols[0]), dtype=np.int64, count=len(cols[0]))
-        g, t, v = combine(agg, group, np.asarray(cols[1], dtype=np.int64), list(cols[2:]))
+        limits = (self.limits.max_rows, self._settings())
+        if is_histogram(req.metric, series):
+            g, t, v = read_histograms(store, req, agg, group_of, *limits)
+        elif agg in QUANTILES:
+            g, t, v = read_quantiles(store, req, agg, group_labels, group_of, *limits)
+        else:
+            g, t, v = read_samples(store, req, agg, group_of, *limits)
         out = query_pb2.QueryRangeResponse()
+        if g.shape[0] == 0:
+            return out
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
         for a, b in itertools.pairwise(bounds):
             sp = out.series.add(metric=req.metric, labels=group_labels[int(g[a])])

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from collector.query.quantiles import QUANTILES
 from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
-AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last")
+AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", *QUANTILES)
 
 # Per (series, bucket) partials fetched for each aggregation; combined across a group in Python.
 PARTIALS = {
@@ -25,9 +26,22 @@ PARTIALS = {
     "last": ("argMax(value, ts)", "toUnixTimestamp64Milli(max(ts))"),
 }
 
+# The same over the histograms table: a point's sum and count are those of its observations.
+# min, max and last have no meaning over bucket counts, so they are missing here.
+HISTOGRAM_PARTIALS = {
+    "avg": ("sum(sum)", "sum(count)"),
+    "sum": ("sum(sum)",),
+    "count": ("sum(count)",),
+    **{q: ("bounds", "sumForEach(counts)") for q in QUANTILES},
+}
+
 
 class QueryError(ValueError):
     """A bad request: the message names the field, the value and the limit."""
+
+
+class LimitExceeded(QueryError):
+    """A request over a limit (RESOURCE_EXHAUSTED): the message names the limit."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +117,8 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
     return agg
 
 
-def range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
-) -> tuple[str, dict[str, Any]]:
+def _range_where(db: str, req: query_pb2.QueryRangeRequest, max_rows: int, alias: str = ""):
+    """Parameters and WHERE clause of the points of `req.metric`'s matched series in range."""
     params: dict[str, Any] = {
         "metric": req.metric,
         "start": req.start_ms,
@@ -114,14 +127,70 @@ def range_sql(
         "max_rows": max_rows + 1,
     }
     cond = " AND ".join(["name = {metric:String}", *matcher_sql(req.matchers, params)])
+    where = (
+        f"{alias}name = {{metric:String}} "
+        f"AND {alias}ts >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC') "
+        f"AND {alias}ts < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC') "
+        f"AND {alias}series_id IN (SELECT series_id FROM {db}.series WHERE {cond})"
+    )
+    return params, cond, where
+
+
+def _bucket(alias: str = "") -> str:
+    return f"intDiv(toUnixTimestamp64Milli({alias}ts), {{step:Int64}}) * {{step:Int64}} AS t"
+
+
+def range_sql(
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+) -> tuple[str, dict[str, Any]]:
+    params, _, where = _range_where(db, req, max_rows)
     partials = ", ".join(PARTIALS[agg])
     sql = (
-        "SELECT series_id, intDiv(toUnixTimestamp64Milli(ts), {step:Int64}) * {step:Int64} AS t, "
-        f"{partials} FROM {db}.samples "
-        "WHERE name = {metric:String} "
-        "AND ts >= fromUnixTimestamp64Milli({start:Int64}, 'UTC') "
-        "AND ts < fromUnixTimestamp64Milli({end:Int64}, 'UTC') "
-        f"AND series_id IN (SELECT series_id FROM {db}.series WHERE {cond}) "
+        f"SELECT series_id, {_bucket()}, {partials} FROM {db}.samples WHERE {where} "
         "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
+    )
+    return sql, params
+
+
+def histogram_range_sql(
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+) -> tuple[str, dict[str, Any]]:
+    """Per (series, step) partials of a HISTOGRAM metric; for quantiles also per bound list, so
+    bucket counts are only ever added under the same bounds."""
+    params, _, where = _range_where(db, req, max_rows)
+    partials = ", ".join(HISTOGRAM_PARTIALS[agg])
+    keys = "series_id, t, bounds" if agg in QUANTILES else "series_id, t"
+    sql = (
+        f"SELECT series_id, {_bucket()}, {partials} FROM {db}.histograms WHERE {where} "
+        f"GROUP BY {keys} ORDER BY series_id, t LIMIT {{max_rows:UInt64}}"
+    )
+    return sql, params
+
+
+def quantile_range_sql(
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+) -> tuple[str, dict[str, Any]]:
+    """The exact quantile of the raw samples per (group, step), grouped in SQL: per series, or
+    by the array of the group-by labels' values (a missing label reads as "").
+
+    quantileExactInclusive interpolates linearly between the two closest ranks, like
+    numpy.quantile's default and Prometheus' quantile_over_time. The level comes from the fixed
+    QUANTILES table, never from the request text.
+    """
+    params, cond, where = _range_where(db, req, max_rows, alias="p.")
+    level = QUANTILES[agg]
+    if req.group_by:
+        params["by"] = list(req.group_by)
+        key = "arrayMap(k -> s.series_labels[k], {by:Array(String)})"
+        join = (
+            f"INNER JOIN (SELECT series_id, any(labels) AS series_labels FROM {db}.series WHERE {cond} "
+            "GROUP BY series_id) AS s ON p.series_id = s.series_id "
+        )
+    else:
+        key, join = "p.series_id", ""
+    sql = (
+        f"SELECT {key} AS g, {_bucket('p.')}, quantileExactInclusive({level!r})(p.value) "
+        f"FROM {db}.samples AS p {join}WHERE {where} "
+        "GROUP BY g, t ORDER BY g, t LIMIT {max_rows:UInt64}"
     )
     return sql, params

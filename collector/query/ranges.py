@@ -1,0 +1,157 @@
+"""QueryRange's readers: points of the matched series → one value per (group, step).
+
+Called by the query service after it has listed the matched series and their groups; it picks
+the reader by the metric's kind (`is_histogram`) and the aggregation. Each reader returns
+(group index, bucket start ms, value) columns sorted by group then time:
+- `read_samples`: avg min max sum count last of plain series, from per-(series, step) partials;
+- `read_quantiles`: p50 p90 p95 p99 of plain series, exact, computed in SQL per group;
+- `read_histograms`: avg sum count and the quantiles of HISTOGRAM series.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from collector.query.combine import combine
+from collector.query.quantiles import QUANTILES, MixedBounds, combine_histograms
+from collector.query.sql import (
+    HISTOGRAM_PARTIALS,
+    LimitExceeded,
+    QueryError,
+    histogram_range_sql,
+    quantile_range_sql,
+    range_sql,
+)
+from collector.storage.store import Store
+from ferry.columns import HISTOGRAM, KIND_NAMES
+from ferry.v1 import query_pb2
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def is_histogram(metric: str, series: list[tuple[Any, ...]]) -> bool:
+    """Whether `metric`'s matched series (rows of `series_sql`, kind third) are histograms.
+
+    Kind is an attribute of a series, not its identity, so a name could carry both; a query
+    over such a mix has no one meaning and is refused."""
+    kinds = sorted({row[2] for row in series})
+    histogram = KIND_NAMES[HISTOGRAM]
+    if histogram in kinds and len(kinds) > 1:
+        raise QueryError(
+            f"{metric}: the matched series mix kinds {', '.join(kinds)}; "
+            f"add a matcher so that all or none are {histogram}"
+        )
+    return kinds == [histogram]
+
+
+def read_samples(
+    store: Store,
+    req: query_pb2.QueryRangeRequest,
+    agg: str,
+    group_of: dict[int, int],
+    max_rows: int,
+    settings: str,
+) -> Columns:
+    """avg min max sum count or last of plain series per group and step."""
+    sql, params = range_sql(store.db, req, agg, max_rows)
+    cols = _read(store, sql + settings, params, max_rows)
+    if cols is None:
+        return _empty()
+    group, known = _group_index(cols[0], group_of)
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    return combine(agg, group, t, [np.asarray(c)[known] for c in cols[2:]])
+
+
+def read_histograms(
+    store: Store,
+    req: query_pb2.QueryRangeRequest,
+    agg: str,
+    group_of: dict[int, int],
+    max_rows: int,
+    settings: str,
+) -> Columns:
+    """avg (sum / count of observations), sum (of observation sums), count (observations) or a
+    quantile of a HISTOGRAM metric per group and step. Steps without observations give no
+    point for avg and quantiles."""
+    if agg not in HISTOGRAM_PARTIALS:
+        raise QueryError(
+            f"aggregation {agg!r} is not defined for histogram {req.metric}; "
+            f"use one of {', '.join(HISTOGRAM_PARTIALS)}"
+        )
+    sql, params = histogram_range_sql(store.db, req, agg, max_rows)
+    cols = _read(store, sql + settings, params, max_rows)
+    if cols is None:
+        return _empty()
+    group, known = _group_index(cols[0], group_of)
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    if agg in QUANTILES:
+        keep = known.nonzero()[0].tolist()
+        bounds, counts = [cols[2][i] for i in keep], [cols[3][i] for i in keep]
+        try:
+            return combine_histograms(QUANTILES[agg], group, t, bounds, counts)
+        except MixedBounds as exc:
+            raise QueryError(
+                f"{req.metric}: histograms with bucket bounds {exc.a} and {exc.b} fall in one group "
+                f"and step (at {exc.t_ms}); query them apart with matchers or --by, or with a "
+                "smaller step where one series changed its bounds"
+            ) from None
+    partials = [np.asarray(c, dtype=np.float64)[known] for c in cols[2:]]
+    with np.errstate(invalid="ignore"):
+        g, tt, v = combine(agg, group, t, partials)
+    keep = ~np.isnan(v)  # avg over a step whose points hold no observation
+    return g[keep], tt[keep], v[keep]
+
+
+def read_quantiles(
+    store: Store,
+    req: query_pb2.QueryRangeRequest,
+    agg: str,
+    group_labels: list[dict[str, str]],
+    group_of: dict[int, int],
+    max_rows: int,
+    settings: str,
+) -> Columns:
+    """The exact quantile of plain series' raw values per group and step, computed in SQL.
+
+    Groups are keyed by series id, or by the group-by labels' values; a key met for the first
+    time (a series that arrived after the listing) gets a new entry in `group_labels`."""
+    sql, params = quantile_range_sql(store.db, req, agg, max_rows)
+    cols = _read(store, sql + settings, params, max_rows)
+    if cols is None:
+        return _empty()
+    by = list(req.group_by)
+    if not by:
+        group, known = _group_index(cols[0], group_of)
+    else:
+        index = {tuple(labels[k] for k in by): i for i, labels in enumerate(group_labels)}
+        for key in {tuple(k) for k in cols[0]} - index.keys():
+            index[key] = len(group_labels)
+            group_labels.append(dict(zip(by, key, strict=True)))
+        group = np.fromiter((index[tuple(k)] for k in cols[0]), dtype=np.int64, count=len(cols[0]))
+        known = np.ones(group.shape[0], dtype=bool)
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    v = np.asarray(cols[2], dtype=np.float64)[known]
+    order = np.lexsort((t, group))
+    return group[order], t[order], v[order]
+
+
+def _read(store: Store, sql: str, params: dict[str, Any], max_rows: int):
+    cols = store.query_columns(sql, params)
+    if not cols or len(cols[0]) == 0:
+        return None
+    if len(cols[0]) > max_rows:
+        raise LimitExceeded(f"more than {max_rows} (series, step) rows; use a larger step")
+    return cols
+
+
+def _group_index(series_ids, group_of: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Group of each row's series, and which rows' series were listed (-1 rows are dropped)."""
+    group = np.fromiter((group_of.get(s, -1) for s in series_ids), dtype=np.int64, count=len(series_ids))
+    known = group >= 0
+    return group[known], known
+
+
+def _empty() -> Columns:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
