@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import orjson
 
 from collector.cli.timeparse import duration_ms, instant_ms
+from collector.query import search
 from ferry.v1 import query_pb2
 
 MAX_LIMIT = 2**32 - 1  # the request field is uint32; the collector refuses more than 10000
@@ -30,42 +31,36 @@ class UsageError(ValueError):
 class RecordKind:
     command: str
     what: str  # the plural noun in messages
+    source: search.RecordTable  # what the collector searches: the keys --where takes, the fields
     shortcuts: dict[str, str]  # --flag → equals key
-    where_help: str
     contains_help: str
-    fields: tuple[str, ...]  # json/csv keys after time_unix_ns and time
     table: tuple[str, ...]  # table columns after TIME (the last one is not padded)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """json/csv keys after time_unix_ns and time."""
+        return self.source.select
+
+    @property
+    def where_help(self) -> str:
+        return f"{', '.join(self.source.columns)}, {self.source.map_column}.KEY"
 
 
 EVENTS = RecordKind(
     command="events",
     what="events",
+    source=search.EVENTS,
     shortcuts={"type": "type", "category": "category", "service": "service", "user": "user_id"},
-    where_help="type, category, action, label, user_id, session_id, service, host, agent_id, properties.KEY",
     contains_help="case-insensitive substring of the label, the action or any property value",
-    fields=(
-        "host",
-        "agent_id",
-        "service",
-        "type",
-        "category",
-        "action",
-        "label",
-        "value",
-        "user_id",
-        "session_id",
-        "properties",
-    ),
     table=("host", "service", "type", "category", "action", "label", "value", "user_id", "properties"),
 )
 
 LOGS = RecordKind(
     command="logs",
     what="log records",
+    source=search.LOGS,
     shortcuts={"level": "level", "service": "service", "trace": "trace_id"},
-    where_help="level, service, host, agent_id, trace_id, span_id, attributes.KEY",
     contains_help="case-insensitive substring of the message",
-    fields=("host", "agent_id", "service", "level", "message", "trace_id", "span_id", "attributes"),
     table=("host", "service", "level", "message", "attributes"),
 )
 

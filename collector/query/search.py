@@ -4,18 +4,21 @@ Called by `collector.query.service`. No request value becomes SQL text: `equals`
 looked up in a fixed list of column names (map keys such as `properties.KEY` are checked and
 bound too), every value, the `contains` text, the time range and the limit are bound as
 `{name:Type}` parameters. Bad requests raise QueryError naming the field and what is allowed.
+The `ferry events` / `ferry logs` CLI takes its column lists from EVENTS and LOGS here.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collector.query.sql import QueryError
-from collector.storage.store import Store
 from ferry.limits import LABEL_KEY_RE
 from ferry.v1 import payload_pb2, query_pb2
+
+if TYPE_CHECKING:  # the CLI imports the table declarations without the store driver
+    from collector.storage.store import Store
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
