@@ -13,10 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
+
 from agent.client import Telemetry
 from bench.procs import collector_process
 from collector.devrun import agent_command, free_port, stop
 from collector.query.client import total
+from ferry.v1 import query_pb2, query_pb2_grpc
 
 CALLS = {
     "counter": lambda t, i: t.counter("app.requests"),
@@ -119,7 +122,9 @@ def _stored(addr: str, kind: str, want: int, started: float) -> tuple[int, float
 
 
 def _count_logs(addr: str) -> int:
-    raise NotImplementedError("logs throughput needs the SearchLogs count")
+    with grpc.insecure_channel(addr) as channel:
+        req = query_pb2.SearchLogsRequest(count_only=True, contains="done")
+        return query_pb2_grpc.QueryStub(channel).SearchLogs(req, timeout=30).total
 
 
 def main() -> None:
@@ -128,6 +133,7 @@ def main() -> None:
     quick = p.parse_args().quick
     print(overhead_ns(20_000 if quick else 100_000, 3 if quick else 7))
     print(throughput(50_000 if quick else 200_000))
+    print(throughput(50_000 if quick else 200_000, kind="log"))
 
 
 if __name__ == "__main__":

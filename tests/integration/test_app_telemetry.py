@@ -64,7 +64,8 @@ def one_value(addr: str, metric: str, agg: str, by: tuple[str, ...] = ("__all__"
 def interpolated(q: float) -> float:
     """histogram_quantile over the app's buckets, by hand."""
     counts = [
-        sum(1 for v in OBSERVATIONS if lo < v <= hi) for lo, hi in zip([-1.0, *BOUNDS[:-1]], BOUNDS, strict=True)
+        sum(1 for v in OBSERVATIONS if lo < v <= hi)
+        for lo, hi in zip([-1.0, *BOUNDS[:-1]], BOUNDS, strict=True)
     ]
     rank, below, lower = q * len(OBSERVATIONS), 0, 0.0
     for upper, n in zip(BOUNDS, counts, strict=True):
