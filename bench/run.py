@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, collectd, ingest, wire
+from bench import agent, client, collectd, ingest, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -55,6 +55,10 @@ def main() -> None:
     wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
     wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
     agent_run = agent_figures(15 if quick else 60, runs)
+    call_ns = client.overhead_ns(20_000 if quick else 100_000, 3 if quick else 7)
+    client_records = 50_000 if quick else 200_000
+    client_gauges = [client.throughput(client_records, "gauge") for _ in range(runs)]
+    client_logs = [client.throughput(client_records, "log") for _ in range(runs)]
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -63,6 +67,10 @@ def main() -> None:
         "wire_bytes_per_point": wire_default["bytes_per_point"],
         "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
         **agent_run,
+        "client_call_ns": call_ns,
+        "client_gauges_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_gauges),
+        "client_logs_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_logs),
+        "client_runs": client_gauges + client_logs,
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -86,9 +94,13 @@ def main() -> None:
         "agent_rss_mb",
         "agent_rss_anon_mb",
         "host_processes",
+        "client_gauges_per_s",
+        "client_logs_per_s",
     ):
         if key in results:
             print(f"{key:40} {results[key]:>14,.2f}")
+    for kind, ns in results["client_call_ns"].items():
+        print(f"{'client_call_ns.' + kind:40} {ns:>14,.0f}")
     print(f"written to {RESULTS}")
 
 
