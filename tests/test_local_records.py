@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.local.records import DeltaSums, RecordError, convert
+from agent.local.records import DeltaSums, KnownSeries, RecordError, convert
 from ferry.limits import Limits
 from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, SeriesDef
 from ferry.v1 import local_pb2, payload_pb2
@@ -140,3 +140,30 @@ def test_delta_sums_flush_one_point_per_series():
     sums.add([(SeriesDef("d", DELTA, "", (("k", "a"),)), 3, 1.0)])  # an equal series, another object
     assert sorted(sums.flush(), key=lambda p: p[0].labels) == [(a, NOW, 2.25), (b, NOW, 2.0)]
     assert sums.flush() == [] and len(sums) == 0
+
+
+def test_records_of_one_series_share_one_series_object():
+    known = KnownSeries()
+    first = convert(
+        records(local_pb2.MetricRecord(name="g", kind=GAUGE, value=1, labels={"a": "1"})),
+        NOW_NS,
+        Limits(),
+        known=known,
+    )
+    again = convert(
+        records(
+            *(local_pb2.MetricRecord(name="g", kind=GAUGE, value=v, labels={"a": "1"}) for v in range(3))
+        ),
+        NOW_NS,
+        Limits(),
+        known=known,
+    )
+    objects = {id(p[0]) for p in first.points + again.points}
+    assert len(objects) == 1  # one row in the frame's series table, however many records
+    other = convert(
+        records(local_pb2.MetricRecord(name="g", kind=COUNTER, value=1, labels={"a": "1"})),
+        NOW_NS,
+        Limits(),
+        known=known,
+    )
+    assert other.points[0][0] is not first.points[0][0]  # another kind: another series

@@ -28,10 +28,11 @@ from ferry.limits import (
     check_log,
     check_name,
 )
-from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES, SeriesDef, labels_key
+from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES, SeriesDef
 from ferry.v1 import local_pb2
 
 ACCEPTED_KINDS = (GAUGE, COUNTER, DELTA)
+_INF = math.inf
 MAX_RECORDS = 10_000  # per request; a bigger batch is refused whole (RESOURCE_EXHAUSTED)
 
 
@@ -43,11 +44,37 @@ class RecordError(ValueError):
         self.code = code
 
 
+class KnownSeries:
+    """Series seen before, each checked once and held as one `SeriesDef` object: the batcher
+    keys series by identity, so an app's records for one series share one row of the frame's
+    series table however many arrive. Emptied when it passes `limit` entries."""
+
+    def __init__(self, limit: int = 100_000):
+        self.limit = limit
+        self._known: dict[tuple, SeriesDef] = {}
+
+    def get(self, r, kind: int, bounds: tuple, limits: Limits, what: str) -> SeriesDef:
+        key = (r.name, kind, r.unit, tuple(sorted(r.labels.items())), bounds)
+        series = self._known.get(key)
+        if series is None:
+            where = f"{what} ({r.name[:40]!r})"
+            check_name(r.name, limits, f"{what}: name")
+            check_labels(key[3], limits, where)
+            if kind == HISTOGRAM:
+                check_bounds(bounds, limits, where)
+            series = SeriesDef(r.name, kind, r.unit, key[3], bounds)
+            if len(self._known) >= self.limit:
+                self._known.clear()
+            self._known[key] = series
+        return series
+
+
 def convert(
     records: local_pb2.Records,
     now_ns: int,
     limits: Limits,
     record_limits: RecordLimits | None = None,
+    known: KnownSeries | None = None,
 ) -> Intake:
     """Raises RecordError naming the first bad record; nothing of the request is taken then."""
     n = len(records.metrics) + len(records.histograms) + len(records.events) + len(records.logs)
@@ -56,20 +83,13 @@ def convert(
     out = Intake()
     now_ms = now_ns // 1_000_000
     try:
-        _metrics(records, now_ms, limits, out)
-        _histograms(records, now_ms, limits, out)
+        known = known if known is not None else KnownSeries()
+        _metrics(records, now_ms, limits, known, out)
+        _histograms(records, now_ms, limits, known, out)
         _texts(records, now_ns, record_limits or RecordLimits(), out)
     except ValidationError as exc:
         raise RecordError(str(exc)) from None
     return out
-
-
-def _series(name: str, labels: dict, limits: Limits, what: str) -> tuple[str, tuple]:
-    where = f"{what} ({name[:40]!r})"
-    check_name(name, limits, f"{what}: name")
-    key = labels_key(dict(labels))
-    check_labels(key, limits, where)
-    return where, key
 
 
 def _check_time(t: int, now_ms: int, limits: Limits, where: str) -> None:
@@ -78,27 +98,35 @@ def _check_time(t: int, now_ms: int, limits: Limits, where: str) -> None:
         raise ValidationError(f"{where}: time {t} ms is outside the accepted window [{lo}, {hi}]")
 
 
-def _metrics(records: local_pb2.Records, now_ms: int, limits: Limits, out: Intake) -> None:
+def _metrics(
+    records: local_pb2.Records, now_ms: int, limits: Limits, known: KnownSeries, out: Intake
+) -> None:
+    points, deltas = out.points, out.deltas
+    lo, hi = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
     for i, r in enumerate(records.metrics):
-        where, labels = _series(r.name, r.labels, limits, f"metric record {i}")
+        series = known.get(r, r.kind, (), limits, f"metric record {i}")  # name and labels first
         if r.kind not in ACCEPTED_KINDS:
+            where = f"metric record {i} ({r.name[:40]!r})"
             name = KIND_NAMES.get(r.kind, "unspecified" if r.kind == 0 else str(r.kind))
             raise ValidationError(
                 f"{where}: kind {name} is not one of gauge, counter, delta (histograms go in `histograms`)"
             )
-        if not math.isfinite(r.value):
-            raise ValidationError(f"{where}: value {r.value} is not finite")
-        t = r.time_unix_ms or now_ms
-        _check_time(t, now_ms, limits, where)
-        point = (SeriesDef(r.name, r.kind, r.unit, labels), t, r.value)
-        (out.deltas if r.kind == DELTA else out.points).append(point)
+        value, t = r.value, r.time_unix_ms or now_ms
+        if not (-_INF < value < _INF and lo <= t <= hi):
+            where = f"metric record {i} ({r.name[:40]!r})"
+            if not math.isfinite(value):
+                raise ValidationError(f"{where}: value {value} is not finite")
+            _check_time(t, now_ms, limits, where)
+        (deltas if r.kind == DELTA else points).append((series, t, value))
 
 
-def _histograms(records: local_pb2.Records, now_ms: int, limits: Limits, out: Intake) -> None:
+def _histograms(
+    records: local_pb2.Records, now_ms: int, limits: Limits, known: KnownSeries, out: Intake
+) -> None:
     for i, r in enumerate(records.histograms):
-        where, labels = _series(r.name, r.labels, limits, f"histogram record {i}")
+        where = f"histogram record {i} ({r.name[:40]!r})"
         bounds = tuple(r.bounds)
-        check_bounds(bounds, limits, where)
+        series = known.get(r, HISTOGRAM, bounds, limits, f"histogram record {i}")
         if len(r.counts) != len(bounds) + 1:
             raise ValidationError(
                 f"{where}: {len(r.counts)} counts != {len(bounds) + 1} (one per bound, then +Inf)"
@@ -107,7 +135,6 @@ def _histograms(records: local_pb2.Records, now_ms: int, limits: Limits, out: In
             raise ValidationError(f"{where}: sum {r.sum} is not finite")
         t = r.time_unix_ms or now_ms
         _check_time(t, now_ms, limits, where)
-        series = SeriesDef(r.name, HISTOGRAM, r.unit, labels, bounds)
         out.histograms.append((series, t, r.sum, tuple(r.counts)))
 
 

@@ -20,7 +20,7 @@ import grpc
 
 from agent import selfmetrics as m
 from agent.intake import Intake
-from agent.local.records import RecordError, convert
+from agent.local.records import KnownSeries, RecordError, convert
 from ferry.limits import Limits
 from ferry.v1 import local_pb2, local_pb2_grpc
 
@@ -40,6 +40,7 @@ class LocalService(local_pb2_grpc.LocalServicer):
         self.pending = pending
         self.max_pending = max_pending
         self.limits = limits or Limits()
+        self.known = KnownSeries()
 
     async def Send(self, request: local_pb2.Records, context) -> local_pb2.SendResponse:
         return local_pb2.SendResponse(accepted=await self._accept(request, context))
@@ -52,7 +53,7 @@ class LocalService(local_pb2_grpc.LocalServicer):
 
     async def _accept(self, records: local_pb2.Records, context) -> int:
         try:
-            intake = convert(records, time.time_ns(), self.limits)
+            intake = convert(records, time.time_ns(), self.limits, known=self.known)
             waiting = self.pending()
             if waiting > self.max_pending:
                 raise RecordError(
