@@ -198,6 +198,20 @@ CHECK_DURATION = _m(
     ("check", "target", "type"),
     "How long the health check's last attempt took.",
 )
+SCRAPE_UP = _m(
+    "scrape.up",
+    GAUGE,
+    "1",
+    ("instance", "job"),
+    "1 if the last scrape of a `[[scrape]]` target returned an exposition that parsed, else 0.",
+)
+SCRAPE_DURATION = _m(
+    "scrape.duration",
+    GAUGE,
+    "ms",
+    ("instance", "job"),
+    "How long the scrape took: request, body, parsing and mapping.",
+)
 
 ALL: tuple[MetricDef, ...] = tuple(v for v in list(globals().values()) if isinstance(v, MetricDef))
 

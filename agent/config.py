@@ -11,6 +11,7 @@ from agent.checks import parse_checks
 from agent.collectors.filesystem import PSEUDO_FS
 from agent.collectors.process_groups import parse_process_groups
 from agent.collectors.system import COLLECTOR_NAMES
+from agent.scrape.config import parse_scrape
 from agent.spool import FSYNC_POLICIES
 from ferry.config import ConfigError, parse_names, setting
 from ferry.logs import LEVELS
@@ -123,6 +124,13 @@ class AgentConfig:
     )
     checks: list = setting(
         [], "checks", "health checks, as [[checks]] tables (config file only)", flag=False, parse=parse_checks
+    )
+    scrape: list = setting(
+        [],
+        "scrape",
+        "Prometheus endpoints to scrape, as [[scrape]] tables (config file only)",
+        flag=False,
+        parse=parse_scrape,
     )
     labels: dict = setting({}, "labels", "extra labels on every series (config file only)", flag=False)
 

@@ -32,6 +32,7 @@ from agent.local import server as local_server
 from agent.local.records import DeltaSums
 from agent.local.server import LocalService
 from agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
+from agent.scrape.runner import ScrapeRunner, States, stop_task
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
 from ferry.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
@@ -79,6 +80,8 @@ class Agent:
             self.collectors = [] if self.synthetic else build_collectors(cfg)
         self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
         self._checks: tuple[asyncio.Event, asyncio.Task] | None = None
+        self._scrape: asyncio.Task | None = None
+        self._scrape_states: States = {}  # per target, kept across reloads (histogram totals)
         self._rescheduled_at: float | None = None
 
     def _resource(self, cfg: AgentConfig) -> payload_pb2.Resource:
@@ -145,6 +148,19 @@ class Agent:
             stop.set()
             await task
 
+    def _start_scrape(self) -> None:
+        targets = [] if self.synthetic else self.cfg.scrape
+
+        def submit(intake: Intake) -> None:
+            self.submit(intake, counted_as="scrape")
+
+        self._scrape = asyncio.create_task(ScrapeRunner(targets, submit, self._scrape_states).run())
+
+    async def _stop_scrape(self) -> None:
+        if self._scrape is not None:
+            await stop_task(self._scrape)
+            self._scrape = None
+
     def _offset_s(self) -> float:
         """This agent's fixed place within the jitter window (the same every cycle and restart)."""
         return (zlib.crc32(self.agent_id.encode()) / 2**32) * self.cfg.jitter
@@ -166,6 +182,9 @@ class Agent:
         if "checks" in live:
             await self._stop_checks()
             self._start_checks()
+        if "scrape" in live:
+            await self._stop_scrape()
+            self._start_scrape()
         if "log_level" in live:
             set_level(new.log_level)
         if "interval" in live or "jitter" in live:
@@ -228,6 +247,7 @@ class Agent:
         stop_sending = asyncio.Event()
         sending = asyncio.create_task(self.sender.run(stop_sending))
         self._start_checks()
+        self._start_scrape()
         stop_producing = threading.Event()
         synthetic = None
         if self.synthetic is not None:
@@ -238,6 +258,7 @@ class Agent:
         on_stop()
         await local_server.stop(local, self.cfg.local_socket)  # what it accepted goes into the last frame
         await self._stop_checks()
+        await self._stop_scrape()
         stop_producing.set()
         if synthetic is not None:
             await synthetic

@@ -1,9 +1,10 @@
 """What a new configuration changes, and what of that a running agent can apply (SIGHUP).
 
 Applied in place: the interval and jitter, the host collectors and their settings, the health
-checks, labels and host (the batch so far is cut first, under the old ones), batch limits and
-the log level. The rest (addresses, spool, agent id, listeners, synthetic source, send window)
-is wired into running parts; a change there is reported as needing a restart and not applied.
+checks, the scrape targets, labels and host (the batch so far is cut first, under the old
+ones), batch limits and the log level. The rest (addresses, spool, agent id, listeners,
+synthetic source, send window) is wired into running parts; a change there is reported as
+needing a restart and not applied.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ COLLECTOR_KEYS = ("collectors", "filesystem_exclude_types", "process_top_n", "pr
 RESOURCE_KEYS = ("labels", "host")
 BATCH_KEYS = ("batch_max_points", "batch_max_age")
 LIVE_KEYS = frozenset(
-    ("interval", "jitter", "checks", "log_level", *COLLECTOR_KEYS, *RESOURCE_KEYS, *BATCH_KEYS)
+    ("interval", "jitter", "checks", "scrape", "log_level", *COLLECTOR_KEYS, *RESOURCE_KEYS, *BATCH_KEYS)
 )
 
 

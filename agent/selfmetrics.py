@@ -14,7 +14,7 @@ COLLECT_SECONDS = Histogram(
 )
 COLLECT_ERRORS = Counter("ferry_agent_collect_errors", "Collector runs that failed", ["collector"])
 POINTS = Counter(
-    "ferry_agent_points", "Metric points produced, by collector (checks included)", ["collector"]
+    "ferry_agent_points", "Metric points produced, by collector (checks and scrape included)", ["collector"]
 )
 BATCHES = Counter("ferry_agent_batches", "Batches cut into frames")
 FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames written to the spool")
@@ -55,4 +55,19 @@ LOCAL_RECORDS = Counter(
 )
 LOCAL_REJECTED = Counter(
     "ferry_agent_local_rejected", "Local requests refused whole, by gRPC status", ["code"]
+)
+
+SCRAPE_SAMPLES = Counter(
+    "ferry_agent_scrape_samples", "Samples read from scraped Prometheus expositions, by job", ["job"]
+)
+SCRAPE_SKIPPED = Counter(
+    "ferry_agent_scrape_skipped",
+    "Scraped samples not sent because Ferry refuses them, by job and reason "
+    "(name, labels, value, time, histogram)",
+    ["job", "reason"],
+)
+SCRAPE_FAILURES = Counter(
+    "ferry_agent_scrape_failures",
+    "Scrapes that produced no exposition (refused, timeout, HTTP error, parse error), by job",
+    ["job"],
 )
