@@ -10,38 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 
 import grpc
 
-from agent.client.buffer import Buffer
-from agent.client.outbox import CHANNEL_OPTIONS, Outbox
+from agent.client.outbox import CHANNEL_OPTIONS
 from agent.client.recorder import Recorder
-from agent.client.stats import Stats, invalid_logger
 from ferry.v1 import local_pb2_grpc
 
-log = logging.getLogger("ferry.client")
 SEND_TIMEOUT_S = 5.0
 
 
 class AsyncTelemetry(Recorder):
-    def __init__(
-        self,
-        target: str = "127.0.0.1:4771",
-        *,
-        service: str = "",
-        flush_interval: float = 1.0,
-        max_queue: int = 100_000,
-        max_series: int = 10_000,
-        batch_size: int = 10_000,
-    ):
-        self.target = target
-        self.flush_interval = flush_interval
-        self.batch_size = batch_size
-        self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
-        self._outbox = Outbox(self._buffer, max_queue)
-        self._closed = False
+    def __init__(self, target: str = "127.0.0.1:4771", **options):
+        super().__init__(target, **options)
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -99,9 +81,6 @@ class AsyncTelemetry(Recorder):
         self._outbox.drop_all()
         await self._channel.close()
         return ok
-
-    def stats(self) -> Stats:
-        return Stats.of(self._buffer, self._outbox)
 
     async def _run(self) -> None:
         while True:

@@ -2,18 +2,45 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from agent.client.buffer import CLOSED, INVALID, Buffer
+from agent.client.outbox import Outbox
+from agent.client.stats import Stats, invalid_logger
 
+log = logging.getLogger("ferry.client")
 ERROR = "error"  # an unexpected error inside the client (a bug): counted, never raised
 
 
 class Recorder:
-    _buffer: Buffer
-    _closed: bool = False
+    """`target` is "unix:/run/ferry/agent.sock" or "127.0.0.1:4771". `service` names the app in
+    its events and logs. Sends every `flush_interval` seconds, or sooner when `batch_size`
+    gauges, events and logs wait. At most `max_queue` of those wait (and as many again for a
+    retry while the agent is unreachable), and at most `max_series` counter and histogram series
+    are summed between sends; past that, records are dropped and counted (`stats()`)."""
+
     _wake_pending: bool = False  # set when a wake was asked for; the sender clears it on drain
-    batch_size: int = 10_000
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        service: str = "",
+        flush_interval: float = 1.0,
+        max_queue: int = 100_000,
+        max_series: int = 10_000,
+        batch_size: int = 10_000,
+    ):
+        self.target = target
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
+        self._outbox = Outbox(self._buffer, max_queue)
+        self._closed = False
+
+    def stats(self) -> Stats:
+        return Stats.of(self._buffer, self._outbox)
 
     def _wake_sender(self) -> None:
         raise NotImplementedError

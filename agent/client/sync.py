@@ -8,48 +8,25 @@ app and never blocks it on the agent; flush() and close() wait at most their tim
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
 import time
 import weakref
 
 import grpc
 
-from agent.client.buffer import Buffer
-from agent.client.outbox import CHANNEL_OPTIONS, Outbox
-from agent.client.recorder import Recorder
-from agent.client.stats import Stats, invalid_logger
+from agent.client.outbox import CHANNEL_OPTIONS
+from agent.client.recorder import Recorder, log
 from ferry.v1 import local_pb2_grpc
 
-log = logging.getLogger("ferry.client")
 SEND_TIMEOUT_S = 5.0
 
 
 class Telemetry(Recorder):
-    """Send metrics, events and logs to the local Ferry agent.
+    """Send metrics, events and logs to the local Ferry agent from any thread (options: see
+    `Recorder`); delivery runs on a daemon thread."""
 
-    `target` is "unix:/run/ferry/agent.sock" or "127.0.0.1:4771". `service` names the app in its
-    events and logs. At most `max_queue` gauges, events and logs wait (and as many records for a
-    retry while the agent is unreachable); past that, records are dropped and counted
-    (`stats().dropped`).
-    """
-
-    def __init__(
-        self,
-        target: str = "127.0.0.1:4771",
-        *,
-        service: str = "",
-        flush_interval: float = 1.0,
-        max_queue: int = 100_000,
-        max_series: int = 10_000,
-        batch_size: int = 10_000,
-    ):
-        self.target = target
-        self.flush_interval = flush_interval
-        self.batch_size = batch_size
-        self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
-        self._outbox = Outbox(self._buffer, max_queue)
-        self._closed = False
+    def __init__(self, target: str = "127.0.0.1:4771", **options):
+        super().__init__(target, **options)
         self._wake = threading.Event()
         self._flushed = threading.Condition()
         self._flush_gen = self._done_gen = 0
@@ -106,9 +83,6 @@ class Telemetry(Recorder):
         self._outbox.drop_all()
         self._channel.close()
         return ok
-
-    def stats(self) -> Stats:
-        return Stats.of(self._buffer, self._outbox)
 
     def _run(self) -> None:
         while not self._stop:
