@@ -15,7 +15,8 @@ from agent.collectors.network import NetworkCollector
 from agent.collectors.system import CpuMemoryCollector, SystemCollector
 
 DISKSTATS = """\
-   7       0 loop0 10 0 20 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+        # check.* and scrape.* come from the checks and the scraper
+        expected = {d.name for d in c.ALL if not d.name.startswith(("check.", "scrape."))}
    8       0 sda 100 5 2000 300 50 7 1000 900 2 1200 1500 0 0 0 0 0 0
  253       0 dm-0 11 0 88 12 3 0 24 5 0 16 17 0 0 0 0 0 0
 """
