@@ -19,6 +19,7 @@ import bisect
 import math
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Mapping
 
@@ -86,20 +87,26 @@ class Buffer:
         self.dropped: Counter[str] = Counter()
         self.recorded = 0
         self._lock = threading.Lock()
-        self._checked: dict[tuple, bool] = {}  # series key -> valid, so a series is checked once
+        # series key -> the key object itself if valid, else False: each series is checked once,
+        # and records hold one shared key per series (fewer objects for the app's GC to trace)
+        self._checked: dict[tuple, tuple | bool] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._counters: dict[_Key, float] = {}
         self._histograms: dict[tuple, list] = {}  # (name, labels, bounds) -> [counts, sum, t_ms]
-        self._records: list = []  # ("g", key, value, t_ms) | Event | LogRecord
+        # gauges as columns: no object per call for the app's garbage collector to trace
+        self._gauge_keys: list[_Key] = []
+        self._gauge_values = array("d")
+        self._gauge_times = array("q")
+        self._records: list[tuple] = []  # events and logs: ("e", t_ns, ...) | ("l", t_ns, ...)
 
     def __len__(self) -> int:
-        return len(self._counters) + len(self._histograms) + len(self._records)
+        return len(self._counters) + len(self._histograms) + self.waiting()
 
     def waiting(self) -> int:
         """Gauges, events and logs waiting (what grows with the call rate)."""
-        return len(self._records)
+        return len(self._gauge_keys) + len(self._records)
 
     def drop(self, reason: str, message: str = "") -> None:
         with self._lock:
@@ -107,28 +114,27 @@ class Buffer:
         if message:
             self.on_invalid(message)
 
-    def _check_series(self, key: tuple, bounds: tuple[float, ...] | None = None) -> bool:
-        """Whether a series may be recorded, decided the first time it is seen."""
+    def _check_series(self, key: tuple, bounds: tuple[float, ...] | None = None) -> tuple | bool:
+        """`key` if the series may be recorded, else False; decided the first time it is seen."""
         try:
             check_name(key[0], self.limits)
             check_labels(_as_str(key[1]), self.limits, f"metric {key[0]!r}")
             if bounds is not None:
                 check_bounds(bounds, self.limits, f"histogram {key[0]!r}")
-            ok = True
+            known = key
         except ValidationError as exc:
             self.on_invalid(str(exc))
-            ok = False
+            known = False
         if len(self._checked) < 100_000:
-            self._checked[key] = ok
-        return ok
+            self._checked[key] = known
+        return known
 
     def counter(self, name: str, value: float, labels: Mapping | None) -> None:
         key = (name, _labels(labels) if labels else ())
-        ok = self._checked.get(key)
-        if ok is None:
-            ok = self._check_series(key)
-        if not (ok and 0.0 <= value < _INF):
-            self.drop(INVALID, f"counter {name!r}: value {value!r} is not finite and >= 0" if ok else "")
+        known = self._checked.get(key)
+        key = self._check_series(key) if known is None else known
+        if not (key and 0.0 <= value < _INF):
+            self.drop(INVALID, f"counter {name!r}: value {value!r} is not finite and >= 0" if key else "")
             return
         with self._lock:
             counters = self._counters
@@ -144,22 +150,28 @@ class Buffer:
 
     def gauge(self, name: str, value: float, labels: Mapping | None) -> None:
         key = (name, _labels(labels) if labels else ())
-        ok = self._checked.get(key)
-        if ok is None:
-            ok = self._check_series(key)
-        if not (ok and -_INF < value < _INF):
-            self.drop(INVALID, f"gauge {name!r}: value {value!r} is not finite" if ok else "")
+        known = self._checked.get(key)
+        key = self._check_series(key) if known is None else known
+        if not (key and -_INF < value < _INF):
+            self.drop(INVALID, f"gauge {name!r}: value {value!r} is not finite" if key else "")
             return
-        self._append(("g", key, value, self.clock_ns() // 1_000_000))
+        now_ms = self.clock_ns() // 1_000_000
+        with self._lock:
+            if len(self._gauge_keys) + len(self._records) >= self.max_queue:
+                self.dropped[QUEUE_FULL] += 1
+                return
+            self._gauge_values.append(value)  # first: a value that is not a number raises here
+            self._gauge_keys.append(key)
+            self._gauge_times.append(now_ms)
+            self.recorded += 1
 
     def histogram(self, name: str, value: float, labels: Mapping | None, buckets) -> None:
         bounds = DEFAULT_BUCKETS if buckets is None else tuple(map(float, buckets))
         key = (name, _labels(labels) if labels else (), bounds)
-        ok = self._checked.get(key)
-        if ok is None:
-            ok = self._check_series(key, bounds)
-        if not (ok and -_INF < value < _INF):
-            self.drop(INVALID, f"histogram {name!r}: value {value!r} is not finite" if ok else "")
+        known = self._checked.get(key)
+        key = self._check_series(key, bounds) if known is None else known
+        if not (key and -_INF < value < _INF):
+            self.drop(INVALID, f"histogram {name!r}: value {value!r} is not finite" if key else "")
             return
         slot = bisect.bisect_left(bounds, value)  # the first bucket whose upper bound >= value
         now_ms = self.clock_ns() // 1_000_000
@@ -184,7 +196,7 @@ class Buffer:
 
     def _append(self, record: tuple) -> None:
         with self._lock:
-            if len(self._records) >= self.max_queue:
+            if len(self._gauge_keys) + len(self._records) >= self.max_queue:
                 self.dropped[QUEUE_FULL] += 1
                 return
             self._records.append(record)
@@ -218,12 +230,13 @@ class Buffer:
         are built and checked here; a bad one is dropped and counted as invalid."""
         with self._lock:
             counters, histograms, records = self._counters, self._histograms, self._records
+            gauges = (self._gauge_keys, self._gauge_values, self._gauge_times)
             self._reset()
         try:
-            out, invalid = _requests(counters, histograms, records, self)
+            out, invalid = _requests(counters, histograms, gauges, records, self)
         except Exception:  # a bug of ours: the batch is lost, but counted
             with self._lock:
-                self.dropped["error"] += len(counters) + len(histograms) + len(records)
+                self.dropped["error"] += len(counters) + len(histograms) + len(gauges[0]) + len(records)
             raise
         if invalid:
             with self._lock:
@@ -265,7 +278,9 @@ class Buffer:
         return record
 
 
-def _requests(counters: dict, histograms: dict, records: list, buffer: Buffer) -> tuple[list, int]:
+def _requests(
+    counters: dict, histograms: dict, gauges: tuple, records: list, buffer: Buffer
+) -> tuple[list, int]:
     """(requests, how many events and logs were invalid)."""
     now_ms = buffer.clock_ns() // 1_000_000
     out = _Requests()
@@ -289,19 +304,19 @@ def _requests(counters: dict, histograms: dict, records: list, buffer: Buffer) -
                 time_unix_ms=t_ms,
             ),
         )
+    label_maps: dict[tuple, dict[str, str]] = {}
+    for (name, labels), value, t_ms in zip(*gauges, strict=True):
+        if labels not in label_maps:
+            label_maps[labels] = dict(_as_str(labels))
+        out.add(
+            "metrics",
+            local_pb2.MetricRecord(
+                name=name, kind=GAUGE, value=value, labels=label_maps[labels], time_unix_ms=t_ms
+            ),
+        )
     for r in records:
-        tag = r[0]
-        if tag == "g":
-            _, (name, labels), value, t_ms = r
-            out.add(
-                "metrics",
-                local_pb2.MetricRecord(
-                    name=name, kind=GAUGE, value=value, labels=dict(_as_str(labels)), time_unix_ms=t_ms
-                ),
-            )
-            continue
         try:
-            if tag == "e":
+            if r[0] == "e":
                 out.add("events", buffer.build_event(r))
             else:
                 out.add("logs", buffer.build_log(r))
