@@ -1,4 +1,5 @@
-"""The DDL of Ferry's ClickHouse schema, created idempotently when the collector starts.
+"""The DDL of Ferry's ClickHouse tables; `collector.storage.migrate` applies it in numbered steps
+when the collector starts.
 
 Names are interpolated only after `check_identifier`; nothing user-supplied reaches DDL.
 """
@@ -27,14 +28,7 @@ class SchemaOptions:
     dedup_window: int = 10_000
 
 
-def ddl(opts: SchemaOptions) -> list[str]:
-    db = check_identifier(opts.database)
-    settings = f"SETTINGS non_replicated_deduplication_window = {int(opts.dedup_window)}"
-    ttl = int(opts.raw_ttl_days)
-    return [*_metric_tables(db, settings, ttl), *record_tables(db, settings, opts)]
-
-
-def _metric_tables(db: str, settings: str, ttl: int) -> list[str]:
+def metric_tables(db: str, settings: str, ttl: int) -> list[str]:
     return [
         f"CREATE DATABASE IF NOT EXISTS {db}",
         f"""CREATE TABLE IF NOT EXISTS {db}.series (

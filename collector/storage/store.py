@@ -17,7 +17,8 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from collector.storage.schema import SchemaOptions, check_identifier, ddl
+from collector.storage import migrate
+from collector.storage.schema import SchemaOptions, check_identifier
 
 
 class StoreError(RuntimeError):
@@ -73,13 +74,20 @@ class Store:
             raise StoreError(f"cannot open store {redact(dsn)}: {exc}") from exc
         return cls(client, database or database_of(dsn))
 
-    def ensure_schema(self, opts: SchemaOptions | None = None) -> None:
+    def ensure_schema(self, opts: SchemaOptions | None = None) -> migrate.Report:
+        """Apply the migrations this store lacks and the configured TTLs (`migrate.apply`)."""
         opts = opts or SchemaOptions(database=self.db)
-        for statement in ddl(opts):
+
+        def command(statement: str) -> None:
             try:
                 self.client.command(statement)
             except Exception as exc:
                 raise StoreError(f"schema statement failed: {exc}\n{statement}") from exc
+
+        try:
+            return migrate.apply(command, self.query, opts)
+        except migrate.SchemaError as exc:
+            raise StoreError(str(exc)) from exc
 
     def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
         settings = {"insert_deduplication_token": token} if token else None

@@ -1,0 +1,108 @@
+"""Bring a store's schema to this version of Ferry: numbered migrations, recorded in
+`schema_version`, and retention (TTL) kept equal to the configuration.
+
+Called once when the collector starts (`Store.ensure_schema`). Every migration's statements are
+idempotent (IF NOT EXISTS), so a store made before `schema_version` existed, or a migration cut
+off halfway, is brought up to date by running them again. TTLs are configuration, not schema:
+each start compares a table's TTL, as ClickHouse reports it in `system.tables`, with the
+configured days and runs `ALTER TABLE … MODIFY TTL` when they differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collector.storage.schema import SchemaOptions, check_identifier, metric_tables, record_tables
+
+log = logging.getLogger("ferry.collector.schema")
+
+
+class SchemaError(RuntimeError):
+    """The store cannot be brought to this version (e.g. it is newer)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Callable[[SchemaOptions], list[str]]
+
+
+def _settings(opts: SchemaOptions) -> str:
+    return f"SETTINGS non_replicated_deduplication_window = {int(opts.dedup_window)}"
+
+
+MIGRATIONS = [
+    Migration(
+        1,
+        "series, samples, histograms, agents",
+        lambda o: metric_tables(check_identifier(o.database), _settings(o), int(o.raw_ttl_days)),
+    ),
+    Migration(2, "events and logs", lambda o: record_tables(check_identifier(o.database), _settings(o), o)),
+]
+LATEST = MIGRATIONS[-1].version
+
+
+def ttl_days(opts: SchemaOptions) -> dict[str, int]:
+    """Each table with a TTL and its configured retention in days."""
+    raw = int(opts.raw_ttl_days)
+    return {
+        "samples": raw,
+        "histograms": raw,
+        "events": int(opts.events_ttl_days),
+        "logs": int(opts.logs_ttl_days),
+    }
+
+
+def version_table(db: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {db}.schema_version (
+    version UInt32,
+    description String,
+    applied DateTime64(3, 'UTC') DEFAULT now64(3)
+) ENGINE = MergeTree
+ORDER BY version"""
+
+
+@dataclass
+class Report:
+    applied: list[int]  # migration versions run now
+    ttl_changed: dict[str, int]  # table -> days, where the TTL was altered
+
+
+def apply(command: Callable[[str], object], query: Callable[..., list], opts: SchemaOptions) -> Report:
+    """`command(sql)` runs DDL; `query(sql, params)` returns rows."""
+    db = check_identifier(opts.database)
+    command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    command(version_table(db))
+    current = query(f"SELECT max(version) FROM {db}.schema_version")[0][0] or 0
+    if current > LATEST:
+        raise SchemaError(
+            f"the store's schema is version {current}, newer than this collector's {LATEST}: "
+            "upgrade the collector"
+        )
+    applied = []
+    for m in MIGRATIONS:
+        if m.version <= current:
+            continue
+        for statement in m.statements(opts):
+            command(statement)
+        command(
+            f"INSERT INTO {db}.schema_version (version, description) VALUES ({m.version}, '{m.description}')"
+        )
+        log.info("schema: applied migration %d (%s)", m.version, m.description)
+        applied.append(m.version)
+    return Report(applied, _sync_ttls(command, query, db, ttl_days(opts)))
+
+
+def _sync_ttls(command, query, db: str, wanted: dict[str, int]) -> dict[str, int]:
+    rows = query("SELECT name, engine_full FROM system.tables WHERE database = {db:String}", {"db": db})
+    engines = dict(rows)
+    changed = {}
+    for table, days in wanted.items():
+        if f"toIntervalDay({days})" not in engines.get(table, ""):
+            command(f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime(ts) + INTERVAL {days} DAY")
+            log.info("schema: %s retention is now %d days", table, days)
+            changed[table] = days
+    return changed

@@ -1,0 +1,102 @@
+"""The schema as ClickHouse reports it (system.tables, system.columns), not as our DDL strings
+say: codecs, TTLs, migrations recorded and idempotent, retention changed in place."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from collector.storage import migrate
+from collector.storage.schema import SchemaOptions
+from collector.storage.store import Store, StoreError
+
+
+@pytest.fixture
+def bare(chdb_dsn):
+    """A Store on a database that does not exist yet."""
+    s = Store.open(chdb_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
+    yield s
+    s.client.command(f"DROP DATABASE IF EXISTS {s.db}")
+    s.close()
+
+
+def engines(store: Store) -> dict[str, str]:
+    return dict(
+        store.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {d:String}", {"d": store.db}
+        )
+    )
+
+
+def codecs(store: Store, table: str) -> dict[str, str]:
+    rows = store.query(
+        "SELECT name, compression_codec FROM system.columns"
+        " WHERE database = {d:String} AND table = {t:String}",
+        {"d": store.db, "t": table},
+    )
+    return dict(rows)
+
+
+def test_codecs_as_clickhouse_reports_them(store):
+    samples = codecs(store, "samples")
+    assert samples["ts"] == "CODEC(DoubleDelta, ZSTD(1))"
+    assert samples["value"] == "CODEC(Gorilla(8), ZSTD(1))"
+    assert samples["series_id"] == "CODEC(ZSTD(1))"
+    assert codecs(store, "histograms")["count"] == "CODEC(T64, ZSTD(1))"
+    assert codecs(store, "events")["ts"] == "CODEC(Delta(8), ZSTD(1))"
+    assert codecs(store, "logs")["message"] == "CODEC(ZSTD(3))"
+    types = dict(
+        store.query(
+            "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'samples'",
+            {"d": store.db},
+        )
+    )
+    assert types["name"] == "LowCardinality(String)"
+
+
+def test_ttls_and_partitions_as_clickhouse_reports_them(store):
+    tables = engines(store)
+    for table, days in (("samples", 15), ("histograms", 15), ("events", 30), ("logs", 15)):
+        assert f"TTL toDateTime(ts) + toIntervalDay({days})" in tables[table], tables[table]
+        assert "PARTITION BY toDate(ts)" in tables[table]
+        assert "non_replicated_deduplication_window = 10000" in tables[table]
+
+
+def test_migrations_are_recorded_and_idempotent(bare):
+    first = bare.ensure_schema(SchemaOptions(database=bare.db))
+    assert first.applied == [1, 2] and first.ttl_changed == {}
+    versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
+    assert [v for v, _ in versions] == [1, 2]
+    again = bare.ensure_schema(SchemaOptions(database=bare.db))
+    assert again.applied == [] and again.ttl_changed == {}
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 2
+
+
+def test_retention_change_alters_the_tables_in_place(bare):
+    bare.ensure_schema(SchemaOptions(database=bare.db))
+    bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 1.5)")
+    report = bare.ensure_schema(SchemaOptions(database=bare.db, raw_ttl_days=45, logs_ttl_days=7))
+    assert report.applied == [] and report.ttl_changed == {"samples": 45, "histograms": 45, "logs": 7}
+    tables = engines(bare)
+    assert "toIntervalDay(45)" in tables["samples"] and "toIntervalDay(7)" in tables["logs"]
+    assert "toIntervalDay(30)" in tables["events"]  # unchanged
+    assert bare.query(f"SELECT count() FROM {bare.db}.samples")[0][0] == 1  # data kept
+
+
+def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
+    opts = SchemaOptions(database=bare.db)
+    for statement in migrate.MIGRATIONS[0].statements(opts):  # what an older collector created
+        bare.client.command(statement)
+    bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 2.5)")
+    report = bare.ensure_schema(opts)
+    assert report.applied == [1, 2]
+    assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
+    assert {"events", "logs", "schema_version"} <= set(engines(bare))
+
+
+def test_a_newer_store_is_refused_with_a_clear_error(bare):
+    bare.ensure_schema(SchemaOptions(database=bare.db))
+    bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
+    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 2"):
+        bare.ensure_schema(SchemaOptions(database=bare.db))
