@@ -22,7 +22,7 @@ from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
 FORMATS = ("table", "json", "csv")
-AGGS = AGGREGATIONS  # what the Query service accepts: avg min max sum count last p50 p90 p95 p99
+AGGS = AGGREGATIONS  # the Query service's own list, so the two cannot disagree
 
 
 class UsageError(Exception):

@@ -5,7 +5,8 @@ the reader by the metric's kind (`is_histogram`) and the aggregation. Each reade
 (group index, bucket start ms, value) columns sorted by group then time:
 - `read_samples`: avg min max sum count last of plain series, from per-(series, step) partials;
 - `read_quantiles`: p50 p90 p95 p99 of plain series, exact, computed in SQL per group;
-- `read_histograms`: avg sum count and the quantiles of HISTOGRAM series.
+- `read_histograms`: avg sum count and the quantiles of HISTOGRAM series;
+- `read_increases`: increase and rate of COUNTER and DELTA series.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from collector.query.sql import (
     LimitExceeded,
     QueryError,
     histogram_range_sql,
+    increase_range_sql,
     quantile_range_sql,
     range_sql,
 )
 from collector.storage.store import Store
-from ferry.columns import HISTOGRAM, KIND_NAMES
+from ferry.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
 from ferry.v1 import query_pb2
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -102,6 +104,44 @@ def read_histograms(
         g, tt, v = combine(agg, group, t, partials)
     keep = ~np.isnan(v)  # avg over a step whose points hold no observation
     return g[keep], tt[keep], v[keep]
+
+
+def read_increases(
+    store: Store,
+    req: query_pb2.QueryRangeRequest,
+    agg: str,
+    kind_of: dict[int, str],
+    group_of: dict[int, int],
+    max_rows: int,
+    settings: str,
+) -> Columns:
+    """increase (or rate = increase / step seconds) of COUNTER and DELTA series, summed per
+    group and step. A COUNTER's increase is its growth over the pairs of consecutive points in
+    range ending in the step, a drop counting as a reset (see `increase_range_sql`); a step
+    where it has no such pair gives it no point. A DELTA's increase is the sum of its values."""
+    other = sorted(set(kind_of.values()) - {KIND_NAMES[COUNTER], KIND_NAMES[DELTA]})
+    if other:
+        hint = "; a gauge is a level, not a count: use max, last or avg" if KIND_NAMES[GAUGE] in other else ""
+        raise QueryError(
+            f"aggregation {agg!r} is not defined for {other[0]} series ({req.metric}); "
+            f"only for {KIND_NAMES[COUNTER]} and {KIND_NAMES[DELTA]}{hint}"
+        )
+    sql, params = increase_range_sql(store.db, req, max_rows)
+    cols = _read(store, sql + settings, params, max_rows)
+    if cols is None:
+        return _empty()
+    group, known = _group_index(cols[0], group_of)
+    counter = np.fromiter(
+        (kind_of.get(s) == KIND_NAMES[COUNTER] for s in cols[0]), dtype=bool, count=len(cols[0])
+    )[known]
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    grown, pairs, total = (np.asarray(c)[known] for c in cols[2:5])
+    value = np.where(counter, grown, total).astype(np.float64)
+    keep = ~counter | (pairs.astype(np.int64) > 0)
+    g, tt, v = combine("sum", group[keep], t[keep], [value[keep]])
+    if agg == "rate":
+        v = v / (req.step_ms / 1000.0)
+    return g, tt, v
 
 
 def read_quantiles(

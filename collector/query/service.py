@@ -17,8 +17,8 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from collector import selfmetrics as m
 from collector.query import search
 from collector.query.quantiles import QUANTILES
-from collector.query.ranges import is_histogram, read_histograms, read_quantiles, read_samples
-from collector.query.sql import LimitExceeded, QueryError, QueryLimits, check_range, series_sql
+from collector.query.ranges import is_histogram, read_histograms, read_increases, read_quantiles, read_samples
+from collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
 from collector.storage.store import ThreadStores
 from ferry.columns import KINDS_BY_NAME
 from ferry.v1 import query_pb2, query_pb2_grpc
@@ -110,6 +110,9 @@ class QueryService(query_pb2_grpc.QueryServicer):
         limits = (self.limits.max_rows, self._settings())
         if is_histogram(req.metric, series):
             g, t, v = read_histograms(store, req, agg, group_of, *limits)
+        elif agg in GROWTH:
+            kind_of = {row[0]: row[2] for row in series}
+            g, t, v = read_increases(store, req, agg, kind_of, group_of, *limits)
         elif agg in QUANTILES:
             g, t, v = read_quantiles(store, req, agg, group_labels, group_of, *limits)
         else:

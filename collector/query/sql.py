@@ -14,7 +14,10 @@ from collector.query.quantiles import QUANTILES
 from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
-AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", *QUANTILES)
+# Growth of COUNTER and DELTA series per step: `increase`, and `rate` = increase / step seconds.
+GROWTH = ("increase", "rate")
+
+AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", *GROWTH, *QUANTILES)
 
 # Per (series, bucket) partials fetched for each aggregation; combined across a group in Python.
 PARTIALS = {
@@ -192,5 +195,31 @@ def quantile_range_sql(
         f"SELECT {key} AS g, {_bucket('p.')}, quantileExactInclusive({level!r})(p.value) "
         f"FROM {db}.samples AS p {join}WHERE {where} "
         "GROUP BY g, t ORDER BY g, t LIMIT {max_rows:UInt64}"
+    )
+    return sql, params
+
+
+def increase_range_sql(
+    db: str, req: query_pb2.QueryRangeRequest, max_rows: int
+) -> tuple[str, dict[str, Any]]:
+    """Per (series, step): `grown`, the counter growth of the pairs of consecutive points whose
+    later point falls in the step; `pairs`, how many such pairs; `total`, the sum of the values
+    (a DELTA series' increase).
+
+    The previous point comes from a window over the series' points in the queried range, so the
+    first point in range is only a baseline, and a pair may straddle a step edge (its growth
+    belongs to the later point's step). A drop is a reset: the new value is the growth since it.
+    Equal timestamps are ordered by value, so a duplicate point never reads as a reset.
+    """
+    params, _, where = _range_where(db, req, max_rows)
+    sql = (
+        "SELECT series_id, t, "
+        "sumIf(if(value >= prev, value - prev, value), has_prev) AS grown, "
+        "countIf(has_prev) AS pairs, sum(value) AS total "
+        f"FROM (SELECT series_id, {_bucket()}, value, lagInFrame(value) OVER w AS prev, "
+        "row_number() OVER w > 1 AS has_prev "
+        f"FROM {db}.samples WHERE {where} "
+        "WINDOW w AS (PARTITION BY series_id ORDER BY ts, value ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) "
+        "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
     )
     return sql, params
