@@ -46,6 +46,8 @@ def test_codecs_as_clickhouse_reports_them(store):
     assert codecs(store, "histograms")["count"] == "CODEC(T64, ZSTD(1))"
     assert codecs(store, "events")["ts"] == "CODEC(Delta(8), ZSTD(1))"
     assert codecs(store, "logs")["message"] == "CODEC(ZSTD(3))"
+    rollup = codecs(store, "samples_1m")
+    assert rollup["ts"] == "CODEC(DoubleDelta, ZSTD(1))" and rollup["count"] == "CODEC(T64, ZSTD(1))"
     types = dict(
         store.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'samples'",
@@ -57,7 +59,14 @@ def test_codecs_as_clickhouse_reports_them(store):
 
 def test_ttls_and_partitions_as_clickhouse_reports_them(store):
     tables = engines(store)
-    for table, days in (("samples", 15), ("histograms", 15), ("events", 30), ("logs", 15)):
+    for table, days in (
+        ("samples", 15),
+        ("histograms", 15),
+        ("events", 30),
+        ("logs", 15),
+        ("samples_1m", 90),
+        ("samples_1h", 730),
+    ):
         assert f"TTL toDateTime(ts) + toIntervalDay({days})" in tables[table], tables[table]
         assert "PARTITION BY toDate(ts)" in tables[table]
         assert "non_replicated_deduplication_window = 10000" in tables[table]
@@ -65,12 +74,12 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
 
 def test_migrations_are_recorded_and_idempotent(bare):
     first = bare.ensure_schema(SchemaOptions(database=bare.db))
-    assert first.applied == [1, 2] and first.ttl_changed == {}
+    assert first.applied == [1, 2, 3] and first.ttl_changed == {}
     versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2]
+    assert [v for v, _ in versions] == [1, 2, 3]
     again = bare.ensure_schema(SchemaOptions(database=bare.db))
     assert again.applied == [] and again.ttl_changed == {}
-    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 2
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 3
 
 
 def test_retention_change_alters_the_tables_in_place(bare):
@@ -90,13 +99,15 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
         bare.client.command(statement)
     bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 2.5)")
     report = bare.ensure_schema(opts)
-    assert report.applied == [1, 2]
+    assert report.applied == [1, 2, 3]
     assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
-    assert {"events", "logs", "schema_version"} <= set(engines(bare))
+    assert {"events", "logs", "schema_version", "samples_1m", "samples_1h"} <= set(engines(bare))
+    # the rollups were backfilled from the samples stored before them
+    assert bare.query(f"SELECT sum(sum), sum(count) FROM {bare.db}.samples_1h")[0] == (2.5, 1)
 
 
 def test_a_newer_store_is_refused_with_a_clear_error(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
     bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
-    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 2"):
+    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 3"):
         bare.ensure_schema(SchemaOptions(database=bare.db))

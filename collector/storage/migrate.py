@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from collector.storage.rollups import rollup_tables
 from collector.storage.schema import SchemaOptions, check_identifier, metric_tables, record_tables
 
 log = logging.getLogger("ferry.collector.schema")
@@ -41,6 +42,11 @@ MIGRATIONS = [
         lambda o: metric_tables(check_identifier(o.database), _settings(o), int(o.raw_ttl_days)),
     ),
     Migration(2, "events and logs", lambda o: record_tables(check_identifier(o.database), _settings(o), o)),
+    Migration(
+        3,
+        "1m and 1h rollups of samples",
+        lambda o: rollup_tables(check_identifier(o.database), _settings(o), ttl_days(o)),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
@@ -53,6 +59,8 @@ def ttl_days(opts: SchemaOptions) -> dict[str, int]:
         "histograms": raw,
         "events": int(opts.events_ttl_days),
         "logs": int(opts.logs_ttl_days),
+        "samples_1m": int(opts.rollup_1m_ttl_days),
+        "samples_1h": int(opts.rollup_1h_ttl_days),
     }
 
 

@@ -24,6 +24,8 @@ class SchemaOptions:
     raw_ttl_days: int = 15
     events_ttl_days: int = 30
     logs_ttl_days: int = 15
+    rollup_1m_ttl_days: int = 90
+    rollup_1h_ttl_days: int = 730
     # how many recent insert tokens each table remembers for dedup (non-replicated MergeTree)
     dedup_window: int = 10_000
 

@@ -1,0 +1,71 @@
+"""DDL of the 1-minute and 1-hour rollups of `samples`, fed by materialized views.
+
+Each rollup row holds, per series and bucket: min, max, sum and count (SimpleAggregateFunction
+columns: a merge keeps them exact), the last value (argMax state on the point's ms time) and a
+t-digest state for p50/p90/p95/p99 (approximate: the digest's error, not the raw values').
+The 1m view reads each insert into `samples`; the 1h view reads what the 1m view writes (its
+partial aggregates, far fewer rows than the raw points) and merges them, which keeps min, max,
+sum, count and last exact. A deduplicated insert into `samples` (a resent frame's token) reaches
+neither view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+QUANTILES = (0.5, 0.9, 0.95, 0.99)
+_Q = ", ".join(map(str, QUANTILES))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    name: str  # "1m", "1h"
+    table: str  # samples_1m
+    bucket_fn: str  # toStartOfMinute
+    step_ms: int
+
+
+RESOLUTIONS = (
+    Resolution("1m", "samples_1m", "toStartOfMinute", 60_000),
+    Resolution("1h", "samples_1h", "toStartOfHour", 3_600_000),
+)
+
+
+def rollup_tables(db: str, settings: str, ttl_days: dict[str, int]) -> list[str]:
+    """Tables, views, and a backfill from the raw samples already stored (for a store that had
+    samples before this migration; the collector runs it before it takes any frame)."""
+    out = []
+    for r in RESOLUTIONS:
+        out += [
+            f"""CREATE TABLE IF NOT EXISTS {db}.{r.table} (
+    series_id UInt64 CODEC(ZSTD(1)),
+    name LowCardinality(String),
+    ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    min SimpleAggregateFunction(min, Float64) CODEC(Gorilla, ZSTD(1)),
+    max SimpleAggregateFunction(max, Float64) CODEC(Gorilla, ZSTD(1)),
+    sum SimpleAggregateFunction(sum, Float64) CODEC(Gorilla, ZSTD(1)),
+    count SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
+    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC')),
+    quantiles AggregateFunction(quantilesTDigest({_Q}), Float64)
+) ENGINE = AggregatingMergeTree
+PARTITION BY toDate(ts)
+ORDER BY (name, series_id, ts)
+TTL toDateTime(ts) + INTERVAL {int(ttl_days[r.table])} DAY
+{settings}""",
+            # once: skipped if a cut-off earlier run got this far (the table then has rows)
+            f"INSERT INTO {db}.{r.table} {_select(db, r, f'WHERE (SELECT count() FROM {db}.{r.table}) = 0')}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{r.table}_mv TO {db}.{r.table} AS {_select(db, r)}",
+        ]
+    return out
+
+
+def _select(db: str, r: Resolution, where: str = "") -> str:
+    if r.name == "1h":  # from the 1m rollup: merge its partial aggregates
+        return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
+    min(s.min) AS min, max(s.max) AS max, sum(s.sum) AS sum, sum(s.count) AS count,
+    argMaxMergeState(s.last) AS last, quantilesTDigestMergeState({_Q})(s.quantiles) AS quantiles
+FROM {db}.samples_1m AS s {where} GROUP BY series_id, name, ts"""
+    return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
+    min(value) AS min, max(value) AS max, sum(value) AS sum, count() AS count,
+    argMaxState(value, s.ts) AS last, quantilesTDigestState({_Q})(value) AS quantiles
+FROM {db}.samples AS s {where} GROUP BY series_id, name, ts"""
