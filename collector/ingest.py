@@ -24,6 +24,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from collector import selfmetrics as m
+from collector.agents import peer_address
 from collector.budget import Budget, frame_cost
 from collector.pipeline import FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
@@ -76,7 +77,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, ack.message)
         try:
-            ack = self.pipeline.handle(request)
+            ack = self.pipeline.handle(request, _peer(context))
         except StoreUnavailable as exc:
             log.warning("%s", exc)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -95,6 +96,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             )
         loop = asyncio.get_running_loop()
         peer = context.peer()
+        address = peer_address(peer)
         self.streams += 1
         m.STREAMS.inc()
         try:
@@ -107,7 +109,7 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     return
                 self.in_progress += 1
                 try:
-                    ack = await loop.run_in_executor(self.executor, self.pipeline.handle, frame)
+                    ack = await loop.run_in_executor(self.executor, self.pipeline.handle, frame, address)
                 except StoreUnavailable as exc:
                     log.warning("ending stream from %s: %s", peer, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -135,6 +137,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.in_progress and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
+
+
+def _peer(context) -> str:
+    try:
+        return peer_address(context.peer())
+    except NotImplementedError:  # grpc_testing's context has no peer
+        return ""
 
 
 def _parse(data: bytes) -> ingest_pb2.Frame:

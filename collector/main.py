@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from collector import __version__
+from collector.agents import AgentRecorder
 from collector.budget import Budget
 from collector.config import CollectorConfig
 from collector.ingest import IngestService
@@ -56,6 +57,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     pipeline = FramePipeline(
         Writer(stores),
         PipelineConfig(limits=Limits(), frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
+        agents=AgentRecorder(stores),
     )
     server = grpc.aio.server(
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from collector import selfmetrics as m
+from collector.agents import AgentRecorder
 from collector.dedup import HighWaterMarks
 from collector.records_rows import events_block, logs_block
 from collector.rows import RowBuilder
@@ -55,14 +56,17 @@ class FramePipeline:
         config: PipelineConfig | None = None,
         marks: HighWaterMarks | None = None,
         clock: Callable[[], float] = time.time,
+        agents: AgentRecorder | None = None,
     ):
         self.writer = writer
+        self.agents = agents
         self.config = config or PipelineConfig()
         self.marks = marks or HighWaterMarks()
         self.rows = RowBuilder()
         self.clock = clock
 
-    def handle(self, frame: ingest_pb2.Frame) -> ingest_pb2.Ack:
+    def handle(self, frame: ingest_pb2.Frame, address: str = "") -> ingest_pb2.Ack:
+        """`address`: the peer the frame came from, recorded in the agents table."""
         m.FRAME_BYTES.inc(len(frame.payload))
         if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
@@ -86,6 +90,9 @@ class FramePipeline:
         m.EVENTS.inc(len(payload.events))
         m.LOGS.inc(len(payload.logs))
         self.marks.commit(frame.agent_id, frame.epoch, frame.seq)
+        if self.agents is not None:
+            res = payload.resource
+            self.agents.seen(frame.agent_id, res.host, res.agent_version, address)
         return self._ack(frame, ingest_pb2.OK)
 
     def _decode(self, frame: ingest_pb2.Frame):

@@ -1,7 +1,7 @@
 """`ferry`: ask the collector's Query service from the shell, or send a record to a local agent.
 
-`query` and `series` live here; `events` and `logs` in `collector.cli.records`, `send` in
-`collector.cli.send`.
+`query` and `series` live here; `events` and `logs` in `collector.cli.records`, `agents`, `top`
+and `series --label` in `collector.cli.listing`, `send` in `collector.cli.send`.
 
 Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
 """
@@ -14,7 +14,7 @@ import sys
 
 import grpc
 
-from collector.cli import output, records, send
+from collector.cli import listing, output, records, send
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from collector.query.sql import AGGREGATIONS
@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("series", help="series matching EXPR (default: all)")
     s.add_argument("expr", metavar="EXPR", nargs="?", default="")
     s.add_argument("--limit", type=int, default=1000)
+    s.add_argument("--label", default="", metavar="L", help="list the values label L takes instead")
     common(s)
     records.add_parsers(sub, common)
+    listing.add_parsers(sub, common)
     send.add_parser(sub)
     return p
 
@@ -86,6 +88,8 @@ def run_query(args, stub) -> str:
 
 def run_series(args, stub) -> str:
     sel = _selector(args.expr, require_name=False) if args.expr else None
+    if args.label:
+        return listing.run_label_values(args, stub, sel.metric if sel else "", sel.matchers if sel else [])
     req = query_pb2.ListSeriesRequest(
         metric=sel.metric if sel else "", matchers=sel.matchers if sel else [], limit=args.limit
     )
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         "series": run_series,
         "events": records.run_events,
         "logs": records.run_logs,
+        "agents": listing.run_agents,
+        "top": listing.run_top,
     }
     try:
         if args.command == "send":
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with grpc.insecure_channel(args.addr) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
-    except (UsageError, records.UsageError, send.LabelError) as exc:
+    except (UsageError, records.UsageError, listing.UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:

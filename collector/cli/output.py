@@ -20,7 +20,7 @@ def _escape(v: str) -> str:
     return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _iso(ms: int) -> str:
+def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -54,7 +54,7 @@ def range_result(resp, fmt: str) -> str:
     for s in resp.series:
         lines.append(selector(s.metric, dict(s.labels)))
         for t, v in zip(s.time_ms, s.value, strict=True):
-            lines.append(f"  {_iso(t)}  {_num(v):>14}")
+            lines.append(f"  {iso_ms(t)}  {_num(v):>14}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -64,7 +64,7 @@ def series_list(resp, fmt: str) -> str:
             orjson.dumps({"metric": s.metric, "labels": dict(s.labels)}).decode() + "\n" for s in resp.series
         )
     rows = [
-        (selector(s.metric, dict(s.labels)), KIND_NAMES.get(s.kind, "?"), s.unit, _iso(s.last_seen_ms))
+        (selector(s.metric, dict(s.labels)), KIND_NAMES.get(s.kind, "?"), s.unit, iso_ms(s.last_seen_ms))
         for s in resp.series
     ]
     if fmt == "csv":
@@ -73,7 +73,11 @@ def series_list(resp, fmt: str) -> str:
         w.writerow(["series", "kind", "unit", "last_seen"])
         w.writerows(rows)
         return buf.getvalue()
-    header = ("SERIES", "KIND", "UNIT", "LAST SEEN")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    return table(("SERIES", "KIND", "UNIT", "LAST SEEN"), rows)
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, two spaces apart; the header line first."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     out = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
     return "\n".join(out) + "\n"

@@ -1,4 +1,5 @@
-"""The `ferry.v1.Query` service: QueryRange, ListSeries, SearchEvents and SearchLogs over the store.
+"""The `ferry.v1.Query` service over the store: QueryRange, ListSeries, ListLabelValues,
+ListAgents, TopProcesses (collector.query.listing), SearchEvents and SearchLogs.
 
 Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
 own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
@@ -15,7 +16,7 @@ import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector import selfmetrics as m
-from collector.query import search
+from collector.query import listing, search
 from collector.query.quantiles import QUANTILES
 from collector.query.ranges import is_histogram, read_histograms, read_increases, read_quantiles, read_samples
 from collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
@@ -39,6 +40,17 @@ class QueryService(query_pb2_grpc.QueryServicer):
 
     def ListSeries(self, request: query_pb2.ListSeriesRequest, context) -> query_pb2.ListSeriesResponse:
         return self._answer("ListSeries", self._list_series, request, context)
+
+    def ListLabelValues(
+        self, request: query_pb2.ListLabelValuesRequest, context
+    ) -> query_pb2.ListLabelValuesResponse:
+        return self._answer("ListLabelValues", self._label_values, request, context)
+
+    def ListAgents(self, request: query_pb2.ListAgentsRequest, context) -> query_pb2.ListAgentsResponse:
+        return self._answer("ListAgents", self._agents, request, context)
+
+    def TopProcesses(self, request: query_pb2.TopProcessesRequest, context) -> query_pb2.TopProcessesResponse:
+        return self._answer("TopProcesses", self._top_processes, request, context)
 
     def SearchEvents(self, request: query_pb2.SearchEventsRequest, context) -> query_pb2.SearchEventsResponse:
         return self._answer("SearchEvents", self._search, request, context)
@@ -87,6 +99,15 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 last_seen_ms=last,
             )
         return out
+
+    def _label_values(self, req: query_pb2.ListLabelValuesRequest) -> query_pb2.ListLabelValuesResponse:
+        return listing.label_values(self.stores.get(), req, self._settings())
+
+    def _agents(self, _req: query_pb2.ListAgentsRequest) -> query_pb2.ListAgentsResponse:
+        return listing.agents(self.stores.get(), self._settings())
+
+    def _top_processes(self, req: query_pb2.TopProcessesRequest) -> query_pb2.TopProcessesResponse:
+        return listing.top_processes(self.stores.get(), req, self._settings())
 
     def _search(self, req):
         if req.limit > search.MAX_LIMIT:

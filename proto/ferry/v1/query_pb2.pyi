@@ -198,3 +198,87 @@ class SearchLogsResponse(_message.Message):
     truncated: bool
     total: int
     def __init__(self, logs: _Optional[_Iterable[_Union[StoredLog, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...
+
+class ListLabelValuesRequest(_message.Message):
+    __slots__ = ("metric", "matchers", "label", "limit", "start_ms", "end_ms")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    matchers: _containers.RepeatedCompositeFieldContainer[Matcher]
+    label: str
+    limit: int
+    start_ms: int
+    end_ms: int
+    def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., label: _Optional[str] = ..., limit: _Optional[int] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class ListLabelValuesResponse(_message.Message):
+    __slots__ = ("values", "truncated")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    truncated: bool
+    def __init__(self, values: _Optional[_Iterable[str]] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ListAgentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AgentInfo(_message.Message):
+    __slots__ = ("agent_id", "host", "version", "address", "last_seen_ms", "lag_ms")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_MS_FIELD_NUMBER: _ClassVar[int]
+    LAG_MS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    host: str
+    version: str
+    address: str
+    last_seen_ms: int
+    lag_ms: int
+    def __init__(self, agent_id: _Optional[str] = ..., host: _Optional[str] = ..., version: _Optional[str] = ..., address: _Optional[str] = ..., last_seen_ms: _Optional[int] = ..., lag_ms: _Optional[int] = ...) -> None: ...
+
+class ListAgentsResponse(_message.Message):
+    __slots__ = ("agents",)
+    AGENTS_FIELD_NUMBER: _ClassVar[int]
+    agents: _containers.RepeatedCompositeFieldContainer[AgentInfo]
+    def __init__(self, agents: _Optional[_Iterable[_Union[AgentInfo, _Mapping]]] = ...) -> None: ...
+
+class TopProcessesRequest(_message.Message):
+    __slots__ = ("metric", "limit", "matchers", "window_ms")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_MS_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    limit: int
+    matchers: _containers.RepeatedCompositeFieldContainer[Matcher]
+    window_ms: int
+    def __init__(self, metric: _Optional[str] = ..., limit: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., window_ms: _Optional[int] = ...) -> None: ...
+
+class ProcessRow(_message.Message):
+    __slots__ = ("host", "name", "pid", "group", "value", "time_ms")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    name: str
+    pid: str
+    group: str
+    value: float
+    time_ms: int
+    def __init__(self, host: _Optional[str] = ..., name: _Optional[str] = ..., pid: _Optional[str] = ..., group: _Optional[str] = ..., value: _Optional[float] = ..., time_ms: _Optional[int] = ...) -> None: ...
+
+class TopProcessesResponse(_message.Message):
+    __slots__ = ("processes",)
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessRow]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessRow, _Mapping]]] = ...) -> None: ...

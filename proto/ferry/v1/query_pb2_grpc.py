@@ -44,6 +44,21 @@ class QueryStub:
                 request_serializer=ferry_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
                 response_deserializer=ferry_dot_v1_dot_query__pb2.ListSeriesResponse.FromString,
                 _registered_method=True)
+        self.ListLabelValues = channel.unary_unary(
+                '/ferry.v1.Query/ListLabelValues',
+                request_serializer=ferry_dot_v1_dot_query__pb2.ListLabelValuesRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_query__pb2.ListLabelValuesResponse.FromString,
+                _registered_method=True)
+        self.ListAgents = channel.unary_unary(
+                '/ferry.v1.Query/ListAgents',
+                request_serializer=ferry_dot_v1_dot_query__pb2.ListAgentsRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_query__pb2.ListAgentsResponse.FromString,
+                _registered_method=True)
+        self.TopProcesses = channel.unary_unary(
+                '/ferry.v1.Query/TopProcesses',
+                request_serializer=ferry_dot_v1_dot_query__pb2.TopProcessesRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_query__pb2.TopProcessesResponse.FromString,
+                _registered_method=True)
         self.SearchEvents = channel.unary_unary(
                 '/ferry.v1.Query/SearchEvents',
                 request_serializer=ferry_dot_v1_dot_query__pb2.SearchEventsRequest.SerializeToString,
@@ -66,6 +81,24 @@ class QueryServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListSeries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabelValues(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAgents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TopProcesses(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +128,21 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.ListSeries,
                     request_deserializer=ferry_dot_v1_dot_query__pb2.ListSeriesRequest.FromString,
                     response_serializer=ferry_dot_v1_dot_query__pb2.ListSeriesResponse.SerializeToString,
+            ),
+            'ListLabelValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabelValues,
+                    request_deserializer=ferry_dot_v1_dot_query__pb2.ListLabelValuesRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_query__pb2.ListLabelValuesResponse.SerializeToString,
+            ),
+            'ListAgents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAgents,
+                    request_deserializer=ferry_dot_v1_dot_query__pb2.ListAgentsRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_query__pb2.ListAgentsResponse.SerializeToString,
+            ),
+            'TopProcesses': grpc.unary_unary_rpc_method_handler(
+                    servicer.TopProcesses,
+                    request_deserializer=ferry_dot_v1_dot_query__pb2.TopProcessesRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_query__pb2.TopProcessesResponse.SerializeToString,
             ),
             'SearchEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.SearchEvents,
@@ -161,6 +209,87 @@ class Query:
             '/ferry.v1.Query/ListSeries',
             ferry_dot_v1_dot_query__pb2.ListSeriesRequest.SerializeToString,
             ferry_dot_v1_dot_query__pb2.ListSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabelValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.Query/ListLabelValues',
+            ferry_dot_v1_dot_query__pb2.ListLabelValuesRequest.SerializeToString,
+            ferry_dot_v1_dot_query__pb2.ListLabelValuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAgents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.Query/ListAgents',
+            ferry_dot_v1_dot_query__pb2.ListAgentsRequest.SerializeToString,
+            ferry_dot_v1_dot_query__pb2.ListAgentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TopProcesses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.Query/TopProcesses',
+            ferry_dot_v1_dot_query__pb2.TopProcessesRequest.SerializeToString,
+            ferry_dot_v1_dot_query__pb2.TopProcessesResponse.FromString,
             options,
             channel_credentials,
             insecure,
