@@ -38,11 +38,19 @@ class CollectorConfig:
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
     events_ttl_days: int = setting(30, "int", "retention of events, days")
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
+    rollup_1m_ttl_days: int = setting(90, "int", "retention of the 1-minute rollup, days")
+    rollup_1h_ttl_days: int = setting(730, "int", "retention of the 1-hour rollup, days")
     dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
 
     def check(self) -> None:
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
-        for key in ("raw_ttl_days", "events_ttl_days", "logs_ttl_days"):
+        for key in (
+            "raw_ttl_days",
+            "events_ttl_days",
+            "logs_ttl_days",
+            "rollup_1m_ttl_days",
+            "rollup_1h_ttl_days",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")

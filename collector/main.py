@@ -50,6 +50,8 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             raw_ttl_days=cfg.raw_ttl_days,
             events_ttl_days=cfg.events_ttl_days,
             logs_ttl_days=cfg.logs_ttl_days,
+            rollup_1m_ttl_days=cfg.rollup_1m_ttl_days,
+            rollup_1h_ttl_days=cfg.rollup_1h_ttl_days,
             dedup_window=cfg.dedup_window,
         ),
     )

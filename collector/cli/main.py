@@ -17,6 +17,7 @@ import grpc
 from collector.cli import listing, output, records, send
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
+from collector.query.resolution import NAMES as RESOLUTION_NAMES
 from collector.query.sql import AGGREGATIONS
 from ferry.v1 import query_pb2, query_pb2_grpc
 
@@ -52,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--step", default=None, metavar="DUR", help="bucket width (default: about 240 buckets)")
     q.add_argument("--agg", default="avg", choices=AGGS, help="aggregation within each bucket")
     q.add_argument("--by", default="", metavar="L1,L2", help="group series by these labels")
+    q.add_argument(
+        "--resolution",
+        default="auto",
+        choices=("auto", *RESOLUTION_NAMES),
+        help="raw samples or a rollup (auto: the coarsest rollup that fits the step)",
+    )
     common(q)
 
     s = sub.add_parser("series", help="series matching EXPR (default: all)")
@@ -73,6 +80,9 @@ def run_query(args, stub) -> str:
         step = duration_ms(args.step, "--step") if args.step else auto_step_ms(end - start)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    # whole buckets at both ends (buckets are multiples of the step since the epoch), which also
+    # lets a rollup answer when the step is a multiple of its resolution
+    start, end = start // step * step, -(-end // step) * step
     by = [b.strip() for b in args.by.split(",") if b.strip()]
     req = query_pb2.QueryRangeRequest(
         metric=sel.metric,
@@ -82,6 +92,7 @@ def run_query(args, stub) -> str:
         step_ms=step,
         agg=args.agg,
         group_by=by,
+        resolution="" if args.resolution == "auto" else args.resolution,
     )
     return output.range_result(stub.QueryRange(req, timeout=args.timeout), args.format)
 

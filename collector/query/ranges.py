@@ -55,9 +55,11 @@ def read_samples(
     group_of: dict[int, int],
     max_rows: int,
     settings: str,
+    rollup: str = "",
 ) -> Columns:
-    """avg min max sum count or last of plain series per group and step."""
-    sql, params = range_sql(store.db, req, agg, max_rows)
+    """avg min max sum count or last of plain series per group and step, from raw samples or
+    the rollup table `rollup`."""
+    sql, params = range_sql(store.db, req, agg, max_rows, rollup)
     cols = _read(store, sql + settings, params, max_rows)
     if cols is None:
         return _empty()

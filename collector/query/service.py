@@ -19,6 +19,7 @@ from collector import selfmetrics as m
 from collector.query import listing, search
 from collector.query.quantiles import QUANTILES
 from collector.query.ranges import is_histogram, read_histograms, read_increases, read_quantiles, read_samples
+from collector.query.resolution import RAW, choose
 from collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
 from collector.storage.store import ThreadStores
 from ferry.columns import KINDS_BY_NAME
@@ -129,7 +130,10 @@ class QueryService(query_pb2_grpc.QueryServicer):
         labels_of = {row[0]: row[4] for row in series}
         group_labels, group_of = _groups(labels_of, list(req.group_by))
         limits = (self.limits.max_rows, self._settings())
-        if is_histogram(req.metric, series):
+        histogram = is_histogram(req.metric, series)
+        rollup = choose(req.resolution, agg, req.step_ms, req.start_ms, req.end_ms, histogram)
+        out = query_pb2.QueryRangeResponse(resolution=rollup.name if rollup else RAW)
+        if histogram:
             g, t, v = read_histograms(store, req, agg, group_of, *limits)
         elif agg in GROWTH:
             kind_of = {row[0]: row[2] for row in series}
@@ -137,8 +141,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         elif agg in QUANTILES:
             g, t, v = read_quantiles(store, req, agg, group_labels, group_of, *limits)
         else:
-            g, t, v = read_samples(store, req, agg, group_of, *limits)
-        out = query_pb2.QueryRangeResponse()
+            g, t, v = read_samples(store, req, agg, group_of, *limits, rollup.table if rollup else "")
         if g.shape[0] == 0:
             return out
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.query.quantiles import QUANTILES
+from collector.storage.schema import check_identifier
 from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
@@ -27,6 +28,17 @@ PARTIALS = {
     "min": ("min(value)",),
     "max": ("max(value)",),
     "last": ("argMax(value, ts)", "toUnixTimestamp64Milli(max(ts))"),
+}
+
+# The same over a rollup table (samples_1m, samples_1h), exact from its merged columns. `last`
+# orders series by the bucket's start (a rollup keeps no finer time of its last point).
+ROLLUP_PARTIALS = {
+    "avg": ("sum(sum)", "sum(count)"),
+    "sum": ("sum(sum)",),
+    "count": ("sum(count)",),
+    "min": ("min(min)",),
+    "max": ("max(max)",),
+    "last": ("argMaxMerge(last)", "toUnixTimestamp(max(ts)) * 1000"),
 }
 
 # The same over the histograms table: a point's sum and count are those of its observations.
@@ -144,12 +156,18 @@ def _bucket(alias: str = "") -> str:
 
 
 def range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int, rollup: str = ""
 ) -> tuple[str, dict[str, Any]]:
+    """Per (series, step) partials from `samples`, or from the rollup table `rollup` (whose
+    `ts` is a DateTime bucket start)."""
     params, _, where = _range_where(db, req, max_rows)
-    partials = ", ".join(PARTIALS[agg])
+    if rollup:
+        partials, table = ", ".join(ROLLUP_PARTIALS[agg]), check_identifier(rollup, "table")
+        bucket = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+    else:
+        partials, table, bucket = ", ".join(PARTIALS[agg]), "samples", _bucket()
     sql = (
-        f"SELECT series_id, {_bucket()}, {partials} FROM {db}.samples WHERE {where} "
+        f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
         "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
     )
     return sql, params

@@ -30,7 +30,7 @@ class Matcher(_message.Message):
     def __init__(self, label: _Optional[str] = ..., op: _Optional[_Union[MatchOp, str]] = ..., value: _Optional[str] = ...) -> None: ...
 
 class QueryRangeRequest(_message.Message):
-    __slots__ = ("metric", "matchers", "start_ms", "end_ms", "step_ms", "agg", "group_by")
+    __slots__ = ("metric", "matchers", "start_ms", "end_ms", "step_ms", "agg", "group_by", "resolution")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class QueryRangeRequest(_message.Message):
     STEP_MS_FIELD_NUMBER: _ClassVar[int]
     AGG_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     metric: str
     matchers: _containers.RepeatedCompositeFieldContainer[Matcher]
     start_ms: int
@@ -45,7 +46,8 @@ class QueryRangeRequest(_message.Message):
     step_ms: int
     agg: str
     group_by: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ...) -> None: ...
+    resolution: str
+    def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class SeriesPoints(_message.Message):
     __slots__ = ("metric", "labels", "time_ms", "value")
@@ -67,10 +69,12 @@ class SeriesPoints(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., time_ms: _Optional[_Iterable[int]] = ..., value: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class QueryRangeResponse(_message.Message):
-    __slots__ = ("series",)
+    __slots__ = ("series", "resolution")
     SERIES_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[SeriesPoints]
-    def __init__(self, series: _Optional[_Iterable[_Union[SeriesPoints, _Mapping]]] = ...) -> None: ...
+    resolution: str
+    def __init__(self, series: _Optional[_Iterable[_Union[SeriesPoints, _Mapping]]] = ..., resolution: _Optional[str] = ...) -> None: ...
 
 class ListSeriesRequest(_message.Message):
     __slots__ = ("metric", "matchers", "limit")
