@@ -56,7 +56,3 @@ def test_raw_1m_and_1h_agree(store):
             assert abs(x[2] - r[2]) <= 1e-9 * abs(r[2])  # float sums added in another order
     buckets = store.query(f"SELECT uniqExact(ts) FROM {db}.samples_1m WHERE series_id = 1")[0][0]
     assert buckets == 180
-    digest = "quantilesTDigestMerge(0.5, 0.9, 0.95, 0.99)(quantiles)"
-    p50 = store.query(f"SELECT {digest} FROM {db}.samples_1h WHERE series_id = 1")[0][0]
-    exact = store.query(f"SELECT quantileExact(0.5)(value) FROM {db}.samples WHERE series_id = 1")[0][0]
-    assert abs(p50[0] - exact) < 2.0  # a t-digest estimate: close, not exact

@@ -4,8 +4,8 @@ The service asks once per query, after it knows the metric's kind. Automatic cho
 coarsest rollup whose bucket divides the step and both ends of the range, so every step bucket
 is a whole number of rollup buckets and the answer equals the raw one; only for the
 aggregations a rollup holds exactly (avg min max sum count last) and never for histograms,
-increase/rate (resets need the raw points) or quantiles (exact from raw; the rollups' t-digest
-is not used yet). An explicit resolution must divide the step; with a range that is not
+increase/rate (resets need the raw points) or quantiles (rollups keep no quantile state; see
+collector/storage/rollups.py). An explicit resolution must divide the step; with a range that is not
 aligned to it, a rollup bucket counts when its start lies in the range.
 """
 
