@@ -52,10 +52,43 @@ def range_result(resp, fmt: str) -> str:
         return buf.getvalue()
     lines = []
     for s in resp.series:
-        lines.append(selector(s.metric, dict(s.labels)))
+        values = list(s.value)
+        head = selector(s.metric, dict(s.labels))
+        if values:
+            head += f"  {sparkline(values)}  {_num(min(values))} … {_num(max(values))}"
+        lines.append(head)
         for t, v in zip(s.time_ms, s.value, strict=True):
             lines.append(f"  {iso_ms(t)}  {_num(v):>14}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """One block character per value (per run of values, averaged, past `width`), scaled from
+    the lowest to the highest; a flat series draws mid-height, NaN a space."""
+    if len(values) > width:
+        per = len(values) / width
+        values = [_mean(values[int(i * per) : int((i + 1) * per)]) for i in range(width)]
+    finite = [v for v in values if v == v and abs(v) != float("inf")]
+    if not finite:
+        return " " * len(values)
+    lo, hi = min(finite), max(finite)
+    out = []
+    for v in values:
+        if v != v or abs(v) == float("inf"):
+            out.append(" ")
+        elif hi == lo:
+            out.append(SPARKS[3])
+        else:
+            out.append(SPARKS[min(7, int((v - lo) / (hi - lo) * 8))])
+    return "".join(out)
+
+
+def _mean(chunk: list[float]) -> float:
+    finite = [v for v in chunk if v == v]
+    return sum(finite) / len(finite) if finite else float("nan")
 
 
 def series_list(resp, fmt: str) -> str:
