@@ -387,3 +387,32 @@ def test_injection_through_values_is_data(query, loaded, store, value):
     resp, _, _ = query("SearchEvents", query_pb2.SearchEventsRequest(count_only=True))
     assert resp.total == 40
     assert count(store, "events") == 40 and count(store, "logs") == 30
+
+
+def test_pages_cover_every_match_once_even_within_one_instant(query, pipeline):
+    """12 events of which 5 share one nanosecond: pages of 4 give each exactly once, newest first."""
+    t0 = time.time_ns() - 60 * 10**9
+    times = [t0 + i * 10**9 for i in range(7)] + [t0 + 3 * 10**9] * 5  # five more at the 4th instant
+    events = [framegen.event("paged", t, label=f"e{i}") for i, t in enumerate(times)]
+    assert pipeline.handle(framegen.records_frame(1, events, [])).status == ingest_pb2.OK
+    seen, token, pages = [], "", 0
+    while pages < 10:  # bounded: a token that does not advance must fail, not hang
+        req = query_pb2.SearchEventsRequest(limit=4, equals={"type": "paged"}, page_token=token)
+        resp, code, details = query("SearchEvents", req)
+        assert code == grpc.StatusCode.OK, details
+        assert resp.total == 12
+        seen += [(s.event.time_unix_ns, s.event.label) for s in resp.events]
+        pages += 1
+        if not resp.truncated:
+            assert resp.next_page_token == ""
+            break
+        token = resp.next_page_token
+    assert pages == 3
+    assert sorted(label for _, label in seen) == sorted(f"e{i}" for i in range(12))  # each once
+    assert [t for t, _ in seen] == sorted(times, reverse=True)  # newest first across pages
+
+
+@pytest.mark.parametrize("token", ["x", "12", "1:-1", "a:b", "1:2:3"])
+def test_a_bad_page_token_is_refused(query, token):
+    _resp, code, details = query("SearchLogs", query_pb2.SearchLogsRequest(page_token=token))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "is not one this server gave" in details

@@ -83,6 +83,12 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
         p.add_argument("--contains", default="", metavar="TEXT", help=kind.contains_help)
         p.add_argument("--limit", type=int, default=100, help="most records to print (collector max 10000)")
         p.add_argument("--count", action="store_true", help="print only how many records match")
+        p.add_argument(
+            "--page-token",
+            default="",
+            metavar="TOKEN",
+            help="the next (older) page, as a truncated answer gives",
+        )
         for flag, key in kind.shortcuts.items():
             p.add_argument(f"--{flag}", dest=f"eq_{key}", metavar="V", help=f"same as --where {key}=V")
         common(p)
@@ -120,6 +126,7 @@ def _request(args, kind: RecordKind):
         contains=args.contains,
         limit=args.limit,
         count_only=args.count,
+        page_token=args.page_token,
     )
 
 
@@ -137,8 +144,8 @@ def _run(args, kind: RecordKind, resp) -> str:
     records = [record_dict(r) for r in (resp.events if kind is EVENTS else resp.logs)]
     if resp.truncated:
         print(
-            f"ferry {kind.command}: showing the newest {len(records)} of {resp.total} matching {kind.what}; "
-            "raise --limit or narrow the search",
+            f"ferry {kind.command}: showing {len(records)} of {resp.total} matching {kind.what}; "
+            f"the next (older) page: --page-token {resp.next_page_token}",
             file=sys.stderr,
         )
     return render(records, kind, args.format)

@@ -116,12 +116,35 @@ def where_sql(table: RecordTable, req, now_ns: int, params: dict[str, Any]) -> s
 
 
 def records_sql(db: str, table: RecordTable, where: str) -> str:
-    """Newest first; the caller binds {limit:UInt64} (one more than it returns, to see truncation)."""
+    """Newest first, ties in a fixed order (a hash of the row), so pages never overlap; the
+    caller binds {limit:UInt64} (one more than it returns, to see truncation) and {skip:UInt64}
+    (rows at the cursor's time that earlier pages returned)."""
     columns = ", ".join(table.select)
+    tiebreak = ", ".join("ifNull(value, nan)" if c == "value" else c for c in table.select)
     return (
         f"SELECT toUnixTimestamp64Nano(ts), {columns} FROM {db}.{table.name} "
-        f"WHERE {where} ORDER BY ts DESC LIMIT {{limit:UInt64}}"
+        f"WHERE {where} ORDER BY ts DESC, cityHash64({tiebreak}) "
+        "LIMIT {limit:UInt64} OFFSET {skip:UInt64}"
     )
+
+
+def parse_page_token(token: str) -> tuple[int, int] | None:
+    """`<unix ns>:<rows at that ns already returned>`, as `next_page_token` gives it."""
+    if not token:
+        return None
+    ts, sep, skip = token.partition(":")
+    if not (sep and ts.isdigit() and skip.isdigit()):
+        raise QueryError(f"page_token {token[:80]!r} is not one this server gave (want <unix ns>:<count>)")
+    return int(ts), int(skip)
+
+
+def next_page_token(times: list[int], cursor: tuple[int, int] | None) -> str:
+    """The token after a page whose rows have `times` (newest first)."""
+    last = times[-1]
+    at_last = sum(1 for t in times if t == last)
+    if cursor is not None and cursor[0] == last:
+        at_last += cursor[1]  # the page began inside the same instant
+    return f"{last}:{at_last}"
 
 
 def count_sql(db: str, table: RecordTable, where: str) -> str:
@@ -169,17 +192,27 @@ _KINDS = {
 
 def search(store: Store, req, settings: str = "", now_ns: int | None = None):
     """Answer a SearchEventsRequest or SearchLogsRequest from `store`. `settings` is appended
-    to each statement (e.g. " SETTINGS max_execution_time = 30")."""
+    to each statement (e.g. " SETTINGS max_execution_time = 30"). `total` counts every match
+    of the search, whatever the page."""
     table, response_type, field, to_message = _KINDS[type(req)]
     params: dict[str, Any] = {}
     where = where_sql(table, req, time.time_ns() if now_ns is None else now_ns, params)
     if req.count_only:
         return response_type(total=store.query(count_sql(store.db, table, where) + settings, params)[0][0])
     limit = resolve_limit(req.limit)
-    rows = store.query(records_sql(store.db, table, where) + settings, {**params, "limit": limit + 1})
+    cursor = parse_page_token(req.page_token)
+    page_where, skip = where, 0
+    if cursor is not None:
+        page_where = where + " AND ts <= fromUnixTimestamp64Nano({cursor:Int64}, 'UTC')"
+        params["cursor"], skip = cursor
+    rows = store.query(
+        records_sql(store.db, table, page_where) + settings, {**params, "limit": limit + 1, "skip": skip}
+    )
     out = response_type(truncated=len(rows) > limit)
     getattr(out, field).extend(to_message(row) for row in rows[:limit])
     if out.truncated:
+        out.next_page_token = next_page_token([row[0] for row in rows[:limit]], cursor)
+    if out.truncated or cursor is not None:
         out.total = store.query(count_sql(store.db, table, where) + settings, params)[0][0]
     else:
         out.total = len(rows)

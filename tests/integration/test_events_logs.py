@@ -130,7 +130,24 @@ def test_cli_json(loaded):
         "session_id": "",
         "properties": {"coupon": "", "sku": "sku-3"},
     }
-    assert "showing the newest 5 of 20 matching events" in run.stderr
+    assert "showing 5 of 20 matching events; the next (older) page: --page-token " in run.stderr
+    token = run.stderr.rsplit("--page-token ", 1)[1].strip()
+    older = ferry_cli(
+        "events",
+        "--addr",
+        collector.addr,
+        "--type",
+        "purchase",
+        "--format",
+        "json",
+        "--limit",
+        "5",
+        "--page-token",
+        token,
+    )
+    assert [json.loads(line)["label"] for line in older.stdout.splitlines()] == [
+        f"order-{i}" for i in (14, 13, 12, 11, 10)
+    ]
     run = ferry_cli("events", "--addr", collector.addr, "--where", "type=signup", "--format", "json")
     rows = [json.loads(line) for line in run.stdout.splitlines()]
     assert len(rows) == 10 and {r["value"] for r in rows} == {None}

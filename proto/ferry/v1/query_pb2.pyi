@@ -118,7 +118,7 @@ class ListSeriesResponse(_message.Message):
     def __init__(self, series: _Optional[_Iterable[_Union[SeriesInfo, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class SearchEventsRequest(_message.Message):
-    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only")
+    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only", "page_token")
     class EqualsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -132,13 +132,15 @@ class SearchEventsRequest(_message.Message):
     CONTAINS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     start_unix_ns: int
     end_unix_ns: int
     equals: _containers.ScalarMap[str, str]
     contains: str
     limit: int
     count_only: bool
-    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ...) -> None: ...
+    page_token: str
+    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class StoredEvent(_message.Message):
     __slots__ = ("event", "host", "agent_id")
@@ -151,17 +153,19 @@ class StoredEvent(_message.Message):
     def __init__(self, event: _Optional[_Union[_payload_pb2.Event, _Mapping]] = ..., host: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class SearchEventsResponse(_message.Message):
-    __slots__ = ("events", "truncated", "total")
+    __slots__ = ("events", "truncated", "total", "next_page_token")
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[StoredEvent]
     truncated: bool
     total: int
-    def __init__(self, events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchLogsRequest(_message.Message):
-    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only")
+    __slots__ = ("start_unix_ns", "end_unix_ns", "equals", "contains", "limit", "count_only", "page_token")
     class EqualsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -175,13 +179,15 @@ class SearchLogsRequest(_message.Message):
     CONTAINS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     COUNT_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     start_unix_ns: int
     end_unix_ns: int
     equals: _containers.ScalarMap[str, str]
     contains: str
     limit: int
     count_only: bool
-    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ...) -> None: ...
+    page_token: str
+    def __init__(self, start_unix_ns: _Optional[int] = ..., end_unix_ns: _Optional[int] = ..., equals: _Optional[_Mapping[str, str]] = ..., contains: _Optional[str] = ..., limit: _Optional[int] = ..., count_only: _Optional[bool] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class StoredLog(_message.Message):
     __slots__ = ("log", "host", "agent_id")
@@ -194,14 +200,16 @@ class StoredLog(_message.Message):
     def __init__(self, log: _Optional[_Union[_payload_pb2.LogRecord, _Mapping]] = ..., host: _Optional[str] = ..., agent_id: _Optional[str] = ...) -> None: ...
 
 class SearchLogsResponse(_message.Message):
-    __slots__ = ("logs", "truncated", "total")
+    __slots__ = ("logs", "truncated", "total", "next_page_token")
     LOGS_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     logs: _containers.RepeatedCompositeFieldContainer[StoredLog]
     truncated: bool
     total: int
-    def __init__(self, logs: _Optional[_Iterable[_Union[StoredLog, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, logs: _Optional[_Iterable[_Union[StoredLog, _Mapping]]] = ..., truncated: _Optional[bool] = ..., total: _Optional[int] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ListLabelValuesRequest(_message.Message):
     __slots__ = ("metric", "matchers", "label", "limit", "start_ms", "end_ms")
