@@ -44,10 +44,6 @@ class Batcher:
         self._record_bytes = 0
         self._opened_ms: int | None = None
 
-    def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
-        self.acc.add(series, time_ms, value)
-        self.settle()
-
     def take(self, intake: Intake) -> None:
         """Points, histograms, events and logs from an event-loop source (not its deltas, which
         the caller sums until `before_cut` hands them back)."""

@@ -25,7 +25,7 @@ def wire_bytes_per_point(cycles_per_frame: int, frame_count: int = 5, interval_m
     points = 0
     for _ in range(frame_count):
         for _ in range(cycles_per_frame):
-            collector.collect(t, lambda s, v, t=t: batcher.add(s, t, v))
+            collector.collect(t, batcher.emitter(t))  # as Agent.collect_once does
             t += interval_ms
         points += len(batcher.acc)
         batcher.cut()

@@ -76,8 +76,8 @@ class FramePipeline:
             code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
             return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
         rows = self.rows.build(batch, payload.resource)
-        rows.events = events_block(payload.events, payload.resource.host, frame.agent_id)
-        rows.logs = logs_block(payload.logs, payload.resource.host, frame.agent_id)
+        rows.events_block = events_block(payload.events, payload.resource.host, frame.agent_id)
+        rows.logs_block = logs_block(payload.logs, payload.resource.host, frame.agent_id)
         token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
         started = time.perf_counter()
         try:

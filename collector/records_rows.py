@@ -8,20 +8,11 @@ one pass over the records; host and agent_id come from the frame and are the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from collector.storage import native
 from ferry.v1 import payload_pb2
-
-
-@dataclass(frozen=True, slots=True)
-class RecordBlock:
-    """One table's rows of one frame: a Native block and how many rows it holds."""
-
-    block: bytes
-    count: int
 
 
 def _constant(name: str, value: str, n: int) -> native.Column:
@@ -37,7 +28,7 @@ def _map(name: str, maps: Sequence) -> native.Column:
     return native.map_column(name, [sorted(m.items()) for m in maps])
 
 
-def events_block(events: Sequence[payload_pb2.Event], host: str, agent_id: str) -> RecordBlock | None:
+def events_block(events: Sequence[payload_pb2.Event], host: str, agent_id: str) -> bytes | None:
     """The `events` rows; a value without `has_value` is stored as NULL. None when no events."""
     n = len(events)
     if not n:
@@ -58,10 +49,10 @@ def events_block(events: Sequence[payload_pb2.Event], host: str, agent_id: str) 
         native.string_column("session_id", [e.session_id for e in events]),
         _map("properties", [e.properties for e in events]),
     ]
-    return RecordBlock(native.block(columns, n), n)
+    return native.block(columns, n)
 
 
-def logs_block(logs: Sequence[payload_pb2.LogRecord], host: str, agent_id: str) -> RecordBlock | None:
+def logs_block(logs: Sequence[payload_pb2.LogRecord], host: str, agent_id: str) -> bytes | None:
     """The `logs` rows. None when there are no log records."""
     n = len(logs)
     if not n:
@@ -77,4 +68,4 @@ def logs_block(logs: Sequence[payload_pb2.LogRecord], host: str, agent_id: str) 
         native.string_column("trace_id", [r.trace_id for r in logs]),
         native.string_column("span_id", [r.span_id for r in logs]),
     ]
-    return RecordBlock(native.block(columns, n), n)
+    return native.block(columns, n)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.records_rows import RecordBlock
 from collector.storage import native
 from ferry.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
 from ferry.v1 import payload_pb2
@@ -30,8 +29,8 @@ class SeriesRow:
 
 @dataclass(slots=True)
 class FrameRows:
-    """What one frame writes. `series` lists every series the frame touches; `events` and
-    `logs` are set by the pipeline from `collector.records_rows`."""
+    """What one frame writes. `series` lists every series the frame touches; `events_block` and
+    `logs_block` are set by the pipeline from `collector.records_rows`."""
 
     series: list[SeriesRow]
     samples_block: bytes | None = None
@@ -39,8 +38,8 @@ class FrameRows:
     histograms_block: bytes | None = None
     min_time_ms: int = 0
     max_time_ms: int = 0
-    events: RecordBlock | None = None
-    logs: RecordBlock | None = None
+    events_block: bytes | None = None
+    logs_block: bytes | None = None
 
 
 def series_id(name: str, labels: tuple[tuple[str, str], ...]) -> int:

@@ -34,10 +34,10 @@ class Writer:
             store.insert_native("histograms", rows.histograms_block, token)
         if rows.samples_block is not None:
             store.insert_native("samples", rows.samples_block, token)
-        if rows.events is not None:
-            store.insert_native("events", rows.events.block, token)
-        if rows.logs is not None:
-            store.insert_native("logs", rows.logs.block, token)
+        if rows.events_block is not None:
+            store.insert_native("events", rows.events_block, token)
+        if rows.logs_block is not None:
+            store.insert_native("logs", rows.logs_block, token)
         if fresh:
             now = time.monotonic()
             with self._lock:

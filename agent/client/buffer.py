@@ -23,6 +23,7 @@ from array import array
 from collections import Counter
 from collections.abc import Mapping
 
+from agent.local.records import MAX_RECORDS  # the agent's limit per request
 from ferry.limits import (
     Limits,
     RecordLimits,
@@ -38,7 +39,6 @@ from ferry.v1 import local_pb2, payload_pb2
 
 # prometheus_client's defaults: request latencies in seconds
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
-MAX_RECORDS_PER_REQUEST = 10_000  # the agent's limit per request
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # under the agent's 4 MiB message limit
 EVENT_FIELDS = frozenset({"label", "user_id", "session_id", "service"})
 
@@ -49,6 +49,7 @@ INVALID = "invalid"  # the record breaks Ferry's rules (its reason is logged onc
 REJECTED = "rejected"  # the agent refused the request (INVALID_ARGUMENT)
 UNDELIVERED = "undelivered"  # the agent was unreachable for longer than the retry buffer lasts
 CLOSED = "closed"  # recorded after close()
+ERROR = "error"  # an unexpected error inside the client (a bug): counted, never raised
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -236,7 +237,7 @@ class Buffer:
             out, invalid = _requests(counters, histograms, gauges, records, self)
         except Exception:  # a bug of ours: the batch is lost, but counted
             with self._lock:
-                self.dropped["error"] += len(counters) + len(histograms) + len(gauges[0]) + len(records)
+                self.dropped[ERROR] += len(counters) + len(histograms) + len(gauges[0]) + len(records)
             raise
         if invalid:
             with self._lock:
@@ -327,7 +328,7 @@ def _requests(
 
 
 class _Requests:
-    """Packs records into `Records` requests of at most MAX_RECORDS_PER_REQUEST records and
+    """Packs records into `Records` requests of at most MAX_RECORDS records and
     about MAX_REQUEST_BYTES bytes."""
 
     def __init__(self) -> None:
@@ -337,7 +338,7 @@ class _Requests:
 
     def add(self, field: str, record) -> None:
         size = record.ByteSize() + 8
-        if self._n and (self._n >= MAX_RECORDS_PER_REQUEST or self._bytes + size > MAX_REQUEST_BYTES):
+        if self._n and (self._n >= MAX_RECORDS or self._bytes + size > MAX_REQUEST_BYTES):
             self.requests.append(self._current)
             self._current, self._n, self._bytes = local_pb2.Records(), 0, 0
         getattr(self._current, field).append(record)

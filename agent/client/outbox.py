@@ -37,7 +37,6 @@ class Outbox:
         self.max_records = max_records
         self.clock = clock
         self.sent = 0  # records the agent accepted
-        self.failures = 0  # failed sends (each kept for a retry or dropped)
         self.last_error = ""
         self._queue: deque[local_pb2.Records] = deque()
         self._held = 0
@@ -74,7 +73,6 @@ class Outbox:
 
     def failed(self, request: local_pb2.Records, exc: grpc.RpcError) -> None:
         code = exc.code() if hasattr(exc, "code") else None
-        self.failures += 1
         self.last_error = (
             f"{getattr(code, 'name', code)}: {exc.details() if hasattr(exc, 'details') else exc}"
         )

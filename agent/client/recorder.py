@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from agent.client.buffer import CLOSED, INVALID, Buffer
+from agent.client.buffer import CLOSED, ERROR, INVALID, Buffer
 from agent.client.outbox import Outbox
 from agent.client.stats import Stats, invalid_logger
 
 log = logging.getLogger("ferry.client")
-ERROR = "error"  # an unexpected error inside the client (a bug): counted, never raised
 
 
 class Recorder:

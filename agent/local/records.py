@@ -27,6 +27,7 @@ from ferry.limits import (
     check_labels,
     check_log,
     check_name,
+    check_time_ms,
 )
 from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES, SeriesDef
 from ferry.v1 import local_pb2
@@ -92,12 +93,6 @@ def convert(
     return out
 
 
-def _check_time(t: int, now_ms: int, limits: Limits, where: str) -> None:
-    lo, hi = now_ms - limits.max_past_ms, now_ms + limits.max_future_ms
-    if not lo <= t <= hi:
-        raise ValidationError(f"{where}: time {t} ms is outside the accepted window [{lo}, {hi}]")
-
-
 def _metrics(
     records: local_pb2.Records, now_ms: int, limits: Limits, known: KnownSeries, out: Intake
 ) -> None:
@@ -116,7 +111,7 @@ def _metrics(
             where = f"metric record {i} ({r.name[:40]!r})"
             if not math.isfinite(value):
                 raise ValidationError(f"{where}: value {value} is not finite")
-            _check_time(t, now_ms, limits, where)
+            check_time_ms(t, now_ms, limits, where)
         (deltas if r.kind == DELTA else points).append((series, t, value))
 
 
@@ -134,7 +129,7 @@ def _histograms(
         if not math.isfinite(r.sum):
             raise ValidationError(f"{where}: sum {r.sum} is not finite")
         t = r.time_unix_ms or now_ms
-        _check_time(t, now_ms, limits, where)
+        check_time_ms(t, now_ms, limits, where)
         out.histograms.append((series, t, r.sum, tuple(r.counts)))
 
 

@@ -37,7 +37,7 @@ from prometheus_client.samples import Sample, Timestamp
 from agent.intake import HistogramPoint, Point
 from agent.scrape.config import ScrapeTarget
 from agent.scrape.histograms import HistogramError, Totals, buckets, delta
-from ferry.limits import Limits, ValidationError, check_bounds, check_labels, check_name
+from ferry.limits import Limits, ValidationError, check_bounds, check_labels, check_name, check_time_ms
 from ferry.series import COUNTER, GAUGE, HISTOGRAM, SeriesDef, labels_key
 
 SKIP_REASONS = ("name", "labels", "value", "time", "histogram")
@@ -136,10 +136,10 @@ class _Mapper:
         if ts is None:
             return self.now_ms
         t = ts.sec * 1000 + ts.nsec // 1_000_000 if isinstance(ts, Timestamp) else round(ts * 1000)
-        lo, hi = self.now_ms - self.limits.max_past_ms, self.now_ms + self.limits.max_future_ms
-        if not lo <= t <= hi:
-            where = f"{sample.name}: time {t} ms"
-            self._skip(Skip("time", f"{where} is outside the accepted window [{lo}, {hi}]"), samples)
+        try:
+            check_time_ms(t, self.now_ms, self.limits, sample.name)
+        except ValidationError as exc:
+            self._skip(Skip("time", str(exc)), samples)
             return None
         return t
 

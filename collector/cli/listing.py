@@ -16,18 +16,14 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
+from collector.cli import MAX_LIMIT, UsageError
 from collector.cli.output import iso_ms, table
 from collector.cli.timeparse import duration_ms
 from ferry.v1 import query_pb2
 
 TOP_BY = {"cpu": "process.cpu.utilization", "memory": "process.memory.usage"}
-MAX_LIMIT = 2**32 - 1  # the request field is uint32; the collector refuses more than its own limit
 AGENT_FIELDS = ("agent_id", "host", "version", "address", "last_seen_ms", "lag_ms")
 PROCESS_FIELDS = ("host", "name", "pid", "group", "value", "time_ms")
-
-
-class UsageError(ValueError):
-    """A bad flag value (exit status 2)."""
 
 
 def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -14,7 +14,7 @@ import sys
 
 import grpc
 
-from collector.cli import listing, output, records, send
+from collector.cli import UsageError, listing, output, records, send
 from collector.cli.expr import ExprError, parse
 from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from collector.query.resolution import NAMES as RESOLUTION_NAMES
@@ -24,10 +24,6 @@ from ferry.v1 import query_pb2, query_pb2_grpc
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
 FORMATS = ("table", "json", "csv")
 AGGS = AGGREGATIONS  # the Query service's own list, so the two cannot disagree
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with grpc.insecure_channel(args.addr) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
-    except (UsageError, records.UsageError, listing.UsageError, send.LabelError) as exc:
+    except (UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)
         return 2
     except grpc.RpcError as exc:

@@ -16,15 +16,11 @@ from datetime import UTC, datetime
 
 import orjson
 
+from collector.cli import MAX_LIMIT, UsageError
+from collector.cli.output import table
 from collector.cli.timeparse import duration_ms, instant_ms
 from collector.query import search
 from ferry.v1 import query_pb2
-
-MAX_LIMIT = 2**32 - 1  # the request field is uint32; the collector refuses more than 10000
-
-
-class UsageError(ValueError):
-    """A bad flag value (exit status 2)."""
 
 
 @dataclass(frozen=True)
@@ -217,10 +213,6 @@ def render(records: list[dict], kind: RecordKind, fmt: str) -> str:
             w.writerow([orjson.dumps(r[k]).decode() if isinstance(r[k], dict) else _cell(r[k]) for k in keys])
         return buf.getvalue()
     header = ("TIME", *(c.upper() for c in kind.table))
-    rows = [header] + [(r["time"], *(_cell(r[c]).replace("\n", "\\n") for c in kind.table)) for r in records]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    lines = [
-        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines) + "\n"
+    return table(
+        header, [(r["time"], *(_cell(r[c]).replace("\n", "\\n") for c in kind.table)) for r in records]
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from collector.query.sql import LimitExceeded, QueryError, check_metric, matcher_sql
+from collector.query.sql import LimitExceeded, QueryError, series_where
 from ferry.limits import LABEL_KEY_RE
 from ferry.v1 import query_pb2
 
@@ -26,15 +26,6 @@ DEFAULT_TOP = 10
 MAX_TOP = 1_000
 DEFAULT_TOP_WINDOW_MS = 5 * 60_000
 MAX_TOP_WINDOW_MS = 24 * 3_600_000
-
-
-def _series_where(metric: str, matchers, params: dict[str, Any]) -> str:
-    where = matcher_sql(matchers, params)
-    if metric:
-        check_metric(metric)
-        params["metric"] = metric
-        where.insert(0, "name = {metric:String}")
-    return " AND ".join(where) or "1"
 
 
 def label_values(
@@ -52,7 +43,7 @@ def label_values(
     if req.end_ms and req.end_ms <= req.start_ms:
         raise QueryError(f"end {req.end_ms} must be after start {req.start_ms}")
     params: dict[str, Any] = {"label": req.label, "limit": limit + 1}
-    cond = _series_where(req.metric, req.matchers, params)
+    cond = series_where(req.metric, req.matchers, params)
     having = []
     if req.start_ms:
         params["start"] = req.start_ms
@@ -105,7 +96,7 @@ def top_processes(
         raise QueryError(f"window {window} ms must be in (0, {MAX_TOP_WINDOW_MS}]")
     now = int(time.time() * 1000) if now_ms is None else now_ms
     params: dict[str, Any] = {"since": now - window, "limit": limit}
-    cond = _series_where(metric, req.matchers, params)
+    cond = series_where(metric, req.matchers, params)
     sql = (
         "SELECT s.h, s.l['name'], s.l['pid'], s.l['group'], p.v, p.t FROM ("
         "SELECT series_id, argMax(value, ts) AS v, toUnixTimestamp64Milli(max(ts)) AS t "

@@ -95,14 +95,19 @@ def check_metric(name: str) -> None:
         raise QueryError(str(exc)) from None
 
 
-def series_sql(db: str, metric: str, matchers, limit: int) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"limit": limit}
+def series_where(metric: str, matchers, params: dict[str, Any]) -> str:
+    """The condition on the `series` table for a metric (empty: every metric) and matchers."""
     where = matcher_sql(matchers, params)
     if metric:
         check_metric(metric)
         params["metric"] = metric
         where.insert(0, "name = {metric:String}")
-    cond = " AND ".join(where) or "1"
+    return " AND ".join(where) or "1"
+
+
+def series_sql(db: str, metric: str, matchers, limit: int) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"limit": limit}
+    cond = series_where(metric, matchers, params)
     sql = (
         "SELECT series_id, name, any(kind), any(unit), any(labels), "
         "toUnixTimestamp64Milli(min(first_seen)), toUnixTimestamp64Milli(max(last_seen)) "

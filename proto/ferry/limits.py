@@ -106,10 +106,17 @@ def _check_attributes(attrs, what: str, limits: RecordLimits, where: str) -> Non
         _check_text(value, f"{what} {key!r}", limits.max_attribute_value_bytes, where)
 
 
-def _check_time(t_ns: int, now_ns: int, limits: RecordLimits, where: str) -> None:
-    lo, hi = now_ns - limits.max_past_ns, now_ns + limits.max_future_ns
-    if not lo <= t_ns <= hi:
-        raise ValidationError(f"{where}: time {t_ns} ns is outside the accepted window [{lo}, {hi}]")
+def check_time(t: int, now: int, past: int, future: int, unit: str, where: str) -> None:
+    """`t` within [now - past, now + future], all in `unit` ("ms" or "ns")."""
+    lo, hi = now - past, now + future
+    if not lo <= t <= hi:
+        raise ValidationError(f"{where}: time {t} {unit} is outside the accepted window [{lo}, {hi}]")
+
+
+def check_time_ms(t_ms: int, now_ms: int, limits: Limits, where: str) -> None:
+    """A metric point's time against the window the collector accepts (older points would fall
+    outside the raw retention anyway)."""
+    check_time(t_ms, now_ms, limits.max_past_ms, limits.max_future_ms, "ms", where)
 
 
 def check_event(event, now_ns: int, limits: RecordLimits, where: str) -> None:
@@ -121,7 +128,7 @@ def check_event(event, now_ns: int, limits: RecordLimits, where: str) -> None:
     if event.has_value and not math.isfinite(event.value):
         raise ValidationError(f"{where}: value {event.value} is not finite")
     _check_attributes(event.properties, "properties", limits, where)
-    _check_time(event.time_unix_ns, now_ns, limits, where)
+    check_time(event.time_unix_ns, now_ns, limits.max_past_ns, limits.max_future_ns, "ns", where)
 
 
 def check_log(record, now_ns: int, limits: RecordLimits, where: str) -> None:
@@ -136,4 +143,4 @@ def check_log(record, now_ns: int, limits: RecordLimits, where: str) -> None:
         if size > limits.max_id_len:
             raise ValidationError(f"{where}: {name} is {size} chars > {limits.max_id_len} allowed")
     _check_attributes(record.attributes, "attributes", limits, where)
-    _check_time(record.time_unix_ns, now_ns, limits, where)
+    check_time(record.time_unix_ns, now_ns, limits.max_past_ns, limits.max_future_ns, "ns", where)
