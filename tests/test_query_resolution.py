@@ -14,7 +14,7 @@ from collector.query.resolution import choose
 from collector.query.sql import QueryError
 from ferry.columns import GAUGE, MetricBatch, SeriesDef
 from ferry.v1 import query_pb2
-from tests.test_query_quantiles import _ok, _push
+from tests.test_query_quantiles import _histograms, _ok, _push
 from tests.test_servicers import QUERY, unary
 from tests.test_servicers import servers as servers  # the Ingest + Query servicers fixture
 
@@ -95,8 +95,77 @@ def test_refusals_name_the_resolution_and_the_reason(two_hours):
 
 def test_choose_unit():
     assert choose("", "sum", HOUR, 0, 2 * HOUR, histogram=False).name == "1h"
-    assert choose("", "sum", HOUR, 0, 2 * HOUR, histogram=True) is None
+    assert choose("", "sum", HOUR, 0, 2 * HOUR, histogram=True).name == "1h"
+    assert choose("", "p99", 60_000, 0, 2 * HOUR, histogram=True).name == "1m"
+    assert choose("", "p99", HOUR, 0, 2 * HOUR, histogram=False) is None
     assert choose("", "increase", HOUR, 0, 2 * HOUR, histogram=False) is None
     assert choose("raw", "sum", HOUR, 0, 2 * HOUR, histogram=False) is None
-    with pytest.raises(QueryError, match="histogram metrics are answered from raw samples only"):
-        choose("1m", "count", HOUR, 0, HOUR, histogram=True)
+    with pytest.raises(QueryError, match="aggregation 'max' of histogram series is answered from raw"):
+        choose("1m", "max", HOUR, 0, HOUR, histogram=True)
+    with pytest.raises(QueryError, match="aggregation 'p50' of plain series is answered from raw"):
+        choose("1h", "p50", HOUR, 0, HOUR, histogram=False)
+
+
+@pytest.fixture
+def two_hours_of_histograms(servers):
+    """app.latency in zones a and b (two series each), a histogram point every 15 s for two
+    whole hours; one series of zone b changes its bounds after 90 minutes."""
+    server, _ = servers
+    start = (int(time.time() * 1000) // HOUR - 3) * HOUR
+    rng = np.random.default_rng(5)
+    points = []
+    for i, zone in enumerate("aabb"):
+        for t in range(start, start + 2 * HOUR, 15_000):
+            bounds = (0.2, 1.0) if i == 3 and t >= start + 90 * 60_000 else (0.1, 0.5, 1.0, 5.0)
+            counts = rng.integers(0, 30, len(bounds) + 1).tolist()
+            total = round(float(rng.uniform(0, 40)), 3)
+            points.append(({"cpu": str(i), "zone": zone}, bounds, t, total, counts))
+    for seq, chunk in enumerate(range(0, len(points), 500), start=1):
+        _push(server, _histograms("app.latency", points[chunk : chunk + 500]), seq)
+    return server, start
+
+
+@pytest.mark.parametrize("agg", ["count", "sum", "avg", "p50", "p90", "p99"])
+def test_histograms_answer_the_same_at_every_resolution(two_hours_of_histograms, agg):
+    server, start = two_hours_of_histograms
+    quantile = agg.startswith("p")
+    # quantiles need one bound list per group and step: per cpu, without the one that changed
+    by = ("cpu",) if quantile else ("zone",)
+    matchers = [query_pb2.Matcher(label="cpu", op=query_pb2.NEQ, value="3")] if quantile else []
+    answers = {}
+    for resolution in ("raw", "1m", "1h"):
+        req = query_pb2.QueryRangeRequest(
+            metric="app.latency",
+            start_ms=start,
+            end_ms=start + 2 * HOUR,
+            step_ms=HOUR,
+            agg=agg,
+            group_by=list(by),
+            matchers=matchers,
+            resolution=resolution,
+        )
+        resp = _ok(unary(server, QUERY, "QueryRange", req))
+        answers[resolution] = {s.labels[by[0]]: (list(s.time_ms), list(s.value)) for s in resp.series}
+    raw = answers["raw"]
+    assert len(raw) == (3 if quantile else 2) and all(len(t) == 2 for t, _ in raw.values())
+    for resolution in ("1m", "1h"):
+        assert answers[resolution].keys() == raw.keys()
+        for key, (times, values) in answers[resolution].items():
+            assert times == raw[key][0]
+            assert values == pytest.approx(raw[key][1], rel=1e-12), (resolution, key)
+
+
+def test_histogram_rollups_are_chosen_automatically(two_hours_of_histograms):
+    server, start = two_hours_of_histograms
+    req = query_pb2.QueryRangeRequest(
+        metric="app.latency",
+        start_ms=start,
+        end_ms=start + 2 * HOUR,
+        step_ms=HOUR,
+        agg="p99",
+        group_by=["cpu"],
+        matchers=[query_pb2.Matcher(label="cpu", op=query_pb2.NEQ, value="3")],
+    )
+    assert _ok(unary(server, QUERY, "QueryRange", req)).resolution == "1h"
+    req.step_ms = 60_000
+    assert _ok(unary(server, QUERY, "QueryRange", req)).resolution == "1m"

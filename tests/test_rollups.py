@@ -4,6 +4,7 @@ over the same window, and a resent frame (same insert token) counted once in eve
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -56,3 +57,46 @@ def test_raw_1m_and_1h_agree(store):
             assert abs(x[2] - r[2]) <= 1e-9 * abs(r[2])  # float sums added in another order
     buckets = store.query(f"SELECT uniqExact(ts) FROM {db}.samples_1m WHERE series_id = 1")[0][0]
     assert buckets == 180
+
+
+def test_histogram_rollups_hold_the_raw_bucket_counts(store):
+    """Per series and bucket: the sum and count of observations and the bucket counts added
+    element-wise, per bound list; a resent frame is counted once."""
+    hour = 3_600_000
+    start = (int(time.time() * 1000) // hour - 3) * hour
+    rng = np.random.default_rng(11)
+    times = start + np.arange(0, 2 * hour, 15_000)  # 480 points; the bounds change at the 401st
+    rows = []
+    for i, t in enumerate(times.tolist()):
+        bounds = [0.1, 0.5, 1.0] if i < 400 else [0.2, 1.0]
+        counts = rng.integers(0, 20, len(bounds) + 1).tolist()
+        stamp = datetime.fromtimestamp(t / 1000, UTC)
+        rows.append([7, "lat", stamp, round(float(rng.uniform(0, 50)), 3), sum(counts), bounds, counts])
+    cols = ["series_id", "name", "ts", "sum", "count", "bounds", "counts"]
+    table = f"{store.db}.histograms"
+    for i in range(0, len(rows), 100):
+        store.client.insert(table, rows[i : i + 100], cols, settings={"insert_deduplication_token": f"h{i}"})
+    store.client.insert(table, rows[:100], cols, settings={"insert_deduplication_token": "h0"})  # a resend
+    db = store.db
+    window = {"lo": start // 1000, "hi": (start + 2 * hour) // 1000}
+    grouped = "GROUP BY b ORDER BY b"
+    raw = store.query(
+        f"SELECT bounds AS b, count(), sum(sum), sum(count), sumForEach(counts) FROM {table}"
+        f"{WHERE} {grouped}",
+        window,
+    )
+    assert [r[1] for r in raw] == [400, 80]  # points with bounds [0.1, 0.5, 1], then [0.2, 1]
+    for rollup in ("histograms_1m", "histograms_1h"):
+        rolled = store.query(
+            f"SELECT bounds AS b, sum(sum), sum(count), sumForEachMerge(counts) FROM {db}.{rollup}{WHERE} "
+            f"{grouped}",
+            window,
+        )
+        assert [(r[0], r[3], r[4]) for r in raw] == [(x[0], x[2], x[3]) for x in rolled], rollup
+        for r, x in zip(raw, rolled, strict=True):
+            assert abs(x[1] - r[2]) <= 1e-9 * r[2], rollup
+    # the bounds changed 100 minutes in: the second hour holds a row per bound list
+    hours = store.query(
+        f"SELECT ts, bounds FROM {db}.histograms_1h FINAL WHERE series_id = 7 ORDER BY ts, bounds"
+    )  # noqa: E501
+    assert [len(b) for _, b in hours] == [3, 3, 2]

@@ -66,6 +66,8 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
         ("logs", 15),
         ("samples_1m", 90),
         ("samples_1h", 730),
+        ("histograms_1m", 90),
+        ("histograms_1h", 730),
     ):
         assert f"TTL toDateTime(ts) + toIntervalDay({days})" in tables[table], tables[table]
         assert "PARTITION BY toDate(ts)" in tables[table]
@@ -74,12 +76,12 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
 
 def test_migrations_are_recorded_and_idempotent(bare):
     first = bare.ensure_schema(SchemaOptions(database=bare.db))
-    assert first.applied == [1, 2, 3] and first.ttl_changed == {}
+    assert first.applied == [1, 2, 3, 4] and first.ttl_changed == {}
     versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3]
+    assert [v for v, _ in versions] == [1, 2, 3, 4]
     again = bare.ensure_schema(SchemaOptions(database=bare.db))
     assert again.applied == [] and again.ttl_changed == {}
-    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 3
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 4
 
 
 def test_retention_change_alters_the_tables_in_place(bare):
@@ -98,16 +100,22 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
     for statement in migrate.MIGRATIONS[0].statements(opts):  # what an older collector created
         bare.client.command(statement)
     bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 2.5)")
+    histogram = "(2, 'h', now64(3), 4.0, 3, [1, 2], [1, 1, 1])"
+    bare.client.command(f"INSERT INTO {bare.db}.histograms VALUES {histogram}")
     report = bare.ensure_schema(opts)
-    assert report.applied == [1, 2, 3]
+    assert report.applied == [1, 2, 3, 4]
     assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
     assert {"events", "logs", "schema_version", "samples_1m", "samples_1h"} <= set(engines(bare))
     # the rollups were backfilled from the samples stored before them
     assert bare.query(f"SELECT sum(sum), sum(count) FROM {bare.db}.samples_1h")[0] == (2.5, 1)
+    assert bare.query(
+        f"SELECT bounds, sum(sum), sum(count), sumForEachMerge(counts) FROM {bare.db}.histograms_1h "
+        "GROUP BY bounds"
+    )[0] == ([1.0, 2.0], 4.0, 3, [1, 1, 1])
 
 
 def test_a_newer_store_is_refused_with_a_clear_error(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
     bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
-    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 3"):
+    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 4"):
         bare.ensure_schema(SchemaOptions(database=bare.db))

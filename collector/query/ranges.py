@@ -75,16 +75,17 @@ def read_histograms(
     group_of: dict[int, int],
     max_rows: int,
     settings: str,
+    rollup: str = "",
 ) -> Columns:
     """avg (sum / count of observations), sum (of observation sums), count (observations) or a
-    quantile of a HISTOGRAM metric per group and step. Steps without observations give no
-    point for avg and quantiles."""
+    quantile of a HISTOGRAM metric per group and step, from raw points or the histogram rollup
+    table `rollup`. Steps without observations give no point for avg and quantiles."""
     if agg not in HISTOGRAM_PARTIALS:
         raise QueryError(
             f"aggregation {agg!r} is not defined for histogram {req.metric}; "
             f"use one of {', '.join(HISTOGRAM_PARTIALS)}"
         )
-    sql, params = histogram_range_sql(store.db, req, agg, max_rows)
+    sql, params = histogram_range_sql(store.db, req, agg, max_rows, rollup)
     cols = _read(store, sql + settings, params, max_rows)
     if cols is None:
         return _empty()

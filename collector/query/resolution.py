@@ -3,19 +3,23 @@
 The service asks once per query, after it knows the metric's kind. Automatic choice: the
 coarsest rollup whose bucket divides the step and both ends of the range, so every step bucket
 is a whole number of rollup buckets and the answer equals the raw one; only for the
-aggregations a rollup holds exactly (avg min max sum count last) and never for histograms,
-increase/rate (resets need the raw points) or quantiles (rollups keep no quantile state; see
-collector/storage/rollups.py). An explicit resolution must divide the step; with a range that is not
-aligned to it, a rollup bucket counts when its start lies in the range.
+aggregations a rollup holds exactly: avg min max sum count last of plain series, and avg sum
+count and the quantiles of histograms (their bucket counts add up exactly). Never for
+increase/rate (resets need the raw points) or quantiles of plain series (rollups keep no
+quantile state for them; see collector/storage/rollups.py). An explicit resolution must divide
+the step; with a range that is not aligned to it, a rollup bucket counts when its start lies in
+the range.
 """
 
 from __future__ import annotations
 
+from collector.query.quantiles import QUANTILES
 from collector.query.sql import QueryError
 from collector.storage.rollups import RESOLUTIONS, Resolution
 
 RAW = "raw"
 ROLLUP_AGGS = ("avg", "min", "max", "sum", "count", "last")
+HISTOGRAM_ROLLUP_AGGS = ("avg", "sum", "count", *QUANTILES)
 NAMES = (RAW, *(r.name for r in RESOLUTIONS))
 
 
@@ -28,14 +32,16 @@ def choose(
         raise QueryError(f"resolution {resolution!r} is not one of {', '.join(NAMES)} (or empty: automatic)")
     if resolution == RAW:
         return None
-    eligible = agg in ROLLUP_AGGS and not histogram
+    held = HISTOGRAM_ROLLUP_AGGS if histogram else ROLLUP_AGGS
+    eligible = agg in held
     if resolution:
         rollup = next(r for r in RESOLUTIONS if r.name == resolution)
         if not eligible:
-            what = "histogram metrics" if histogram else f"aggregation {agg!r}"
+            what = "histogram" if histogram else "plain"
             raise QueryError(
-                f"resolution {resolution}: {what} are answered from raw samples only "
-                f"(rollups hold {', '.join(ROLLUP_AGGS)}); use resolution raw or automatic"
+                f"resolution {resolution}: aggregation {agg!r} of {what} series is answered from raw "
+                f"samples only (rollups of {what} series hold {', '.join(held)}); use resolution "
+                "raw or automatic"
             )
         if step_ms % rollup.step_ms:
             raise QueryError(

@@ -134,7 +134,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
         rollup = choose(req.resolution, agg, req.step_ms, req.start_ms, req.end_ms, histogram)
         out = query_pb2.QueryRangeResponse(resolution=rollup.name if rollup else RAW)
         if histogram:
-            g, t, v = read_histograms(store, req, agg, group_of, *limits)
+            table = rollup.histogram_table if rollup else ""
+            g, t, v = read_histograms(store, req, agg, group_of, *limits, table)
         elif agg in GROWTH:
             kind_of = {row[0]: row[2] for row in series}
             g, t, v = read_increases(store, req, agg, kind_of, group_of, *limits)

@@ -50,6 +50,13 @@ HISTOGRAM_PARTIALS = {
     **{q: ("bounds", "sumForEach(counts)") for q in QUANTILES},
 }
 
+# The same over a histogram rollup (histograms_1m, histograms_1h): its counts are sumForEach
+# states, one row per bound list.
+HISTOGRAM_ROLLUP_PARTIALS = {
+    **HISTOGRAM_PARTIALS,
+    **{q: ("bounds", "sumForEachMerge(counts)") for q in QUANTILES},
+}
+
 
 class QueryError(ValueError):
     """A bad request: the message names the field, the value and the limit."""
@@ -160,6 +167,10 @@ def _bucket(alias: str = "") -> str:
     return f"intDiv(toUnixTimestamp64Milli({alias}ts), {{step:Int64}}) * {{step:Int64}} AS t"
 
 
+# a rollup's `ts` is a DateTime (seconds) bucket start
+_ROLLUP_BUCKET = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+
+
 def range_sql(
     db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int, rollup: str = ""
 ) -> tuple[str, dict[str, Any]]:
@@ -168,7 +179,7 @@ def range_sql(
     params, _, where = _range_where(db, req, max_rows)
     if rollup:
         partials, table = ", ".join(ROLLUP_PARTIALS[agg]), check_identifier(rollup, "table")
-        bucket = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+        bucket = _ROLLUP_BUCKET
     else:
         partials, table, bucket = ", ".join(PARTIALS[agg]), "samples", _bucket()
     sql = (
@@ -179,15 +190,20 @@ def range_sql(
 
 
 def histogram_range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int, rollup: str = ""
 ) -> tuple[str, dict[str, Any]]:
-    """Per (series, step) partials of a HISTOGRAM metric; for quantiles also per bound list, so
-    bucket counts are only ever added under the same bounds."""
+    """Per (series, step) partials of a HISTOGRAM metric, from `histograms` or the rollup table
+    `rollup`; for quantiles also per bound list, so bucket counts are only ever added under the
+    same bounds."""
     params, _, where = _range_where(db, req, max_rows)
-    partials = ", ".join(HISTOGRAM_PARTIALS[agg])
+    if rollup:
+        partials, table = ", ".join(HISTOGRAM_ROLLUP_PARTIALS[agg]), check_identifier(rollup, "table")
+        bucket = _ROLLUP_BUCKET
+    else:
+        partials, table, bucket = ", ".join(HISTOGRAM_PARTIALS[agg]), "histograms", _bucket()
     keys = "series_id, t, bounds" if agg in QUANTILES else "series_id, t"
     sql = (
-        f"SELECT series_id, {_bucket()}, {partials} FROM {db}.histograms WHERE {where} "
+        f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
         f"GROUP BY {keys} ORDER BY series_id, t LIMIT {{max_rows:UInt64}}"
     )
     return sql, params

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collector.storage.rollups import rollup_tables
+from collector.storage.rollups import histogram_rollup_tables, rollup_tables
 from collector.storage.schema import SchemaOptions, check_identifier, metric_tables, record_tables
 
 log = logging.getLogger("ferry.collector.schema")
@@ -47,6 +47,11 @@ MIGRATIONS = [
         "1m and 1h rollups of samples",
         lambda o: rollup_tables(check_identifier(o.database), _settings(o), ttl_days(o)),
     ),
+    Migration(
+        4,
+        "1m and 1h rollups of histograms",
+        lambda o: histogram_rollup_tables(check_identifier(o.database), _settings(o), ttl_days(o)),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
@@ -61,6 +66,8 @@ def ttl_days(opts: SchemaOptions) -> dict[str, int]:
         "logs": int(opts.logs_ttl_days),
         "samples_1m": int(opts.rollup_1m_ttl_days),
         "samples_1h": int(opts.rollup_1h_ttl_days),
+        "histograms_1m": int(opts.rollup_1m_ttl_days),
+        "histograms_1h": int(opts.rollup_1h_ttl_days),
     }
 
 
