@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector.storage.layout import check_identifier
 from ferry.config import ConfigError, setting
 from ferry.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
 from ferry.logs import LEVELS
@@ -41,6 +42,12 @@ class CollectorConfig:
     rollup_1m_ttl_days: int = setting(90, "int", "retention of the 1-minute rollup, days")
     rollup_1h_ttl_days: int = setting(730, "int", "retention of the 1-hour rollup, days")
     dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
+    cluster: str = setting(
+        "",
+        "str",
+        "ClickHouse cluster: ON CLUSTER DDL, Replicated + Distributed tables (http(s) store only)",
+        metavar="NAME",
+    )
 
     def check(self) -> None:
         if self.writers < 1:
@@ -54,3 +61,13 @@ class CollectorConfig:
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
+        if self.cluster:
+            try:
+                check_identifier(self.cluster, "cluster")
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            if not self.store.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"cluster {self.cluster!r} needs a ClickHouse server store (http(s)://...), "
+                    f"not {self.store.split(':', 1)[0]}:"
+                )

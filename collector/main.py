@@ -41,8 +41,8 @@ SERVICES = (
 async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    stores = ThreadStores(lambda: Store.open(cfg.store))
-    bootstrap = await asyncio.to_thread(Store.open, cfg.store)
+    stores = ThreadStores(lambda: Store.open(cfg.store, cluster=cfg.cluster))
+    bootstrap = await asyncio.to_thread(Store.open, cfg.store, cluster=cfg.cluster)
     await asyncio.to_thread(
         bootstrap.ensure_schema,
         SchemaOptions(
@@ -53,6 +53,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             rollup_1m_ttl_days=cfg.rollup_1m_ttl_days,
             rollup_1h_ttl_days=cfg.rollup_1h_ttl_days,
             dedup_window=cfg.dedup_window,
+            cluster=cfg.cluster,
         ),
     )
     writers = ThreadPoolExecutor(cfg.writers, thread_name_prefix="writer")

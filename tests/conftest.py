@@ -1,8 +1,15 @@
 """Shared fixtures. chDB hosts one engine path per process, so in-process tests share one
-store path for the whole session and isolate themselves with a database each."""
+store path for the whole session and isolate themselves with a database each.
+
+Every test that uses a store (`store`, `store_dsn`, and the servicers built on them) runs twice:
+on the embedded engine, and on a ClickHouse server when FERRY_TEST_CLICKHOUSE_URL is set
+(e.g. `http://default:@127.0.0.1:8123`); without it the server runs are deselected and the
+summary says how many.
+"""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -17,11 +24,54 @@ def chdb_dsn(tmp_path_factory) -> str:
     return f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}"
 
 
+SERVER_ENV = "FERRY_TEST_CLICKHOUSE_URL"
+
+
+@pytest.fixture(params=["chdb", "server"])
+def store_dsn(request, chdb_dsn) -> str:
+    """The DSN of the store under test: the embedded engine, or the server in SERVER_ENV."""
+    if request.param == "chdb":
+        return chdb_dsn
+    url = os.environ.get(SERVER_ENV, "")
+    if not url:  # only when selected by hand: collection drops these runs without a server
+        pytest.skip(f"{SERVER_ENV} is not set: the ClickHouse server run of this test is skipped")
+    return url
+
+
 @pytest.fixture
-def store(chdb_dsn):
+def store(store_dsn):
     """A Store on a fresh database with Ferry's schema."""
-    s = Store.open(chdb_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
+    s = Store.open(store_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
     s.ensure_schema(SchemaOptions(database=s.db))
     yield s
     s.client.command(f"DROP DATABASE IF EXISTS {s.db}")
     s.close()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Without a server, drop the server runs at collection (counted as deselected and named in
+    the summary) rather than report each one as skipped."""
+    if os.environ.get(SERVER_ENV):
+        return
+    server = [i for i in items if _backend(i) == "server"]
+    if server:
+        config.hook.pytest_deselected(items=server)
+        drop = set(server)
+        items[:] = [i for i in items if i not in drop]
+        config.stash[_SERVER_RUNS] = len(server)
+
+
+_SERVER_RUNS = pytest.StashKey[int]()
+
+
+def _backend(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("store_dsn") if callspec else None
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    if config.stash.get(_SERVER_RUNS, 0):
+        terminalreporter.write_line(
+            f"{config.stash[_SERVER_RUNS]} ClickHouse server runs deselected: "
+            f"set {SERVER_ENV} (e.g. http://default:@127.0.0.1:8123) to run them against a server"
+        )

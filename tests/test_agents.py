@@ -14,9 +14,9 @@ def test_peer_address_drops_the_transport():
     assert peer_address("unix:/run/ferry.sock") == "unix:/run/ferry.sock"
 
 
-def test_writes_on_change_and_once_per_refresh(store, chdb_dsn):
+def test_writes_on_change_and_once_per_refresh(store, store_dsn):
     now = [1_000_000.0]
-    stores = ThreadStores(lambda: Store.open(chdb_dsn, database=store.db))
+    stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     rec = AgentRecorder(stores, refresh_s=10.0, clock=lambda: now[0])
     try:
         assert rec.seen("a1", "h1", "0.1.0", "127.0.0.1:1")

@@ -28,8 +28,8 @@ def count(store: Store, table: str) -> int:
 
 
 @pytest.fixture
-def stores(store, chdb_dsn):
-    ts = ThreadStores(lambda: Store.open(chdb_dsn, database=store.db))
+def stores(store, store_dsn):
+    ts = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     yield ts
     ts.close_all()
 

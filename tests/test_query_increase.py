@@ -188,11 +188,11 @@ def test_injection_through_group_by_is_data_or_refused(servers):
     assert store.query(f"SELECT count() FROM {store.db}.samples")[0][0] == 2
 
 
-def test_row_limit_applies(servers, store, chdb_dsn):
+def test_row_limit_applies(servers, store, store_dsn):
     server, _ = servers
     t0 = _t0()
     _push(server, _batch("c.total", COUNTER, {ZONE_A: THREE_STEPS}, t0), seq=1)
-    stores = ThreadStores(lambda: Store.open(chdb_dsn, database=store.db))
+    stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     limited = grpc_testing.server_from_dictionary(
         {QUERY: QueryService(stores, QueryLimits(max_rows=1))}, grpc_testing.strict_real_time()
     )

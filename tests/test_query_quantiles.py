@@ -323,10 +323,10 @@ def test_a_metric_mixing_histogram_and_gauge_series_is_refused(servers):
 
 
 @pytest.mark.parametrize(("metric", "by"), [("app.latency", ()), ("q.g", ()), ("q.g", ("zone",))])
-def test_row_limit_applies(latency, store, chdb_dsn, metric, by):
+def test_row_limit_applies(latency, store, store_dsn, metric, by):
     server, t0, _, _ = latency
     _push(server, _gauges("q.g", {(("idx", "0"),): [np.arange(3.0), np.arange(3.0)]}, t0), seq=2)
-    stores = ThreadStores(lambda: Store.open(chdb_dsn, database=store.db))
+    stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     limited = grpc_testing.server_from_dictionary(
         {QUERY: QueryService(stores, QueryLimits(max_rows=1))}, grpc_testing.strict_real_time()
     )

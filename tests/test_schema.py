@@ -13,9 +13,9 @@ from collector.storage.store import Store, StoreError
 
 
 @pytest.fixture
-def bare(chdb_dsn):
+def bare(store_dsn):
     """A Store on a database that does not exist yet."""
-    s = Store.open(chdb_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
+    s = Store.open(store_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
     yield s
     s.client.command(f"DROP DATABASE IF EXISTS {s.db}")
     s.close()

@@ -22,8 +22,8 @@ QUERY = query_pb2.DESCRIPTOR.services_by_name["Query"]
 
 
 @pytest.fixture
-def servers(store, chdb_dsn):
-    stores = ThreadStores(lambda: Store.open(chdb_dsn, database=store.db))
+def servers(store, store_dsn):
+    stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     pipeline = FramePipeline(Writer(stores))
     executor = ThreadPoolExecutor(2)
     server = grpc_testing.server_from_dictionary(

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from collector.storage.layout import Layout
 from collector.storage.rollups import histogram_rollup_tables, rollup_tables
-from collector.storage.schema import SchemaOptions, check_identifier, metric_tables, record_tables
+from collector.storage.schema import SchemaOptions, metric_tables, record_tables
 
 log = logging.getLogger("ferry.collector.schema")
 
@@ -31,26 +32,14 @@ class Migration:
     statements: Callable[[SchemaOptions], list[str]]
 
 
-def _settings(opts: SchemaOptions) -> str:
-    return f"SETTINGS non_replicated_deduplication_window = {int(opts.dedup_window)}"
-
-
 MIGRATIONS = [
     Migration(
-        1,
-        "series, samples, histograms, agents",
-        lambda o: metric_tables(check_identifier(o.database), _settings(o), int(o.raw_ttl_days)),
+        1, "series, samples, histograms, agents", lambda o: metric_tables(o.layout(), int(o.raw_ttl_days))
     ),
-    Migration(2, "events and logs", lambda o: record_tables(check_identifier(o.database), _settings(o), o)),
+    Migration(2, "events and logs", lambda o: record_tables(o.layout(), o)),
+    Migration(3, "1m and 1h rollups of samples", lambda o: rollup_tables(o.layout(), ttl_days(o))),
     Migration(
-        3,
-        "1m and 1h rollups of samples",
-        lambda o: rollup_tables(check_identifier(o.database), _settings(o), ttl_days(o)),
-    ),
-    Migration(
-        4,
-        "1m and 1h rollups of histograms",
-        lambda o: histogram_rollup_tables(check_identifier(o.database), _settings(o), ttl_days(o)),
+        4, "1m and 1h rollups of histograms", lambda o: histogram_rollup_tables(o.layout(), ttl_days(o))
     ),
 ]
 LATEST = MIGRATIONS[-1].version
@@ -71,13 +60,11 @@ def ttl_days(opts: SchemaOptions) -> dict[str, int]:
     }
 
 
-def version_table(db: str) -> str:
-    return f"""CREATE TABLE IF NOT EXISTS {db}.schema_version (
-    version UInt32,
+def version_table(layout: Layout) -> str:
+    columns = """    version UInt32,
     description String,
-    applied DateTime64(3, 'UTC') DEFAULT now64(3)
-) ENGINE = MergeTree
-ORDER BY version"""
+    applied DateTime64(3, 'UTC') DEFAULT now64(3)"""
+    return layout.shared_table("schema_version", columns, "version")
 
 
 @dataclass
@@ -88,9 +75,10 @@ class Report:
 
 def apply(command: Callable[[str], object], query: Callable[..., list], opts: SchemaOptions) -> Report:
     """`command(sql)` runs DDL; `query(sql, params)` returns rows."""
-    db = check_identifier(opts.database)
-    command(f"CREATE DATABASE IF NOT EXISTS {db}")
-    command(version_table(db))
+    layout = opts.layout()
+    db = layout.db
+    command(layout.database())
+    command(version_table(layout))
     current = query(f"SELECT max(version) FROM {db}.schema_version")[0][0] or 0
     if current > LATEST:
         raise SchemaError(
@@ -108,16 +96,18 @@ def apply(command: Callable[[str], object], query: Callable[..., list], opts: Sc
         )
         log.info("schema: applied migration %d (%s)", m.version, m.description)
         applied.append(m.version)
-    return Report(applied, _sync_ttls(command, query, db, ttl_days(opts)))
+    return Report(applied, _sync_ttls(command, query, layout, ttl_days(opts)))
 
 
-def _sync_ttls(command, query, db: str, wanted: dict[str, int]) -> dict[str, int]:
-    rows = query("SELECT name, engine_full FROM system.tables WHERE database = {db:String}", {"db": db})
+def _sync_ttls(command, query, layout: Layout, wanted: dict[str, int]) -> dict[str, int]:
+    """TTLs as this node's `system.tables` reports them; on a cluster the ALTER runs ON CLUSTER."""
+    sql = "SELECT name, engine_full FROM system.tables WHERE database = {db:String}"
+    rows = query(sql, {"db": layout.db})
     engines = dict(rows)
     changed = {}
     for table, days in wanted.items():
-        if f"toIntervalDay({days})" not in engines.get(table, ""):
-            command(f"ALTER TABLE {db}.{table} MODIFY TTL toDateTime(ts) + INTERVAL {days} DAY")
+        if f"toIntervalDay({days})" not in engines.get(layout.local(table), ""):
+            command(layout.alter_ttl(table, days))
             log.info("schema: %s retention is now %d days", table, days)
             changed[table] = days
     return changed

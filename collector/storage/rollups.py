@@ -21,7 +21,11 @@ neither view.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+
+from collector.storage.layout import Layout, day_keys
 
 
 @dataclass(frozen=True)
@@ -39,77 +43,86 @@ RESOLUTIONS = (
 )
 
 
-def rollup_tables(db: str, settings: str, ttl_days: dict[str, int]) -> list[str]:
+def rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[str]:
     """Tables, views, and a backfill from the raw samples already stored (for a store that had
     samples before this migration; the collector runs it before it takes any frame)."""
     out = []
     for r in RESOLUTIONS:
         out += [
-            f"""CREATE TABLE IF NOT EXISTS {db}.{r.table} (
-    series_id UInt64 CODEC(ZSTD(1)),
+            *layout.table(
+                r.table,
+                """    series_id UInt64 CODEC(ZSTD(1)),
     name LowCardinality(String),
     ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     min SimpleAggregateFunction(min, Float64) CODEC(Gorilla, ZSTD(1)),
     max SimpleAggregateFunction(max, Float64) CODEC(Gorilla, ZSTD(1)),
     sum SimpleAggregateFunction(sum, Float64) CODEC(Gorilla, ZSTD(1)),
     count SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
-    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))
-) ENGINE = AggregatingMergeTree
-PARTITION BY toDate(ts)
-ORDER BY (name, series_id, ts)
-TTL toDateTime(ts) + INTERVAL {int(ttl_days[r.table])} DAY
-{settings}""",
+    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))""",
+                "AggregatingMergeTree",
+                day_keys("name, series_id, ts", ttl_days[r.table]),
+                "series_id",
+            ),
             # once: skipped if a cut-off earlier run got this far (the table then has rows)
-            f"INSERT INTO {db}.{r.table} {_select(db, r, f'WHERE (SELECT count() FROM {db}.{r.table}) = 0')}",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{r.table}_mv TO {db}.{r.table} AS {_select(db, r)}",
+            _backfill(layout, r.table, partial(_select, layout.db, r)),
+            layout.view(f"{r.table}_mv", r.table, _select(layout.db, r, layout.local)),
         ]
     return out
 
 
-def _select(db: str, r: Resolution, where: str = "") -> str:
-    if r.name == "1h":  # from the 1m rollup: merge its partial aggregates
-        return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
-    min(s.min) AS min, max(s.max) AS max, sum(s.sum) AS sum, sum(s.count) AS count,
-    argMaxMergeState(s.last) AS last
-FROM {db}.samples_1m AS s {where} GROUP BY series_id, name, ts"""
-    return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
-    min(value) AS min, max(value) AS max, sum(value) AS sum, count() AS count,
-    argMaxState(value, s.ts) AS last
-FROM {db}.samples AS s {where} GROUP BY series_id, name, ts"""
-
-
-def histogram_rollup_tables(db: str, settings: str, ttl_days: dict[str, int]) -> list[str]:
+def histogram_rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[str]:
     """The same for `histograms`: tables, a one-time backfill, views (1h reads the 1m rollup)."""
     out = []
     for r in RESOLUTIONS:
         table = r.histogram_table
-        once = f"WHERE (SELECT count() FROM {db}.{table}) = 0"  # the backfill, as above
         out += [
-            f"""CREATE TABLE IF NOT EXISTS {db}.{table} (
-    series_id UInt64 CODEC(ZSTD(1)),
+            *layout.table(
+                table,
+                """    series_id UInt64 CODEC(ZSTD(1)),
     name LowCardinality(String),
     ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     bounds Array(Float64) CODEC(ZSTD(1)),
     sum SimpleAggregateFunction(sum, Float64) CODEC(Gorilla, ZSTD(1)),
     count SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
-    counts AggregateFunction(sumForEach, Array(UInt64))
-) ENGINE = AggregatingMergeTree
-PARTITION BY toDate(ts)
-ORDER BY (name, series_id, ts, bounds)
-TTL toDateTime(ts) + INTERVAL {int(ttl_days[table])} DAY
-{settings}""",
-            f"INSERT INTO {db}.{table} {_histogram_select(db, r, once)}",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{table}_mv TO {db}.{table} "
-            f"AS {_histogram_select(db, r)}",
+    counts AggregateFunction(sumForEach, Array(UInt64))""",
+                "AggregatingMergeTree",
+                day_keys("name, series_id, ts, bounds", ttl_days[table]),
+                "series_id",
+            ),
+            _backfill(layout, table, partial(_histogram_select, layout.db, r)),
+            layout.view(f"{table}_mv", table, _histogram_select(layout.db, r, layout.local)),
         ]
     return out
 
 
-def _histogram_select(db: str, r: Resolution, where: str = "") -> str:
+def _backfill(layout: Layout, table: str, select: Callable[..., str]) -> str:
+    """INSERT the rollup of what is stored into an empty rollup table. It names the tables the
+    collector uses (on a cluster, the Distributed ones), so it runs once, from one node."""
+    once = f"WHERE (SELECT count() FROM {layout.db}.{table}) = 0"
+    return f"INSERT INTO {layout.db}.{table} {select(where=once)}"
+
+
+def _same(table: str) -> str:
+    return table
+
+
+def _select(db: str, r: Resolution, name: Callable[[str], str] = _same, where: str = "") -> str:
+    if r.name == "1h":  # from the 1m rollup: merge its partial aggregates
+        return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
+    min(s.min) AS min, max(s.max) AS max, sum(s.sum) AS sum, sum(s.count) AS count,
+    argMaxMergeState(s.last) AS last
+FROM {db}.{name("samples_1m")} AS s {where} GROUP BY series_id, name, ts"""
+    return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
+    min(value) AS min, max(value) AS max, sum(value) AS sum, count() AS count,
+    argMaxState(value, s.ts) AS last
+FROM {db}.{name("samples")} AS s {where} GROUP BY series_id, name, ts"""
+
+
+def _histogram_select(db: str, r: Resolution, name: Callable[[str], str] = _same, where: str = "") -> str:
     if r.name == "1h":
-        source, counts = f"{db}.histograms_1m", "sumForEachMergeState(s.counts)"
+        source, counts = name("histograms_1m"), "sumForEachMergeState(s.counts)"
     else:
-        source, counts = f"{db}.histograms", "sumForEachState(s.counts)"
+        source, counts = name("histograms"), "sumForEachState(s.counts)"
     return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts, bounds,
     sum(s.sum) AS sum, sum(s.count) AS count, {counts} AS counts
-FROM {source} AS s {where} GROUP BY series_id, name, ts, bounds"""
+FROM {db}.{source} AS s {where} GROUP BY series_id, name, ts, bounds"""

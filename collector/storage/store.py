@@ -50,12 +50,15 @@ def database_of(dsn: str, default: str = "ferry") -> str:
 
 
 class Store:
-    def __init__(self, client: Client, database: str):
+    def __init__(self, client: Client, database: str, cluster: str = ""):
         self.client = client
         self.db = check_identifier(database)
+        self.cluster = cluster
+        # on a cluster, inserts go through Distributed tables: wait for the shards' commit
+        self._insert_settings = {"distributed_foreground_insert": 1} if cluster else {}
 
     @classmethod
-    def open(cls, dsn: str, database: str | None = None) -> Store:
+    def open(cls, dsn: str, database: str | None = None, cluster: str = "") -> Store:
         kind, location = parse_dsn(dsn)
         try:
             if kind == "chdb":
@@ -72,11 +75,11 @@ class Store:
                 )
         except Exception as exc:
             raise StoreError(f"cannot open store {redact(dsn)}: {exc}") from exc
-        return cls(client, database or database_of(dsn))
+        return cls(client, database or database_of(dsn), cluster)
 
     def ensure_schema(self, opts: SchemaOptions | None = None) -> migrate.Report:
         """Apply the migrations this store lacks and the configured TTLs (`migrate.apply`)."""
-        opts = opts or SchemaOptions(database=self.db)
+        opts = opts or SchemaOptions(database=self.db, cluster=self.cluster)
 
         def command(statement: str) -> None:
             try:
@@ -90,9 +93,11 @@ class Store:
             raise StoreError(str(exc)) from exc
 
     def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
-        settings = {"insert_deduplication_token": token} if token else None
+        settings = dict(self._insert_settings)
+        if token:
+            settings["insert_deduplication_token"] = token
         self.client.raw_insert(
-            f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings
+            f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings or None
         )
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
