@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, ingest, wire
+from bench import agent, client, collectd, ingest, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -59,6 +59,8 @@ def main() -> None:
     client_records = 50_000 if quick else 200_000
     client_gauges = [client.throughput(client_records, "gauge") for _ in range(runs)]
     client_logs = [client.throughput(client_records, "log") for _ in range(runs)]
+    # one load of the day (bytes are deterministic for a seed); query medians over 3 or 7 runs
+    store_run = storage.run_isolated(hosts=20 if quick else 200, runs=3 if quick else 7)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -71,6 +73,7 @@ def main() -> None:
         "client_gauges_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_gauges),
         "client_logs_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_logs),
         "client_runs": client_gauges + client_logs,
+        **store_run,  # storage_bytes_per_point, query_ms_*, rollup_query_speedup, storage: details
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -96,6 +99,7 @@ def main() -> None:
         "host_processes",
         "client_gauges_per_s",
         "client_logs_per_s",
+        *storage.FIGURES,
     ):
         if key in results:
             print(f"{key:40} {results[key]:>14,.2f}")
