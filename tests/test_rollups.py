@@ -98,5 +98,5 @@ def test_histogram_rollups_hold_the_raw_bucket_counts(store):
     # the bounds changed 100 minutes in: the second hour holds a row per bound list
     hours = store.query(
         f"SELECT ts, bounds FROM {db}.histograms_1h FINAL WHERE series_id = 7 ORDER BY ts, bounds"
-    )  # noqa: E501
+    )
     assert [len(b) for _, b in hours] == [3, 3, 2]
