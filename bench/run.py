@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, ingest, storage, wire
+from bench import agent, client, collectd, ingest, rawinsert, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -52,6 +52,8 @@ def main() -> None:
     runs = 1 if quick else 3
     agent_runs = [ingest.run_agents(agents=2, points=500_000 if quick else 2_000_000) for _ in range(runs)]
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
+    # the engine alone, same columns and block size, the same points in all (2 agents' worth)
+    raw = rawinsert.run(rows=1_000_000 if quick else 4_000_000, block_rows=50_000, runs=runs)
     wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
     wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
     agent_run = agent_figures(15 if quick else 60, runs)
@@ -66,6 +68,7 @@ def main() -> None:
         "ingest_runs": agent_runs,
         "collector_points_per_s": statistics.median(r["points_per_s"] for r in ingest_runs),
         "collector_runs": ingest_runs,
+        **raw,  # raw_insert_rows_per_s (production schema, views included), raw_insert_no_views_…
         "wire_bytes_per_point": wire_default["bytes_per_point"],
         "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
         **agent_run,
@@ -82,11 +85,15 @@ def main() -> None:
         },
         "quick": quick,
     }
+    results["ingest_vs_raw_insert"] = results["ingest_points_per_s"] / results["raw_insert_rows_per_s"]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     for key in (
         "ingest_points_per_s",
         "collector_points_per_s",
+        "raw_insert_rows_per_s",
+        "raw_insert_no_views_rows_per_s",
+        "ingest_vs_raw_insert",
         "wire_bytes_per_point",
         "wire_bytes_per_point_6_cycles",
         "agent_cpu_ms_per_cycle",
