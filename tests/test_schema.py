@@ -41,13 +41,14 @@ def codecs(store: Store, table: str) -> dict[str, str]:
 def test_codecs_as_clickhouse_reports_them(store):
     samples = codecs(store, "samples")
     assert samples["ts"] == "CODEC(DoubleDelta, ZSTD(1))"
-    assert samples["value"] == "CODEC(Gorilla(8), ZSTD(1))"
+    assert samples["value"] == "CODEC(ZSTD(3))"  # migration 5: Gorilla cost bytes on host metrics
     assert samples["series_id"] == "CODEC(ZSTD(1))"
     assert codecs(store, "histograms")["count"] == "CODEC(T64, ZSTD(1))"
     assert codecs(store, "events")["ts"] == "CODEC(Delta(8), ZSTD(1))"
     assert codecs(store, "logs")["message"] == "CODEC(ZSTD(3))"
     rollup = codecs(store, "samples_1m")
     assert rollup["ts"] == "CODEC(DoubleDelta, ZSTD(1))" and rollup["count"] == "CODEC(T64, ZSTD(1))"
+    assert rollup["min"] == rollup["last"] == "CODEC(ZSTD(3))"
     types = dict(
         store.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'samples'",
@@ -76,12 +77,12 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
 
 def test_migrations_are_recorded_and_idempotent(bare):
     first = bare.ensure_schema(SchemaOptions(database=bare.db))
-    assert first.applied == [1, 2, 3, 4] and first.ttl_changed == {}
+    assert first.applied == [1, 2, 3, 4, 5] and first.ttl_changed == {}
     versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3, 4]
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5]
     again = bare.ensure_schema(SchemaOptions(database=bare.db))
     assert again.applied == [] and again.ttl_changed == {}
-    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 4
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 5
 
 
 def test_retention_change_alters_the_tables_in_place(bare):
@@ -103,7 +104,7 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
     histogram = "(2, 'h', now64(3), 4.0, 3, [1, 2], [1, 1, 1])"
     bare.client.command(f"INSERT INTO {bare.db}.histograms VALUES {histogram}")
     report = bare.ensure_schema(opts)
-    assert report.applied == [1, 2, 3, 4]
+    assert report.applied == [1, 2, 3, 4, 5]
     assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
     assert {"events", "logs", "schema_version", "samples_1m", "samples_1h"} <= set(engines(bare))
     # the rollups were backfilled from the samples stored before them
@@ -117,5 +118,5 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
 def test_a_newer_store_is_refused_with_a_clear_error(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
     bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
-    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 4"):
+    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 5"):
         bare.ensure_schema(SchemaOptions(database=bare.db))

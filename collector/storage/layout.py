@@ -103,6 +103,10 @@ class Layout:
             f"ENGINE = {engine}\nORDER BY {order_by}"
         )
 
+    def alter_column(self, table: str, column: str) -> str:
+        """MODIFY COLUMN `column` (name, type and codec) of `table`'s rows on every node."""
+        return f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} MODIFY COLUMN {column}"
+
     def alter_ttl(self, table: str, days: int) -> str:
         return (
             f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} "
