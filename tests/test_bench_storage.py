@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from agent import catalogue as c
-from bench import storage
+from bench import hostday, storage
 from ferry.columns import COUNTER
 
 HOUR = 3_600_000
@@ -18,7 +18,7 @@ HOUR = 3_600_000
 
 @pytest.fixture(scope="module")
 def family():
-    return storage.host_metrics(np.random.default_rng(7), 3, 720)
+    return hostday.host_metrics(np.random.default_rng(7), 3, 720)
 
 
 def _values(family, name: str) -> list[np.ndarray]:
@@ -46,7 +46,7 @@ def test_ratios_in_range_and_cpu_states_sum_to_one(family):
         for v in _values(family, name):
             assert ((v >= 0) & (v <= 1)).all(), name
     cpu = _values(family, "system.cpu.utilization")
-    assert len(cpu) == 8 * storage.CPUS
+    assert len(cpu) == 8 * hostday.CPUS
     for first in range(0, len(cpu), 8):
         np.testing.assert_allclose(sum(cpu[first : first + 8]), 1.0, rtol=1e-12)
 
@@ -64,12 +64,12 @@ def test_load_average_has_two_decimals(family):
         np.testing.assert_array_equal(v, np.round(v, 2))
 
 
-def test_a_small_load_is_stored_whole_and_every_resolution_agrees(store, chdb_dsn):
+def test_a_small_load_is_stored_whole_and_every_resolution_agrees(store, store_dsn):
     start = (int(time.time() * 1000) // HOUR - 30) * HOUR
-    steps = 2 * HOUR // storage.STEP_MS
-    loaded = storage.load(chdb_dsn, store.db, hosts=2, steps=steps, start_ms=start)
+    steps = 2 * HOUR // hostday.STEP_MS
+    loaded = storage.load(store_dsn, store.db, hosts=2, steps=steps, start_ms=start)
     assert loaded["points"] == 2 * 59 * steps and loaded["series"] == 2 * 59
     assert store.query(f"SELECT count() FROM {store.db}.samples")[0][0] == loaded["points"]
-    figures = storage.query_figures(chdb_dsn, store.db, start, start + 2 * HOUR, runs=1)
+    figures = storage.query_figures(store_dsn, store.db, start, start + 2 * HOUR, runs=1)
     assert figures["groups"] == 2
     assert figures["answers_match"], figures["answer_checks"]
