@@ -162,8 +162,9 @@ def query_figures(store_dsn: str, db: str, start_ms: int, end_ms: int, runs: int
 
 
 # Codecs (series_id, ts, value) and a value expression tried on scratch copies of `samples`; the
-# first is the production schema. The last two are what-ifs: `*.utilization` ratios rounded to
-# 4 decimals (the agent sends them at full float64 precision).
+# first is the schema before migration 5, the sixth the production one since. The last two are
+# what-ifs: `*.utilization` ratios rounded to 4 decimals (the agent sends them at full float64
+# precision).
 ROUNDED = "if(endsWith(name, '.utilization'), round(value, 4), value)"
 CODEC_TRIALS = (
     ("ZSTD(1)", "DoubleDelta, ZSTD(1)", "Gorilla, ZSTD(1)", "value"),

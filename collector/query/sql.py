@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.query.quantiles import QUANTILES
-from collector.storage.schema import check_identifier
+from collector.storage.layout import check_identifier
 from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
@@ -167,8 +167,13 @@ def _bucket(alias: str = "") -> str:
     return f"intDiv(toUnixTimestamp64Milli({alias}ts), {{step:Int64}}) * {{step:Int64}} AS t"
 
 
-# a rollup's `ts` is a DateTime (seconds) bucket start
-_ROLLUP_BUCKET = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+def _source(agg: str, rollup: str, raw_table: str, raw: dict, rolled: dict) -> tuple[str, str, str]:
+    """(partials, table, bucket expression) for reading `raw_table`, or the rollup table
+    `rollup`, whose `ts` is a DateTime (seconds) bucket start."""
+    if not rollup:
+        return ", ".join(raw[agg]), raw_table, _bucket()
+    bucket = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+    return ", ".join(rolled[agg]), check_identifier(rollup, "table"), bucket
 
 
 def range_sql(
@@ -177,11 +182,7 @@ def range_sql(
     """Per (series, step) partials from `samples`, or from the rollup table `rollup` (whose
     `ts` is a DateTime bucket start)."""
     params, _, where = _range_where(db, req, max_rows)
-    if rollup:
-        partials, table = ", ".join(ROLLUP_PARTIALS[agg]), check_identifier(rollup, "table")
-        bucket = _ROLLUP_BUCKET
-    else:
-        partials, table, bucket = ", ".join(PARTIALS[agg]), "samples", _bucket()
+    partials, table, bucket = _source(agg, rollup, "samples", PARTIALS, ROLLUP_PARTIALS)
     sql = (
         f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
         "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
@@ -196,11 +197,9 @@ def histogram_range_sql(
     `rollup`; for quantiles also per bound list, so bucket counts are only ever added under the
     same bounds."""
     params, _, where = _range_where(db, req, max_rows)
-    if rollup:
-        partials, table = ", ".join(HISTOGRAM_ROLLUP_PARTIALS[agg]), check_identifier(rollup, "table")
-        bucket = _ROLLUP_BUCKET
-    else:
-        partials, table, bucket = ", ".join(HISTOGRAM_PARTIALS[agg]), "histograms", _bucket()
+    partials, table, bucket = _source(
+        agg, rollup, "histograms", HISTOGRAM_PARTIALS, HISTOGRAM_ROLLUP_PARTIALS
+    )
     keys = "series_id, t, bounds" if agg in QUANTILES else "series_id, t"
     sql = (
         f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "

@@ -9,10 +9,11 @@ exactly the histogram of the bucket, so quantiles of histograms come from these 
 the same interpolation as from raw points; a series that changed its bounds within a bucket
 keeps one row per bound list.
 
-There is no quantile state for plain series: a t-digest column made every insert into `samples` about twice as
-slow again (measured per 50k-point insert on embedded chDB: no views 3.0 M points/s; 1m view
-with min/max/sum/count 2.0 M; + last 1.5 M; + t-digest and the 1h view 0.7 M), and quantiles are
-answered exactly from the raw samples (within their retention) instead.
+There is no quantile state for plain series: a t-digest column made every insert into
+`samples` about twice as slow again (measured per 50k-point insert on embedded chDB: no views
+3.0 M points/s; 1m view with min/max/sum/count 2.0 M; + last 1.5 M; + t-digest and the 1h view
+0.7 M), and quantiles are answered exactly from the raw samples (within their retention)
+instead.
 The 1m view reads each insert into `samples`; the 1h view reads what the 1m view writes (its
 partial aggregates, far fewer rows than the raw points) and merges them, which keeps min, max,
 sum, count and last exact. A deduplicated insert into `samples` (a resent frame's token) reaches
@@ -21,9 +22,7 @@ neither view.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 from collector.storage.layout import Layout, day_keys
 
@@ -63,9 +62,8 @@ def rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[str]:
                 day_keys("name, series_id, ts", ttl_days[r.table]),
                 "series_id",
             ),
-            # once: skipped if a cut-off earlier run got this far (the table then has rows)
-            _backfill(layout, r.table, partial(_select, layout.db, r)),
-            layout.view(f"{r.table}_mv", r.table, _select(layout.db, r, layout.local)),
+            _backfill(layout, r.table, _select(layout, r, False, _empty(layout, r.table))),
+            layout.view(f"{r.table}_mv", r.table, _select(layout, r, True)),
         ]
     return out
 
@@ -89,40 +87,45 @@ def histogram_rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[st
                 day_keys("name, series_id, ts, bounds", ttl_days[table]),
                 "series_id",
             ),
-            _backfill(layout, table, partial(_histogram_select, layout.db, r)),
-            layout.view(f"{table}_mv", table, _histogram_select(layout.db, r, layout.local)),
+            _backfill(layout, table, _histogram_select(layout, r, False, _empty(layout, table))),
+            layout.view(f"{table}_mv", table, _histogram_select(layout, r, True)),
         ]
     return out
 
 
-def _backfill(layout: Layout, table: str, select: Callable[..., str]) -> str:
-    """INSERT the rollup of what is stored into an empty rollup table. It names the tables the
-    collector uses (on a cluster, the Distributed ones), so it runs once, from one node."""
-    once = f"WHERE (SELECT count() FROM {layout.db}.{table}) = 0"
-    return f"INSERT INTO {layout.db}.{table} {select(where=once)}"
+def _backfill(layout: Layout, table: str, select: str) -> str:
+    """INSERT the rollup of what is stored into the rollup table. The select names the tables
+    the collector uses (on a cluster, the Distributed ones), so it runs once, from one node."""
+    return f"INSERT INTO {layout.db}.{table} {select}"
 
 
-def _same(table: str) -> str:
-    return table
+def _empty(layout: Layout, table: str) -> str:
+    """Backfill only an empty table: skipped if a cut-off earlier run got this far."""
+    return f"WHERE (SELECT count() FROM {layout.db}.{table}) = 0"
 
 
-def _select(db: str, r: Resolution, name: Callable[[str], str] = _same, where: str = "") -> str:
+def _source(layout: Layout, table: str, local: bool) -> str:
+    """`table` as the collector names it, or (`local`, for a view) its rows on this node."""
+    return f"{layout.db}.{layout.local(table) if local else table}"
+
+
+def _select(layout: Layout, r: Resolution, local: bool, where: str = "") -> str:
     if r.name == "1h":  # from the 1m rollup: merge its partial aggregates
         return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
     min(s.min) AS min, max(s.max) AS max, sum(s.sum) AS sum, sum(s.count) AS count,
     argMaxMergeState(s.last) AS last
-FROM {db}.{name("samples_1m")} AS s {where} GROUP BY series_id, name, ts"""
+FROM {_source(layout, "samples_1m", local)} AS s {where} GROUP BY series_id, name, ts"""
     return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
     min(value) AS min, max(value) AS max, sum(value) AS sum, count() AS count,
     argMaxState(value, s.ts) AS last
-FROM {db}.{name("samples")} AS s {where} GROUP BY series_id, name, ts"""
+FROM {_source(layout, "samples", local)} AS s {where} GROUP BY series_id, name, ts"""
 
 
-def _histogram_select(db: str, r: Resolution, name: Callable[[str], str] = _same, where: str = "") -> str:
+def _histogram_select(layout: Layout, r: Resolution, local: bool, where: str = "") -> str:
     if r.name == "1h":
-        source, counts = name("histograms_1m"), "sumForEachMergeState(s.counts)"
+        source, counts = _source(layout, "histograms_1m", local), "sumForEachMergeState(s.counts)"
     else:
-        source, counts = name("histograms"), "sumForEachState(s.counts)"
+        source, counts = _source(layout, "histograms", local), "sumForEachState(s.counts)"
     return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts, bounds,
     sum(s.sum) AS sum, sum(s.count) AS count, {counts} AS counts
-FROM {db}.{source} AS s {where} GROUP BY series_id, name, ts, bounds"""
+FROM {source} AS s {where} GROUP BY series_id, name, ts, bounds"""

@@ -2,16 +2,14 @@
 when the collector starts. `collector.storage.layout` renders each table for one node or for a
 cluster.
 
-Names are interpolated only after `check_identifier`; nothing user-supplied reaches DDL.
+Names are interpolated only after `layout.check_identifier`; nothing user-supplied reaches DDL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.layout import Layout, check_identifier, day_keys
-
-__all__ = ["SchemaOptions", "check_identifier", "metric_tables", "record_tables", "value_codecs"]
+from collector.storage.layout import Layout, day_keys
 
 
 @dataclass(frozen=True)

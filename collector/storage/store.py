@@ -18,7 +18,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from collector.storage import migrate
-from collector.storage.schema import SchemaOptions, check_identifier
+from collector.storage.layout import check_identifier
+from collector.storage.schema import SchemaOptions
 
 
 class StoreError(RuntimeError):
