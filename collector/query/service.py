@@ -17,6 +17,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from collector import selfmetrics as m
 from collector.query import listing, search
+from collector.query.groups import matched
 from collector.query.quantiles import QUANTILES
 from collector.query.ranges import is_histogram, read_histograms, read_increases, read_quantiles, read_samples
 from collector.query.resolution import RAW, choose
@@ -118,53 +119,31 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def _query_range(self, req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeResponse:
         agg = check_range(req, self.limits)
         store = self.stores.get()
-        sql, params = series_sql(store.db, req.metric, req.matchers, self.limits.max_series + 1)
-        series = store.query(sql + self._settings(), params)
-        if len(series) > self.limits.max_series:
-            raise LimitExceeded(
-                f"{req.metric} with these matchers has more than {self.limits.max_series} series; "
-                "narrow the matchers"
-            )
-        if not series:
+        by = list(req.group_by)
+        series = matched(store, req.metric, req.matchers, by, self.limits.max_series, self._settings())
+        if not len(series):
             return query_pb2.QueryRangeResponse()
-        labels_of = {row[0]: row[4] for row in series}
-        group_labels, group_of = _groups(labels_of, list(req.group_by))
         limits = (self.limits.max_rows, self._settings())
-        histogram = is_histogram(req.metric, series)
+        histogram = is_histogram(req.metric, series.kinds)
         rollup = choose(req.resolution, agg, req.step_ms, req.start_ms, req.end_ms, histogram)
         out = query_pb2.QueryRangeResponse(resolution=rollup.name if rollup else RAW)
         if histogram:
             table = rollup.histogram_table if rollup else ""
-            g, t, v = read_histograms(store, req, agg, group_of, *limits, table)
+            g, t, v = read_histograms(store, req, agg, series, *limits, table)
         elif agg in GROWTH:
-            kind_of = {row[0]: row[2] for row in series}
-            g, t, v = read_increases(store, req, agg, kind_of, group_of, *limits)
+            g, t, v = read_increases(store, req, agg, series, *limits)
         elif agg in QUANTILES:
-            g, t, v = read_quantiles(store, req, agg, group_labels, group_of, *limits)
+            g, t, v = read_quantiles(store, req, agg, series, *limits)
         else:
-            g, t, v = read_samples(store, req, agg, group_of, *limits, rollup.table if rollup else "")
+            g, t, v = read_samples(store, req, agg, series, *limits, rollup.table if rollup else "")
         if g.shape[0] == 0:
             return out
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
         for a, b in itertools.pairwise(bounds):
-            sp = out.series.add(metric=req.metric, labels=group_labels[int(g[a])])
+            sp = out.series.add(metric=req.metric, labels=series.labels[int(g[a])])
             sp.time_ms.extend(t[a:b].tolist())
             sp.value.extend(v[a:b].tolist())
         return out
-
-
-def _groups(labels_of: dict[int, dict[str, str]], by: list[str]):
-    """Map each series to a group: itself when `by` is empty, else its values of the `by` labels."""
-    group_labels: list[dict[str, str]] = []
-    index: dict[tuple, int] = {}
-    group_of: dict[int, int] = {}
-    for sid, labels in sorted(labels_of.items(), key=lambda kv: sorted(kv[1].items())):
-        key = tuple(sorted(labels.items())) if not by else tuple(labels.get(k, "") for k in by)
-        if key not in index:
-            index[key] = len(group_labels)
-            group_labels.append(dict(labels) if not by else {k: labels.get(k, "") for k in by})
-        group_of[sid] = index[key]
-    return group_labels, group_of
 
 
 def _first_line(text: str) -> str:

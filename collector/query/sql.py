@@ -20,7 +20,8 @@ GROWTH = ("increase", "rate")
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", *GROWTH, *QUANTILES)
 
-# Per (series, bucket) partials fetched for each aggregation; combined across a group in Python.
+# Per (series, bucket) partials fetched for each aggregation; combined across a group in Python
+# (numpy, which also sorts them: the range SQL has no ORDER BY, its LIMIT only bounds the rows).
 PARTIALS = {
     "avg": ("sum(value)", "count()"),
     "sum": ("sum(value)",),
@@ -153,13 +154,15 @@ def _range_where(db: str, req: query_pb2.QueryRangeRequest, max_rows: int, alias
         "step": req.step_ms,
         "max_rows": max_rows + 1,
     }
-    cond = " AND ".join(["name = {metric:String}", *matcher_sql(req.matchers, params)])
+    matchers = matcher_sql(req.matchers, params)
+    cond = " AND ".join(["name = {metric:String}", *matchers])
     where = (
         f"{alias}name = {{metric:String}} "
         f"AND {alias}ts >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC') "
-        f"AND {alias}ts < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC') "
-        f"AND {alias}series_id IN (SELECT series_id FROM {db}.series WHERE {cond})"
+        f"AND {alias}ts < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')"
     )
+    if matchers:  # without them every series of the metric is matched: the name says it all
+        where += f" AND {alias}series_id IN (SELECT series_id FROM {db}.series WHERE {cond})"
     return params, cond, where
 
 
@@ -185,7 +188,7 @@ def range_sql(
     partials, table, bucket = _source(agg, rollup, "samples", PARTIALS, ROLLUP_PARTIALS)
     sql = (
         f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
-        "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
+        "GROUP BY series_id, t LIMIT {max_rows:UInt64}"
     )
     return sql, params
 
@@ -203,7 +206,7 @@ def histogram_range_sql(
     keys = "series_id, t, bounds" if agg in QUANTILES else "series_id, t"
     sql = (
         f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
-        f"GROUP BY {keys} ORDER BY series_id, t LIMIT {{max_rows:UInt64}}"
+        f"GROUP BY {keys} LIMIT {{max_rows:UInt64}}"
     )
     return sql, params
 
@@ -232,7 +235,7 @@ def quantile_range_sql(
     sql = (
         f"SELECT {key} AS g, {_bucket('p.')}, quantileExactInclusive({level!r})(p.value) "
         f"FROM {db}.samples AS p {join}WHERE {where} "
-        "GROUP BY g, t ORDER BY g, t LIMIT {max_rows:UInt64}"
+        "GROUP BY g, t LIMIT {max_rows:UInt64}"
     )
     return sql, params
 
@@ -258,6 +261,6 @@ def increase_range_sql(
         "row_number() OVER w > 1 AS has_prev "
         f"FROM {db}.samples WHERE {where} "
         "WINDOW w AS (PARTITION BY series_id ORDER BY ts, value ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) "
-        "GROUP BY series_id, t ORDER BY series_id, t LIMIT {max_rows:UInt64}"
+        "GROUP BY series_id, t LIMIT {max_rows:UInt64}"
     )
     return sql, params

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
+import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from collector.storage import migrate
@@ -106,6 +107,10 @@ class Store:
 
     def query_columns(self, sql: str, parameters: dict[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.client.query(sql, parameters=parameters).result_columns
+
+    def query_np(self, sql: str, parameters: dict[str, Any] | None = None) -> np.ndarray:
+        """The result as one numpy structured array (a field per column), for numeric results."""
+        return self.client.query_np(sql, parameters=parameters)
 
     def close(self) -> None:
         self.client.close()
