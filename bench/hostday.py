@@ -5,11 +5,13 @@ The dataset imitates what the agent's own collectors emit (agent/collectors/*.py
   the default jitter 0 is an exact multiple of 10 000 ms; so every series has 8640 points at
   exact 10 s steps over one UTC day (yesterday, inside the raw TTL);
 - system.cpu.utilization, 2 cpus x 8 states: tick deltas at USER_HZ 100 (a 10 s cycle is
-  999..1001 ticks), emitted as `delta / total` (no rounding, so full-precision floats); user and
-  system follow the host's activity, wait and softirq are small Poisson counts, nice and
-  interrupt almost always 0, steal only on half of the hosts (VMs); idle is the rest;
+  999..1001 ticks), emitted as `delta / total` rounded to 4 decimals like the agent's `ratio`
+  (round half to even of `delta / total * 10**4`, over 10**4); user and system follow the host's
+  activity, wait and softirq are small Poisson counts, nice and interrupt almost always 0, steal
+  only on half of the hosts (VMs); idle is the rest;
 - system.memory.usage, 6 states: kB from /proc/meminfo times 1024 (integers), `used` the
-  remainder so the states sum to MemTotal; system.memory.utilization: each / MemTotal;
+  remainder so the states sum to MemTotal; system.memory.utilization: each / MemTotal, rounded
+  to 4 decimals the same way;
 - system.cpu.load_average.1m/5m/15m: exponential averages of the runnable count, 2 decimals;
   system.uptime: boot offset + elapsed + a few ms of read delay, 2 decimals;
 - system.processes.created (COUNTER, integer increments) and system.processes.count for the six
@@ -19,7 +21,7 @@ The dataset imitates what the agent's own collectors emit (agent/collectors/*.py
 - one NIC `eth0`: system.network.io, .packets, .errors (constant 0), .dropped (rare), both
   directions; all COUNTERs are cumulative from a large since-boot start, monotonic;
 - one filesystem `/` (ext4): system.filesystem.usage used/free/reserved (4 KiB blocks, reserved
-  constant) and .utilization used / (used + free).
+  constant) and .utilization used / (used + free), rounded to 4 decimals.
 59 series per host. Activity is a diurnal curve (a per-host phase, base and amplitude) plus
 smoothed and white noise.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from agent import catalogue as c
+from agent.collectors.filesystem import RATIO_SCALE
 from agent.collectors.processes import ALWAYS_COUNTED
 from agent.collectors.system import CPU_STATES
 from ferry.columns import MetricBatch, SeriesDef
@@ -60,6 +63,12 @@ def _cum(rng: np.random.Generator, low: int, high: int, inc: np.ndarray) -> np.n
     return (start + np.cumsum(inc, axis=1, dtype=np.int64)).astype(np.float64)
 
 
+def _ratio(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """The agent's `ratio` (agent/collectors/filesystem.py) on arrays: the same float operations,
+    so the same doubles (a cycle of 10 s has fewer than 10,000 ticks: 4 decimals for cpu too)."""
+    return np.rint(part / whole * RATIO_SCALE) / RATIO_SCALE
+
+
 def activity(rng: np.random.Generator, hosts: int, steps: int) -> np.ndarray:
     """A host's busyness in [0.01, 0.95]: diurnal curve (per-host phase, base, amplitude) plus
     smoothed noise (minutes) and white noise."""
@@ -88,7 +97,7 @@ def _cpu(rng: np.random.Generator, a: np.ndarray) -> Family:
         }
         ticks["idle"] = np.maximum(total - sum(ticks.values()), 0)
         for state in CPU_STATES:
-            out.append((c.CPU_UTILIZATION.series((f"cpu{cpu}", state)), ticks[state] / total))
+            out.append((c.CPU_UTILIZATION.series((f"cpu{cpu}", state)), _ratio(ticks[state], total)))
     return out
 
 
@@ -113,7 +122,7 @@ def _memory(rng: np.random.Generator, a: np.ndarray) -> Family:
     for state in ("free", "buffered", "cached", "slab_reclaimable", "slab_unreclaimable", "used"):
         out.append((c.MEMORY_USAGE.series((state,)), kb[state] * 1024.0))
     for state in ("free", "buffered", "cached", "slab_reclaimable", "slab_unreclaimable", "used"):
-        out.append((c.MEMORY_UTILIZATION.series((state,)), kb[state] * 1024.0 / total_b))
+        out.append((c.MEMORY_UTILIZATION.series((state,)), _ratio(kb[state] * 1024.0, total_b)))
     return out
 
 
@@ -166,7 +175,7 @@ def _disk_network_fs(rng: np.random.Generator, a: np.ndarray) -> Family:
     fs = {"used": used, "free": blocks - reserved - used, "reserved": reserved}
     for state in ("used", "free", "reserved"):
         out.append((c.FILESYSTEM_USAGE.series(("/dev/sda1", "rw", "/", state, "ext4")), fs[state] * 4096.0))
-    util = used / (used + fs["free"])
+    util = _ratio(used * 4096.0, (used + fs["free"]) * 4096.0)
     out.append((c.FILESYSTEM_UTILIZATION.series(("/dev/sda1", "rw", "/", "ext4")), util))
     return out
 

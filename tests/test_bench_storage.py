@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from agent import catalogue as c
+from agent.collectors.filesystem import ratio
 from bench import hostday, storage
 from ferry.columns import COUNTER
 
@@ -41,14 +42,25 @@ def test_counters_are_monotonic_with_whole_steps(family):
             assert (v == np.rint(v)).all(), s
 
 
-def test_ratios_in_range_and_cpu_states_sum_to_one(family):
+def test_ratios_in_range_of_four_decimals_and_cpu_states_sum_to_one(family):
     for name in ("system.cpu.utilization", "system.memory.utilization", "system.filesystem.utilization"):
         for v in _values(family, name):
             assert ((v >= 0) & (v <= 1)).all(), name
+            np.testing.assert_array_equal(v, np.round(v, 4))
     cpu = _values(family, "system.cpu.utilization")
     assert len(cpu) == 8 * hostday.CPUS
-    for first in range(0, len(cpu), 8):
-        np.testing.assert_allclose(sum(cpu[first : first + 8]), 1.0, rtol=1e-12)
+    for first in range(0, len(cpu), 8):  # within the rounding of 8 states
+        np.testing.assert_allclose(sum(cpu[first : first + 8]), 1.0, rtol=0, atol=8 * 5e-5 + 1e-12)
+
+
+def test_ratios_are_the_doubles_the_agent_sends():
+    rng = np.random.default_rng(3)
+    total = rng.integers(1, 10_000, 5_000)
+    part = rng.integers(0, total + 1)
+    want = [ratio(int(p), int(t)) for p, t in zip(part, total, strict=True)]
+    assert hostday._ratio(part, total).tolist() == want
+    kb = rng.integers(1, 2**26, 5_000) * 1024.0  # bytes of memory, as floats in the generator
+    assert hostday._ratio(kb, kb.max()).tolist() == [ratio(int(k), int(kb.max())) for k in kb]
 
 
 def test_memory_states_are_kib_and_sum_to_a_constant_total(family):

@@ -221,6 +221,32 @@ def test_utilization_clamps_counters_that_go_backwards(tmp_path):
     assert got[lbl(cpu="cpu0", state="idle")] == 25 / 100
 
 
+def test_utilization_is_rounded_to_a_fraction_of_a_tick(tmp_path):
+    """A 10 s cycle at USER_HZ 100 is about 1000 ticks a cpu: 4 decimals (a twentieth of a tick);
+    a cycle of 10,000 ticks or more keeps 5, so the rounding never moves a value half a tick."""
+    root = tmp_path / "proc"
+    write_proc(root, stat="cpu0 0 0 0 0 0 0 0 0\n")
+    col = SystemCollector(proc_root=root, statvfs=FakeStatvfs({}))
+    collect(col)
+    (root / "stat").write_text("cpu0 333 0 111 500 30 0 20 5\n")  # 999 ticks
+    got = pick(collect(col), "system.cpu.utilization")
+    assert got == {
+        lbl(cpu="cpu0", state="user"): 0.3333,
+        lbl(cpu="cpu0", state="nice"): 0.0,
+        lbl(cpu="cpu0", state="system"): 0.1111,
+        lbl(cpu="cpu0", state="idle"): 0.5005,
+        lbl(cpu="cpu0", state="wait"): 0.03,
+        lbl(cpu="cpu0", state="interrupt"): 0.0,
+        lbl(cpu="cpu0", state="softirq"): 0.02,
+        lbl(cpu="cpu0", state="steal"): 0.005,
+    }
+    (root / "stat").write_text("cpu0 4334 0 112 8501 30 0 20 5\n")  # 12,003 ticks
+    got = pick(collect(col), "system.cpu.utilization")
+    assert got[lbl(cpu="cpu0", state="user")] == 0.33333
+    assert got[lbl(cpu="cpu0", state="system")] == 0.00008
+    assert got[lbl(cpu="cpu0", state="idle")] == 0.66658
+
+
 def test_short_cpu_lines_are_padded_and_new_cpus_wait_a_cycle(tmp_path):
     root = tmp_path / "proc"
     write_proc(root, stat="cpu  1 2 3 4\ncpu0 1 2 3 4\n")
@@ -258,13 +284,16 @@ def test_memory_usage_states(collector):
 
 def test_memory_utilization_fractions(collector):
     got = pick(collect(collector), "system.memory.utilization")
-    total = 16318480 * 1024
-    assert got[lbl(state="free")] == 1234560 * 1024 / total
-    assert got[lbl(state="cached")] == 5678900 * 1024 / total
-    used = (16318480 - 1234560 - 234560 - 5678900 - 456780 - 123450) * 1024
-    assert got[lbl(state="used")] == used / total
-    assert len(got) == 6
-    assert sum(got.values()) == pytest.approx(1.0, abs=1e-12)
+    # 4 decimals (0.01 percentage points): free is 1234560 / 16318480 kB = 0.075654...
+    assert got == {
+        lbl(state="free"): 0.0757,
+        lbl(state="buffered"): 0.0144,
+        lbl(state="cached"): 0.348,
+        lbl(state="slab_reclaimable"): 0.028,
+        lbl(state="slab_unreclaimable"): 0.0076,
+        lbl(state="used"): 0.5264,
+    }
+    assert sum(got.values()) == pytest.approx(1.0, abs=6 * 5e-5)  # usage bytes sum exactly
 
 
 def test_memory_missing_optional_fields(tmp_path):

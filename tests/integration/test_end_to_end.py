@@ -64,10 +64,11 @@ def test_cpu_time_and_utilization_arrive(running):
     )
     assert {s.labels["cpu"] for s in series} == {f"cpu{i}" for i in range(cpus)}
     assert all(0.0 <= v <= 1.0 for s in series for v in s.value)
-    # per cpu, the states' utilizations sum to 1 in every bucket
+    # per cpu, the states' utilizations sum to 1 in every bucket, within their rounding (8 states
+    # of 4 decimals)
     by_cpu = _query(collector.addr, "system.cpu.utilization", agg="sum", by=["cpu"], step_ms=1000)
     for s in by_cpu.series:
-        assert all(abs(v - 1.0) < 1e-9 for v in s.value), (s.labels, list(s.value))
+        assert all(abs(v - 1.0) <= 8 * 5e-5 + 1e-9 for v in s.value), (s.labels, list(s.value))
     times = _query(collector.addr, "system.cpu.time").series
     assert len(times) == cpus * 8
 
