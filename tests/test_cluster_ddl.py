@@ -124,6 +124,18 @@ def test_retention_changes_alter_the_local_tables():
     )
 
 
+def test_codec_and_block_changes_alter_the_local_tables(cluster_ddl):
+    on = f"ON CLUSTER {CLUSTER}"
+    assert (
+        f"ALTER TABLE ferry.samples_local {on} MODIFY COLUMN value Float64 CODEC(Delta, ZSTD(5))"
+        in cluster_ddl
+    )
+    for table in ("samples", "samples_1m", "samples_1h"):
+        assert f"ALTER TABLE ferry.{table}_local {on} MODIFY SETTING min_compress_block_size = 1048576" in (
+            cluster_ddl
+        )
+
+
 def test_clickhouse_parses_every_cluster_statement(cluster_ddl, store):
     """ClickHouse's own parser (formatQuery, on the embedded engine) reads each statement back
     with its cluster clause and engines; nothing is executed."""

@@ -41,14 +41,17 @@ def codecs(store: Store, table: str) -> dict[str, str]:
 def test_codecs_as_clickhouse_reports_them(store):
     samples = codecs(store, "samples")
     assert samples["ts"] == "CODEC(DoubleDelta, ZSTD(1))"
-    assert samples["value"] == "CODEC(ZSTD(3))"  # migration 5: Gorilla cost bytes on host metrics
+    assert samples["value"] == "CODEC(Delta(8), ZSTD(5))"  # migrations 5 and 6 (docs/storage.md)
     assert samples["series_id"] == "CODEC(ZSTD(1))"
     assert codecs(store, "histograms")["count"] == "CODEC(T64, ZSTD(1))"
     assert codecs(store, "events")["ts"] == "CODEC(Delta(8), ZSTD(1))"
     assert codecs(store, "logs")["message"] == "CODEC(ZSTD(3))"
     rollup = codecs(store, "samples_1m")
     assert rollup["ts"] == "CODEC(DoubleDelta, ZSTD(1))" and rollup["count"] == "CODEC(T64, ZSTD(1))"
-    assert rollup["min"] == rollup["last"] == "CODEC(ZSTD(3))"
+    assert rollup["min"] == rollup["max"] == rollup["sum"] == "CODEC(Delta(8), ZSTD(3))"
+    assert rollup["last"] == "CODEC(ZSTD(3))"  # an argMax state: Delta takes fixed-width values
+    assert codecs(store, "samples_1h")["sum"] == "CODEC(Delta(8), ZSTD(3))"
+    assert codecs(store, "histograms")["sum"] == "CODEC(ZSTD(3))"  # migration 5 only
     types = dict(
         store.query(
             "SELECT name, type FROM system.columns WHERE database = {d:String} AND table = 'samples'",
@@ -73,16 +76,19 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
         assert f"TTL toDateTime(ts) + toIntervalDay({days})" in tables[table], tables[table]
         assert "PARTITION BY toDate(ts)" in tables[table]
         assert "non_replicated_deduplication_window = 10000" in tables[table]
+    for table in ("samples", "samples_1m", "samples_1h"):  # migration 6
+        assert "min_compress_block_size = 1048576" in tables[table], tables[table]
+    assert "min_compress_block_size" not in tables["histograms"]
 
 
 def test_migrations_are_recorded_and_idempotent(bare):
     first = bare.ensure_schema(SchemaOptions(database=bare.db))
-    assert first.applied == [1, 2, 3, 4, 5] and first.ttl_changed == {}
+    assert first.applied == [1, 2, 3, 4, 5, 6] and first.ttl_changed == {}
     versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3, 4, 5]
+    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6]
     again = bare.ensure_schema(SchemaOptions(database=bare.db))
     assert again.applied == [] and again.ttl_changed == {}
-    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 5
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 6
 
 
 def test_retention_change_alters_the_tables_in_place(bare):
@@ -104,7 +110,7 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
     histogram = "(2, 'h', now64(3), 4.0, 3, [1, 2], [1, 1, 1])"
     bare.client.command(f"INSERT INTO {bare.db}.histograms VALUES {histogram}")
     report = bare.ensure_schema(opts)
-    assert report.applied == [1, 2, 3, 4, 5]
+    assert report.applied == [1, 2, 3, 4, 5, 6]
     assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
     assert {"events", "logs", "schema_version", "samples_1m", "samples_1h"} <= set(engines(bare))
     # the rollups were backfilled from the samples stored before them
@@ -118,5 +124,5 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
 def test_a_newer_store_is_refused_with_a_clear_error(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
     bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
-    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 5"):
+    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 6"):
         bare.ensure_schema(SchemaOptions(database=bare.db))

@@ -107,6 +107,10 @@ class Layout:
         """MODIFY COLUMN `column` (name, type and codec) of `table`'s rows on every node."""
         return f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} MODIFY COLUMN {column}"
 
+    def alter_setting(self, table: str, setting: str) -> str:
+        """MODIFY SETTING (a MergeTree setting, `name = value`) of `table`'s rows on every node."""
+        return f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} MODIFY SETTING {setting}"
+
     def alter_ttl(self, table: str, days: int) -> str:
         return (
             f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} "

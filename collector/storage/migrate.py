@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from collector.storage.layout import Layout
 from collector.storage.rollups import histogram_rollup_tables, rollup_tables
-from collector.storage.schema import SchemaOptions, metric_tables, record_tables, value_codecs
+from collector.storage.schema import SchemaOptions, delta_codecs, metric_tables, record_tables, value_codecs
 
 log = logging.getLogger("ferry.collector.schema")
 
@@ -42,6 +42,9 @@ MIGRATIONS = [
         4, "1m and 1h rollups of histograms", lambda o: histogram_rollup_tables(o.layout(), ttl_days(o))
     ),
     Migration(5, "values compressed with ZSTD(3), not Gorilla", lambda o: value_codecs(o.layout())),
+    Migration(
+        6, "sample and rollup values Delta-coded, 1 MiB compressed blocks", lambda o: delta_codecs(o.layout())
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
