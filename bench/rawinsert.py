@@ -6,12 +6,18 @@ This is the ceiling for `ingest_points_per_s`: what ClickHouse itself takes with
 decode, validation or dedup in front. It is measured twice: with the production schema (the
 rollup views run on every insert) and with the views dropped (what raw storage costs alone).
 Runs in its own process (`python -m bench.rawinsert`): chDB hosts one store path per process.
+
+It also measures the fixed cost of one insert: 300-row blocks (a host agent's frame at a 10 s
+interval) on the temp directory's disk, with and without the views, and the same on /dev/shm
+(tmpfs) when there is one — tmpfs is no place for a store; it shows how much of the fixed cost
+is the filesystem (each insert writes a new part, a directory of ~10 files, per table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -46,8 +52,8 @@ def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[bytes]:
     return out
 
 
-def measure(rows: int, block_rows: int, views: bool) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+def measure(rows: int, block_rows: int, views: bool, where: str | None = None) -> dict:
+    with tempfile.TemporaryDirectory(dir=where, ignore_cleanup_errors=True) as tmp:
         store = Store.open(f"chdb://{tmp}/store", database="ferry")
         store.ensure_schema()
         if not views:
@@ -61,7 +67,16 @@ def measure(rows: int, block_rows: int, views: bool) -> dict:
         seconds = time.perf_counter() - started
         stored = store.query("SELECT count() FROM ferry.samples")[0][0]
         store.close()
-    return {"rows": rows, "stored": stored, "seconds": seconds, "rows_per_s": rows / seconds}
+    inserts = len(blocks)
+    return {
+        "rows": rows,
+        "block_rows": block_rows,
+        "stored": stored,
+        "seconds": seconds,
+        "rows_per_s": rows / seconds,
+        "ms_per_insert": seconds / inserts * 1000,
+        "dir": where or tempfile.gettempdir(),
+    }
 
 
 def run(rows: int = 2_000_000, block_rows: int = 50_000, runs: int = 3) -> dict:
@@ -72,14 +87,32 @@ def run(rows: int = 2_000_000, block_rows: int = 50_000, runs: int = 3) -> dict:
         key = "raw_insert" if views else "raw_insert_no_views"
         out[f"{key}_rows_per_s"] = float(np.median([r["rows_per_s"] for r in results]))
         out[f"{key}_runs"] = results
+    out.update(insert_cost(runs=runs))
     return out
 
 
-def measure_isolated(rows: int, block_rows: int, views: bool) -> dict:
+def insert_cost(block_rows: int = 300, inserts: int = 200, runs: int = 3) -> dict:
+    """Median ms per insert of `block_rows`-row blocks: with and without the views on the temp
+    directory's disk, and with the views on /dev/shm when it exists."""
+    rows = block_rows * inserts
+    variants = {"insert_ms_small": (True, None), "insert_ms_small_no_views": (False, None)}
+    if os.path.isdir("/dev/shm"):
+        variants["insert_ms_small_tmpfs"] = (True, "/dev/shm")
+    out: dict = {}
+    for key, (views, where) in variants.items():
+        results = [measure_isolated(rows, block_rows, views, where) for _ in range(runs)]
+        out[key] = float(np.median([r["ms_per_insert"] for r in results]))
+    out["insert_ms_small_block_rows"] = block_rows
+    return out
+
+
+def measure_isolated(rows: int, block_rows: int, views: bool, where: str | None = None) -> dict:
     """`measure` in a fresh process (chDB takes one store path per process)."""
     argv = [sys.executable, "-m", "bench.rawinsert", "--rows", str(rows), "--block-rows", str(block_rows)]
     if not views:
         argv.append("--no-views")
+    if where:
+        argv += ["--dir", where]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -89,8 +122,9 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=2_000_000)
     p.add_argument("--block-rows", type=int, default=50_000)
     p.add_argument("--no-views", action="store_true")
+    p.add_argument("--dir", default=None, help="make the store under this directory (default: temp)")
     a = p.parse_args()
-    print(json.dumps(measure(a.rows, a.block_rows, not a.no_views)))
+    print(json.dumps(measure(a.rows, a.block_rows, not a.no_views, a.dir)))
 
 
 if __name__ == "__main__":

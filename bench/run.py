@@ -17,6 +17,7 @@ import psutil
 from bench import agent, client, collectd, ingest, rawinsert, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
 
 
 def agent_figures(cycles: int, runs: int) -> dict:
@@ -50,7 +51,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     quick = p.parse_args().quick
     runs = 1 if quick else 3
-    agent_runs = [ingest.run_agents(agents=2, points=500_000 if quick else 2_000_000) for _ in range(runs)]
+    agent_points = 500_000 if quick else 2_000_000
+    agent_runs = [ingest.run_agents(agents=2, points=agent_points) for _ in range(runs)]
+    # the same with frames of 200k points: the collector's per-insert cost spread over 4x the points
+    large_runs = [
+        ingest.run_agents(agents=2, points=agent_points, frame_points=LARGE_FRAME) for _ in range(runs)
+    ]
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
     # the engine alone, same columns and block size, the same points in all (2 agents' worth)
     raw = rawinsert.run(rows=1_000_000 if quick else 4_000_000, block_rows=50_000, runs=runs)
@@ -66,6 +72,9 @@ def main() -> None:
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
+        "ingest_points_per_s_large_frames": statistics.median(r["points_per_s"] for r in large_runs),
+        "ingest_large_frame_points": LARGE_FRAME,
+        "ingest_large_frames_runs": large_runs,
         "collector_points_per_s": statistics.median(r["points_per_s"] for r in ingest_runs),
         "collector_runs": ingest_runs,
         **raw,  # raw_insert_rows_per_s (production schema, views included), raw_insert_no_views_…
@@ -90,10 +99,14 @@ def main() -> None:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     for key in (
         "ingest_points_per_s",
+        "ingest_points_per_s_large_frames",
         "collector_points_per_s",
         "raw_insert_rows_per_s",
         "raw_insert_no_views_rows_per_s",
         "ingest_vs_raw_insert",
+        "insert_ms_small",
+        "insert_ms_small_no_views",
+        "insert_ms_small_tmpfs",
         "wire_bytes_per_point",
         "wire_bytes_per_point_6_cycles",
         "agent_cpu_ms_per_cycle",
