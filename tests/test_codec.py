@@ -110,7 +110,9 @@ def test_encode_metrics_wire_layout():
     )
     msg = encode_metrics(b)
     assert msg.point_count == 3
-    assert msg.series_ref == struct.pack("<3I", 1, 0, 1)
+    # refs as differences, the first from 0; the absolute uint32 field stays empty
+    assert msg.series_ref_delta == struct.pack("<3i", 1, -1, 1)
+    assert msg.series_ref == b""
     # first absolute, then the delta to the previous point (negative allowed)
     assert msg.time_ms == struct.pack("<3q", 1_700_000_000_000, 500, -1_500)
     assert msg.value == struct.pack("<3d", 3.5, -1.0, 0.25)
@@ -284,7 +286,8 @@ def test_property_time_column_is_delta_encoded(times):
 
 def columns(series=(CPU,), n=2, refs=None, times=None, values=None, buckets=b"") -> payload_pb2.MetricColumns:
     msg = encode_metrics(batch(series, [0] * n, range(n), [1.0] * n))
-    if refs is not None:
+    if refs is not None:  # absolute refs, as an encoder may still send them
+        msg.ClearField("series_ref_delta")
         msg.series_ref = refs
     if times is not None:
         msg.time_ms = times
@@ -332,7 +335,50 @@ def test_column_length_differs_from_point_count(kw, message):
 def test_point_count_larger_than_columns():
     msg = columns()
     msg.point_count = 3
-    with pytest.raises(CodecError, match=r"^column series_ref: 2 values != point_count 3$"):
+    with pytest.raises(CodecError, match=r"^column series_ref_delta: 2 values != point_count 3$"):
+        decode_metrics(msg)
+
+
+def test_absolute_and_delta_refs_decode_alike():
+    refs = [2, 0, 1, 1, 2, 0]
+    mem = SeriesDef("mem.used", GAUGE, "By", (("host", "a"),))
+    b = batch([CPU, REQS, mem], refs, range(6), [1.0] * 6)
+    delta = encode_metrics(b)
+    absolute = encode_metrics(b)
+    absolute.ClearField("series_ref_delta")
+    absolute.series_ref = struct.pack("<6I", *refs)
+    assert decode_metrics(delta).series_ref.tolist() == decode_metrics(absolute).series_ref.tolist() == refs
+    assert decode_metrics(delta).series_ref.dtype == np.uint32
+
+
+def test_both_ref_columns_set():
+    msg = columns(series=(CPU, REQS), refs=struct.pack("<2I", 1, 0))
+    msg.series_ref_delta = struct.pack("<2i", 1, -1)
+    with pytest.raises(CodecError) as exc:
+        decode_metrics(msg)
+    assert str(exc.value) == "series_ref and series_ref_delta are both set; an encoder sends one of them"
+
+
+@pytest.mark.parametrize(
+    ("deltas", "message"),
+    [
+        ((1, -2), "series_ref -1 out of range: the series table has 2 rows"),
+        ((1, 1), "series_ref 2 out of range: the series table has 2 rows"),
+        ((2**31 - 1, 2**31 - 1), f"series_ref {2**32 - 2} out of range: the series table has 2 rows"),
+    ],
+)
+def test_series_ref_delta_out_of_range(deltas, message):
+    msg = columns(series=(CPU, REQS))
+    msg.series_ref_delta = struct.pack("<2i", *deltas)
+    with pytest.raises(CodecError) as exc:
+        decode_metrics(msg)
+    assert str(exc.value) == message
+
+
+def test_series_ref_delta_not_multiple_of_item_size():
+    msg = columns()
+    msg.series_ref_delta = b"\x01\x00\x00\x00\x00\x00"
+    with pytest.raises(CodecError, match=r"^column series_ref_delta: 6 bytes is not a multiple of 4$"):
         decode_metrics(msg)
 
 

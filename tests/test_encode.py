@@ -10,7 +10,7 @@ from agent.accumulator import Accumulator
 from agent.batcher import Batcher
 from agent.intake import Intake
 from ferry.codec import decode_metrics, decode_payload
-from ferry.encode import SeriesMessages, encode_columns, pack_payload, time_deltas
+from ferry.encode import SeriesMessages, encode_columns, pack_payload, ref_deltas, time_deltas
 from ferry.series import COUNTER, GAUGE, HISTOGRAM, SeriesDef
 from ferry.v1 import payload_pb2
 
@@ -32,6 +32,15 @@ def test_round_trip_through_the_collectors_decoder():
 def test_time_deltas():
     assert time_deltas(array("q", [10, 15, 15, 3])).tolist() == [10, 5, 0, -12]
     assert time_deltas(array("q")).tolist() == []
+
+
+def test_refs_travel_as_differences():
+    refs = array("I", [0, 1, 0, 1, 1, 0])
+    assert ref_deltas(refs).tolist() == [0, 1, -1, 1, 0, -1]
+    cols = encode_columns([A, B], refs, array("q", range(6)), array("d", [0.0] * 6))
+    assert cols.series_ref == b""
+    assert array("i", cols.series_ref_delta).tolist() == [0, 1, -1, 1, 0, -1]
+    assert decode_metrics(cols).series_ref.tolist() == refs.tolist()
 
 
 def test_series_messages_are_built_once_per_object_and_bounded():

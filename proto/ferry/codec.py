@@ -16,6 +16,7 @@ from ferry.encode import series_table
 from ferry.v1 import payload_pb2
 
 _U32 = np.dtype("<u4")
+_I32 = np.dtype("<i4")
 _I64 = np.dtype("<i8")
 _F64 = np.dtype("<f8")
 _U64 = np.dtype("<u8")
@@ -34,10 +35,11 @@ def encode_metrics(batch: MetricBatch) -> payload_pb2.MetricColumns:
         )
     times = batch.time_ms.astype(_I64, copy=False)
     deltas = np.diff(times, prepend=np.int64(0)) if n else times
+    ref_deltas = np.diff(batch.series_ref.astype(np.int64), prepend=np.int64(0))
     return payload_pb2.MetricColumns(
         series=series_table(batch.series),
         point_count=n,
-        series_ref=batch.series_ref.astype(_U32, copy=False).tobytes(),
+        series_ref_delta=ref_deltas.astype(_I32).tobytes(),
         time_ms=deltas.tobytes(),
         value=batch.value.astype(_F64, copy=False).tobytes(),
         bucket_counts=batch.bucket_counts.astype(_U64, copy=False).tobytes(),
@@ -55,7 +57,12 @@ def _column(raw: bytes, dtype: np.dtype, count: int | None, name: str) -> np.nda
 
 def decode_metrics(msg: payload_pb2.MetricColumns) -> MetricBatch:
     n = msg.point_count
-    refs = _column(msg.series_ref, _U32, n, "series_ref")
+    if msg.series_ref and msg.series_ref_delta:
+        raise CodecError("series_ref and series_ref_delta are both set; an encoder sends one of them")
+    if msg.series_ref_delta:
+        refs = np.cumsum(_column(msg.series_ref_delta, _I32, n, "series_ref_delta"), dtype=np.int64)
+    else:
+        refs = _column(msg.series_ref, _U32, n, "series_ref")
     times = np.cumsum(_column(msg.time_ms, _I64, n, "time_ms"), dtype=np.int64)
     values = _column(msg.value, _F64, n, "value")
     series = []
@@ -73,10 +80,10 @@ def decode_metrics(msg: payload_pb2.MetricColumns) -> MetricBatch:
                 bounds=tuple(s.bounds),
             )
         )
-    if n and int(refs.max()) >= len(series):
-        raise CodecError(
-            f"series_ref {int(refs.max())} out of range: the series table has {len(series)} rows"
-        )
+    if n and (int(refs.max()) >= len(series) or int(refs.min()) < 0):
+        bad = int(refs.max()) if int(refs.max()) >= len(series) else int(refs.min())
+        raise CodecError(f"series_ref {bad} out of range: the series table has {len(series)} rows")
+    refs = refs.astype(_U32, copy=False)
     buckets = _column(msg.bucket_counts, _U64, None, "bucket_counts")
     expected = _expected_bucket_count(series, refs)
     if buckets.shape[0] != expected:

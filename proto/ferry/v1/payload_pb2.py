@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65rry/v1/payload.proto\x12\x08\x66\x65rry.v1\"\xa0\x01\n\x08Resource\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12.\n\x06labels\x18\x03 \x03(\x0b\x32\x1e.ferry.v1.Resource.LabelsEntry\x12\x15\n\ragent_version\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x82\x01\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.ferry.v1.MetricKind\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x12\n\nlabel_keys\x18\x04 \x03(\t\x12\x14\n\x0clabel_values\x18\x05 \x03(\t\x12\x0e\n\x06\x62ounds\x18\x06 \x03(\x01\"\x91\x01\n\rMetricColumns\x12 \n\x06series\x18\x01 \x03(\x0b\x32\x10.ferry.v1.Series\x12\x13\n\x0bpoint_count\x18\x02 \x01(\r\x12\x12\n\nseries_ref\x18\x03 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x04 \x01(\x0c\x12\r\n\x05value\x18\x05 \x01(\x0c\x12\x15\n\rbucket_counts\x18\x06 \x01(\x0c\"\x9c\x02\n\x05\x45vent\x12\x14\n\x0ctime_unix_ns\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x11\n\thas_value\x18\x07 \x01(\x08\x12\x0f\n\x07user_id\x18\x08 \x01(\t\x12\x12\n\nsession_id\x18\t \x01(\t\x12\x33\n\nproperties\x18\n \x03(\x0b\x32\x1f.ferry.v1.Event.PropertiesEntry\x12\x0f\n\x07service\x18\x0b \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe1\x01\n\tLogRecord\x12\x14\n\x0ctime_unix_ns\x18\x01 \x01(\x03\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x37\n\nattributes\x18\x05 \x03(\x0b\x32#.ferry.v1.LogRecord.AttributesEntry\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x0f\n\x07span_id\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9d\x01\n\x07Payload\x12$\n\x08resource\x18\x01 \x01(\x0b\x32\x12.ferry.v1.Resource\x12(\n\x07metrics\x18\x02 \x01(\x0b\x32\x17.ferry.v1.MetricColumns\x12\x1f\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0f.ferry.v1.Event\x12!\n\x04logs\x18\x04 \x03(\x0b\x32\x13.ferry.v1.LogRecord*[\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05GAUGE\x10\x01\x12\x0b\n\x07\x43OUNTER\x10\x02\x12\t\n\x05\x44\x45LTA\x10\x03\x12\r\n\tHISTOGRAM\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65rry/v1/payload.proto\x12\x08\x66\x65rry.v1\"\xa0\x01\n\x08Resource\x12\x0c\n\x04host\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12.\n\x06labels\x18\x03 \x03(\x0b\x32\x1e.ferry.v1.Resource.LabelsEntry\x12\x15\n\ragent_version\x18\x04 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x82\x01\n\x06Series\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.ferry.v1.MetricKind\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\x12\n\nlabel_keys\x18\x04 \x03(\t\x12\x14\n\x0clabel_values\x18\x05 \x03(\t\x12\x0e\n\x06\x62ounds\x18\x06 \x03(\x01\"\xab\x01\n\rMetricColumns\x12 \n\x06series\x18\x01 \x03(\x0b\x32\x10.ferry.v1.Series\x12\x13\n\x0bpoint_count\x18\x02 \x01(\r\x12\x12\n\nseries_ref\x18\x03 \x01(\x0c\x12\x0f\n\x07time_ms\x18\x04 \x01(\x0c\x12\r\n\x05value\x18\x05 \x01(\x0c\x12\x15\n\rbucket_counts\x18\x06 \x01(\x0c\x12\x18\n\x10series_ref_delta\x18\x07 \x01(\x0c\"\x9c\x02\n\x05\x45vent\x12\x14\n\x0ctime_unix_ns\x18\x01 \x01(\x03\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05label\x18\x05 \x01(\t\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x11\n\thas_value\x18\x07 \x01(\x08\x12\x0f\n\x07user_id\x18\x08 \x01(\t\x12\x12\n\nsession_id\x18\t \x01(\t\x12\x33\n\nproperties\x18\n \x03(\x0b\x32\x1f.ferry.v1.Event.PropertiesEntry\x12\x0f\n\x07service\x18\x0b \x01(\t\x1a\x31\n\x0fPropertiesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe1\x01\n\tLogRecord\x12\x14\n\x0ctime_unix_ns\x18\x01 \x01(\x03\x12\r\n\x05level\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x0f\n\x07service\x18\x04 \x01(\t\x12\x37\n\nattributes\x18\x05 \x03(\x0b\x32#.ferry.v1.LogRecord.AttributesEntry\x12\x10\n\x08trace_id\x18\x06 \x01(\t\x12\x0f\n\x07span_id\x18\x07 \x01(\t\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9d\x01\n\x07Payload\x12$\n\x08resource\x18\x01 \x01(\x0b\x32\x12.ferry.v1.Resource\x12(\n\x07metrics\x18\x02 \x01(\x0b\x32\x17.ferry.v1.MetricColumns\x12\x1f\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0f.ferry.v1.Event\x12!\n\x04logs\x18\x04 \x03(\x0b\x32\x13.ferry.v1.LogRecord*[\n\nMetricKind\x12\x1b\n\x17METRIC_KIND_UNSPECIFIED\x10\x00\x12\t\n\x05GAUGE\x10\x01\x12\x0b\n\x07\x43OUNTER\x10\x02\x12\t\n\x05\x44\x45LTA\x10\x03\x12\r\n\tHISTOGRAM\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVENT_PROPERTIESENTRY']._serialized_options = b'8\001'
   _globals['_LOGRECORD_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_LOGRECORD_ATTRIBUTESENTRY']._serialized_options = b'8\001'
-  _globals['_METRICKIND']._serialized_start=1155
-  _globals['_METRICKIND']._serialized_end=1246
+  _globals['_METRICKIND']._serialized_start=1181
+  _globals['_METRICKIND']._serialized_end=1272
   _globals['_RESOURCE']._serialized_start=37
   _globals['_RESOURCE']._serialized_end=197
   _globals['_RESOURCE_LABELSENTRY']._serialized_start=152
@@ -46,15 +46,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIES']._serialized_start=200
   _globals['_SERIES']._serialized_end=330
   _globals['_METRICCOLUMNS']._serialized_start=333
-  _globals['_METRICCOLUMNS']._serialized_end=478
-  _globals['_EVENT']._serialized_start=481
-  _globals['_EVENT']._serialized_end=765
-  _globals['_EVENT_PROPERTIESENTRY']._serialized_start=716
-  _globals['_EVENT_PROPERTIESENTRY']._serialized_end=765
-  _globals['_LOGRECORD']._serialized_start=768
-  _globals['_LOGRECORD']._serialized_end=993
-  _globals['_LOGRECORD_ATTRIBUTESENTRY']._serialized_start=944
-  _globals['_LOGRECORD_ATTRIBUTESENTRY']._serialized_end=993
-  _globals['_PAYLOAD']._serialized_start=996
-  _globals['_PAYLOAD']._serialized_end=1153
+  _globals['_METRICCOLUMNS']._serialized_end=504
+  _globals['_EVENT']._serialized_start=507
+  _globals['_EVENT']._serialized_end=791
+  _globals['_EVENT_PROPERTIESENTRY']._serialized_start=742
+  _globals['_EVENT_PROPERTIESENTRY']._serialized_end=791
+  _globals['_LOGRECORD']._serialized_start=794
+  _globals['_LOGRECORD']._serialized_end=1019
+  _globals['_LOGRECORD_ATTRIBUTESENTRY']._serialized_start=970
+  _globals['_LOGRECORD_ATTRIBUTESENTRY']._serialized_end=1019
+  _globals['_PAYLOAD']._serialized_start=1022
+  _globals['_PAYLOAD']._serialized_end=1179
 # @@protoc_insertion_point(module_scope)

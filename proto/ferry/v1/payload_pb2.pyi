@@ -56,20 +56,22 @@ class Series(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[MetricKind, str]] = ..., unit: _Optional[str] = ..., label_keys: _Optional[_Iterable[str]] = ..., label_values: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class MetricColumns(_message.Message):
-    __slots__ = ("series", "point_count", "series_ref", "time_ms", "value", "bucket_counts")
+    __slots__ = ("series", "point_count", "series_ref", "time_ms", "value", "bucket_counts", "series_ref_delta")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
     SERIES_REF_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_REF_DELTA_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[Series]
     point_count: int
     series_ref: bytes
     time_ms: bytes
     value: bytes
     bucket_counts: bytes
-    def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., point_count: _Optional[int] = ..., series_ref: _Optional[bytes] = ..., time_ms: _Optional[bytes] = ..., value: _Optional[bytes] = ..., bucket_counts: _Optional[bytes] = ...) -> None: ...
+    series_ref_delta: bytes
+    def __init__(self, series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., point_count: _Optional[int] = ..., series_ref: _Optional[bytes] = ..., time_ms: _Optional[bytes] = ..., value: _Optional[bytes] = ..., bucket_counts: _Optional[bytes] = ..., series_ref_delta: _Optional[bytes] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("time_unix_ns", "type", "category", "action", "label", "value", "has_value", "user_id", "session_id", "properties", "service")
