@@ -29,10 +29,8 @@ class Accumulator:
         self._reset()
 
     def _reset(self) -> None:
-        self._refs: dict[int, int] = {}
+        self._slots: dict[int, tuple[array, array, int]] = {}  # id(series) -> times, values, ref
         self._series: list[SeriesDef] = []
-        self._times: list[array] = []
-        self._values: list[array] = []
         self._buckets: dict[int, array] = {}  # ref -> counts of a HISTOGRAM series' points
         self._n = 0
         self.time_ms = 0
@@ -43,38 +41,36 @@ class Accumulator:
 
     def point(self, series: SeriesDef, value: float) -> None:
         """A point at `time_ms` (set once per collection cycle): the collectors' hot path."""
-        ref = self._refs.get(id(series))
-        if ref is None:
-            ref = self._new(series)
-        self._times[ref].append(self.time_ms)
-        self._values[ref].append(value)
+        slot = self._slots.get(id(series))
+        if slot is None:
+            slot = self._new(series)
+        slot[0].append(self.time_ms)
+        slot[1].append(value)
         self._n += 1
 
     def histogram(self, series: SeriesDef, time_ms: int, total: float, counts: Sequence[int]) -> None:
         """A HISTOGRAM point: the sum and the per-bucket counts of the observations it holds."""
         if len(counts) != len(series.bounds) + 1:
             raise ValueError(f"{series.name}: {len(counts)} bucket counts != {len(series.bounds) + 1}")
-        ref = self._refs.get(id(series))
-        if ref is None:
-            ref = self._new(series)
-        self._times[ref].append(time_ms)
-        self._values[ref].append(total)
-        self._buckets.setdefault(ref, array("Q")).extend(counts)
+        slot = self._slots.get(id(series))
+        if slot is None:
+            slot = self._new(series)
+        slot[0].append(time_ms)
+        slot[1].append(total)
+        self._buckets.setdefault(slot[2], array("Q")).extend(counts)
         self._n += 1
 
-    def _new(self, series: SeriesDef) -> int:
-        ref = self._refs[id(series)] = len(self._series)
+    def _new(self, series: SeriesDef) -> tuple[array, array, int]:
+        slot = self._slots[id(series)] = (array("q"), array("d"), len(self._series))
         self._series.append(series)
-        self._times.append(array("q"))
-        self._values.append(array("d"))
-        return ref
+        return slot
 
     def __len__(self) -> int:
         return self._n
 
     def cut(self) -> Columns:
         refs, times, values, buckets = array("I"), array("q"), array("d"), array("Q")
-        for ref, (t, v) in enumerate(zip(self._times, self._values, strict=True)):
+        for t, v, ref in self._slots.values():  # in first-seen order, as refs were given
             refs.extend(array("I", [ref]) * len(t))
             times.extend(t)
             values.extend(v)

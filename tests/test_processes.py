@@ -249,3 +249,88 @@ def test_descriptors_are_kept_within_the_budget_and_closed_for_gone_processes(tm
         __import__("shutil").rmtree(tmp_path / str(pid))
     collect(col)
     assert len(col.files) == 0
+
+
+def test_a_reused_pid_with_the_same_stat_bytes_but_a_new_start_is_parsed_afresh(tmp_path):
+    """The stat parse is reused only for byte-identical lines: a new process under an old pid
+    differs at least in its start time, and its name is not taken from the cache."""
+    col = ProcessCollector(tmp_path, top_n=5)
+    write_proc(tmp_path, 7, "old", utime=5, stime=0, rss_pages=1, start=100)
+    p = collect(col)
+    assert (c.PROCESS_THREADS.name, (("group", "top"), ("name", "old"), ("pid", "7"))) in p
+    write_proc(tmp_path, 7, "new", utime=5, stime=0, rss_pages=1, start=999)
+    p = collect(col)
+    assert {dict(labels)["name"] for name, labels in p if name == c.PROCESS_THREADS.name} == {"new"}
+    write_proc(tmp_path, 7, "old", utime=5, stime=0, rss_pages=1, start=100)  # back to the old bytes
+    p = collect(col)
+    assert {dict(labels)["name"] for name, labels in p if name == c.PROCESS_THREADS.name} == {"old"}
+
+
+def test_unchanged_stat_lines_reuse_their_parse(tmp_path):
+    write_proc(tmp_path, 1, "a", utime=5, stime=0, rss_pages=1)
+    write_proc(tmp_path, 2, "b", utime=5, stime=0, rss_pages=1)
+    col = ProcessCollector(tmp_path, top_n=5)
+    first = {p.pid: p for p in col.files.scan()}
+    write_proc(tmp_path, 2, "b", utime=6, stime=0, rss_pages=1)
+    second = {p.pid: p for p in col.files.scan()}
+    assert second["1"] is first["1"]
+    assert second["2"] is not first["2"] and second["2"].utime == 6
+
+
+def test_series_of_a_process_are_kept_while_it_lives_and_dropped_when_it_exits(tmp_path):
+    now = [0.0]
+    col = ProcessCollector(tmp_path, top_n=1, clock=lambda: now[0])
+    write_proc(tmp_path, 1, "big", utime=0, stime=0, rss_pages=100)
+    write_proc(tmp_path, 2, "busy", utime=0, stime=0, rss_pages=1)
+    write_proc(tmp_path, 3, "other", utime=0, stime=0, rss_pages=1)
+    seen: dict = {}
+
+    def emitted() -> set[str]:
+        out = set()
+
+        def emit(s, v):
+            who = dict(s.labels)
+            if "pid" in who:
+                out.add(who["pid"])
+                assert seen.setdefault((s.name, s.labels), s) is s  # the same object every time
+
+        col.collect(0, emit)
+        return out
+
+    emitted()
+    for cycle, busy in enumerate(["2", "3", "2"], start=1):  # 2 drops out of the top and comes back
+        now[0] = cycle
+        write_proc(
+            tmp_path, int(busy), "busy" if busy == "2" else "other", utime=cycle * 100, stime=0, rss_pages=1
+        )
+        assert emitted() == {"1", busy}
+    __import__("shutil").rmtree(tmp_path / "2")
+    now[0] = 9
+    emitted()
+    assert not any(key[0] == "2" for key in col._series)
+
+
+def test_a_file_that_opens_but_refuses_reads_is_not_reopened_every_cycle(tmp_path, monkeypatch):
+    """/proc/PID/io of another user's process opens for root and answers EACCES to the read."""
+    write_proc(tmp_path, 5, "p", utime=0, stime=0, rss_pages=1, io=(1, 2))
+    col = ProcessCollector(tmp_path, top_n=5)
+    real_pread, opened = os.pread, []
+    real_open = os.open
+
+    def pread(fd, size, offset):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/5/io"):
+            raise PermissionError(13, "Permission denied")
+        return real_pread(fd, size, offset)
+
+    def open_(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "pread", pread)
+    monkeypatch.setattr(os, "open", open_)
+    for _ in range(3):
+        p = collect(col)
+        assert not any(name == c.PROCESS_DISK_IO.name for name, _ in p)
+        assert (c.PROCESS_THREADS.name, (("group", "top"), ("name", "p"), ("pid", "5"))) in p
+    assert opened.count(f"{tmp_path}/5/io") == 1
+    assert opened.count(f"{tmp_path}/5/stat") == 1  # the process's other files stay open

@@ -20,7 +20,9 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 from agent import catalogue as c
@@ -40,6 +42,7 @@ log = logging.getLogger("ferry.agent.processes")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 ALWAYS_COUNTED = ("running", "sleeping", "blocked", "zombies", "stopped", "idle")
+_STATE = attrgetter("state")
 
 
 class ProcessCollector:
@@ -65,7 +68,10 @@ class ProcessCollector:
         self._needs = frozenset().union(*(g.needs for g in self.groups))
         self._capped: set[str] = set()
         self.s = SeriesCache()  # host-wide series (counts by status)
-        self._series: dict[tuple, ProcSeries] = {}  # per reported process, pruned each cycle
+        # per reported process while it lives, whether or not it is reported this cycle: a process
+        # that drops out of the top N and comes back keeps its SeriesDef objects (and the batcher's
+        # cached series messages for them)
+        self._series: dict[tuple, ProcSeries] = {}
 
     def close(self) -> None:
         self.files.close()
@@ -81,17 +87,22 @@ class ProcessCollector:
             by_mem = sorted(procs, key=lambda p: p.rss_pages, reverse=True)
             for p in by_cpu[: self.top_n] + by_mem[: self.top_n]:
                 chosen.setdefault(p.pid, (TOP_GROUP, p))
-        series, self._series = self._series, {}
+        series = self._series
         for group, p in chosen.values():
             key = (p.pid, p.start, group, p.comm)
-            ps = self._series[key] = series.get(key) or ProcSeries.of(group, p.comm, p.pid)
+            ps = series.get(key)
+            if ps is None:
+                ps = series[key] = ProcSeries.of(group, p.comm, p.pid)
             self._emit_one(emit, ps, p, rates.get(p.pid))
+        live = self._prev  # (pid, start) of every process this cycle
+        for key in [k for k in series if (k[0], k[1]) not in live]:
+            del series[key]
 
     def _count_states(self, procs: list[ProcStat], emit: Emit) -> None:
         counts = dict.fromkeys(ALWAYS_COUNTED, 0)
-        for p in procs:
-            status = STAT_STATES.get(p.state, "unknown")
-            counts[status] = counts.get(status, 0) + 1
+        for state, n in Counter(map(_STATE, procs)).items():  # the loop over processes in C
+            status = STAT_STATES.get(state, "unknown")
+            counts[status] = counts.get(status, 0) + n
         for status, n in counts.items():
             emit(self.s(c.PROCESSES_COUNT, status), float(n))
 
@@ -166,7 +177,7 @@ class ProcessCollector:
             if read is not None and write is not None:
                 emit(s.io_read, float(read))
                 emit(s.io_write, float(write))
-        fds = count_fds(self.proc, p.pid, self._fds_by_size)
+        fds = self.files.fd_count(p.pid) if self._fds_by_size else count_fds(self.proc, p.pid, False)
         if fds is not None:
             emit(s.fds, float(fds))
 
