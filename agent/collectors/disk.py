@@ -7,10 +7,12 @@ from pathlib import Path
 
 from agent import catalogue as c
 from agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.series import SeriesDef
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size
 # loop and ram devices mirror files and memory, not disks: skipped unless configured otherwise
 DEFAULT_EXCLUDE = re.compile(r"(loop|ram)\d+")
+_UNSEEN = object()
 
 
 class DiskCollector:
@@ -21,6 +23,7 @@ class DiskCollector:
         self.read = ProcText(proc_root)
         self.exclude = exclude
         self.s = SeriesCache()
+        self._devices: dict[str, tuple[SeriesDef, ...] | None] = {}  # None: excluded
 
     def close(self) -> None:
         self.read.close()
@@ -29,21 +32,42 @@ class DiskCollector:
         text = self.read("diskstats")
         if text is None:
             return
-        s = self.s
+        devices = self._devices
         for line in text.splitlines():
             f = line.split()
-            if len(f) < 14 or self.exclude.fullmatch(f[2]):
+            if len(f) < 14:
                 continue
             dev = f[2]
+            s = devices.get(dev, _UNSEEN)
+            if s is _UNSEEN:
+                s = devices[dev] = None if self.exclude.fullmatch(dev) else self._series_of(dev)
+            if s is None:
+                continue
             # reads: completed, merged, sectors, ms; writes: the same; in progress; ms doing I/O
             r_ops, r_merged, r_sect, r_ms, w_ops, w_merged, w_sect, w_ms, pending, io_ms = map(int, f[3:13])
-            emit(s(c.DISK_IO, dev, "read"), float(r_sect * SECTOR))
-            emit(s(c.DISK_IO, dev, "write"), float(w_sect * SECTOR))
-            emit(s(c.DISK_OPERATIONS, dev, "read"), float(r_ops))
-            emit(s(c.DISK_OPERATIONS, dev, "write"), float(w_ops))
-            emit(s(c.DISK_OPERATION_TIME, dev, "read"), r_ms / 1000)
-            emit(s(c.DISK_OPERATION_TIME, dev, "write"), w_ms / 1000)
-            emit(s(c.DISK_MERGED, dev, "read"), float(r_merged))
-            emit(s(c.DISK_MERGED, dev, "write"), float(w_merged))
-            emit(s(c.DISK_IO_TIME, dev), io_ms / 1000)
-            emit(s(c.DISK_PENDING, dev), float(pending))
+            emit(s[0], float(r_sect * SECTOR))
+            emit(s[1], float(w_sect * SECTOR))
+            emit(s[2], float(r_ops))
+            emit(s[3], float(w_ops))
+            emit(s[4], r_ms / 1000)
+            emit(s[5], w_ms / 1000)
+            emit(s[6], float(r_merged))
+            emit(s[7], float(w_merged))
+            emit(s[8], io_ms / 1000)
+            emit(s[9], float(pending))
+
+    def _series_of(self, dev: str) -> tuple[SeriesDef, ...]:
+        """A device's series in the order `collect` emits them, looked up once per device."""
+        s = self.s
+        return (
+            s(c.DISK_IO, dev, "read"),
+            s(c.DISK_IO, dev, "write"),
+            s(c.DISK_OPERATIONS, dev, "read"),
+            s(c.DISK_OPERATIONS, dev, "write"),
+            s(c.DISK_OPERATION_TIME, dev, "read"),
+            s(c.DISK_OPERATION_TIME, dev, "write"),
+            s(c.DISK_MERGED, dev, "read"),
+            s(c.DISK_MERGED, dev, "write"),
+            s(c.DISK_IO_TIME, dev),
+            s(c.DISK_PENDING, dev),
+        )

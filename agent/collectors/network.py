@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent import catalogue as c
 from agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.series import SeriesDef
 
 # the kernel's TCP state numbers (include/net/tcp_states.h), as the hostmetrics receiver names them
 TCP_STATES = {
@@ -42,6 +43,7 @@ class NetworkCollector:
         self.clock = clock
         self._connections_at: float | None = None
         self.s = SeriesCache()
+        self._interfaces_seen: dict[str, tuple[SeriesDef, ...]] = {}  # by the name as /proc pads it
 
     def close(self) -> None:
         self.read.close()
@@ -57,19 +59,33 @@ class NetworkCollector:
         text = self.read("net/dev")
         if text is None:
             return
-        s = self.s
+        interfaces = self._interfaces_seen
         # columns after 'dev:': 8 receive fields (bytes packets errs drop ...), then 8 transmit fields
         for line in text.splitlines()[2:]:
             dev, _, rest = line.partition(":")
             f = rest.split()
             if len(f) < 16:
                 continue
-            dev = dev.strip()
-            for direction, base in (("receive", 0), ("transmit", 8)):
-                emit(s(c.NETWORK_IO, dev, direction), float(f[base]))
-                emit(s(c.NETWORK_PACKETS, dev, direction), float(f[base + 1]))
-                emit(s(c.NETWORK_ERRORS, dev, direction), float(f[base + 2]))
-                emit(s(c.NETWORK_DROPPED, dev, direction), float(f[base + 3]))
+            s = interfaces.get(dev)
+            if s is None:
+                s = interfaces[dev] = self._series_of(dev.strip())
+            emit(s[0], float(f[0]))
+            emit(s[1], float(f[1]))
+            emit(s[2], float(f[2]))
+            emit(s[3], float(f[3]))
+            emit(s[4], float(f[8]))
+            emit(s[5], float(f[9]))
+            emit(s[6], float(f[10]))
+            emit(s[7], float(f[11]))
+
+    def _series_of(self, dev: str) -> tuple[SeriesDef, ...]:
+        """An interface's series in the order `_interfaces` emits them, looked up once."""
+        s = self.s
+        return tuple(
+            s(metric, dev, direction)
+            for direction in ("receive", "transmit")
+            for metric in (c.NETWORK_IO, c.NETWORK_PACKETS, c.NETWORK_ERRORS, c.NETWORK_DROPPED)
+        )
 
     def _connections(self, emit: Emit) -> None:
         counts = dict.fromkeys(TCP_STATES.values(), 0)
