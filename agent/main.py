@@ -17,8 +17,10 @@ import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
 from agent import __version__
 from agent import selfmetrics as m
@@ -32,7 +34,6 @@ from agent.local import server as local_server
 from agent.local.records import DeltaSums
 from agent.local.server import LocalService
 from agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
-from agent.scrape.runner import ScrapeRunner, States, stop_task
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
 from ferry.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
@@ -40,6 +41,9 @@ from ferry.logs import set_level, setup
 from ferry.runtime import run
 from ferry.sdnotify import Notifier
 from ferry.v1 import payload_pb2
+
+if TYPE_CHECKING:
+    from agent.scrape.runner import States
 
 log = logging.getLogger("ferry.agent")
 DRAIN_TIMEOUT_S = 5.0
@@ -150,6 +154,12 @@ class Agent:
 
     def _start_scrape(self) -> None:
         targets = [] if self.synthetic else self.cfg.scrape
+        if not targets:
+            self._scrape_states.clear()  # as a runner of no targets would: no totals to keep
+            return
+        # loaded only when there is something to scrape: the parser, the mapping and the HTTP
+        # client are resident memory the default agent does not need
+        from agent.scrape.runner import ScrapeRunner
 
         def submit(intake: Intake) -> None:
             self.submit(intake, counted_as="scrape")
@@ -158,6 +168,8 @@ class Agent:
 
     async def _stop_scrape(self) -> None:
         if self._scrape is not None:
+            from agent.scrape.runner import stop_task
+
             await stop_task(self._scrape)
             self._scrape = None
 
@@ -306,6 +318,25 @@ def build_collectors(cfg: AgentConfig, reuse: dict[str, Collector] | None = None
     return [by_name[n] for n in COLLECTOR_NAMES if n in cfg.collectors]
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        pass  # prometheus_client's handler is silent too
+
+
+def start_metrics_server(port: int, addr: str) -> ThreadingWSGIServer:
+    """prometheus_client's start_http_server, but its thread polls for shutdown once an hour
+    instead of twice a second: the agent never shuts it down, and each poll wakes the thread.
+    Requests are answered as they arrive either way."""
+    infos = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, sockaddr = infos[0]
+    server_class = type("MetricsServer", (ThreadingWSGIServer,), {"address_family": family})
+    httpd = make_server(sockaddr[0], port, make_wsgi_app(), server_class, handler_class=_QuietHandler)
+    threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 3600.0}, name="metrics", daemon=True
+    ).start()
+    return httpd
+
+
 def proc_file_budget() -> int:
     """/proc descriptors the process collector may keep open: a quarter of the soft fd limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -345,7 +376,7 @@ async def serve(
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(agent, source)))
     if cfg.metrics_listen:
         host, _, port = cfg.metrics_listen.rpartition(":")
-        start_http_server(int(port), addr=host.strip("[]"))
+        start_metrics_server(int(port), host.strip("[]"))
     notifier = Notifier.from_env()
     watchdog = asyncio.create_task(notifier.watchdog(stop))
     what = f"synthetic {cfg.synthetic}" if cfg.synthetic else f"every {cfg.interval:.3g}s"
