@@ -1,8 +1,8 @@
 """`ferry-agent`: collect host metrics every interval, batch, spool, and stream to the collector.
 
 Threads: collection, batching, compression and spool writes run on one pipeline thread (they
-block on /proc and fsync); the sender runs on the event loop and is woken thread-safely when a
-frame lands in the spool.
+block on /proc and fsync), which keeps the collection schedule itself (`agent.pipeline`); the
+sender runs on the event loop and is woken thread-safely when a frame lands in the spool.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -33,6 +32,7 @@ from agent.intake import Intake
 from agent.local import server as local_server
 from agent.local.records import DeltaSums
 from agent.local.server import LocalService
+from agent.pipeline import Pipeline
 from agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
 from agent.sender import Sender
 from agent.spool import Spool, SpoolError
@@ -82,11 +82,13 @@ class Agent:
             self.collectors = collectors
         else:
             self.collectors = [] if self.synthetic else build_collectors(cfg)
-        self.pipeline = ThreadPoolExecutor(1, thread_name_prefix="pipeline")
+        self.pipeline = Pipeline(self._tick)
         self._checks: tuple[asyncio.Event, asyncio.Task] | None = None
         self._scrape: asyncio.Task | None = None
         self._scrape_states: States = {}  # per target, kept across reloads (histogram totals)
         self._rescheduled_at: float | None = None
+        self._collecting = False  # the pipeline thread collects on its schedule while set
+        self._next_at: float | None = None  # the next tick; pipeline thread
 
     def _resource(self, cfg: AgentConfig) -> payload_pb2.Resource:
         return payload_pb2.Resource(
@@ -201,6 +203,7 @@ class Agent:
             set_level(new.log_level)
         if "interval" in live or "jitter" in live:
             self._rescheduled_at = time.time()
+            self.pipeline.wake()
         log.info("reload: applied %s", ", ".join(live) or "nothing (no change)")
 
     def _swap_collectors(self, old: AgentConfig) -> list[Collector]:
@@ -223,34 +226,52 @@ class Agent:
         self.batcher.max_points = self.cfg.batch_max_points
         self.batcher.max_age_ms = int(self.cfg.batch_max_age * 1000)
 
+    def _tick(self) -> float | None:
+        """The pipeline thread's schedule, between jobs: collect at each tick, cut the open batch
+        when it comes due; returns when to look again (None: at the next job)."""
+        if not self._collecting:
+            return None
+        interval = self.cfg.interval
+        now = time.time()
+        if self._next_at is None or self._rescheduled_at is not None:
+            # aligned to the interval, shifted by this agent's jitter offset; after a reload the
+            # new schedule starts from the first tick after the reload
+            since = self._rescheduled_at or now
+            self._rescheduled_at = None
+            self._next_at = (since // interval + 1) * interval + self._offset_s()
+        if now >= self._next_at and self.collectors:
+            cycle_ms = int(self._next_at * 1000)
+            # a slow cycle skips missed ticks rather than bunching them up
+            self._next_at += interval * max(1, int((now - self._next_at) // interval) + 1)
+            self.collect_once(cycle_ms)  # cuts if due
+        else:
+            self.batcher.cut_if_due()
+        wake = self._next_at if self.collectors else None
+        due_ms = self.batcher.due_at_ms()
+        if due_ms is not None:
+            wake = due_ms / 1000 if wake is None else min(wake, due_ms / 1000)
+        return wake
+
     async def _collect_loop(self, stop: asyncio.Event) -> None:
-        """Collect at each tick; between ticks, wake only when the open batch comes due."""
+        """Collect until `stop`: the pipeline thread keeps the schedule (`_tick`), so the event
+        loop is not woken per cycle. A failure there (e.g. of the spool) is raised here."""
         loop = asyncio.get_running_loop()
-        next_at = None
-        while not stop.is_set():
-            interval = self.cfg.interval
-            if next_at is None or self._rescheduled_at is not None:
-                # aligned to the interval, shifted by this agent's jitter offset; after a reload
-                # the new schedule starts from the first tick after the reload
-                since = self._rescheduled_at or time.time()
-                self._rescheduled_at = None
-                next_at = (since // interval + 1) * interval + self._offset_s()
-            now = time.time()
-            due_ms = self.batcher.due_at_ms()
-            if now >= next_at and self.collectors:
-                cycle_ms = int(next_at * 1000)
-                # a slow cycle skips missed ticks rather than bunching them up
-                next_at += interval * max(1, int((now - next_at) // interval) + 1)
-                await loop.run_in_executor(self.pipeline, self.collect_once, cycle_ms)  # cuts if due
-            elif due_ms is not None and now * 1000 >= due_ms:
-                await loop.run_in_executor(self.pipeline, self.batcher.cut_if_due)
-            wake = next_at if self.collectors else time.time() + 1.0
-            due_ms = self.batcher.due_at_ms()
-            if due_ms is not None:
-                wake = min(wake, due_ms / 1000)
-            with contextlib.suppress(TimeoutError):
-                # at most a second, so a reload's new schedule is picked up soon
-                await asyncio.wait_for(stop.wait(), timeout=min(1.0, max(0.0, wake - time.time())))
+        failed = loop.create_future()
+
+        def fail(exc: BaseException) -> None:
+            loop.call_soon_threadsafe(lambda: failed.done() or failed.set_exception(exc))
+
+        self.pipeline.on_error = fail
+        self._collecting = True
+        self.pipeline.wake()
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((stopped, failed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._collecting = False  # a cycle under way finishes; jobs submitted now queue behind it
+            stopped.cancel()
+        if failed.done():
+            failed.result()
 
     async def run(self, stop: asyncio.Event, on_stop=lambda: None) -> None:
         self._loop = loop = asyncio.get_running_loop()
