@@ -10,10 +10,10 @@ COLLECTOR_ADDR ?= 127.0.0.1:4770
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[agent,collector,dev]'
+	$(PY) -m pip install --quiet -e ./client -e '.[agent,collector,dev]'
 	@touch $(STAMP)
 
 proto: $(STAMP)
@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 run: $(STAMP)
-	$(PY) -m collector.devrun --dir $(RUN_DIR) --collector $(COLLECTOR_ADDR)
+	$(PY) -m ferry.collector.devrun --dir $(RUN_DIR) --collector $(COLLECTOR_ADDR)
 
 bench: $(STAMP)
 	$(PY) -m bench.run $(if $(QUICK),--quick,)
@@ -36,4 +36,4 @@ clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .ruff_cache
 
 docs: $(STAMP)
-	$(PY) -m agent.catalogue > docs/METRICS.md
+	$(PY) -m ferry.agent.catalogue > docs/METRICS.md

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from agent import selfmetrics as m
-from agent.accumulator import Accumulator
-from agent.intake import Intake
-from ferry.encode import SeriesMessages, encode_columns, pack_payload
+from ferry.agent import selfmetrics as m
+from ferry.agent.accumulator import Accumulator
+from ferry.agent.intake import Intake
 from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
+from ferry.wire.encode import SeriesMessages, encode_columns, pack_payload
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # events + logs per frame; the collector takes 64 MiB raw
 

@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agent import catalogue as c
-from ferry.config import ConfigError, array_of_tables, parse_duration
+from ferry.agent import catalogue as c
+from ferry.runtime.config import ConfigError, array_of_tables, parse_duration
 from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.checks")

@@ -1,4 +1,4 @@
-"""The agent's configuration: defaults, TOML keys and flags (see ferry.config)."""
+"""The agent's configuration: defaults, TOML keys and flags (see ferry.runtime.config)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.checks import parse_checks
-from agent.collectors.filesystem import PSEUDO_FS
-from agent.collectors.process_groups import parse_process_groups
-from agent.collectors.system import COLLECTOR_NAMES
-from agent.scrape.config import parse_scrape
-from agent.spool import FSYNC_POLICIES
-from ferry.config import ConfigError, parse_names, setting
-from ferry.logs import LEVELS
+from ferry.agent.checks import parse_checks
+from ferry.agent.collectors.filesystem import PSEUDO_FS
+from ferry.agent.collectors.process_groups import parse_process_groups
+from ferry.agent.collectors.system import COLLECTOR_NAMES
+from ferry.agent.scrape.config import parse_scrape
+from ferry.agent.spool import FSYNC_POLICIES
+from ferry.runtime.config import ConfigError, parse_names, setting
+from ferry.runtime.logs import LEVELS
 
 
 def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:

@@ -1,7 +1,7 @@
 """`ferry-agent`: collect host metrics every interval, batch, spool, and stream to the collector.
 
 Threads: collection, batching, compression and spool writes run on one pipeline thread (they
-block on /proc and fsync), which keeps the collection schedule itself (`agent.pipeline`); the
+block on /proc and fsync), which keeps the collection schedule itself (`ferry.agent.pipeline`); the
 sender runs on the event loop and is woken thread-safely when a frame lands in the spool.
 """
 
@@ -21,29 +21,29 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
-from agent import __version__
-from agent import selfmetrics as m
-from agent.batcher import Batcher
-from agent.checks import CheckRunner
-from agent.collectors.base import Collector
-from agent.collectors.system import COLLECTOR_NAMES, host_collectors
-from agent.config import AgentConfig, default_agent_id, parse_spec
-from agent.intake import Intake
-from agent.local import server as local_server
-from agent.local.records import DeltaSums
-from agent.local.server import LocalService
-from agent.pipeline import Pipeline
-from agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
-from agent.sender import Sender
-from agent.spool import Spool, SpoolError
-from ferry.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
-from ferry.logs import set_level, setup
-from ferry.runtime import run
-from ferry.sdnotify import Notifier
+from ferry.agent import __version__
+from ferry.agent import selfmetrics as m
+from ferry.agent.batcher import Batcher
+from ferry.agent.checks import CheckRunner
+from ferry.agent.collectors.base import Collector
+from ferry.agent.collectors.system import COLLECTOR_NAMES, host_collectors
+from ferry.agent.config import AgentConfig, default_agent_id, parse_spec
+from ferry.agent.intake import Intake
+from ferry.agent.local import server as local_server
+from ferry.agent.local.records import DeltaSums
+from ferry.agent.local.server import LocalService
+from ferry.agent.pipeline import Pipeline
+from ferry.agent.reload import BATCH_KEYS, COLLECTOR_KEYS, RESOURCE_KEYS, split
+from ferry.agent.sender import Sender
+from ferry.agent.spool import Spool, SpoolError
+from ferry.runtime.config import ConfigError, ConfigSource, load_or_exit, parse_command_line
+from ferry.runtime.logs import set_level, setup
+from ferry.runtime.loop import run
+from ferry.runtime.sdnotify import Notifier
 from ferry.v1 import payload_pb2
 
 if TYPE_CHECKING:
-    from agent.scrape.runner import States
+    from ferry.agent.scrape.runner import States
 
 log = logging.getLogger("ferry.agent")
 DRAIN_TIMEOUT_S = 5.0
@@ -72,7 +72,7 @@ class Agent:
         self._taken = 0  # ... and taken in by it (each counter written by one thread only)
         self.synthetic = None
         if cfg.synthetic:
-            from agent.synthetic import SyntheticSource  # numpy, loaded only for this mode
+            from ferry.agent.synthetic import SyntheticSource  # numpy, loaded only for this mode
 
             rate, total = parse_spec(cfg.synthetic)
             self.synthetic = SyntheticSource(
@@ -161,7 +161,7 @@ class Agent:
             return
         # loaded only when there is something to scrape: the parser, the mapping and the HTTP
         # client are resident memory the default agent does not need
-        from agent.scrape.runner import ScrapeRunner
+        from ferry.agent.scrape.runner import ScrapeRunner
 
         def submit(intake: Intake) -> None:
             self.submit(intake, counted_as="scrape")
@@ -170,7 +170,7 @@ class Agent:
 
     async def _stop_scrape(self) -> None:
         if self._scrape is not None:
-            from agent.scrape.runner import stop_task
+            from ferry.agent.scrape.runner import stop_task
 
             await stop_task(self._scrape)
             self._scrape = None
@@ -180,7 +180,7 @@ class Agent:
         return (zlib.crc32(self.agent_id.encode()) / 2**32) * self.cfg.jitter
 
     async def reload(self, new: AgentConfig) -> None:
-        """Apply a new configuration (see agent.reload); buffered and spooled points stay."""
+        """Apply a new configuration (see ferry.agent.reload); buffered and spooled points stay."""
         live, restart = split(self.cfg, new)
         loop = asyncio.get_running_loop()
         old, self.cfg = self.cfg, new

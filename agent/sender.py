@@ -18,8 +18,8 @@ from typing import NamedTuple
 
 import grpc
 
-from agent import selfmetrics as m
-from agent.spool import Spool
+from ferry.agent import selfmetrics as m
+from ferry.agent.spool import Spool
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.agent.sender")

@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import selfmetrics as m
-from ferry.frames import pack_frame
+from ferry.agent import selfmetrics as m
 from ferry.v1 import ingest_pb2
+from ferry.wire.frames import pack_frame
 
 log = logging.getLogger("ferry.agent.spool")
 

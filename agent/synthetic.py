@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from agent import selfmetrics as m
-from agent.spool import Spool
-from ferry.codec import encode_payload
-from ferry.columns import DELTA, MetricBatch, SeriesDef
+from ferry.agent import selfmetrics as m
+from ferry.agent.spool import Spool
 from ferry.v1 import payload_pb2
+from ferry.wire.codec import encode_payload
+from ferry.wire.columns import DELTA, MetricBatch, SeriesDef
 
 SHARDS = 4
 SERIES = [SeriesDef("ferry_synthetic", DELTA, "1", (("shard", str(i)),)) for i in range(SHARDS)]

@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 
 from bench.procs import collector_process
-from collector.devrun import agent_command, free_port, stop
+from ferry.collector.devrun import agent_command, free_port, stop
 
 TICK = os.sysconf("SC_CLK_TCK")
 

@@ -1,4 +1,4 @@
-"""agent.client: what a recording call costs the app, and how many records one client pushes
+"""ferry.client: what a recording call costs the app, and how many records one client pushes
 through a real agent into a real collector.
 
     python -m bench.client [--quick]
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 
-from agent.client import Telemetry
 from bench.procs import collector_process
-from collector.devrun import agent_command, free_port, stop
-from collector.query.client import total
+from ferry.client import Telemetry
+from ferry.collector.devrun import agent_command, free_port, stop
+from ferry.collector.query.client import total
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 CALLS = {

@@ -31,7 +31,7 @@ from pathlib import Path
 import psutil
 
 from bench.agent import TICK, cpu_seconds, rss_mb
-from collector.devrun import stop
+from ferry.collector.devrun import stop
 
 READ_PLUGINS = ["cpu", "load", "memory", "df", "disk", "interface", "processes", "swap"]
 SKIPPED = {"collectd_skipped": "collectd not installed (apt-get install collectd-core)"}

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent import catalogue as c
-from agent.collectors.filesystem import RATIO_SCALE
-from agent.collectors.processes import ALWAYS_COUNTED
-from agent.collectors.system import CPU_STATES
-from ferry.columns import MetricBatch, SeriesDef
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.filesystem import RATIO_SCALE
+from ferry.agent.collectors.processes import ALWAYS_COUNTED
+from ferry.agent.collectors.system import CPU_STATES
+from ferry.wire.columns import MetricBatch, SeriesDef
 
 STEP_MS = 10_000
 DAY_MS = 86_400_000

@@ -16,11 +16,11 @@ import grpc
 import numpy as np
 
 from bench.procs import collector_process
-from collector.query.client import total
-from ferry.codec import encode_payload
-from ferry.columns import DELTA, MetricBatch, SeriesDef
-from ferry.frames import pack_frame
+from ferry.collector.query.client import total
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2
+from ferry.wire.codec import encode_payload
+from ferry.wire.columns import DELTA, MetricBatch, SeriesDef
+from ferry.wire.frames import pack_frame
 
 
 def make_frames(agent: str, frames: int, points: int, series: int = 1000) -> list[ingest_pb2.Frame]:
@@ -88,7 +88,7 @@ def run_agents(agents: int = 2, points: int = 2_000_000, frame_points: int = 50_
     point to the last."""
     import subprocess
 
-    from collector.devrun import agent_command, free_port, stop
+    from ferry.collector.devrun import agent_command, free_port, stop
 
     with tempfile.TemporaryDirectory() as tmp, collector_process(Path(tmp)) as addr:
         procs = [

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from collector.devrun import collector_command, free_port, stop, wait_healthy
+from ferry.collector.devrun import collector_command, free_port, stop, wait_healthy
 
 
 @contextlib.contextmanager

@@ -25,9 +25,9 @@ import time
 
 import numpy as np
 
-from collector.storage import native
-from collector.storage.rollups import RESOLUTIONS
-from collector.storage.store import Store
+from ferry.collector.storage import native
+from ferry.collector.storage.rollups import RESOLUTIONS
+from ferry.collector.storage.store import Store
 
 
 def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[bytes]:

@@ -24,12 +24,12 @@ import time
 import numpy as np
 
 from bench.hostday import DAY_MS, STEP_MS, host_batch, host_metrics
-from collector.query.groups import matched
-from collector.query.service import QueryService
-from collector.rows import RowBuilder
-from collector.storage.schema import MIN_COMPRESS_BLOCK
-from collector.storage.store import Store, ThreadStores
-from collector.writer import Writer
+from ferry.collector.query.groups import matched
+from ferry.collector.query.service import QueryService
+from ferry.collector.rows import RowBuilder
+from ferry.collector.storage.schema import MIN_COMPRESS_BLOCK
+from ferry.collector.storage.store import Store, ThreadStores
+from ferry.collector.writer import Writer
 from ferry.v1 import payload_pb2, query_pb2
 
 HOUR_MS = 3_600_000

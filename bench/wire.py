@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from agent.batcher import Batcher
-from agent.collectors.system import SystemCollector
-from ferry.frames import pack_frame
+from ferry.agent.batcher import Batcher
+from ferry.agent.collectors.system import SystemCollector
 from ferry.v1 import payload_pb2
+from ferry.wire.frames import pack_frame
 
 
 def wire_bytes_per_point(cycles_per_frame: int, frame_count: int = 5, interval_ms: int = 10_000) -> dict:

@@ -53,11 +53,11 @@ try:
 except ImportError:  # pragma: no cover
     zstd = None
 
-from agent.batcher import Batcher
-from agent.collectors.system import SystemCollector
-from ferry.frames import pack_frame
+from ferry.agent.batcher import Batcher
+from ferry.agent.collectors.system import SystemCollector
 from ferry.series import SeriesDef
 from ferry.v1 import ingest_pb2, payload_pb2
+from ferry.wire.frames import pack_frame
 
 INTERVAL_MS = 10_000
 AGENT_ID = "bench-agent"

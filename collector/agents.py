@@ -4,7 +4,7 @@ Called by the FramePipeline on writer threads (never on the event loop) after a 
 committed. A row is written when an agent is first seen, when its host, version or address
 changes (a new stream comes from a new peer port, so every stream open writes one) and otherwise
 at most once per `refresh_s` per agent, so steady-state frames cost nothing here. ListAgents
-reads the table back (collector.query.listing).
+reads the table back (ferry.collector.query.listing).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from collector.storage import native
-from collector.storage.store import ThreadStores
+from ferry.collector.storage import native
+from ferry.collector.storage.store import ThreadStores
 
 log = logging.getLogger("ferry.collector.agents")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from collector import selfmetrics as m
+from ferry.collector import selfmetrics as m
 
 # decompressed payload + its parsed copy + numpy columns + the Native block: about 5x raw size
 RAW_COST_FACTOR = 5

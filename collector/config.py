@@ -1,13 +1,13 @@
-"""The collector's configuration: defaults, TOML keys and flags (see ferry.config)."""
+"""The collector's configuration: defaults, TOML keys and flags (see ferry.runtime.config)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.layout import check_identifier
-from ferry.config import ConfigError, setting
-from ferry.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
-from ferry.logs import LEVELS
+from ferry.collector.storage.layout import check_identifier
+from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.logs import LEVELS
+from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
 
 
 @dataclass

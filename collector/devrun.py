@@ -45,7 +45,7 @@ def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> 
     return [
         sys.executable,
         "-m",
-        "collector.main",
+        "ferry.collector.main",
         "--listen",
         addr,
         "--store",
@@ -62,7 +62,7 @@ def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "agent.main",
+        "ferry.agent.main",
         "--collector",
         collector,
         "--metrics-listen",

@@ -23,10 +23,10 @@ from concurrent.futures import Executor
 import grpc
 from google.protobuf.message import DecodeError
 
-from collector import selfmetrics as m
-from collector.agents import peer_address
-from collector.budget import Budget, frame_cost
-from collector.pipeline import FramePipeline, StoreUnavailable
+from ferry.collector import selfmetrics as m
+from ferry.collector.agents import peer_address
+from ferry.collector.budget import Budget, frame_cost
+from ferry.collector.pipeline import FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")

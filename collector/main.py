@@ -12,24 +12,24 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from collector import __version__
-from collector.agents import AgentRecorder
-from collector.budget import Budget
-from collector.config import CollectorConfig
-from collector.ingest import IngestService
-from collector.ingest import register as register_ingest
-from collector.pipeline import FramePipeline, PipelineConfig
-from collector.query.service import QueryService
-from collector.storage.schema import SchemaOptions
-from collector.storage.store import Store, StoreError, ThreadStores, redact
-from collector.validate import Limits
-from collector.writer import Writer
-from ferry.config import parse_args
-from ferry.frames import FrameLimits
-from ferry.logs import setup
-from ferry.runtime import run
-from ferry.sdnotify import Notifier
+from ferry.collector import __version__
+from ferry.collector.agents import AgentRecorder
+from ferry.collector.budget import Budget
+from ferry.collector.config import CollectorConfig
+from ferry.collector.ingest import IngestService
+from ferry.collector.ingest import register as register_ingest
+from ferry.collector.pipeline import FramePipeline, PipelineConfig
+from ferry.collector.query.service import QueryService
+from ferry.collector.storage.schema import SchemaOptions
+from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
+from ferry.collector.validate import Limits
+from ferry.collector.writer import Writer
+from ferry.runtime.config import parse_args
+from ferry.runtime.logs import setup
+from ferry.runtime.loop import run
+from ferry.runtime.sdnotify import Notifier
 from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
+from ferry.wire.frames import FrameLimits
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from collector import selfmetrics as m
-from collector.agents import AgentRecorder
-from collector.dedup import HighWaterMarks
-from collector.records_rows import events_block, logs_block
-from collector.rows import RowBuilder
-from collector.validate import (
+from ferry.collector import selfmetrics as m
+from ferry.collector.agents import AgentRecorder
+from ferry.collector.dedup import HighWaterMarks
+from ferry.collector.records_rows import events_block, logs_block
+from ferry.collector.rows import RowBuilder
+from ferry.collector.validate import (
     Limits,
     RecordLimits,
     ValidationError,
@@ -30,10 +30,10 @@ from collector.validate import (
     validate_batch,
     validate_records,
 )
-from collector.writer import Writer
-from ferry.codec import CodecError, decode_metrics, decode_payload
-from ferry.frames import FrameError, FrameLimits, open_frame
+from ferry.collector.writer import Writer
 from ferry.v1 import ingest_pb2
+from ferry.wire.codec import CodecError, decode_metrics, decode_payload
+from ferry.wire.frames import FrameError, FrameLimits, open_frame
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from collector.storage import native
+from ferry.collector.storage import native
 from ferry.v1 import payload_pb2
 
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.storage import native
-from ferry.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
+from ferry.collector.storage import native
 from ferry.v1 import payload_pb2
+from ferry.wire.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class SeriesRow:
 @dataclass(slots=True)
 class FrameRows:
     """What one frame writes. `series` lists every series the frame touches; `events_block` and
-    `logs_block` are set by the pipeline from `collector.records_rows`."""
+    `logs_block` are set by the pipeline from `ferry.collector.records_rows`."""
 
     series: list[SeriesRow]
     samples_block: bytes | None = None

@@ -1,6 +1,6 @@
 """Semantic checks on a decoded frame: names, labels, values and timestamps against limits.
 
-Called by the ingest service after `ferry.codec` decoded the structure. Per-series checks loop
+Called by the ingest service after `ferry.wire.codec` decoded the structure. Per-series checks loop
 over the series table (hundreds of rows); per-point checks are whole-column numpy operations.
 Events and logs are checked one record at a time by `ferry.limits` (the rules the agent
 applies too). Every error names the offending value and the limit it broke.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferry.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 from ferry.limits import (
     DAY_MS,
     LABEL_KEY_RE,
@@ -24,6 +23,7 @@ from ferry.limits import (
     check_log,
     check_name,
 )
+from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 
 __all__ = [
     "DAY_MS",

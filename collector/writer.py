@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
-from collector.rows import FrameRows, SeriesRow
-from collector.storage import native
-from collector.storage.store import ThreadStores
+from ferry.collector.rows import FrameRows, SeriesRow
+from ferry.collector.storage import native
+from ferry.collector.storage.store import ThreadStores
 
 
 class Writer:

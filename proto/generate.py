@@ -1,6 +1,6 @@
 """Generate the Python stubs for proto/ferry/v1/*.proto.
 
-`make proto` runs this; tests/test_proto_stubs.py runs it into a temporary directory and
+`make proto` runs this; tests/proto/test_proto_stubs.py runs it into a temporary directory and
 fails when the committed stubs differ from what the pinned grpcio-tools emits.
 """
 

@@ -14,9 +14,9 @@ import uuid
 
 import pytest
 
-from collector.devrun import free_port  # noqa: F401  (re-exported for tests)
-from collector.storage.schema import SchemaOptions
-from collector.storage.store import Store
+from ferry.collector.devrun import free_port  # noqa: F401  (re-exported for tests)
+from ferry.collector.storage.schema import SchemaOptions
+from ferry.collector.storage.store import Store
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,10 @@ import time
 
 import numpy as np
 
-from ferry.codec import encode_payload
-from ferry.columns import GAUGE, HISTOGRAM, MetricBatch, SeriesDef
-from ferry.frames import pack_frame
 from ferry.v1 import ingest_pb2, payload_pb2
+from ferry.wire.codec import encode_payload
+from ferry.wire.columns import GAUGE, HISTOGRAM, MetricBatch, SeriesDef
+from ferry.wire.frames import pack_frame
 
 
 def gauge_batch(

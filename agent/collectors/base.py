@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from agent.catalogue import MetricDef
+from ferry.agent.catalogue import MetricDef
 from ferry.series import SeriesDef
 
 Emit = Callable[[SeriesDef, float], None]

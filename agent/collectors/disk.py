@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent import catalogue as c
-from agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
 from ferry.series import SeriesDef
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size

@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import catalogue as c
-from agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
 
 # not disks: skipped unless the configuration says otherwise
 PSEUDO_FS = frozenset(

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent import catalogue as c
-from agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
 from ferry.series import SeriesDef
 
 # the kernel's TCP state numbers (include/net/tcp_states.h), as the hostmetrics receiver names them

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.config import ConfigError, array_of_tables
+from ferry.runtime.config import ConfigError, array_of_tables
 
 TOP_GROUP = "top"  # the group label of processes reported because they rank in the top N
 _GROUP = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")

@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import NamedTuple
 
-from agent import catalogue as c
-from agent.collectors.base import Emit, SeriesCache
-from agent.collectors.process_groups import TOP_GROUP, ProcessGroup, ProcInfo, read_info
-from agent.collectors.procfs import (
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.base import Emit, SeriesCache
+from ferry.agent.collectors.process_groups import TOP_GROUP, ProcessGroup, ProcInfo, read_info
+from ferry.agent.collectors.procfs import (
     STAT_STATES,
     ProcFiles,
     ProcStat,

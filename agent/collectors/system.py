@@ -20,13 +20,13 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from agent import catalogue as c
-from agent.collectors.base import Collector, Emit, ProcText, SeriesCache
-from agent.collectors.disk import DiskCollector
-from agent.collectors.filesystem import PSEUDO_FS, RATIO_SCALE, FilesystemCollector, _unescape, ratio
-from agent.collectors.network import NetworkCollector
-from agent.collectors.process_groups import ProcessGroup
-from agent.collectors.processes import ProcessCollector
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.base import Collector, Emit, ProcText, SeriesCache
+from ferry.agent.collectors.disk import DiskCollector
+from ferry.agent.collectors.filesystem import PSEUDO_FS, RATIO_SCALE, FilesystemCollector, _unescape, ratio
+from ferry.agent.collectors.network import NetworkCollector
+from ferry.agent.collectors.process_groups import ProcessGroup
+from ferry.agent.collectors.processes import ProcessCollector
 
 __all__ = ["COLLECTOR_NAMES", "CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape", "host_collectors"]
 

@@ -17,8 +17,9 @@ import math
 import time
 from collections.abc import Callable
 
-from agent.intake import Intake, Point
+from ferry.agent.intake import Intake, Point
 from ferry.limits import (
+    MAX_RECORDS,
     Limits,
     RecordLimits,
     ValidationError,
@@ -34,7 +35,6 @@ from ferry.v1 import local_pb2
 
 ACCEPTED_KINDS = (GAUGE, COUNTER, DELTA)
 _INF = math.inf
-MAX_RECORDS = 10_000  # per request; a bigger batch is refused whole (RESOURCE_EXHAUSTED)
 
 
 class RecordError(ValueError):

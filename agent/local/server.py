@@ -18,9 +18,9 @@ from pathlib import Path
 
 import grpc
 
-from agent import selfmetrics as m
-from agent.intake import Intake
-from agent.local.records import KnownSeries, RecordError, convert
+from ferry.agent import selfmetrics as m
+from ferry.agent.intake import Intake
+from ferry.agent.local.records import KnownSeries, RecordError, convert
 from ferry.limits import Limits
 from ferry.v1 import local_pb2, local_pb2_grpc
 

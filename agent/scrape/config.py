@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferry.config import ConfigError, array_of_tables, parse_duration
 from ferry.limits import LABEL_KEY_RE, Limits
+from ferry.runtime.config import ConfigError, array_of_tables, parse_duration
 
 DEFAULT_INTERVAL_S = 15.0
 MAX_TIMEOUT_S = 10.0

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 
-from agent import __version__
+from ferry.agent import __version__
 
 ACCEPT = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
 MAX_BODY_BYTES = 16 * 1024 * 1024

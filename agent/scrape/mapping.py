@@ -34,9 +34,9 @@ from typing import NamedTuple
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample, Timestamp
 
-from agent.intake import HistogramPoint, Point
-from agent.scrape.config import ScrapeTarget
-from agent.scrape.histograms import HistogramError, Totals, buckets, delta
+from ferry.agent.intake import HistogramPoint, Point
+from ferry.agent.scrape.config import ScrapeTarget
+from ferry.agent.scrape.histograms import HistogramError, Totals, buckets, delta
 from ferry.limits import Limits, ValidationError, check_bounds, check_labels, check_name, check_time_ms
 from ferry.series import COUNTER, GAUGE, HISTOGRAM, SeriesDef, labels_key
 

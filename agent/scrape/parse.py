@@ -11,7 +11,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-from agent.scrape.fetch import ScrapeError
+from ferry.agent.scrape.fetch import ScrapeError
 
 OPENMETRICS = "application/openmetrics-text"
 

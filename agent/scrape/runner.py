@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from agent import catalogue as c
-from agent import selfmetrics as m
-from agent.intake import Intake
-from agent.scrape.config import ScrapeTarget
-from agent.scrape.fetch import ScrapeError, fetch
-from agent.scrape.mapping import Mapped, TargetState, map_families
-from agent.scrape.parse import parse
+from ferry.agent import catalogue as c
+from ferry.agent import selfmetrics as m
+from ferry.agent.intake import Intake
+from ferry.agent.scrape.config import ScrapeTarget
+from ferry.agent.scrape.fetch import ScrapeError, fetch
+from ferry.agent.scrape.mapping import Mapped, TargetState, map_families
+from ferry.agent.scrape.parse import parse
 
 log = logging.getLogger("ferry.agent.scrape")
 LOG_EVERY_S = 300.0

@@ -2,7 +2,7 @@
 values a label takes.
 
 They call the collector's ListAgents, TopProcesses and ListLabelValues and print a table, json
-(one object per line) or csv. `collector.cli.main` adds the parsers and runs them.
+(one object per line) or csv. `ferry.collector.cli.main` adds the parsers and runs them.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from collector.cli import MAX_LIMIT, UsageError
-from collector.cli.output import iso_ms, table
-from collector.cli.timeparse import duration_ms
+from ferry.collector.cli import MAX_LIMIT, UsageError
+from ferry.collector.cli.output import iso_ms, table
+from ferry.collector.cli.timeparse import duration_ms
 from ferry.v1 import query_pb2
 
 TOP_BY = {"cpu": "process.cpu.utilization", "memory": "process.memory.usage"}

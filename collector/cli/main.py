@@ -1,7 +1,7 @@
 """`ferry`: ask the collector's Query service from the shell, or send a record to a local agent.
 
-`query` and `series` live here; `events` and `logs` in `collector.cli.records`, `agents`, `top`
-and `series --label` in `collector.cli.listing`, `send` in `collector.cli.send`.
+`query` and `series` live here; `events` and `logs` in `ferry.collector.cli.records`, `agents`, `top`
+and `series --label` in `ferry.collector.cli.listing`, `send` in `ferry.collector.cli.send`.
 
 Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
 """
@@ -14,11 +14,11 @@ import sys
 
 import grpc
 
-from collector.cli import UsageError, listing, output, records, send
-from collector.cli.expr import ExprError, parse
-from collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
-from collector.query.resolution import NAMES as RESOLUTION_NAMES
-from collector.query.sql import AGGREGATIONS
+from ferry.collector.cli import UsageError, listing, output, records, send
+from ferry.collector.cli.expr import ExprError, parse
+from ferry.collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
+from ferry.collector.query.resolution import NAMES as RESOLUTION_NAMES
+from ferry.collector.query.sql import AGGREGATIONS
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from ferry.columns import KIND_NAMES
+from ferry.wire.columns import KIND_NAMES
 
 
 def selector(metric: str, labels: dict[str, str]) -> str:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 
 import orjson
 
-from collector.cli import MAX_LIMIT, UsageError
-from collector.cli.output import table
-from collector.cli.timeparse import duration_ms, instant_ms
-from collector.query import search
+from ferry.collector.cli import MAX_LIMIT, UsageError
+from ferry.collector.cli.output import table
+from ferry.collector.cli.timeparse import duration_ms, instant_ms
+from ferry.collector.query import search
 from ferry.v1 import query_pb2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from ferry.config import ConfigError, parse_duration
+from ferry.runtime.config import ConfigError, parse_duration
 
 
 def duration_ms(text: str, what: str) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from collector.query.sql import LimitExceeded, series_where
+from ferry.collector.query.sql import LimitExceeded, series_where
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """ListLabelValues, ListAgents and TopProcesses: requests → SQL with bound parameters → responses.
 
-Called by `collector.query.service`. No request value becomes SQL text: the label name, metric
+Called by `ferry.collector.query.service`. No request value becomes SQL text: the label name, metric
 name, matcher labels and values, time bounds and limits are bound as `{name:Type}` parameters;
 TopProcesses takes its metric from a fixed list. Bad requests raise QueryError, requests over a
 limit LimitExceeded, each naming the value and what is allowed.
@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from collector.query.sql import LimitExceeded, QueryError, series_where
+from ferry.collector.query.sql import LimitExceeded, QueryError, series_where
 from ferry.limits import LABEL_KEY_RE
 from ferry.v1 import query_pb2
 
 if TYPE_CHECKING:
-    from collector.storage.store import Store
+    from ferry.collector.storage.store import Store
 
 DEFAULT_VALUES_LIMIT = 1_000
 MAX_VALUES_LIMIT = 100_000

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from collector.query.combine import combine
-from collector.query.groups import Matched
-from collector.query.quantiles import QUANTILES, MixedBounds, combine_histograms
-from collector.query.sql import (
+from ferry.collector.query.combine import combine
+from ferry.collector.query.groups import Matched
+from ferry.collector.query.quantiles import QUANTILES, MixedBounds, combine_histograms
+from ferry.collector.query.sql import (
     HISTOGRAM_PARTIALS,
     LimitExceeded,
     QueryError,
@@ -27,9 +27,9 @@ from collector.query.sql import (
     quantile_range_sql,
     range_sql,
 )
-from collector.storage.store import Store
-from ferry.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
+from ferry.collector.storage.store import Store
 from ferry.v1 import query_pb2
+from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
 
 Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 

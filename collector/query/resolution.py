@@ -13,9 +13,9 @@ the range.
 
 from __future__ import annotations
 
-from collector.query.quantiles import QUANTILES
-from collector.query.sql import QueryError
-from collector.storage.rollups import RESOLUTIONS, Resolution
+from ferry.collector.query.quantiles import QUANTILES
+from ferry.collector.query.sql import QueryError
+from ferry.collector.storage.rollups import RESOLUTIONS, Resolution
 
 RAW = "raw"
 ROLLUP_AGGS = ("avg", "min", "max", "sum", "count", "last")

@@ -1,6 +1,6 @@
 """SearchEvents / SearchLogs requests → SQL with bound parameters → responses.
 
-Called by `collector.query.service`. No request value becomes SQL text: `equals` keys are
+Called by `ferry.collector.query.service`. No request value becomes SQL text: `equals` keys are
 looked up in a fixed list of column names (map keys such as `properties.KEY` are checked and
 bound too), every value, the `contains` text, the time range and the limit are bound as
 `{name:Type}` parameters. Bad requests raise QueryError naming the field and what is allowed.
@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from collector.query.sql import QueryError
+from ferry.collector.query.sql import QueryError
 from ferry.limits import LABEL_KEY_RE
 from ferry.v1 import payload_pb2, query_pb2
 
 if TYPE_CHECKING:  # the CLI imports the table declarations without the store driver
-    from collector.storage.store import Store
+    from ferry.collector.storage.store import Store
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000

@@ -1,5 +1,5 @@
 """The `ferry.v1.Query` service over the store: QueryRange, ListSeries, ListLabelValues,
-ListAgents, TopProcesses (collector.query.listing), SearchEvents and SearchLogs.
+ListAgents, TopProcesses (ferry.collector.query.listing), SearchEvents and SearchLogs.
 
 Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
 own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
@@ -15,16 +15,22 @@ import grpc
 import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from collector import selfmetrics as m
-from collector.query import listing, search
-from collector.query.groups import matched
-from collector.query.quantiles import QUANTILES
-from collector.query.ranges import is_histogram, read_histograms, read_increases, read_quantiles, read_samples
-from collector.query.resolution import RAW, choose
-from collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
-from collector.storage.store import ThreadStores
-from ferry.columns import KINDS_BY_NAME
+from ferry.collector import selfmetrics as m
+from ferry.collector.query import listing, search
+from ferry.collector.query.groups import matched
+from ferry.collector.query.quantiles import QUANTILES
+from ferry.collector.query.ranges import (
+    is_histogram,
+    read_histograms,
+    read_increases,
+    read_quantiles,
+    read_samples,
+)
+from ferry.collector.query.resolution import RAW, choose
+from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
+from ferry.collector.storage.store import ThreadStores
 from ferry.v1 import query_pb2, query_pb2_grpc
+from ferry.wire.columns import KINDS_BY_NAME
 
 log = logging.getLogger("ferry.collector.query")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from collector.query.quantiles import QUANTILES
-from collector.storage.layout import check_identifier
-from collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
+from ferry.collector.query.quantiles import QUANTILES
+from ferry.collector.storage.layout import check_identifier
+from ferry.collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
 # Growth of COUNTER and DELTA series per step: `increase`, and `rate` = increase / step seconds.

@@ -14,9 +14,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collector.storage.layout import Layout
-from collector.storage.rollups import histogram_rollup_tables, rollup_tables
-from collector.storage.schema import SchemaOptions, delta_codecs, metric_tables, record_tables, value_codecs
+from ferry.collector.storage.layout import Layout
+from ferry.collector.storage.rollups import histogram_rollup_tables, rollup_tables
+from ferry.collector.storage.schema import (
+    SchemaOptions,
+    delta_codecs,
+    metric_tables,
+    record_tables,
+    value_codecs,
+)
 
 log = logging.getLogger("ferry.collector.schema")
 

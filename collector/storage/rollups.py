@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.layout import Layout, day_keys
+from ferry.collector.storage.layout import Layout, day_keys
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
-"""The DDL of Ferry's ClickHouse tables; `collector.storage.migrate` applies it in numbered steps
-when the collector starts. `collector.storage.layout` renders each table for one node or for a
+"""The DDL of Ferry's ClickHouse tables; `ferry.collector.storage.migrate` applies it in numbered steps
+when the collector starts. `ferry.collector.storage.layout` renders each table for one node or for a
 cluster.
 
 Names are interpolated only after `layout.check_identifier`; nothing user-supplied reaches DDL.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collector.storage.layout import Layout, day_keys
+from ferry.collector.storage.layout import Layout, day_keys
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import clickhouse_connect
 import numpy as np
 from clickhouse_connect.driver.client import Client
 
-from collector.storage import migrate
-from collector.storage.layout import check_identifier
-from collector.storage.schema import SchemaOptions
+from ferry.collector.storage import migrate
+from ferry.collector.storage.layout import check_identifier
+from ferry.collector.storage.schema import SchemaOptions
 
 
 class StoreError(RuntimeError):

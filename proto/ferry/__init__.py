@@ -1,1 +1,6 @@
-"""Ferry's wire contract: generated stubs (ferry.v1) and the hand-written codec both sides share."""
+"""Ferry: host and application telemetry into ClickHouse over gRPC, exactly once.
+
+One namespace. This package (from the ferry-client distribution) holds the contract every side
+imports: `ferry.v1` (generated stubs), `ferry.limits`, `ferry.series` and `ferry.transport`; the
+ferry distribution adds `ferry.wire`, `ferry.runtime`, `ferry.agent` and `ferry.collector`.
+"""

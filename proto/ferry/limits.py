@@ -13,6 +13,7 @@ from dataclasses import dataclass
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]*")
 LABEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 DAY_MS = 86_400_000
+MAX_RECORDS = 10_000  # per Local request; a bigger batch is refused whole (RESOURCE_EXHAUSTED)
 
 
 class ValidationError(ValueError):

@@ -1,6 +1,6 @@
 """Series identity and metric kinds, without numpy (the agent imports only this side).
 
-`ferry.columns` adds the numpy batch the collector decodes into.
+`ferry.wire.columns` adds the numpy batch the collector decodes into.
 """
 
 from __future__ import annotations

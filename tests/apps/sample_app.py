@@ -1,4 +1,4 @@
-"""A service using agent.client, with known totals, for the app-telemetry integration tests.
+"""A service using ferry.client, with known totals, for the app-telemetry integration tests.
 
     python sample_app.py TARGET burst     # send the fixed workload below, flush, print stats
     python sample_app.py TARGET steady    # send a numbered log (and a counter) every ms until
@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-from agent.client import Telemetry
+from ferry.client import Telemetry
 
 BOUNDS = [0.1, 0.5, 1.0, 5.0]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from collector.devrun import agent_command, collector_command, free_port, wait_healthy
-from collector.query.client import total
+from ferry.collector.devrun import agent_command, collector_command, free_port, wait_healthy
+from ferry.collector.query.client import total
 
 
 @dataclass
@@ -125,7 +125,10 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str
 def ferry_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
     """Run the `ferry` CLI as a user would; returns the completed process (never raises on status)."""
     return subprocess.run(
-        [sys.executable, "-m", "collector.cli.main", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "ferry.collector.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

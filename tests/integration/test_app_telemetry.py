@@ -1,4 +1,4 @@
-"""A real app (tests/apps/sample_app.py, using agent.client) through a real agent to a real
+"""A real app (tests/apps/sample_app.py, using ferry.client) through a real agent to a real
 collector: exact counter sums, histogram quantiles within their bucket, exact event and log
 counts; and an agent killed under a running app."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from collector.query.client import query_range
+from ferry.collector.query.client import query_range
 from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.integration.procs import collector_and_agent, start_agent, wait_for
 

@@ -7,9 +7,9 @@ import lz4.frame
 import numpy as np
 import pytest
 
-from ferry.columns import GAUGE, MetricBatch, SeriesDef
-from ferry.frames import DEFAULT_MAX_RAW_BYTES
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+from ferry.wire.columns import GAUGE, MetricBatch, SeriesDef
+from ferry.wire.frames import DEFAULT_MAX_RAW_BYTES
 from tests import framegen
 from tests.integration.procs import collector_and_agent, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from collector.query.client import query_range
+from ferry.collector.query.client import query_range
 from tests.conftest import free_port
 from tests.integration.procs import start_agent, start_collector, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from collector.query.client import total
+from ferry.collector.query.client import total
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from tests import framegen
 from tests.integration.procs import start_collector

@@ -64,7 +64,8 @@ def test_agent_sigkilled_mid_stream_and_restarted_on_its_spool(tmp_path):
     agent = start_agent(tmp_path, collector.addr, *args)
     try:
         wait_for(
-            lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= 50_000, what="progress"
+            lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= 50_000,
+            what="progress",
         )
         agent.stop(signal.SIGKILL)
         before = synthetic_stored(collector.addr)[0]

@@ -22,7 +22,7 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         [
             sys.executable,
             "-m",
-            "collector.devrun",
+            "ferry.collector.devrun",
             "--dir",
             str(tmp_path / ".ferry"),
             "--collector",

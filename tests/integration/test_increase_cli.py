@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from ferry.columns import COUNTER, MetricBatch, SeriesDef
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+from ferry.wire.columns import COUNTER, MetricBatch, SeriesDef
 from tests import framegen
 from tests.integration.procs import diagnose, ferry_cli, start_collector
 

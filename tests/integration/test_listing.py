@@ -15,10 +15,10 @@ import grpc
 import numpy as np
 import pytest
 
-from agent import __version__ as AGENT_VERSION
-from collector.cli import main as cli
-from ferry.columns import GAUGE, MetricBatch, SeriesDef
+from ferry.agent import __version__ as AGENT_VERSION
+from ferry.collector.cli import main as cli
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
+from ferry.wire.columns import GAUGE, MetricBatch, SeriesDef
 from tests import framegen
 from tests.integration.procs import diagnose, start_agent, start_collector, wait_for
 

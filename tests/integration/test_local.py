@@ -10,7 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from collector.query.client import query_range
+from ferry.collector.query.client import query_range
 from ferry.series import DELTA, GAUGE
 from ferry.v1 import local_pb2, local_pb2_grpc
 from tests.conftest import free_port

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from collector.query.client import query_range
+from ferry.collector.query.client import query_range
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 APP = Path(__file__).parent.parent / "apps" / "busy_process.py"
@@ -123,7 +123,8 @@ def test_reload_keeps_buffered_points_under_the_labels_they_were_collected_with(
     agent = start_agent(tmp_path, collector.addr, "--config", str(config))
     try:
         wait_for(
-            lambda: agent.scrape().get('ferry_agent_points_total{collector="system"}', 0) > 100, what="cycles"
+            lambda: agent.scrape().get('ferry_agent_points_total{collector="system"}', 0) > 100,
+            what="cycles",
         )
         metrics = agent.scrape()
         assert metrics.get("ferry_agent_frames_queued_total", 0) == 0  # all still in the batcher

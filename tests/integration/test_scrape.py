@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from collector.query.client import query_range
+from ferry.collector.query.client import query_range
 from tests.apps.prom_app import BOUNDS, OBSERVATIONS
 from tests.conftest import free_port
 from tests.integration.procs import diagnose, start_agent, start_collector, wait_for
@@ -20,7 +20,7 @@ APP = Path(__file__).parent.parent / "apps" / "prom_app.py"
 # run in a fresh process: chDB opens one store path per process, and the collector has exited
 READ_HISTOGRAMS = """
 import json, sys
-from collector.storage.store import Store
+from ferry.collector.storage.store import Store
 store = Store.open(sys.argv[1])
 name = {"name": sys.argv[2]}
 points = store.query(

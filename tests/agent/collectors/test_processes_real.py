@@ -1,0 +1,107 @@
+"""Per-process metrics on the real /proc: known processes found by each kind of group matcher."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ferry.agent import catalogue as c
+from ferry.agent.collectors.process_groups import parse_process_groups
+from ferry.agent.collectors.processes import PAGE, ProcessCollector
+from tests.paths import APPS
+
+APP = APPS / "busy_process.py"
+
+
+def spawn(name: str, threads: int, megabytes: int, token: str, **kw) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, str(APP), name, str(threads), str(megabytes), token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.fixture
+def known(tmp_path):
+    token = uuid.uuid4().hex
+    procs = {
+        "by_name": spawn("ferrytest-nm", 3, 40, token),
+        "by_cmdline": spawn("ferrytest-cl", 5, 20, f"{token}-cmdline"),
+        "by_pidfile": spawn("ferrytest-pf", 2, 30, token),
+    }
+    if os.geteuid() == 0:  # a process of another user, for the user matcher (sleep: nobody can run it)
+        procs["by_user"] = subprocess.Popen(["sleep", "600"], user=pwd.getpwnam("nobody").pw_uid)
+    (tmp_path / "app.pid").write_text(f"{procs['by_pidfile'].pid}\n")
+    yield token, procs
+    for p in procs.values():
+        if p.stdin:
+            p.stdin.close()
+        else:
+            p.kill()
+        p.wait(10)
+
+
+def resident(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_known_processes_are_found_by_every_matcher(known, tmp_path):
+    token, procs = known
+    tables = [
+        {"group": "by_name", "name": "ferrytest-nm"},
+        {"group": "by_cmdline", "cmdline": f"{token}-cmdline"},
+        {"group": "by_pidfile", "pidfile": str(tmp_path / "app.pid")},
+    ]
+    if "by_user" in procs:
+        tables.append({"group": "by_user", "user": "nobody", "name": "sleep"})
+    col = ProcessCollector("/proc", top_n=0, groups=parse_process_groups(tables, "test"))
+    col.collect(0, lambda s, v: None)
+    points: dict[tuple, float] = {}
+    col.collect(0, lambda s, v: points.__setitem__((s.name, s.labels), v))
+    col.close()
+    expected_threads = {"by_name": 3, "by_cmdline": 5, "by_pidfile": 2, "by_user": 1}
+    megabytes = {"by_name": 40, "by_cmdline": 20, "by_pidfile": 30, "by_user": 0}
+    names = {
+        "by_name": "ferrytest-nm",
+        "by_cmdline": "ferrytest-cl",
+        "by_pidfile": "ferrytest-pf",
+        "by_user": "sleep",
+    }
+    for group, proc in procs.items():
+        who = (("group", group), ("name", names[group]), ("pid", str(proc.pid)))
+        assert points[(c.PROCESS_THREADS.name, who)] == expected_threads[group], group
+        rss = points[(c.PROCESS_MEMORY_USAGE.name, who)]
+        assert rss >= megabytes[group] * 1024 * 1024, group
+        assert abs(rss - resident(proc.pid)) <= 256 * PAGE, group  # the process is idle: RSS holds still
+        assert points[(c.PROCESS_CPU_UTILIZATION.name, who)] < 0.5, group  # idle, and present on cycle 2
+        assert points[(c.PROCESS_OPEN_FDS.name, who)] == len(os.listdir(f"/proc/{proc.pid}/fd")), group
+    reported = {dict(labels)["pid"] for _, labels in points if "pid" in dict(labels)}
+    assert reported == {str(p.pid) for p in procs.values()}  # nothing else matched
+
+
+def test_the_biggest_process_is_in_the_top_by_memory():
+    token = uuid.uuid4().hex
+    big = spawn("ferrytest-big", 1, 300, token)
+    try:
+        col = ProcessCollector("/proc", top_n=3)
+        points: dict[tuple, float] = {}
+        col.collect(0, lambda s, v: points.__setitem__((s.name, s.labels), v))
+        col.close()
+        who = (("group", "top"), ("name", "ferrytest-big"), ("pid", str(big.pid)))
+        assert points[(c.PROCESS_MEMORY_USAGE.name, who)] >= 300 * 1024 * 1024
+    finally:
+        big.stdin.close()
+        big.wait(10)

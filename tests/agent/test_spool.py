@@ -1,0 +1,137 @@
+"""The agent's spool on the real filesystem: order, acks, restarts, torn tails, the bound, marks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from prometheus_client import REGISTRY
+
+from ferry.agent.spool import HEADER, Spool
+from ferry.wire.frames import FrameLimits, open_frame
+
+
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+def drain(spool: Spool) -> list[tuple[int, bytes]]:
+    """(seq, payload) of every frame from the oldest, without acking."""
+    out, pos = [], 0
+    while (got := spool.next_after(pos)) is not None:
+        pos, frame = got
+        out.append((frame.seq, open_frame(frame, FrameLimits())))
+    return out
+
+
+def test_append_read_ack_in_order(tmp_path):
+    s = Spool(tmp_path, "a1")
+    for i in range(5):
+        s.append(f"payload {i}".encode(), 10 + i)
+    assert [p for _, p in drain(s)] == [f"payload {i}".encode() for i in range(5)]
+    pos1, f1 = s.next_after(0)
+    assert (f1.seq, f1.agent_id, f1.epoch, f1.point_count) == (1, "a1", s.epoch, 10)
+    assert s.ack(pos1).seq == 1
+    assert s.ack(pos1) is None
+    assert [seq for seq, _ in drain(s)] == [2, 3, 4, 5]
+    assert len(s) == 4
+
+
+def test_restart_resends_only_unacked_frames_with_their_identity(tmp_path):
+    s = Spool(tmp_path, "a1")
+    for i in range(4):
+        s.append(b"x%d" % i, 1)
+    old_epoch = s.epoch
+    pos, _ = s.next_after(0)
+    s.ack(pos + 1)  # acks are a prefix: frames 1 and 2 are done
+    s.close()
+    s2 = Spool(tmp_path, "a1")
+    frames = []
+    pos = 0
+    while (got := s2.next_after(pos)) is not None:
+        pos, f = got
+        frames.append((f.epoch, f.seq))
+    assert frames == [(old_epoch, 3), (old_epoch, 4)]
+    assert s2.epoch != old_epoch
+    new = s2.append(b"after restart", 1)
+    assert (new.epoch, new.seq) == (s2.epoch, 1)
+
+
+def _segment_files(tmp_path):
+    return sorted((tmp_path / "segments").glob("*.seg"))
+
+
+def test_torn_tail_is_cut_and_nothing_before_it_is_lost(tmp_path):
+    s = Spool(tmp_path, "a1")
+    for i in range(3):
+        s.append(b"frame %d" % i, 1)
+    s.close()
+    seg = _segment_files(tmp_path)[-1]
+    data = seg.read_bytes()
+    seg.write_bytes(data[:-7])  # SIGKILL in the middle of the third record
+    torn_before = metric("ferry_agent_spool_torn_bytes_total")
+    s2 = Spool(tmp_path, "a1")
+    assert [p for _, p in drain(s2)] == [b"frame 0", b"frame 1"]
+    assert metric("ferry_agent_spool_torn_bytes_total") - torn_before > 0
+    assert seg.stat().st_size < len(data) - 7  # the partial record is gone from disk too
+
+
+def test_corrupt_record_fails_its_checksum(tmp_path):
+    s = Spool(tmp_path, "a1")
+    for i in range(3):
+        s.append(b"frame %d" % i, 1)
+    s.close()
+    seg = _segment_files(tmp_path)[-1]
+    data = bytearray(seg.read_bytes())
+    data[-3] ^= 0xFF  # flip a byte inside the last record's body
+    seg.write_bytes(bytes(data))
+    assert [p for _, p in drain(Spool(tmp_path, "a1"))] == [b"frame 0", b"frame 1"]
+
+
+def test_garbage_appended_after_records_is_cut(tmp_path):
+    s = Spool(tmp_path, "a1")
+    s.append(b"only", 1)
+    s.close()
+    seg = _segment_files(tmp_path)[-1]
+    with seg.open("ab") as fh:
+        fh.write(b"\x00" * (HEADER.size - 1))
+    assert [p for _, p in drain(Spool(tmp_path, "a1"))] == [b"only"]
+
+
+def test_over_the_bound_the_oldest_frames_are_dropped_and_counted(tmp_path):
+    frames_before = metric("ferry_agent_spool_dropped_frames_total")
+    points_before = metric("ferry_agent_spool_dropped_points_total")
+    s = Spool(tmp_path, "a1", max_bytes=64 * 1024)
+    for _ in range(40):
+        s.append(os.urandom(4000), 7)  # incompressible: ~4 KB records, segments of 16 KiB
+    kept = [seq for seq, _ in drain(s)]
+    dropped = metric("ferry_agent_spool_dropped_frames_total") - frames_before
+    assert s.bytes <= 64 * 1024
+    assert kept == list(range(41 - len(kept), 41))  # the newest survive, in order
+    assert dropped == 40 - len(kept) > 0
+    assert metric("ferry_agent_spool_dropped_points_total") - points_before == 7 * dropped
+    assert sum(f.stat().st_size for f in _segment_files(tmp_path)) <= 64 * 1024 + 16 * 1024
+
+
+def test_mark_survives_restarts_after_everything_is_acked(tmp_path):
+    s = Spool(tmp_path, "a1", max_bytes=64 * 1024)
+    for i in range(1, 30):
+        s.append(os.urandom(3000), 100, mark=i * 100)
+    pos = 0
+    while (got := s.next_after(pos)) is not None:
+        pos, _ = got
+        s.ack(pos)
+    assert len(s) == 0
+    s.close()
+    assert len(_segment_files(tmp_path)) <= 1
+    s2 = Spool(tmp_path, "a1")
+    assert s2.mark == 2900
+    assert s2.next_after(0) is None
+
+
+def test_fsync_interval_policy_and_bad_policy(tmp_path):
+    s = Spool(tmp_path, "a1", fsync="interval", fsync_interval_s=60)
+    s.append(b"a", 1)
+    assert [p for _, p in drain(s)] == [b"a"]
+    with pytest.raises(ValueError, match="not one of frame, interval"):
+        Spool(tmp_path / "x", "a1", fsync="never")
