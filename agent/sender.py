@@ -18,13 +18,15 @@ from typing import NamedTuple
 
 import grpc
 
+from ferry import transport
 from ferry.agent import selfmetrics as m
 from ferry.agent.spool import Spool
+from ferry.transport import Endpoint
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-CHANNEL_OPTIONS = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+MAX_SEND_BYTES = 64 * 1024 * 1024
 
 
 class ProtocolError(Exception):
@@ -94,7 +96,7 @@ class Sender:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
 
     async def _session(self, address: str, stop: asyncio.Event) -> None:
-        async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        async with transport.aio_channel(Endpoint(address, max_send_bytes=MAX_SEND_BYTES)) as channel:
             call = ingest_pb2_grpc.IngestStub(channel).Stream()
             inflight: deque[InFlight] = deque()
             room = asyncio.Event()

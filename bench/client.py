@@ -13,9 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
-
 from bench.procs import collector_process
+from ferry import transport
 from ferry.client import Telemetry
 from ferry.collector.devrun import agent_command, free_port, stop
 from ferry.collector.query.client import total
@@ -122,7 +121,7 @@ def _stored(addr: str, kind: str, want: int, started: float) -> tuple[int, float
 
 
 def _count_logs(addr: str) -> int:
-    with grpc.insecure_channel(addr) as channel:
+    with transport.channel(addr) as channel:
         req = query_pb2.SearchLogsRequest(count_only=True, contains="done")
         return query_pb2_grpc.QueryStub(channel).SearchLogs(req, timeout=30).total
 

@@ -12,11 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 
 from bench.procs import collector_process
+from ferry import transport
 from ferry.collector.query.client import total
+from ferry.transport import Endpoint
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2
 from ferry.wire.codec import encode_payload
 from ferry.wire.columns import DELTA, MetricBatch, SeriesDef
@@ -37,7 +38,7 @@ def make_frames(agent: str, frames: int, points: int, series: int = 1000) -> lis
 
 
 def stream(addr: str, frames: list[ingest_pb2.Frame], acks: list) -> None:
-    with grpc.insecure_channel(addr, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+    with transport.channel(Endpoint(addr, max_send_bytes=64 << 20)) as ch:
         for ack in ingest_pb2_grpc.IngestStub(ch).Stream(iter(frames), timeout=600):
             acks.append(ack.status)
 

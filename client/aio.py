@@ -14,7 +14,8 @@ import time
 
 import grpc
 
-from ferry.client.outbox import CHANNEL_OPTIONS
+from ferry import transport
+from ferry.client.outbox import agent_endpoint
 from ferry.client.recorder import Recorder
 from ferry.v1 import local_pb2_grpc
 
@@ -34,7 +35,7 @@ class AsyncTelemetry(Recorder):
         if self._task is None:
             self._loop = asyncio.get_running_loop()
             self._wake, self._cycle_lock = asyncio.Event(), asyncio.Lock()
-            self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+            self._channel = transport.aio_channel(agent_endpoint(self.target))
             self._stub = local_pb2_grpc.LocalStub(self._channel)
             self._task = asyncio.create_task(self._run(), name="ferry-telemetry")
         return self

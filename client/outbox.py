@@ -17,17 +17,22 @@ from collections import deque
 import grpc
 
 from ferry.client.buffer import REJECTED, UNDELIVERED, Buffer, records_in
+from ferry.transport import Endpoint
 from ferry.v1 import local_pb2
 
 MIN_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
 # channel options: reconnect soon after the agent comes back (gRPC's default backoff reaches 120 s)
-CHANNEL_OPTIONS = [
+RECONNECT_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.max_send_message_length", 4 * 1024 * 1024),
-]
+)
+
+
+def agent_endpoint(target: str) -> Endpoint:
+    """How the client reaches its agent: quick reconnects, requests under the agent's 4 MiB limit."""
+    return Endpoint(target, max_send_bytes=4 * 1024 * 1024, options=RECONNECT_OPTIONS)
 
 
 class Outbox:

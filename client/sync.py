@@ -14,7 +14,8 @@ import weakref
 
 import grpc
 
-from ferry.client.outbox import CHANNEL_OPTIONS
+from ferry import transport
+from ferry.client.outbox import agent_endpoint
 from ferry.client.recorder import Recorder, log
 from ferry.v1 import local_pb2_grpc
 
@@ -31,7 +32,7 @@ class Telemetry(Recorder):
         self._flushed = threading.Condition()
         self._flush_gen = self._done_gen = 0
         self._stop = False
-        self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+        self._channel = transport.channel(agent_endpoint(target))
         self._stub = local_pb2_grpc.LocalStub(self._channel)
         self._thread = threading.Thread(target=self._run, name="ferry-telemetry", daemon=True)
         self._thread.start()

@@ -18,6 +18,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ferry import transport
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range.
@@ -78,7 +80,7 @@ def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
 def wait_healthy(addr: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     """Block until the gRPC health service at `addr` says SERVING; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(addr) as channel:
+    with transport.channel(addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:

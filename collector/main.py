@@ -7,11 +7,11 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from ferry import transport
 from ferry.collector import __version__
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.budget import Budget
@@ -62,12 +62,10 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         PipelineConfig(limits=Limits(), frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
         agents=AgentRecorder(stores),
     )
-    server = grpc.aio.server(
+    server = transport.server(
+        max_receive_bytes=cfg.max_frame_bytes + 1024 * 1024,
+        max_send_bytes=64 * 1024 * 1024,
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
-        options=[
-            ("grpc.max_receive_message_length", cfg.max_frame_bytes + 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ],
     )
     ingest = IngestService(
         pipeline, writers, Budget(cfg.max_pending_bytes), cfg.max_streams, cfg.retry_after_ms
@@ -77,7 +75,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(cfg.listen)
+    port = transport.bind(server, cfg.listen)
     if cfg.metrics_listen:
         host, _, mport = cfg.metrics_listen.rpartition(":")
         start_http_server(int(mport), addr=host.strip("[]"))

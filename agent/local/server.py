@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from ferry import transport
 from ferry.agent import selfmetrics as m
 from ferry.agent.intake import Intake
 from ferry.agent.local.records import KnownSeries, RecordError, convert
@@ -82,20 +83,18 @@ async def start(service: LocalService, listen: str, socket_path: str) -> grpc.ai
     """Serve on the addresses that are set ('' disables one); None when both are off."""
     if not listen and not socket_path:
         return None
-    server = grpc.aio.server(
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES), ("grpc.so_reuseport", 0)]
-    )
+    server = transport.server(max_receive_bytes=MAX_MESSAGE_BYTES, options=[("grpc.so_reuseport", 0)])
     local_pb2_grpc.add_LocalServicer_to_server(service, server)
     if socket_path:
         path = Path(socket_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _unlink_stale_socket(path)
-        server.add_insecure_port(f"unix:{path}")
+        transport.bind(server, f"unix:{path}")
     if listen:
         try:
-            server.add_insecure_port(listen)
-        except RuntimeError as exc:
-            raise OSError(f"cannot listen on {listen} (--local-listen): {exc}") from None
+            transport.bind(server, listen)
+        except OSError as exc:
+            raise OSError(f"{exc} (--local-listen)") from None
     await server.start()
     if socket_path:
         os.chmod(socket_path, 0o666)  # any local user may send; the agent only ships what it gets

@@ -14,6 +14,7 @@ import sys
 
 import grpc
 
+from ferry import transport
 from ferry.collector.cli import UsageError, listing, output, records, send
 from ferry.collector.cli.expr import ExprError, parse
 from ferry.collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "send":
             text = send.run_send(args)
         else:
-            with grpc.insecure_channel(args.addr) as channel:
+            with transport.channel(args.addr) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
     except (UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)

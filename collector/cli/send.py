@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-import grpc
-
+from ferry import transport
 from ferry.series import KINDS_BY_NAME
 from ferry.v1 import local_pb2, local_pb2_grpc
 
@@ -52,7 +51,7 @@ def run_send(args: argparse.Namespace) -> str:
         labels=labels(args.label),
         unit=args.unit,
     )
-    with grpc.insecure_channel(args.agent) as channel:
+    with transport.channel(args.agent) as channel:
         resp = local_pb2_grpc.LocalStub(channel).Send(
             local_pb2.Records(metrics=[record]), timeout=args.timeout
         )

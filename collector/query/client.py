@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import grpc
-
+from ferry import transport
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 
@@ -34,7 +33,7 @@ def query_range(
         group_by=list(by),
         matchers=list(matchers),
     )
-    with grpc.insecure_channel(addr) as channel:
+    with transport.channel(addr) as channel:
         return query_pb2_grpc.QueryStub(channel).QueryRange(req, timeout=timeout)
 
 

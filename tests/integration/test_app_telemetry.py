@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import grpc
 import pytest
 
+from ferry import transport
 from ferry.collector.query.client import query_range
 from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.integration.procs import collector_and_agent, start_agent, wait_for
@@ -47,7 +47,7 @@ def app(socket_path: Path, mode: str) -> subprocess.Popen:
 
 
 def search(addr: str, kind: str, **request) -> int:
-    with grpc.insecure_channel(addr) as channel:
+    with transport.channel(addr) as channel:
         stub = query_pb2_grpc.QueryStub(channel)
         if kind == "events":
             resp = stub.SearchEvents(query_pb2.SearchEventsRequest(count_only=True, **request), timeout=10)

@@ -7,6 +7,7 @@ import lz4.frame
 import numpy as np
 import pytest
 
+from ferry import transport
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from ferry.wire.columns import GAUGE, MetricBatch, SeriesDef
 from ferry.wire.frames import DEFAULT_MAX_RAW_BYTES
@@ -98,7 +99,7 @@ def _acked(agent) -> float:
 def test_push_answers_invalid_argument(cluster, case):
     collector, _ = cluster
     make, fragment = CASES[case]
-    with grpc.insecure_channel(collector.addr) as ch, pytest.raises(grpc.RpcError) as err:
+    with transport.channel(collector.addr) as ch, pytest.raises(grpc.RpcError) as err:
         ingest_pb2_grpc.IngestStub(ch).Push(make(), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert fragment in err.value.details()
@@ -113,7 +114,7 @@ def test_stream_rejects_each_bad_frame_and_keeps_going(cluster):
         f.seq = seq
         frames.append(f)
     good = framegen.frame(framegen.gauge_batch("good.after.bad"), seq=len(frames) + 1, agent_id="bad")
-    with grpc.insecure_channel(collector.addr) as ch:
+    with transport.channel(collector.addr) as ch:
         acks = list(ingest_pb2_grpc.IngestStub(ch).Stream(iter([*frames, good]), timeout=60))
     assert [a.seq for a in acks] == [f.seq for f in [*frames, good]]
     for ack, (case, (_, fragment)) in zip(acks, CASES.items(), strict=False):
@@ -129,7 +130,7 @@ def test_stream_rejects_each_bad_frame_and_keeps_going(cluster):
 
 def test_malformed_protobuf_on_the_wire(cluster):
     collector, agent = cluster
-    with grpc.insecure_channel(collector.addr) as ch:
+    with transport.channel(collector.addr) as ch:
         push = ch.unary_unary("/ferry.v1.Ingest/Push", request_serializer=None, response_deserializer=None)
         with pytest.raises(grpc.RpcError) as err:
             push(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)  # a length-delimited field running past the end

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
+from ferry import transport
 from ferry.collector.query.client import total
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from tests import framegen
@@ -16,12 +16,12 @@ def _count(addr: str, metric: str) -> tuple[float, float]:
 
 
 def _stream(addr: str, frames: list[ingest_pb2.Frame]) -> list[ingest_pb2.Ack]:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return list(ingest_pb2_grpc.IngestStub(ch).Stream(iter(frames), timeout=30))
 
 
 def _push(addr: str, frame: ingest_pb2.Frame) -> ingest_pb2.Ack:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return ingest_pb2_grpc.IngestStub(ch).Push(frame, timeout=30)
 
 

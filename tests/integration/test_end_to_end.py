@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-import grpc
 import orjson
 import psutil
 import pytest
 
+from ferry import transport
 from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.integration.procs import collector_and_agent, ferry_cli, start_agent, wait_for
 
@@ -28,7 +28,7 @@ def _ok(done):
 
 def _query(addr: str, metric: str, agg: str = "last", by=(), since_ms: int = 60_000, step_ms: int = 1000):
     end = int(time.time() * 1000) + 1000
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return query_pb2_grpc.QueryStub(ch).QueryRange(
             query_pb2.QueryRangeRequest(
                 metric=metric,
@@ -125,7 +125,7 @@ def test_reflection_lists_the_services(running):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
     collector, _ = running
-    with grpc.insecure_channel(collector.addr) as ch:
+    with transport.channel(collector.addr) as ch:
         services = set(ProtoReflectionDescriptorDatabase(ch).get_services())
     assert {"ferry.v1.Ingest", "ferry.v1.Query", "grpc.health.v1.Health"} <= services
 

@@ -12,18 +12,19 @@ import time
 import grpc
 import pytest
 
+from ferry import transport
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
 from tests import framegen
 from tests.integration.procs import diagnose, ferry_cli, start_collector
 
 
 def _push(addr: str, frame: ingest_pb2.Frame) -> ingest_pb2.Ack:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return ingest_pb2_grpc.IngestStub(ch).Push(frame, timeout=30)
 
 
 def _stream(addr: str, frames: list[ingest_pb2.Frame]) -> list[ingest_pb2.Ack]:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return list(ingest_pb2_grpc.IngestStub(ch).Stream(iter(frames), timeout=60))
 
 
@@ -31,7 +32,7 @@ def _total(addr: str, method: str, **fields) -> int:
     request = (query_pb2.SearchEventsRequest if method == "SearchEvents" else query_pb2.SearchLogsRequest)(
         count_only=True, **fields
     )
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return getattr(query_pb2_grpc.QueryStub(ch), method)(request, timeout=30).total
 
 

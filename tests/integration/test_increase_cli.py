@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-import grpc
 import numpy as np
 import orjson
 import pytest
 
+from ferry import transport
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from ferry.wire.columns import COUNTER, MetricBatch, SeriesDef
 from tests import framegen
@@ -29,7 +29,7 @@ def collector(tmp_path_factory):
         value=np.array([0.0, 10.0, 20.0, 5.0, 15.0]),  # 10 + 10, a reset to 5, + 10
     )
     try:
-        with diagnose(proc), grpc.insecure_channel(proc.addr) as ch:
+        with diagnose(proc), transport.channel(proc.addr) as ch:
             stub = ingest_pb2_grpc.IngestStub(ch)
             assert stub.Push(framegen.frame(counter, 1), timeout=30).status == ingest_pb2.OK
         yield proc

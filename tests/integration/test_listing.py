@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 
+from ferry import transport
 from ferry.agent import __version__ as AGENT_VERSION
 from ferry.collector.cli import main as cli
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, query_pb2, query_pb2_grpc
@@ -60,12 +61,12 @@ def _process_batch(host: str, metric: str, scale: float, now_ms: int) -> MetricB
 
 
 def _push(addr: str, frame: ingest_pb2.Frame) -> ingest_pb2.Ack:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return ingest_pb2_grpc.IngestStub(ch).Push(frame, timeout=30)
 
 
 def _call(addr: str, method: str, request):
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         return getattr(query_pb2_grpc.QueryStub(ch), method)(request, timeout=30)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ferry import transport
 from ferry.collector.query.client import query_range
 from ferry.series import DELTA, GAUGE
 from ferry.v1 import local_pb2, local_pb2_grpc
@@ -60,7 +61,7 @@ def test_ferry_send_over_tcp_and_the_unix_socket(stack):
 
 def test_delta_increments_are_summed_exactly(stack):
     collector, agent, tcp, unix = stack
-    with grpc.insecure_channel(unix) as channel:
+    with transport.channel(unix) as channel:
         stub = local_pb2_grpc.LocalStub(channel)
         requests = (
             local_pb2.Records(
@@ -69,7 +70,7 @@ def test_delta_increments_are_summed_exactly(stack):
             for _ in range(20)
         )
         assert stub.SendStream(requests, timeout=30).accepted == 10_000
-    with grpc.insecure_channel(tcp) as channel:
+    with transport.channel(tcp) as channel:
         assert (
             local_pb2_grpc.LocalStub(channel)
             .Send(local_pb2.Records(metrics=[record("app.requests", 0.5, DELTA, route="/r0")]), timeout=10)
@@ -109,7 +110,7 @@ def test_delta_increments_are_summed_exactly(stack):
 )
 def test_bad_records_are_refused_and_others_keep_flowing(stack, records, code, message):
     collector, agent, tcp, _unix = stack
-    with grpc.insecure_channel(tcp) as channel:
+    with transport.channel(tcp) as channel:
         stub = local_pb2_grpc.LocalStub(channel)
         with pytest.raises(grpc.RpcError) as err:
             stub.Send(local_pb2.Records(metrics=records), timeout=10)
@@ -125,7 +126,7 @@ def test_a_stream_keeps_the_messages_before_a_refused_one(stack):
     collector, _agent, tcp, _unix = stack
     good = [local_pb2.Records(metrics=[record("app.streamed", float(i), part=str(i))]) for i in range(2)]
     bad = local_pb2.Records(metrics=[record("app.streamed", math.nan, part="2")])
-    with grpc.insecure_channel(tcp) as channel, pytest.raises(grpc.RpcError) as err:
+    with transport.channel(tcp) as channel, pytest.raises(grpc.RpcError) as err:
         local_pb2_grpc.LocalStub(channel).SendStream(iter([*good, bad]), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "not finite" in err.value.details()
     got = wait_for(lambda: len(r := by_label(collector.addr, "app.streamed", "part", "last")) == 2 and r)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-import grpc
 import numpy as np
 import orjson
 import pytest
 
+from ferry import transport
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 from ferry.wire.columns import GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 from tests import framegen
@@ -36,7 +36,7 @@ def collector(tmp_path_factory):
         value=np.array([4.0, 1.0, 3.0, 2.0, 10.0, 7.0]),
     )
     try:
-        with diagnose(proc), grpc.insecure_channel(proc.addr) as ch:
+        with diagnose(proc), transport.channel(proc.addr) as ch:
             stub = ingest_pb2_grpc.IngestStub(ch)
             for seq, batch in enumerate((histograms, gauges), start=1):
                 assert stub.Push(framegen.frame(batch, seq), timeout=30).status == ingest_pb2.OK

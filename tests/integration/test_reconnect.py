@@ -5,15 +5,14 @@ from __future__ import annotations
 import signal
 import time
 
-import grpc
-
+from ferry import transport
 from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import free_port
 from tests.integration.procs import start_agent, start_collector, wait_for
 
 
 def _counts(addr: str, start_ms: int, end_ms: int) -> dict[str, list[tuple[int, float]]]:
-    with grpc.insecure_channel(addr) as ch:
+    with transport.channel(addr) as ch:
         resp = query_pb2_grpc.QueryStub(ch).QueryRange(
             query_pb2.QueryRangeRequest(
                 metric="system.memory.usage", start_ms=start_ms, end_ms=end_ms, step_ms=1000, agg="count"
