@@ -139,7 +139,8 @@ def library_block(c: SampleColumns) -> bytes:
         library_columns(c),
         column_oriented=True,
     )
-    return b"".join(NativeTransform.build_insert(context))
+    body = b"".join(NativeTransform.build_insert(context))
+    return body[body.index(b"\n") + 1 :]  # the INSERT statement it prefixes for HTTP; chDB drops it too
 
 
 def arrow_table(c: SampleColumns) -> pa.Table:
@@ -274,17 +275,24 @@ def encode_cost(block_rows: int, reps: int) -> dict[str, list[float]]:
     return out
 
 
+def settings(quick: bool) -> dict:
+    """`run`'s arguments for a full or a QUICK run (QUICK: one run per path, fewer inserts)."""
+    if quick:
+        return {"inserts": {"small": 50, "large": 4}, "runs": 1, "encode_reps": {"small": 50, "large": 5}}
+    return {"inserts": {"small": 200, "large": 20}, "runs": 5, "encode_reps": {"small": 300, "large": 30}}
+
+
 def run(
     sizes: dict[str, int] | None = None,
     inserts: dict[str, int] | None = None,
     runs: int = 5,
     encode_reps: dict[str, int] | None = None,
 ) -> dict:
-    """Medians over `runs` isolated runs per path and size, and encode medians; the flat FIGURES
-    plus every run under `native_runs`."""
+    """Medians over `runs` isolated runs per path and size, and encode medians over
+    `encode_reps`; the flat FIGURES plus every run under `native_runs`."""
     sizes = sizes or SIZES
-    inserts = inserts or {"small": 200, "large": 20}
-    encode_reps = encode_reps or {"small": 300, "large": 30}
+    inserts = inserts or settings(False)["inserts"]
+    encode_reps = encode_reps or settings(False)["encode_reps"]
     out: dict = {"native_runs": []}
     for size, rows in sizes.items():
         out[f"native_{size}_block_rows"] = rows
@@ -319,7 +327,7 @@ def run(
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="one run per path, fewer inserts")
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=int, default=0, help="runs per path and size (default: 5, QUICK 1)")
     p.add_argument("--measure", choices=PATHS, help="(internal) one isolated measurement, as JSON")
     p.add_argument("--block-rows", type=int, default=300)
     p.add_argument("--inserts", type=int, default=200)
@@ -327,10 +335,7 @@ def main() -> None:
     if a.measure:
         print(json.dumps(measure(a.measure, a.block_rows, a.inserts)))
         return
-    if a.quick:
-        result = run(inserts={"small": 50, "large": 4}, runs=1, encode_reps={"small": 50, "large": 5})
-    else:
-        result = run(runs=a.runs)
+    result = run(**{**settings(a.quick), **({"runs": a.runs} if a.runs else {})})
     print(json.dumps({k: v for k, v in result.items() if k != "native_runs"}, indent=2))
     for key in FIGURES:
         print(f"{key:40} {result[key]:>14,.3f}")

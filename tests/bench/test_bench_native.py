@@ -1,0 +1,38 @@
+"""bench.native: every insert path it times stores every row and honours the dedup token (the
+run raises otherwise), and its figures come out positive. No timing is asserted: that is
+`make bench`'s job."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench import native as bench_native
+
+
+def test_quick_run_on_tiny_blocks_yields_every_figure():
+    result = bench_native.run(
+        sizes={"small": 30, "large": 2_000},
+        inserts={"small": 3, "large": 2},
+        runs=1,
+        encode_reps={"small": 3, "large": 2},
+    )
+    for key in bench_native.FIGURES:
+        assert result[key] > 0, key
+    assert result["native_small_block_rows"] == 30
+    assert result["native_large_block_rows"] == 2_000
+    runs = result["native_runs"]
+    assert {r["path"] for r in runs} == set(bench_native.PATHS)
+    assert all(r["stored_ok"] and r["dedup_ok"] for r in runs)
+
+
+def test_the_encoders_carry_the_same_rows():
+    """The encode-only figures compare like with like: clickhouse-connect's Native block of the
+    bench's columns is Ferry's byte for byte (its names come in first-use order, the order the
+    library builds a LowCardinality dictionary in), and the Arrow table holds the same values."""
+    (frame,) = bench_native.frames(500, 1)
+    assert bench_native.library_block(frame) == bench_native.native_block(frame)
+    table = bench_native.arrow_table(frame)
+    assert table.column("series_id").to_numpy().tolist() == frame.series_id.tolist()
+    assert table.column("name").to_pylist() == [frame.names[i] for i in frame.name_index.tolist()]
+    assert np.array_equal(table.column("ts").cast("int64").to_numpy(), frame.ts)
+    assert np.array_equal(table.column("value").to_numpy(), frame.value)
