@@ -35,5 +35,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .ruff_cache
 
+# the pages of docs/ generated from a declaration in code; tests/ fails when one is stale
 docs: $(STAMP)
 	$(PY) -m ferry.agent.catalogue > docs/METRICS.md
+	$(PY) docs/generate.py

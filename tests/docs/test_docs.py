@@ -1,0 +1,112 @@
+"""The docs stay true to the repository: generated pages are fresh, links and paths resolve, and
+README's Architecture tree is the tree that is committed."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.paths import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+# a path into the repository written in backticks: `agent/spool.py`, `tests/integration/`
+REPO_PATH = re.compile(r"`((?:agent|bench|client|collector|docs|packaging|proto|tests)/[A-Za-z0-9_./-]*)`")
+OUTPUTS = {"bench/results/latest.json"}  # written by `make bench`, never committed
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("docs_generate", ROOT / "docs" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tracked() -> set[str]:
+    out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def _prose(text: str) -> str:
+    """The text outside fenced code blocks (a link-like string in code is code)."""
+    return re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    out = set()
+    for line in _prose(page.read_text()).splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return out
+
+
+def test_self_metrics_page_is_fresh():
+    gen = _generator()
+    assert gen.PAGE.read_text() == gen.render_markdown(), "docs/self-metrics.md is stale: run `make docs`"
+
+
+def test_every_self_metric_is_on_the_page():
+    from ferry.agent import selfmetrics as agent_metrics
+    from ferry.collector import selfmetrics as collector_metrics
+
+    gen = _generator()
+    text = gen.PAGE.read_text()
+    metrics = gen.declared(agent_metrics) + gen.declared(collector_metrics)
+    assert len(metrics) >= 38, "the generator no longer finds the declared metrics"
+    for metric in metrics:
+        assert f"| `{gen.exposed_name(metric)}` |" in text
+    assert "| `ferry_agent_spool_dropped_points_total` | counter | — |" in text
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_relative_links_resolve(page):
+    broken = []
+    for target in LINK.findall(_prose(page.read_text())):
+        if re.match(r"[a-z]+:", target):
+            continue  # http(s):, mailto:
+        path, _, anchor = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            broken.append(target)
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_repository_paths_exist(page):
+    missing = [p for p in REPO_PATH.findall(page.read_text()) if p not in OUTPUTS and not (ROOT / p).exists()]
+    assert not missing, f"{page.name} names paths that are not in the repository: {missing}"
+
+
+def _architecture_tree() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Architecture\n", 1)[1].split("\n## ", 1)[0]
+    # the tree is the block after "as committed (`git ls-files`):"; the flow diagram comes first
+    tree = section.split("(`git ls-files`):", 1)[1]
+    return tree.split("```", 2)[1].splitlines()[1:]
+
+
+def test_readme_tree_is_the_committed_tree():
+    """Every entry of README's tree exists, and every top-level folder is in the tree."""
+    tracked = _tracked()
+    top, parent, missing = set(), "", []
+    for line in _architecture_tree():
+        names = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0].split()
+        indented = line.startswith(" ")
+        for name in names:
+            path = parent + name if indented else name
+            if not indented:
+                parent = name
+                top.add(name.split("/")[0])
+            if not any(f == path.rstrip("/") or f.startswith(path) for f in tracked):
+                missing.append(path)
+    assert not missing, f"README's Architecture tree names what is not committed: {missing}"
+    folders = {f.split("/")[0] for f in tracked if "/" in f and not f.startswith(".")}
+    assert folders <= top, f"top-level folders missing from README's tree: {sorted(folders - top)}"
