@@ -1,9 +1,9 @@
-"""Cuts accumulated points, events and logs into payloads and hands them to the sink (the
-spool's append).
+"""Cuts accumulated points and records (every kind of `ferry.records`: events, logs) into
+payloads and hands them to the sink (the spool's append).
 
-A batch is cut when it holds `max_points` records (points, events and logs together) or
-`max_record_bytes` of events and logs, or its oldest record is `max_age_s` old (checked after
-each collector's run and on a timer), and once more at shutdown.
+A batch is cut when it holds `max_points` records (points and records together) or
+`max_record_bytes` of records, or its oldest record is `max_age_s` old (checked after each
+collector's run and on a timer), and once more at shutdown.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from ferry.agent import selfmetrics as m
 from ferry.agent.accumulator import Accumulator
 from ferry.agent.intake import Intake
+from ferry.records import KINDS
 from ferry.series import SeriesDef
 from ferry.v1 import payload_pb2
 from ferry.wire.encode import SeriesMessages, encode_columns, pack_payload
 
-MAX_RECORD_BYTES = 8 * 1024 * 1024  # events + logs per frame; the collector takes 64 MiB raw
+MAX_RECORD_BYTES = 8 * 1024 * 1024  # records of all kinds per frame; the collector takes 64 MiB raw
 
 
 class Batcher:
@@ -39,26 +40,25 @@ class Batcher:
         self.max_record_bytes = max_record_bytes
         self.acc = Accumulator()
         self.series_messages = SeriesMessages()
-        self._events: list[payload_pb2.Event] = []
-        self._logs: list[payload_pb2.LogRecord] = []
+        self._records: dict[str, list] = {k.name: [] for k in KINDS}  # kind → its records, in order
         self._record_bytes = 0
         self._opened_ms: int | None = None
 
     def take(self, intake: Intake) -> None:
-        """Points, histograms, events and logs from an event-loop source (not its deltas, which
-        the caller sums until `before_cut` hands them back)."""
+        """Points, histograms and records from an event-loop source (not its deltas, which the
+        caller sums until `before_cut` hands them back)."""
         acc = self.acc
         for series, time_ms, value in intake.points:
             acc.add(series, time_ms, value)
         for series, time_ms, total, counts in intake.histograms:
             acc.histogram(series, time_ms, total, counts)
-        self._add_records("_events", intake.events)
-        self._add_records("_logs", intake.logs)
+        for kind in KINDS:
+            self._add_records(kind.name, getattr(intake, kind.name))
         self.settle()
 
     def _add_records(self, kind: str, records: Sequence) -> None:
         for r in records:
-            getattr(self, kind).append(r)  # not a saved reference: a cut replaces the list
+            self._records[kind].append(r)  # looked up each time: a cut replaces the lists
             self._record_bytes += r.ByteSize()
             if self._record_bytes >= self.max_record_bytes:
                 self.cut()
@@ -83,7 +83,7 @@ class Batcher:
         m.BUFFERED_POINTS.set(len(self.acc))
 
     def __len__(self) -> int:
-        return len(self.acc) + len(self._events) + len(self._logs)
+        return len(self.acc) + sum(map(len, self._records.values()))
 
     def due_at_ms(self) -> int | None:
         """When the open batch reaches its maximum age (None: no open batch). Other threads may
@@ -101,11 +101,11 @@ class Batcher:
             self.acc.add(series, time_ms, value)
         self._opened_ms = None
         n = len(self.acc)
-        if not n and not self._events and not self._logs:
+        if not n and not any(self._records.values()):
             return
         metrics = encode_columns(*self.acc.cut(), messages=self.series_messages) if n else None
-        events, logs = self._events, self._logs
-        self._events, self._logs, self._record_bytes = [], [], 0
-        self.sink(pack_payload(self.resource, metrics, events, logs), n)
+        records = self._records
+        self._records, self._record_bytes = {k.name: [] for k in KINDS}, 0
+        self.sink(pack_payload(self.resource, metrics, **records), n)
         m.BATCHES.inc()
         m.BUFFERED_POINTS.set(0)

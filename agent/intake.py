@@ -1,24 +1,30 @@
 """What the agent's event-loop sources (checks, the Local service, the scraper) hand to the
-pipeline thread, which owns the batcher. One value per hand-over keeps the thread hop cheap."""
+pipeline thread, which owns the batcher. One value per hand-over keeps the thread hop cheap.
+
+Besides metric points an Intake holds one list per record kind (`ferry.records.KINDS`), under
+the kind's name (`events`, `logs`): the fields are generated from the declarations.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 
+from ferry.records import KINDS
 from ferry.series import SeriesDef
-from ferry.v1 import payload_pb2
 
 Point = tuple[SeriesDef, int, float]  # series, unix ms, value
 HistogramPoint = tuple[SeriesDef, int, float, tuple[int, ...]]  # ..., sum, counts per bucket
 
+_METRICS = ("points", "deltas", "histograms")  # deltas: DELTA increments, summed until the next frame
 
-@dataclass(slots=True)
-class Intake:
-    points: list[Point] = field(default_factory=list)
-    deltas: list[Point] = field(default_factory=list)  # DELTA increments, summed until the next frame
-    histograms: list[HistogramPoint] = field(default_factory=list)
-    events: list[payload_pb2.Event] = field(default_factory=list)
-    logs: list[payload_pb2.LogRecord] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return len(self.points) + len(self.deltas) + len(self.histograms) + len(self.events) + len(self.logs)
+def _len(self) -> int:
+    return sum(len(getattr(self, name)) for name in self.__dataclass_fields__)
+
+
+Intake = make_dataclass(
+    "Intake",
+    [(name, list, field(default_factory=list)) for name in (*_METRICS, *(k.name for k in KINDS))],
+    namespace={"__len__": _len, "__module__": __name__},
+    slots=True,
+)

@@ -29,11 +29,10 @@ from ferry.limits import (
     RecordLimits,
     ValidationError,
     check_bounds,
-    check_event,
     check_labels,
-    check_log,
     check_name,
 )
+from ferry.records import EVENTS, KINDS, LOGS, count
 from ferry.series import DELTA, GAUGE
 from ferry.v1 import local_pb2, payload_pb2
 
@@ -100,7 +99,7 @@ class Buffer:
         self._gauge_keys: list[_Key] = []
         self._gauge_values = array("d")
         self._gauge_times = array("q")
-        self._records: list[tuple] = []  # events and logs: ("e", t_ns, ...) | ("l", t_ns, ...)
+        self._records: list[tuple] = []  # events and logs: (kind name, t_ns, ...as recorded)
 
     def __len__(self) -> int:
         return len(self._counters) + len(self._histograms) + self.waiting()
@@ -190,10 +189,10 @@ class Buffer:
 
     def event(self, type_: str, category: str, action: str, value, properties, fields: dict) -> None:
         """Kept as given; built and checked at drain, on the delivery thread."""
-        self._append(("e", self.clock_ns(), type_, category, action, value, properties, fields))
+        self._append((EVENTS.name, self.clock_ns(), type_, category, action, value, properties, fields))
 
     def log(self, level: str, message: str, attributes: dict) -> None:
-        self._append(("l", self.clock_ns(), level, message, attributes))
+        self._append((LOGS.name, self.clock_ns(), level, message, attributes))
 
     def _append(self, record: tuple) -> None:
         with self._lock:
@@ -206,8 +205,8 @@ class Buffer:
     def take_back(self, request: local_pb2.Records) -> local_pb2.Records:
         """After a failed send: summed counters and histograms go back into the buffer (merged
         with what was recorded since, so they cost no queue space and lose nothing); returns
-        the rest of the request (gauges, events, logs) for the retry queue."""
-        rest = local_pb2.Records(events=request.events, logs=request.logs)
+        the rest of the request (gauges and records of every kind) for the retry queue."""
+        rest = local_pb2.Records(**{k.name: getattr(request, k.name) for k in KINDS})
         with self._lock:
             for r in request.metrics:
                 if r.kind != DELTA:
@@ -260,7 +259,7 @@ class Buffer:
         )
         if value is not None:
             event.value, event.has_value = float(value), True
-        check_event(event, t_ns, self.record_limits, f"event {type_!r}")
+        EVENTS.check(event, t_ns, self.record_limits, f"event {type_!r}")
         return event
 
     def build_log(self, r: tuple) -> payload_pb2.LogRecord:
@@ -275,7 +274,7 @@ class Buffer:
             span_id=str(attributes.pop("span_id", "")),
             attributes={str(k): str(v) for k, v in attributes.items()},
         )
-        check_log(record, t_ns, self.record_limits, "log")
+        LOGS.check(record, t_ns, self.record_limits, "log")
         return record
 
 
@@ -315,12 +314,12 @@ def _requests(
                 name=name, kind=GAUGE, value=value, labels=label_maps[labels], time_unix_ms=t_ms
             ),
         )
+    # the app-facing call of each kind (Buffer.event, Buffer.log) keeps its arguments; the
+    # message is built here
+    builders = {EVENTS.name: buffer.build_event, LOGS.name: buffer.build_log}
     for r in records:
         try:
-            if r[0] == "e":
-                out.add("events", buffer.build_event(r))
-            else:
-                out.add("logs", buffer.build_log(r))
+            out.add(r[0], builders[r[0]](r))
         except (ValidationError, TypeError, ValueError) as exc:
             invalid += 1
             buffer.on_invalid(str(exc))
@@ -352,4 +351,4 @@ class _Requests:
 
 
 def records_in(request: local_pb2.Records) -> int:
-    return len(request.metrics) + len(request.histograms) + len(request.events) + len(request.logs)
+    return len(request.metrics) + len(request.histograms) + count(request)

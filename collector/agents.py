@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.store import ThreadStores
 
 log = logging.getLogger("ferry.collector.agents")
@@ -59,13 +59,14 @@ class AgentRecorder:
 
 
 def _agent_block(agent_id: str, host: str, version: str, address: str, now_s: float) -> bytes:
-    return native.block(
-        [
-            native.string_column("agent_id", [agent_id]),
-            native.string_column("host", [host]),
-            native.string_column("version", [version]),
-            native.string_column("address", [address]),
-            native.fixed("last_seen", "DateTime64(3, 'UTC')", np.array([int(now_s * 1000)]), "<i8"),
-        ],
+    return blocks.block(
+        tables.AGENTS,
         1,
+        {
+            "agent_id": [agent_id],
+            "host": [host],
+            "version": [version],
+            "address": [address],
+            "last_seen": np.array([int(now_s * 1000)]),
+        },
     )

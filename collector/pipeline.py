@@ -1,6 +1,7 @@
 """One frame in, one Ack out: open → decode → validate → dedup → rows → write.
 
-A frame carries metric points, events and logs in any mix (each part may be empty); all of it
+A frame carries metric points and records of every kind (`ferry.records`: events, logs) in any
+mix (each part may be empty); all of it
 is validated before anything is written, and one bad record rejects the whole frame.
 
 Synchronous and blocking by design: the ingest service runs it on worker threads. Bad input
@@ -20,7 +21,7 @@ import grpc
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.dedup import HighWaterMarks
-from ferry.collector.records_rows import events_block, logs_block
+from ferry.collector.records_rows import record_block
 from ferry.collector.rows import RowBuilder
 from ferry.collector.validate import (
     Limits,
@@ -31,6 +32,7 @@ from ferry.collector.validate import (
     validate_records,
 )
 from ferry.collector.writer import Writer
+from ferry.records import KINDS
 from ferry.v1 import ingest_pb2
 from ferry.wire.codec import CodecError, decode_metrics, decode_payload
 from ferry.wire.frames import FrameError, FrameLimits, open_frame
@@ -76,8 +78,10 @@ class FramePipeline:
             code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
             return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
         rows = self.rows.build(batch, payload.resource)
-        rows.events_block = events_block(payload.events, payload.resource.host, frame.agent_id)
-        rows.logs_block = logs_block(payload.logs, payload.resource.host, frame.agent_id)
+        for kind in KINDS:
+            block = record_block(kind, getattr(payload, kind.name), payload.resource.host, frame.agent_id)
+            if block is not None:
+                rows.records[kind.name] = block
         token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
         started = time.perf_counter()
         try:
@@ -87,8 +91,8 @@ class FramePipeline:
             raise StoreUnavailable(f"store write of frame {token} failed: {exc}") from exc
         m.INSERT_SECONDS.observe(time.perf_counter() - started)
         m.POINTS.inc(len(batch))
-        m.EVENTS.inc(len(payload.events))
-        m.LOGS.inc(len(payload.logs))
+        for kind in KINDS:
+            m.RECORDS[kind.name].inc(len(getattr(payload, kind.name)))
         self.marks.commit(frame.agent_id, frame.epoch, frame.seq)
         if self.agents is not None:
             res = payload.resource
@@ -108,11 +112,11 @@ class FramePipeline:
             raise ValidationError("resource.host is empty")
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
-        # an absent MetricColumns decodes to an empty batch: a frame of only events/logs is fine
+        # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
         batch = decode_metrics(payload.metrics)
         now = self.clock()
         validate_batch(batch, int(now * 1000), self.config.limits)
-        validate_records(payload.events, payload.logs, int(now * 1e9), self.config.record_limits)
+        validate_records(payload, int(now * 1e9), self.config.record_limits)
         if len(batch) != frame.point_count:
             raise ValidationError(
                 f"frame point_count {frame.point_count} != {len(batch)} points in the payload"

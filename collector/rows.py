@@ -1,4 +1,5 @@
-"""A validated frame → the rows the store writes: series ids, and Native blocks per table.
+"""A validated frame's metrics → the rows the store writes: series ids, and Native blocks of the
+`samples` and `histograms` tables (`ferry.collector.storage.tables` declares their columns).
 
 Called by the ingest service between validation and the store. Per-series work (label merge,
 series id hash) is cached across frames; per-point work is numpy gathers over whole columns.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
+from ferry.collector.storage.blocks import Dictionary, Ragged
 from ferry.v1 import payload_pb2
 from ferry.wire.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
 
@@ -29,8 +31,8 @@ class SeriesRow:
 
 @dataclass(slots=True)
 class FrameRows:
-    """What one frame writes. `series` lists every series the frame touches; `events_block` and
-    `logs_block` are set by the pipeline from `ferry.collector.records_rows`."""
+    """What one frame writes. `series` lists every series the frame touches; `records` (a block
+    per record table that gets rows) is set by the pipeline from `ferry.collector.records_rows`."""
 
     series: list[SeriesRow]
     samples_block: bytes | None = None
@@ -38,8 +40,7 @@ class FrameRows:
     histograms_block: bytes | None = None
     min_time_ms: int = 0
     max_time_ms: int = 0
-    events_block: bytes | None = None
-    logs_block: bytes | None = None
+    records: dict[str, bytes] = field(default_factory=dict)
 
 
 def series_id(name: str, labels: tuple[tuple[str, str], ...]) -> int:
@@ -100,14 +101,15 @@ class RowBuilder:
             times, values = batch.time_ms, batch.value
         if refs.shape[0]:
             out.samples_count = int(refs.shape[0])
-            out.samples_block = native.block(
-                [
-                    native.fixed("series_id", "UInt64", sids[refs], "<u8"),
-                    native.low_cardinality("name", names, name_idx[refs]),
-                    native.fixed("ts", "DateTime64(3, 'UTC')", times, "<i8"),
-                    native.fixed("value", "Float64", values, "<f8"),
-                ],
+            out.samples_block = blocks.block(
+                tables.SAMPLES,
                 out.samples_count,
+                {
+                    "series_id": sids[refs],
+                    "name": Dictionary(names, name_idx[refs]),
+                    "ts": times,
+                    "value": values,
+                },
             )
         return out
 
@@ -123,15 +125,16 @@ def _histogram_block(
     flat_bounds = np.concatenate(
         [np.asarray(batch.series[r].bounds, dtype=np.float64) for r in refs.tolist()]
     )
-    return native.block(
-        [
-            native.fixed("series_id", "UInt64", sids[refs], "<u8"),
-            native.low_cardinality("name", names, name_idx[refs]),
-            native.fixed("ts", "DateTime64(3, 'UTC')", batch.time_ms[point_is_hist], "<i8"),
-            native.fixed("sum", "Float64", batch.value[point_is_hist], "<f8"),
-            native.fixed("count", "UInt64", totals, "<u8"),
-            native.array_column("bounds", "Float64", widths - 1, flat_bounds, "<f8"),
-            native.array_column("counts", "UInt64", widths, counts, "<u8"),
-        ],
+    return blocks.block(
+        tables.HISTOGRAMS,
         int(refs.shape[0]),
+        {
+            "series_id": sids[refs],
+            "name": Dictionary(names, name_idx[refs]),
+            "ts": batch.time_ms[point_is_hist],
+            "sum": batch.value[point_is_hist],
+            "count": totals,
+            "bounds": Ragged(widths - 1, flat_bounds),
+            "counts": Ragged(widths, counts),
+        },
     )

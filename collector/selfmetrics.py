@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from ferry.records import KINDS
+
 FRAMES = Counter("ferry_collector_frames", "Frames answered, by ack status", ["status"])
 POINTS = Counter("ferry_collector_points", "Metric points committed to the store")
-EVENTS = Counter("ferry_collector_events", "Events committed to the store")
-LOGS = Counter("ferry_collector_logs", "Log records committed to the store")
+# one per record kind: ferry_collector_events, ferry_collector_logs
+RECORDS = {
+    k.name: Counter(f"ferry_collector_{k.name}", f"{k.what.capitalize()} committed to the store")
+    for k in KINDS
+}
 FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
 STORE_ERRORS = Counter("ferry_collector_store_errors", "Store writes that failed (the stream is ended)")
 INSERT_SECONDS = Histogram(

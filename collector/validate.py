@@ -2,8 +2,9 @@
 
 Called by the ingest service after `ferry.wire.codec` decoded the structure. Per-series checks loop
 over the series table (hundreds of rows); per-point checks are whole-column numpy operations.
-Events and logs are checked one record at a time by `ferry.limits` (the rules the agent
-applies too). Every error names the offending value and the limit it broke.
+Records of every kind (`ferry.records`: events, logs) are checked one at a time by their
+kind's declaration (the rules the client and the agent apply too). Every error names the
+offending value and the limit it broke.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from ferry.limits import (
     RecordLimits,
     ValidationError,
     check_bounds,
-    check_event,
     check_labels,
-    check_log,
     check_name,
 )
+from ferry.records import KINDS
+from ferry.v1 import payload_pb2
 from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, MetricBatch, SeriesDef
 
 __all__ = [
@@ -79,9 +80,8 @@ def validate_batch(batch: MetricBatch, now_ms: int, limits: Limits) -> None:
         )
 
 
-def validate_records(events, logs, now_ns: int, limits: RecordLimits) -> None:
-    """Every `ferry.v1.Event` and `LogRecord` of a frame; the error names the record's index."""
-    for i, event in enumerate(events):
-        check_event(event, now_ns, limits, f"event {i}")
-    for i, record in enumerate(logs):
-        check_log(record, now_ns, limits, f"log {i}")
+def validate_records(payload: payload_pb2.Payload, now_ns: int, limits: RecordLimits) -> None:
+    """Every record of every kind in a frame's payload; the error names the record's index."""
+    for kind in KINDS:
+        for i, record in enumerate(getattr(payload, kind.name)):
+            kind.check(record, now_ns, limits, f"{kind.noun} {i}")

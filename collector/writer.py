@@ -3,7 +3,7 @@
 Called from the ingest pipeline on worker threads. Each thread gets its own Store on the same
 DSN (a clickhouse-connect client serialises its calls). The series table is written only for
 series this process has not written within `series_refresh_s`, so steady-state frames cost one
-insert (samples), plus one each for histograms, events and logs when the frame carries them.
+insert (samples), plus one each for histograms and each record kind when the frame carries them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ferry.collector.rows import FrameRows, SeriesRow
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.store import ThreadStores
 
 
@@ -34,10 +34,8 @@ class Writer:
             store.insert_native("histograms", rows.histograms_block, token)
         if rows.samples_block is not None:
             store.insert_native("samples", rows.samples_block, token)
-        if rows.events_block is not None:
-            store.insert_native("events", rows.events_block, token)
-        if rows.logs_block is not None:
-            store.insert_native("logs", rows.logs_block, token)
+        for table, block in rows.records.items():
+            store.insert_native(table, block, token)
         if fresh:
             now = time.monotonic()
             with self._lock:
@@ -52,18 +50,17 @@ class Writer:
 
 def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> bytes:
     n = len(fresh)
-    return native.block(
-        [
-            native.fixed(
-                "series_id", "UInt64", np.array([r.series_id for r in fresh], dtype=np.uint64), "<u8"
-            ),
-            native.string_column("name", [r.name for r in fresh]),
-            native.string_column("kind", [r.kind for r in fresh]),
-            native.string_column("unit", [r.unit for r in fresh]),
-            native.map_column("labels", [r.labels for r in fresh]),
-            native.string_column("host", [r.host for r in fresh]),
-            native.fixed("first_seen", "DateTime64(3, 'UTC')", np.full(n, rows.min_time_ms), "<i8"),
-            native.fixed("last_seen", "DateTime64(3, 'UTC')", np.full(n, rows.max_time_ms), "<i8"),
-        ],
+    return blocks.block(
+        tables.SERIES,
         n,
+        {
+            "series_id": np.array([r.series_id for r in fresh], dtype=np.uint64),
+            "name": [r.name for r in fresh],
+            "kind": [r.kind for r in fresh],
+            "unit": [r.unit for r in fresh],
+            "labels": [r.labels for r in fresh],
+            "host": [r.host for r in fresh],
+            "first_seen": np.full(n, rows.min_time_ms),
+            "last_seen": np.full(n, rows.max_time_ms),
+        },
     )

@@ -24,12 +24,11 @@ from ferry.limits import (
     RecordLimits,
     ValidationError,
     check_bounds,
-    check_event,
     check_labels,
-    check_log,
     check_name,
     check_time_ms,
 )
+from ferry.records import KINDS, count
 from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES, SeriesDef
 from ferry.v1 import local_pb2
 
@@ -78,7 +77,7 @@ def convert(
     known: KnownSeries | None = None,
 ) -> Intake:
     """Raises RecordError naming the first bad record; nothing of the request is taken then."""
-    n = len(records.metrics) + len(records.histograms) + len(records.events) + len(records.logs)
+    n = len(records.metrics) + len(records.histograms) + count(records)
     if n > MAX_RECORDS:
         raise RecordError(f"{n} records in one request > {MAX_RECORDS} allowed", "RESOURCE_EXHAUSTED")
     out = Intake()
@@ -134,16 +133,14 @@ def _histograms(
 
 
 def _texts(records: local_pb2.Records, now_ns: int, limits: RecordLimits, out: Intake) -> None:
-    for i, event in enumerate(records.events):
-        if not event.time_unix_ns:
-            event.time_unix_ns = now_ns
-        check_event(event, now_ns, limits, f"event {i}")
-        out.events.append(event)
-    for i, log in enumerate(records.logs):
-        if not log.time_unix_ns:
-            log.time_unix_ns = now_ns
-        check_log(log, now_ns, limits, f"log {i}")
-        out.logs.append(log)
+    """Records of every kind (events, logs), stamped with the receipt time if they have none."""
+    for kind in KINDS:
+        taken = getattr(out, kind.name)
+        for i, record in enumerate(getattr(records, kind.name)):
+            if not record.time_unix_ns:
+                record.time_unix_ns = now_ns
+            kind.check(record, now_ns, limits, f"{kind.noun} {i}")
+            taken.append(record)
 
 
 class DeltaSums:

@@ -62,21 +62,28 @@ class Layout:
         return f"CREATE DATABASE IF NOT EXISTS {self.db}{self.on_cluster}"
 
     def table(
-        self, name: str, columns: str, engine: str, keys: str, shard_key: str, dedup: bool = True
+        self,
+        name: str,
+        columns: str,
+        engine: str,
+        keys: str,
+        shard_key: str,
+        dedup: bool = True,
+        settings: tuple[str, ...] = (),
     ) -> list[str]:
         """CREATE TABLE statements for `name`: one on a node; `_local` plus Distributed on a
         cluster. `engine` is a MergeTree family engine with its arguments, e.g.
         `ReplacingMergeTree(last_seen)`; `keys` the PARTITION BY / ORDER BY / TTL clauses;
-        `dedup` whether inserts carry tokens to remember."""
+        `dedup` whether inserts carry tokens to remember; `settings` more MergeTree settings."""
         check_identifier(name, "table")
         local = self.local(name)
-        settings = ""
-        if dedup:
-            window = "replicated" if self.cluster else "non_replicated"
-            settings = f"\nSETTINGS {window}_deduplication_window = {int(self.dedup_window)}"
+        window = "replicated" if self.cluster else "non_replicated"
+        every = [f"{window}_deduplication_window = {int(self.dedup_window)}"] if dedup else []
+        every += settings
+        settings_sql = f"\nSETTINGS {', '.join(every)}" if every else ""
         create = (
             f"CREATE TABLE IF NOT EXISTS {self.db}.{local}{self.on_cluster} (\n{columns}\n) "
-            f"ENGINE = {self._engine(engine, local)}\n{keys}{settings}"
+            f"ENGINE = {self._engine(engine, local)}\n{keys}{settings_sql}"
         )
         if not self.cluster:
             return [create]

@@ -23,6 +23,7 @@ from ferry.collector.storage.schema import (
     record_tables,
     value_codecs,
 )
+from ferry.records import KINDS
 
 log = logging.getLogger("ferry.collector.schema")
 
@@ -61,8 +62,7 @@ def ttl_days(opts: SchemaOptions) -> dict[str, int]:
     return {
         "samples": raw,
         "histograms": raw,
-        "events": int(opts.events_ttl_days),
-        "logs": int(opts.logs_ttl_days),
+        **{k.name: int(getattr(opts, f"{k.name}_ttl_days")) for k in KINDS},
         "samples_1m": int(opts.rollup_1m_ttl_days),
         "samples_1h": int(opts.rollup_1h_ttl_days),
         "histograms_1m": int(opts.rollup_1m_ttl_days),

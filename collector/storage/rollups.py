@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.collector.storage.layout import Layout, day_keys
+from ferry.collector.storage import tables
+from ferry.collector.storage.layout import Layout
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,7 @@ def rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[str]:
     out = []
     for r in RESOLUTIONS:
         out += [
-            *layout.table(
-                r.table,
-                """    series_id UInt64 CODEC(ZSTD(1)),
-    name LowCardinality(String),
-    ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
-    min SimpleAggregateFunction(min, Float64) CODEC(Gorilla, ZSTD(1)),
-    max SimpleAggregateFunction(max, Float64) CODEC(Gorilla, ZSTD(1)),
-    sum SimpleAggregateFunction(sum, Float64) CODEC(Gorilla, ZSTD(1)),
-    count SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
-    last AggregateFunction(argMax, Float64, DateTime64(3, 'UTC'))""",
-                "AggregatingMergeTree",
-                day_keys("name, series_id, ts", ttl_days[r.table]),
-                "series_id",
-            ),
+            *tables.TABLES[r.table].create(layout, ttl_days[r.table]),
             _backfill(layout, r.table, _select(layout, r, False, _empty(layout, r.table))),
             layout.view(f"{r.table}_mv", r.table, _select(layout, r, True)),
         ]
@@ -74,19 +62,7 @@ def histogram_rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[st
     for r in RESOLUTIONS:
         table = r.histogram_table
         out += [
-            *layout.table(
-                table,
-                """    series_id UInt64 CODEC(ZSTD(1)),
-    name LowCardinality(String),
-    ts DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
-    bounds Array(Float64) CODEC(ZSTD(1)),
-    sum SimpleAggregateFunction(sum, Float64) CODEC(Gorilla, ZSTD(1)),
-    count SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD(1)),
-    counts AggregateFunction(sumForEach, Array(UInt64))""",
-                "AggregatingMergeTree",
-                day_keys("name, series_id, ts, bounds", ttl_days[table]),
-                "series_id",
-            ),
+            *tables.TABLES[table].create(layout, ttl_days[table]),
             _backfill(layout, table, _histogram_select(layout, r, False, _empty(layout, table))),
             layout.view(f"{table}_mv", table, _histogram_select(layout, r, True)),
         ]

@@ -1,6 +1,7 @@
-"""The DDL of Ferry's ClickHouse tables; `ferry.collector.storage.migrate` applies it in numbered steps
-when the collector starts. `ferry.collector.storage.layout` renders each table for one node or for a
-cluster.
+"""The DDL of Ferry's migrations; `ferry.collector.storage.migrate` applies it in numbered steps
+when the collector starts. Tables are created as `ferry.collector.storage.tables` declares them;
+the column changes of later migrations (codecs) are kept as they were written.
+`ferry.collector.storage.layout` renders each table for one node or for a cluster.
 
 Names are interpolated only after `layout.check_identifier`; nothing user-supplied reaches DDL.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ferry.collector.storage.layout import Layout, day_keys
+from ferry.collector.storage import tables
+from ferry.collector.storage.layout import Layout
 
 
 @dataclass(frozen=True)
@@ -29,105 +31,22 @@ class SchemaOptions:
 
 
 def metric_tables(layout: Layout, ttl: int) -> list[str]:
-    t = layout.table
+    """Migration 1: the database and the metric tables, as `tables` declares them now."""
     return [
         layout.database(),
-        # kind..host are functions of series_id: any() keeps the one value
-        *t(
-            "series",
-            """    series_id UInt64,
-    name LowCardinality(String),
-    kind SimpleAggregateFunction(any, LowCardinality(String)),
-    unit SimpleAggregateFunction(any, LowCardinality(String)),
-    labels SimpleAggregateFunction(any, Map(String, String)),
-    host SimpleAggregateFunction(any, LowCardinality(String)),
-    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
-    last_seen SimpleAggregateFunction(max, DateTime64(3, 'UTC'))""",
-            "AggregatingMergeTree",
-            "ORDER BY (name, series_id)",
-            "series_id",
-            dedup=False,
-        ),
-        *t(
-            "samples",
-            """    series_id UInt64 CODEC(ZSTD(1)),
-    name LowCardinality(String),
-    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
-    value Float64 CODEC(Gorilla, ZSTD(1))""",
-            "MergeTree",
-            day_keys("name, series_id, ts", ttl),
-            "series_id",
-        ),
-        *t(
-            "histograms",
-            """    series_id UInt64 CODEC(ZSTD(1)),
-    name LowCardinality(String),
-    ts DateTime64(3, 'UTC') CODEC(DoubleDelta, ZSTD(1)),
-    sum Float64 CODEC(Gorilla, ZSTD(1)),
-    count UInt64 CODEC(T64, ZSTD(1)),
-    bounds Array(Float64) CODEC(ZSTD(1)),
-    counts Array(UInt64) CODEC(ZSTD(1))""",
-            "MergeTree",
-            day_keys("name, series_id, ts", ttl),
-            "series_id",
-        ),
-        *t(
-            "agents",
-            """    agent_id String,
-    host LowCardinality(String),
-    version LowCardinality(String),
-    address String,
-    last_seen DateTime64(3, 'UTC')""",
-            "ReplacingMergeTree(last_seen)",
-            "ORDER BY agent_id",
-            "cityHash64(agent_id)",
-            dedup=False,
-        ),
+        *tables.SERIES.create(layout),
+        *tables.SAMPLES.create(layout, ttl),
+        *tables.HISTOGRAMS.create(layout, ttl),
+        *tables.AGENTS.create(layout),
     ]
 
 
-def record_tables(layout: Layout, opts: SchemaOptions) -> list[str]:
-    """events and logs: one row per record, ts in ns. The sort keys put the columns searches
-    filter on most (service, then type or level) before ts, so those filters prune granules and
-    each (service, type) run is in time order; a day partition prunes the time range."""
-    return [
-        *layout.table(
-            "events",
-            """    ts DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
-    host LowCardinality(String),
-    agent_id LowCardinality(String),
-    service LowCardinality(String),
-    type LowCardinality(String),
-    category LowCardinality(String),
-    action LowCardinality(String),
-    label String CODEC(ZSTD(1)),
-    value Nullable(Float64) CODEC(ZSTD(1)),
-    user_id String CODEC(ZSTD(1)),
-    session_id String CODEC(ZSTD(1)),
-    properties Map(String, String) CODEC(ZSTD(1)),
-    INDEX user_id_bf user_id TYPE bloom_filter GRANULARITY 4,
-    INDEX session_id_bf session_id TYPE bloom_filter GRANULARITY 4""",
-            "MergeTree",
-            day_keys("service, type, ts", opts.events_ttl_days),
-            "cityHash64(agent_id)",
-        ),
-        *layout.table(
-            "logs",
-            """    ts DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
-    host LowCardinality(String),
-    agent_id LowCardinality(String),
-    service LowCardinality(String),
-    level LowCardinality(String),
-    message String CODEC(ZSTD(3)),
-    attributes Map(String, String) CODEC(ZSTD(1)),
-    trace_id String CODEC(ZSTD(1)),
-    span_id String CODEC(ZSTD(1)),
-    INDEX trace_id_bf trace_id TYPE bloom_filter GRANULARITY 4""",
-            "MergeTree",
-            day_keys("service, level, ts", opts.logs_ttl_days),
-            "cityHash64(agent_id)",
-        ),
-    ]
+def record_tables(
+    layout: Layout, opts: SchemaOptions, kinds: tuple[str, ...] = ("events", "logs")
+) -> list[str]:
+    """Migration 2: the tables of the record kinds `kinds` (a kind added later brings its own
+    migration naming it), retention `<kind>_ttl_days`."""
+    return [s for k in kinds for s in tables.TABLES[k].create(layout, int(getattr(opts, f"{k}_ttl_days")))]
 
 
 # Measured on a generated day of 200 hosts' metrics (bench/storage.py --codecs): the value column
@@ -168,7 +87,7 @@ def value_codecs(layout: Layout) -> list[str]:
 # granule instead of 64 KiB (max_compress_block_size, 1 MiB, is unchanged).
 SAMPLES_VALUE_CODEC = "CODEC(Delta, ZSTD(5))"
 ROLLUP_VALUE_CODEC = "CODEC(Delta, ZSTD(3))"
-MIN_COMPRESS_BLOCK = "min_compress_block_size = 1048576"
+MIN_COMPRESS_BLOCK = tables.MIN_COMPRESS_BLOCK
 
 
 def delta_codecs(layout: Layout) -> list[str]:

@@ -73,11 +73,11 @@ def check_bounds(bounds, limits: Limits, where: str) -> None:
 
 @dataclass(frozen=True)
 class RecordLimits:
-    """Limits on events and logs (text records); checked by the agent on receipt and again by
-    the collector on every frame."""
+    """Limits on the record kinds (`ferry.records`: events, logs); checked by the client, by the
+    agent on receipt and again by the collector on every frame."""
 
-    max_field_bytes: int = 256  # type, category, action, label, user_id, session_id, service, level
-    max_message_bytes: int = 65_536  # a log message
+    max_field_bytes: int = 256  # a kind's `short` fields (type, level, service, ...)
+    max_message_bytes: int = 65_536  # a kind's `long` fields (a log message)
     max_attributes: int = 64  # event properties / log attributes
     max_attribute_value_bytes: int = 4096
     max_id_len: int = 64  # trace_id, span_id
@@ -85,17 +85,14 @@ class RecordLimits:
     max_future_ns: int = Limits.max_future_ms * 1_000_000
 
 
-_EVENT_FIELDS = ("type", "category", "action", "label", "user_id", "session_id", "service")
-_LOG_FIELDS = ("level", "service")
-
-
-def _check_text(value: str, field_name: str, limit: int, where: str) -> None:
+def check_text(value: str, field_name: str, limit: int, where: str) -> None:
     size = len(value.encode())
     if size > limit:
         raise ValidationError(f"{where}: {field_name} is {size} bytes > {limit} allowed")
 
 
-def _check_attributes(attrs, what: str, limits: RecordLimits, where: str) -> None:
+def check_attributes(attrs, what: str, limits: RecordLimits, where: str) -> None:
+    """A record's map of attributes: how many, keys like label keys, values by size."""
     if len(attrs) > limits.max_attributes:
         raise ValidationError(f"{where}: {len(attrs)} {what} > {limits.max_attributes} allowed")
     for key, value in attrs.items():
@@ -104,7 +101,7 @@ def _check_attributes(attrs, what: str, limits: RecordLimits, where: str) -> Non
                 f"{where}: {what} key {key[:40]!r} must match {LABEL_KEY_RE.pattern}, "
                 f"at most {limits.max_field_bytes} chars"
             )
-        _check_text(value, f"{what} {key!r}", limits.max_attribute_value_bytes, where)
+        check_text(value, f"{what} {key!r}", limits.max_attribute_value_bytes, where)
 
 
 def check_time(t: int, now: int, past: int, future: int, unit: str, where: str) -> None:
@@ -118,30 +115,3 @@ def check_time_ms(t_ms: int, now_ms: int, limits: Limits, where: str) -> None:
     """A metric point's time against the window the collector accepts (older points would fall
     outside the raw retention anyway)."""
     check_time(t_ms, now_ms, limits.max_past_ms, limits.max_future_ms, "ms", where)
-
-
-def check_event(event, now_ns: int, limits: RecordLimits, where: str) -> None:
-    """`event` is a `ferry.v1.Event` with its time set; raises ValidationError."""
-    if not event.type:
-        raise ValidationError(f"{where}: type is empty")
-    for name in _EVENT_FIELDS:
-        _check_text(getattr(event, name), name, limits.max_field_bytes, where)
-    if event.has_value and not math.isfinite(event.value):
-        raise ValidationError(f"{where}: value {event.value} is not finite")
-    _check_attributes(event.properties, "properties", limits, where)
-    check_time(event.time_unix_ns, now_ns, limits.max_past_ns, limits.max_future_ns, "ns", where)
-
-
-def check_log(record, now_ns: int, limits: RecordLimits, where: str) -> None:
-    """`record` is a `ferry.v1.LogRecord` with its time set; raises ValidationError."""
-    if not record.level:
-        raise ValidationError(f"{where}: level is empty")
-    for name in _LOG_FIELDS:
-        _check_text(getattr(record, name), name, limits.max_field_bytes, where)
-    _check_text(record.message, "message", limits.max_message_bytes, where)
-    for name in ("trace_id", "span_id"):
-        size = len(getattr(record, name))
-        if size > limits.max_id_len:
-            raise ValidationError(f"{where}: {name} is {size} chars > {limits.max_id_len} allowed")
-    _check_attributes(record.attributes, "attributes", limits, where)
-    check_time(record.time_unix_ns, now_ns, limits.max_past_ns, limits.max_future_ns, "ns", where)

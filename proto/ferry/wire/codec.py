@@ -8,6 +8,8 @@ limit; semantic checks (names, finiteness, time window) belong to the collector'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from google.protobuf.message import DecodeError
 
@@ -101,10 +103,10 @@ def _expected_bucket_count(series: list[SeriesDef], refs: np.ndarray) -> int:
 def encode_payload(
     resource: payload_pb2.Resource,
     batch: MetricBatch | None = None,
-    events: list[payload_pb2.Event] | None = None,
-    logs: list[payload_pb2.LogRecord] | None = None,
+    **records: Sequence,
 ) -> bytes:
-    payload = payload_pb2.Payload(resource=resource, events=events or (), logs=logs or ())
+    """`records`: each record kind's records under its name (`events=[...]`, `logs=[...]`)."""
+    payload = payload_pb2.Payload(resource=resource, **{k: v or () for k, v in records.items()})
     if batch is not None and len(batch):
         payload.metrics.CopyFrom(encode_metrics(batch))
     return payload.SerializeToString()

@@ -110,10 +110,10 @@ def encode_columns(
 def pack_payload(
     resource: payload_pb2.Resource,
     metrics: payload_pb2.MetricColumns | None,
-    events: Sequence[payload_pb2.Event] = (),
-    logs: Sequence[payload_pb2.LogRecord] = (),
+    **records: Sequence,
 ) -> bytes:
-    payload = payload_pb2.Payload(resource=resource, events=events, logs=logs)
+    """`records`: each record kind's records under its name (`events=[...]`, `logs=[...]`)."""
+    payload = payload_pb2.Payload(resource=resource, **records)
     if metrics is not None and metrics.point_count:
         payload.metrics.CopyFrom(metrics)
     return payload.SerializeToString()

@@ -1,0 +1,257 @@
+"""Every ClickHouse table Ferry creates, column by column (name, type, codec), with its engine,
+sort key, sharding key and settings: the one place a table's columns are written down.
+
+`ferry.collector.storage.schema` and `rollups` render the CREATE TABLE statements from these
+declarations (one node or a cluster, through `layout.Layout`), and `ferry.collector.storage.blocks`
+encodes every insert block by them: a block carries exactly the declared columns, under the
+declared types. Migrations that changed a column after its table was created (schema.py's
+`value_codecs`, `delta_codecs`) are history and stay literal; a fresh store gets the declared
+state at creation and those migrations then reapply it (tests/collector/storage/test_tables.py
+compares a migrated store with this module). A column added to an existing table needs, as well
+as its line here, a migration that adds it to stores made before (`Layout.alter_column` style).
+
+The tables of the record kinds (`ferry.records.KINDS`) are named by the kind and hold `ts`,
+`host`, `agent_id`, then one column per field of the kind's message, under the field's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ferry.collector.storage.layout import Layout, day_keys
+
+# MergeTree compresses a column from one mark to the next; samples and the rollups compress
+# 1 MiB blocks instead (the measurements are with migration 6 in schema.py)
+MIN_COMPRESS_BLOCK = "min_compress_block_size = 1048576"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # the ClickHouse type, as system.columns reports it; insert blocks send this type
+    codec: str = ""  # the CODEC(...) arguments, e.g. "DoubleDelta, ZSTD(1)"
+
+    def ddl(self) -> str:
+        return f"{self.name} {self.type}" + (f" CODEC({self.codec})" if self.codec else "")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    engine: str  # a MergeTree family engine with its arguments
+    order_by: str  # the sort key; with `daily`, inside ORDER BY (...)
+    shard_key: str  # on a cluster, the Distributed table's sharding key
+    daily: bool = True  # day partitions and a retention (TTL) on ts
+    dedup: bool = True  # inserts carry a token the table remembers
+    bloom_filters: tuple[str, ...] = ()  # columns with a bloom filter skip index
+    settings: tuple[str, ...] = ()  # MergeTree settings, `name = value`
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name} has no column {name!r}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def columns_ddl(self) -> str:
+        lines = [f"    {c.ddl()}" for c in self.columns]
+        lines += [f"    INDEX {c}_bf {c} TYPE bloom_filter GRANULARITY 4" for c in self.bloom_filters]
+        return ",\n".join(lines)
+
+    def create(self, layout: Layout, ttl_days: int = 0) -> list[str]:
+        """The CREATE TABLE statements (one on a node; `_local` and Distributed on a cluster);
+        `ttl_days` is the retention of a `daily` table."""
+        keys = day_keys(self.order_by, ttl_days) if self.daily else f"ORDER BY {self.order_by}"
+        return layout.table(
+            self.name,
+            self.columns_ddl(),
+            self.engine,
+            keys,
+            self.shard_key,
+            dedup=self.dedup,
+            settings=self.settings,
+        )
+
+
+def _c(name: str, type_: str, codec: str = "") -> Column:
+    return Column(name, type_, codec)
+
+
+LC = "LowCardinality(String)"
+MAP = "Map(String, String)"
+MS = "DateTime64(3, 'UTC')"
+NS = "DateTime64(9, 'UTC')"
+
+
+def _any(type_: str) -> str:
+    """A column that is a function of the sort key: a merge keeps any one value."""
+    return f"SimpleAggregateFunction(any, {type_})"
+
+
+SERIES = Table(
+    "series",
+    (
+        _c("series_id", "UInt64"),
+        _c("name", LC),
+        _c("kind", _any(LC)),
+        _c("unit", _any(LC)),
+        _c("labels", _any(MAP)),
+        _c("host", _any(LC)),
+        _c("first_seen", f"SimpleAggregateFunction(min, {MS})"),
+        _c("last_seen", f"SimpleAggregateFunction(max, {MS})"),
+    ),
+    "AggregatingMergeTree",
+    "(name, series_id)",
+    "series_id",
+    daily=False,
+    dedup=False,
+)
+
+SAMPLES = Table(
+    "samples",
+    (
+        _c("series_id", "UInt64", "ZSTD(1)"),
+        _c("name", LC),
+        _c("ts", MS, "DoubleDelta, ZSTD(1)"),
+        _c("value", "Float64", "Delta, ZSTD(5)"),
+    ),
+    "MergeTree",
+    "name, series_id, ts",
+    "series_id",
+    settings=(MIN_COMPRESS_BLOCK,),
+)
+
+HISTOGRAMS = Table(
+    "histograms",
+    (
+        _c("series_id", "UInt64", "ZSTD(1)"),
+        _c("name", LC),
+        _c("ts", MS, "DoubleDelta, ZSTD(1)"),
+        _c("sum", "Float64", "ZSTD(3)"),
+        _c("count", "UInt64", "T64, ZSTD(1)"),
+        _c("bounds", "Array(Float64)", "ZSTD(1)"),
+        _c("counts", "Array(UInt64)", "ZSTD(1)"),
+    ),
+    "MergeTree",
+    "name, series_id, ts",
+    "series_id",
+)
+
+AGENTS = Table(
+    "agents",
+    (
+        _c("agent_id", "String"),
+        _c("host", LC),
+        _c("version", LC),
+        _c("address", "String"),
+        _c("last_seen", MS),
+    ),
+    "ReplacingMergeTree(last_seen)",
+    "agent_id",
+    "cityHash64(agent_id)",
+    daily=False,
+    dedup=False,
+)
+
+
+def _rollup(name: str, *columns: Column, order_by: str, settings: tuple[str, ...] = ()) -> Table:
+    return Table(name, columns, "AggregatingMergeTree", order_by, "series_id", settings=settings)
+
+
+def _samples_rollup(name: str) -> Table:
+    """min, max, sum and count merge exactly; `last` is an argMax state on the point's ms time.
+    An argMax state is not fixed-width, so it takes no Delta."""
+    delta = "Delta, ZSTD(3)"
+    return _rollup(
+        name,
+        _c("series_id", "UInt64", "ZSTD(1)"),
+        _c("name", LC),
+        _c("ts", "DateTime('UTC')", "DoubleDelta, ZSTD(1)"),
+        _c("min", "SimpleAggregateFunction(min, Float64)", delta),
+        _c("max", "SimpleAggregateFunction(max, Float64)", delta),
+        _c("sum", "SimpleAggregateFunction(sum, Float64)", delta),
+        _c("count", "SimpleAggregateFunction(sum, UInt64)", "T64, ZSTD(1)"),
+        _c("last", f"AggregateFunction(argMax, Float64, {MS})", "ZSTD(3)"),
+        order_by="name, series_id, ts",
+        settings=(MIN_COMPRESS_BLOCK,),
+    )
+
+
+def _histograms_rollup(name: str) -> Table:
+    return _rollup(
+        name,
+        _c("series_id", "UInt64", "ZSTD(1)"),
+        _c("name", LC),
+        _c("ts", "DateTime('UTC')", "DoubleDelta, ZSTD(1)"),
+        _c("bounds", "Array(Float64)", "ZSTD(1)"),
+        _c("sum", "SimpleAggregateFunction(sum, Float64)", "ZSTD(3)"),
+        _c("count", "SimpleAggregateFunction(sum, UInt64)", "T64, ZSTD(1)"),
+        _c("counts", "AggregateFunction(sumForEach, Array(UInt64))"),
+        order_by="name, series_id, ts, bounds",
+    )
+
+
+# every record table starts with these: when, and who sent it (the same on a frame's rows)
+RECORD_COLUMNS = (_c("ts", NS, "Delta, ZSTD(1)"), _c("host", LC), _c("agent_id", LC))
+
+
+def _records(name: str, *columns: Column, order_by: str, bloom_filters: tuple[str, ...] = ()) -> Table:
+    """A record kind's table. The sort key puts the columns searches filter on most (service,
+    then type or level) before ts, so those filters prune granules and each run is in time
+    order; a day partition prunes the time range. Sharded by agent, like `agents`."""
+    return Table(
+        name,
+        (*RECORD_COLUMNS, *columns),
+        "MergeTree",
+        order_by,
+        "cityHash64(agent_id)",
+        bloom_filters=bloom_filters,
+    )
+
+
+EVENTS = _records(
+    "events",
+    _c("service", LC),
+    _c("type", LC),
+    _c("category", LC),
+    _c("action", LC),
+    _c("label", "String", "ZSTD(1)"),
+    _c("value", "Nullable(Float64)", "ZSTD(1)"),
+    _c("user_id", "String", "ZSTD(1)"),
+    _c("session_id", "String", "ZSTD(1)"),
+    _c("properties", MAP, "ZSTD(1)"),
+    order_by="service, type, ts",
+    bloom_filters=("user_id", "session_id"),
+)
+
+LOGS = _records(
+    "logs",
+    _c("service", LC),
+    _c("level", LC),
+    _c("message", "String", "ZSTD(3)"),
+    _c("attributes", MAP, "ZSTD(1)"),
+    _c("trace_id", "String", "ZSTD(1)"),
+    _c("span_id", "String", "ZSTD(1)"),
+    order_by="service, level, ts",
+    bloom_filters=("trace_id",),
+)
+
+TABLES = {
+    t.name: t
+    for t in (
+        SERIES,
+        SAMPLES,
+        HISTOGRAMS,
+        AGENTS,
+        EVENTS,
+        LOGS,
+        _samples_rollup("samples_1m"),
+        _samples_rollup("samples_1h"),
+        _histograms_rollup("histograms_1m"),
+        _histograms_rollup("histograms_1h"),
+    )
+}
