@@ -110,3 +110,28 @@ def test_readme_tree_is_the_committed_tree():
     assert not missing, f"README's Architecture tree names what is not committed: {missing}"
     folders = {f.split("/")[0] for f in tracked if "/" in f and not f.startswith(".")}
     assert folders <= top, f"top-level folders missing from README's tree: {sorted(folders - top)}"
+
+
+def test_bad_input_page_quotes_the_declared_limits():
+    """The numbers in docs/bad-input.md's table are the defaults of ferry.limits.Limits and of
+    the frame caps; change one there and this names the phrase to update."""
+    from ferry.collector.pipeline import AGENT_ID_RE
+    from ferry.limits import DAY_MS, LABEL_KEY_RE, NAME_RE, Limits
+    from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+
+    lim, mib = Limits(), 1024 * 1024
+    text = (ROOT / "docs" / "bad-input.md").read_text()
+    phrases = [
+        f"`max_frame_bytes` ({DEFAULT_MAX_FRAME_BYTES // mib} MiB)",
+        f"`max_raw_bytes` ({DEFAULT_MAX_RAW_BYTES // mib} MiB)",
+        f"name > {lim.max_name_len} chars",
+        f"label value > {lim.max_label_value_bytes} bytes",
+        f"> {lim.max_labels} labels",
+        f"over {lim.max_label_key_len} chars",
+        f"more than {lim.max_bounds} bounds",
+        f"more than {lim.max_series:,} series or {lim.max_points:,} points",
+        f"older than {lim.max_past_ms // DAY_MS} days",
+        f"more than {lim.max_future_ms // 60_000} minutes ahead",
+        *(f"`{r.pattern.replace(chr(92), '')}`" for r in (NAME_RE, LABEL_KEY_RE, AGENT_ID_RE)),
+    ]
+    assert [p for p in phrases if p not in text] == []
