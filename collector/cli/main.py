@@ -1,7 +1,8 @@
 """`ferry`: ask the collector's Query service from the shell, or send a record to a local agent.
 
-`query` and `series` live here; `events` and `logs` in `ferry.collector.cli.records`, `agents`, `top`
-and `series --label` in `ferry.collector.cli.listing`, `send` in `ferry.collector.cli.send`.
+`query` and `series` live here; one command per record kind (`events`, `logs`) in
+`ferry.collector.cli.records`; `agents`, `top` and `series --label` in
+`ferry.collector.cli.listing`, `send` in `ferry.collector.cli.send`.
 
 Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
 """
@@ -120,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = {
         "query": run_query,
         "series": run_series,
-        "events": records.run_events,
-        "logs": records.run_logs,
+        **dict.fromkeys(records.KINDS, records.run),  # `ferry events`, `ferry logs`
         "agents": listing.run_agents,
         "top": listing.run_top,
     }

@@ -1,7 +1,9 @@
-"""`ferry events` and `ferry logs`: search stored events and log records from the shell.
+"""`ferry <kind>` for each record kind of `ferry.records` (`ferry events`, `ferry logs`): search
+stored records from the shell.
 
-Both call the collector's SearchEvents / SearchLogs and print the records newest first, as a
-table, as json (one object per line) or as csv. `--count` prints only how many records match.
+Each calls the collector's Search<Kind> (SearchEvents, SearchLogs) and prints the records newest
+first, as a table, as json (one object per line) or as csv. `--count` prints only how many
+records match. Flags, help and columns come from the kind's declaration.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from ferry import records as record_kinds
 from ferry.collector.cli import MAX_LIMIT, UsageError
 from ferry.collector.cli.output import table
 from ferry.collector.cli.timeparse import duration_ms, instant_ms
@@ -23,14 +26,31 @@ from ferry.collector.query import search
 from ferry.v1 import query_pb2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordKind:
-    command: str
-    what: str  # the plural noun in messages
+    """One `ferry <kind>` command, from the kind's declaration (`ferry.records`)."""
+
+    kind: record_kinds.RecordKind  # the declaration
     source: search.RecordTable  # what the collector searches: the keys --where takes, the fields
-    shortcuts: dict[str, str]  # --flag → equals key
-    contains_help: str
-    table: tuple[str, ...]  # table columns after TIME (the last one is not padded)
+
+    @property
+    def command(self) -> str:
+        return self.kind.name
+
+    @property
+    def what(self) -> str:
+        """The plural noun in messages."""
+        return self.kind.what
+
+    @property
+    def shortcuts(self) -> dict[str, str]:
+        """--flag → equals key."""
+        return self.kind.shortcuts
+
+    @property
+    def table(self) -> tuple[str, ...]:
+        """Table columns after TIME (the last one is not padded)."""
+        return self.kind.table_columns
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -42,28 +62,14 @@ class RecordKind:
         return f"{', '.join(self.source.columns)}, {self.source.map_column}.KEY"
 
 
-EVENTS = RecordKind(
-    command="events",
-    what="events",
-    source=search.EVENTS,
-    shortcuts={"type": "type", "category": "category", "service": "service", "user": "user_id"},
-    contains_help="case-insensitive substring of the label, the action or any property value",
-    table=("host", "service", "type", "category", "action", "label", "value", "user_id", "properties"),
-)
-
-LOGS = RecordKind(
-    command="logs",
-    what="log records",
-    source=search.LOGS,
-    shortcuts={"level": "level", "service": "service", "trace": "trace_id"},
-    contains_help="case-insensitive substring of the message",
-    table=("host", "service", "level", "message", "attributes"),
-)
+KINDS = {k.name: RecordKind(k, search.TABLES[k.name]) for k in record_kinds.KINDS}
+EVENTS, LOGS = KINDS["events"], KINDS["logs"]
 
 
 def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add the `events` and `logs` subcommands; `common` adds --addr, --format and --timeout."""
-    for kind in (EVENTS, LOGS):
+    """Add a subcommand per record kind (`events`, `logs`); `common` adds --addr, --format and
+    --timeout."""
+    for kind in KINDS.values():
         p = sub.add_parser(kind.command, help=f"search stored {kind.what}, newest first")
         p.add_argument("--since", default="1h", metavar="DUR", help="range start, this long before --until")
         p.add_argument(
@@ -76,7 +82,7 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
             metavar="K=V",
             help=f"K equals V (repeatable); K: {kind.where_help}",
         )
-        p.add_argument("--contains", default="", metavar="TEXT", help=kind.contains_help)
+        p.add_argument("--contains", default="", metavar="TEXT", help=kind.kind.contains_help)
         p.add_argument("--limit", type=int, default=100, help="most records to print (collector max 10000)")
         p.add_argument("--count", action="store_true", help="print only how many records match")
         p.add_argument(
@@ -114,7 +120,7 @@ def _request(args, kind: RecordKind):
         raise UsageError(str(exc)) from None
     if not 1 <= args.limit <= MAX_LIMIT:
         raise UsageError(f"--limit {args.limit} must be between 1 and {MAX_LIMIT}")
-    request_type = query_pb2.SearchEventsRequest if kind is EVENTS else query_pb2.SearchLogsRequest
+    request_type = getattr(query_pb2, f"{kind.kind.rpc}Request")
     return request_type(
         start_unix_ns=start_ms * 1_000_000,
         end_unix_ns=end_ms * 1_000_000,
@@ -126,54 +132,45 @@ def _request(args, kind: RecordKind):
     )
 
 
-def run_events(args, stub) -> str:
-    return _run(args, EVENTS, stub.SearchEvents(_request(args, EVENTS), timeout=args.timeout))
-
-
-def run_logs(args, stub) -> str:
-    return _run(args, LOGS, stub.SearchLogs(_request(args, LOGS), timeout=args.timeout))
+def run(args, stub) -> str:
+    """`ferry <kind>`: the kind is the command."""
+    kind = KINDS[args.command]
+    rpc = getattr(stub, kind.kind.rpc)
+    return _run(args, kind, rpc(_request(args, kind), timeout=args.timeout))
 
 
 def _run(args, kind: RecordKind, resp) -> str:
     if args.count:
         return count_text(resp.total, args.format)
-    records = [record_dict(r) for r in (resp.events if kind is EVENTS else resp.logs)]
+    found = [record_dict(r) for r in getattr(resp, kind.command)]
     if resp.truncated:
         print(
-            f"ferry {kind.command}: showing {len(records)} of {resp.total} matching {kind.what}; "
+            f"ferry {kind.command}: showing {len(found)} of {resp.total} matching {kind.what}; "
             f"the next (older) page: --page-token {resp.next_page_token}",
             file=sys.stderr,
         )
-    return render(records, kind, args.format)
+    return render(found, kind, args.format)
+
+
+_BY_STORED = {k.kind.stored: k for k in KINDS.values()}
 
 
 def record_dict(stored) -> dict:
-    """A StoredEvent or StoredLog as one flat dict (value None when the event has none)."""
-    if isinstance(stored, query_pb2.StoredEvent):
-        e = stored.event
-        body = {
-            "service": e.service,
-            "type": e.type,
-            "category": e.category,
-            "action": e.action,
-            "label": e.label,
-            "value": e.value if e.has_value else None,
-            "user_id": e.user_id,
-            "session_id": e.session_id,
-            "properties": dict(sorted(e.properties.items())),
-        }
-        t = e.time_unix_ns
-    else:
-        r = stored.log
-        body = {
-            "service": r.service,
-            "level": r.level,
-            "message": r.message,
-            "trace_id": r.trace_id,
-            "span_id": r.span_id,
-            "attributes": dict(sorted(r.attributes.items())),
-        }
-        t = r.time_unix_ns
+    """A Stored<Noun> (StoredEvent, StoredLog) as one flat dict: the record's fields, maps as
+    sorted dicts, an unset optional number (`has_<field>` false) as None."""
+    kind = _BY_STORED[type(stored).DESCRIPTOR.name]
+    numbers, record = kind.kind.optional_numbers, getattr(stored, kind.kind.noun)
+    body = {}
+    for name in kind.fields:
+        if name in ("host", "agent_id"):
+            continue
+        value = getattr(record, name)
+        if name in numbers:
+            value = value if getattr(record, f"has_{name}") else None
+        elif name == kind.kind.attributes:
+            value = dict(sorted(value.items()))
+        body[name] = value
+    t = record.time_unix_ns
     return {"time_unix_ns": t, "time": iso_ns(t), "host": stored.host, "agent_id": stored.agent_id, **body}
 
 

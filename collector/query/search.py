@@ -1,21 +1,27 @@
-"""SearchEvents / SearchLogs requests → SQL with bound parameters → responses.
+"""Search<Kind> requests (SearchEvents, SearchLogs: one per `ferry.records` kind) → SQL with
+bound parameters → responses.
 
 Called by `ferry.collector.query.service`. No request value becomes SQL text: `equals` keys are
 looked up in a fixed list of column names (map keys such as `properties.KEY` are checked and
 bound too), every value, the `contains` text, the time range and the limit are bound as
 `{name:Type}` parameters. Bad requests raise QueryError naming the field and what is allowed.
-The `ferry events` / `ferry logs` CLI takes its column lists from EVENTS and LOGS here.
+What may be searched comes from the kind's declaration and its table's columns
+(`ferry.collector.storage.tables`); the `ferry events` / `ferry logs` CLI takes its column
+lists from TABLES here.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ferry.collector.query.sql import QueryError
+from ferry.collector.storage import tables
 from ferry.limits import LABEL_KEY_RE
-from ferry.v1 import payload_pb2, query_pb2
+from ferry.records import KINDS, RecordKind
+from ferry.v1 import query_pb2
 
 if TYPE_CHECKING:  # the CLI imports the table declarations without the store driver
     from ferry.collector.storage.store import Store
@@ -31,45 +37,34 @@ def _contains(column: str) -> str:
 
 @dataclass(frozen=True)
 class RecordTable:
-    """What may be asked of one records table: equality keys, a map column, the text search."""
+    """What may be asked of one record kind's table: equality keys, a map column, the text search."""
 
     name: str
     columns: tuple[str, ...]  # keys `equals` may name directly
     map_column: str  # `equals` may also name `<map_column>.KEY`
     contains_sql: str  # the condition `contains` adds, on the bound {contains:String}
     select: tuple[str, ...]  # what each returned row holds, after ts (unix ns)
+    nullable: tuple[str, ...] = ()  # selected columns that may be NULL (optional numbers)
+
+    @classmethod
+    def of(cls, kind: RecordKind) -> RecordTable:
+        """From the kind's declaration; the columns returned are its table's after `ts`."""
+        looks = [
+            f"arrayExists(v -> {_contains('v')}, mapValues({f}))" if f == kind.attributes else _contains(f)
+            for f in kind.contains
+        ]
+        return cls(
+            name=kind.name,
+            columns=kind.equals,
+            map_column=kind.attributes,
+            contains_sql=looks[0] if len(looks) == 1 else f"({' OR '.join(looks)})",
+            select=tables.TABLES[kind.name].names[1:],
+            nullable=kind.optional_numbers,
+        )
 
 
-EVENTS = RecordTable(
-    name="events",
-    columns=("type", "category", "action", "label", "user_id", "session_id", "service", "host", "agent_id"),
-    map_column="properties",
-    contains_sql=(
-        f"({_contains('label')} OR {_contains('action')} OR "
-        f"arrayExists(v -> {_contains('v')}, mapValues(properties)))"
-    ),
-    select=(
-        "host",
-        "agent_id",
-        "service",
-        "type",
-        "category",
-        "action",
-        "label",
-        "value",
-        "user_id",
-        "session_id",
-        "properties",
-    ),
-)
-
-LOGS = RecordTable(
-    name="logs",
-    columns=("level", "service", "host", "agent_id", "trace_id", "span_id"),
-    map_column="attributes",
-    contains_sql=_contains("message"),
-    select=("host", "agent_id", "service", "level", "message", "attributes", "trace_id", "span_id"),
-)
+TABLES = {k.name: RecordTable.of(k) for k in KINDS}
+EVENTS, LOGS = TABLES["events"], TABLES["logs"]
 
 
 def time_range(start_ns: int, end_ns: int, now_ns: int) -> tuple[int, int]:
@@ -120,7 +115,7 @@ def records_sql(db: str, table: RecordTable, where: str) -> str:
     caller binds {limit:UInt64} (one more than it returns, to see truncation) and {skip:UInt64}
     (rows at the cursor's time that earlier pages returned)."""
     columns = ", ".join(table.select)
-    tiebreak = ", ".join("ifNull(value, nan)" if c == "value" else c for c in table.select)
+    tiebreak = ", ".join(f"ifNull({c}, nan)" if c in table.nullable else c for c in table.select)
     return (
         f"SELECT toUnixTimestamp64Nano(ts), {columns} FROM {db}.{table.name} "
         f"WHERE {where} ORDER BY ts DESC, cityHash64({tiebreak}) "
@@ -151,50 +146,31 @@ def count_sql(db: str, table: RecordTable, where: str) -> str:
     return f"SELECT count() FROM {db}.{table.name} WHERE {where}"
 
 
-def _event(row) -> query_pb2.StoredEvent:
-    t, host, agent_id, service, type_, category, action, label, value, user_id, session_id, props = row
-    event = payload_pb2.Event(
-        time_unix_ns=t,
-        type=type_,
-        category=category,
-        action=action,
-        label=label,
-        value=0.0 if value is None else value,
-        has_value=value is not None,
-        user_id=user_id,
-        session_id=session_id,
-        properties=props,
-        service=service,
-    )
-    return query_pb2.StoredEvent(event=event, host=host, agent_id=agent_id)
+def stored(kind: RecordKind, row: Sequence[Any]):
+    """A result row (unix ns, then the table's columns after ts) → the kind's Stored message:
+    host and agent_id beside the record; a NULL optional number is unset (`has_<field>` false)."""
+    fields: dict[str, Any] = {"time_unix_ns": row[0]}
+    where: dict[str, str] = {}
+    for column, value in zip(TABLES[kind.name].select, row[1:], strict=True):
+        if column in ("host", "agent_id"):
+            where[column] = value
+        elif column in kind.optional_numbers:
+            fields[column], fields[f"has_{column}"] = (0.0, False) if value is None else (value, True)
+        else:
+            fields[column] = value
+    return getattr(query_pb2, kind.stored)(**{kind.noun: kind.message(**fields)}, **where)
 
 
-def _log(row) -> query_pb2.StoredLog:
-    t, host, agent_id, service, level, message, attributes, trace_id, span_id = row
-    record = payload_pb2.LogRecord(
-        time_unix_ns=t,
-        level=level,
-        message=message,
-        service=service,
-        attributes=attributes,
-        trace_id=trace_id,
-        span_id=span_id,
-    )
-    return query_pb2.StoredLog(log=record, host=host, agent_id=agent_id)
-
-
-# request type → (table, response type, the response's repeated field, row → message)
-_KINDS = {
-    query_pb2.SearchEventsRequest: (EVENTS, query_pb2.SearchEventsResponse, "events", _event),
-    query_pb2.SearchLogsRequest: (LOGS, query_pb2.SearchLogsResponse, "logs", _log),
-}
+# request type → its kind
+_KINDS = {getattr(query_pb2, f"{k.rpc}Request"): k for k in KINDS}
 
 
 def search(store: Store, req, settings: str = "", now_ns: int | None = None):
-    """Answer a SearchEventsRequest or SearchLogsRequest from `store`. `settings` is appended
-    to each statement (e.g. " SETTINGS max_execution_time = 30"). `total` counts every match
-    of the search, whatever the page."""
-    table, response_type, field, to_message = _KINDS[type(req)]
+    """Answer a Search<Kind>Request (SearchEvents, SearchLogs) from `store`. `settings` is
+    appended to each statement (e.g. " SETTINGS max_execution_time = 30"). `total` counts every
+    match of the search, whatever the page."""
+    kind = _KINDS[type(req)]
+    table, response_type = TABLES[kind.name], getattr(query_pb2, f"{kind.rpc}Response")
     params: dict[str, Any] = {}
     where = where_sql(table, req, time.time_ns() if now_ns is None else now_ns, params)
     if req.count_only:
@@ -209,7 +185,7 @@ def search(store: Store, req, settings: str = "", now_ns: int | None = None):
         records_sql(store.db, table, page_where) + settings, {**params, "limit": limit + 1, "skip": skip}
     )
     out = response_type(truncated=len(rows) > limit)
-    getattr(out, field).extend(to_message(row) for row in rows[:limit])
+    getattr(out, kind.name).extend(stored(kind, row) for row in rows[:limit])
     if out.truncated:
         out.next_page_token = next_page_token([row[0] for row in rows[:limit]], cursor)
     if out.truncated or cursor is not None:

@@ -1,5 +1,6 @@
 """The `ferry.v1.Query` service over the store: QueryRange, ListSeries, ListLabelValues,
-ListAgents, TopProcesses (ferry.collector.query.listing), SearchEvents and SearchLogs.
+ListAgents, TopProcesses (ferry.collector.query.listing), and Search<Kind> for each record kind
+of `ferry.records` (SearchEvents, SearchLogs; defined at the end, from the declarations).
 
 Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
 own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
@@ -29,6 +30,7 @@ from ferry.collector.query.ranges import (
 from ferry.collector.query.resolution import RAW, choose
 from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
 from ferry.collector.storage.store import ThreadStores
+from ferry.records import KINDS
 from ferry.v1 import query_pb2, query_pb2_grpc
 from ferry.wire.columns import KINDS_BY_NAME
 
@@ -59,12 +61,6 @@ class QueryService(query_pb2_grpc.QueryServicer):
 
     def TopProcesses(self, request: query_pb2.TopProcessesRequest, context) -> query_pb2.TopProcessesResponse:
         return self._answer("TopProcesses", self._top_processes, request, context)
-
-    def SearchEvents(self, request: query_pb2.SearchEventsRequest, context) -> query_pb2.SearchEventsResponse:
-        return self._answer("SearchEvents", self._search, request, context)
-
-    def SearchLogs(self, request: query_pb2.SearchLogsRequest, context) -> query_pb2.SearchLogsResponse:
-        return self._answer("SearchLogs", self._search, request, context)
 
     def _answer(self, method: str, fn, request, context):
         try:
@@ -154,3 +150,16 @@ class QueryService(query_pb2_grpc.QueryServicer):
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:500] if text.strip() else "unknown error"
+
+
+def _search_method(rpc: str):
+    def method(self: QueryService, request, context):
+        return self._answer(rpc, self._search, request, context)
+
+    method.__name__ = method.__qualname__ = rpc
+    method.__doc__ = f"{rpc}: one page of the kind's stored records (ferry.collector.query.search)."
+    return method
+
+
+for _kind in KINDS:  # SearchEvents, SearchLogs: one method per record kind
+    setattr(QueryService, _kind.rpc, _search_method(_kind.rpc))
