@@ -135,3 +135,43 @@ def test_bad_input_page_quotes_the_declared_limits():
         *(f"`{r.pattern.replace(chr(92), '')}`" for r in (NAME_RE, LABEL_KEY_RE, AGENT_ID_RE)),
     ]
     assert [p for p in phrases if p not in text] == []
+
+
+def _cli_flags() -> dict[str, set[str]]:
+    """The flags of every `ferry` subcommand, and of the two executables (from their --help,
+    the interface a reader types)."""
+    import argparse
+    import sys
+
+    from ferry.collector.cli.main import build_parser
+
+    flags = {}
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                flags[f"ferry {name}"] = set(sub._option_string_actions)
+    for exe, module in (("ferry-agent", "ferry.agent.main"), ("ferry-collector", "ferry.collector.main")):
+        out = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT
+        )
+        assert out.returncode == 0, out.stderr
+        flags[exe] = set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout))
+    return flags
+
+
+# `ferry query ... --since 5m`, `.venv/bin/ferry-agent --collector ...`: a command and its flags
+COMMAND = re.compile(r"\b(ferry-agent|ferry-collector|ferry [a-z]+)\b([^`\n]*)")
+
+
+def test_every_flag_the_docs_name_exists():
+    flags, unknown = _cli_flags(), []
+    for page in PAGES:
+        for command, rest in COMMAND.findall(page.read_text()):
+            if command not in flags:
+                continue  # prose: "ferry moves ...", "ferry itself"
+            unknown += [
+                f"{page.name}: {command} {flag}"
+                for flag in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", rest)
+                if flag not in flags[command]
+            ]
+    assert not unknown, f"flags the docs name that the commands do not take: {unknown}"
