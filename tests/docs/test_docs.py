@@ -175,3 +175,24 @@ def test_every_flag_the_docs_name_exists():
                 if flag not in flags[command]
             ]
     assert not unknown, f"flags the docs name that the commands do not take: {unknown}"
+
+
+def test_every_self_metric_the_docs_name_is_declared():
+    from ferry.agent import selfmetrics as agent_metrics
+    from ferry.collector import selfmetrics as collector_metrics
+
+    gen = _generator()
+    names = set()
+    for metric in gen.declared(agent_metrics) + gen.declared(collector_metrics):
+        family = metric.describe()[0].name
+        names |= {family, gen.exposed_name(metric)}
+        names |= {f"{family}_{s}" for s in ("bucket", "sum", "count", "created")}
+    unknown = [
+        f"{page.name}: {name}"
+        for page in PAGES
+        for line in page.read_text().splitlines()
+        if "grep" not in line  # `curl ... | grep ferry_agent_frames` names a prefix
+        for name in re.findall(r"\bferry_(?:agent|collector)_[a-z0-9_]*[a-z0-9]", line)
+        if name not in names
+    ]
+    assert not unknown, f"self-metrics the docs name that are not declared: {unknown}"
