@@ -1,13 +1,24 @@
-"""ferry.collector.storage.native: Native-format blocks, byte layout and a real insert into chDB."""
+"""ferry.collector.storage.native: the blocks the write path builds, the encoder's byte layout,
+and each type into the real embedded ClickHouse.
+
+The write path's blocks are the real ones: a frame from tests/framegen.py (gauges of two metrics,
+a histogram between their points, events and logs) goes through FramePipeline (decode, validate,
+RowBuilder, the record blocks, Writer) into the store, whose `insert_native` keeps a copy of
+every block on its way to the engine. `split` below reads a block column by column by the
+Native layout alone; the tests check each block against its table's columns, the frame's
+values and what the engine stored.
+"""
 
 from __future__ import annotations
 
 import struct
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from ferry.collector.pipeline import FramePipeline
 from ferry.collector.storage import native
 from ferry.collector.storage.native import (
     Column,
@@ -22,6 +33,11 @@ from ferry.collector.storage.native import (
     strings,
     varint,
 )
+from ferry.collector.storage.store import Store, ThreadStores
+from ferry.collector.writer import Writer
+from ferry.v1 import ingest_pb2
+from ferry.wire.columns import HISTOGRAM, MetricBatch
+from tests import framegen
 
 
 def u64(*xs: int) -> bytes:
@@ -35,6 +51,318 @@ def load(
     store.client.command(f"CREATE TABLE {store.db}.{table} ({ddl}) ENGINE = Memory")
     store.client.raw_insert(f"{store.db}.{table}", None, insert_block=block(columns, rows), fmt="Native")
     return store.client.query(f"SELECT {select} FROM {store.db}.{table} ORDER BY {order}").result_rows
+
+
+# ---- reading a Native block back, by the format alone ------------------------------------------------
+
+_WIDTH = {"UInt8": "<u1", "UInt32": "<u4", "UInt64": "<u8", "Int64": "<i8", "Float64": "<f8"}
+
+
+@dataclass
+class Read:
+    """One column of a block: its name, its type, its bytes and the values they hold."""
+
+    name: str
+    type: str
+    data: bytes
+    values: list
+
+
+class _Cursor:
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def take(self, n: int) -> bytes:
+        assert self.pos + n <= len(self.data), f"column data ends past the block ({self.pos}+{n})"
+        self.pos += n
+        return self.data[self.pos - n : self.pos]
+
+    def varint(self) -> int:
+        n = shift = 0
+        while True:
+            byte = self.take(1)[0]
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return n
+
+    def string(self) -> str:
+        return self.take(self.varint()).decode()
+
+    def array(self, dtype: str, n: int) -> np.ndarray:
+        return np.frombuffer(self.take(np.dtype(dtype).itemsize * n), dtype=dtype)
+
+
+def _inner(type_: str, wrapper: str) -> str | None:
+    return type_[len(wrapper) + 1 : -1] if type_.startswith(wrapper + "(") else None
+
+
+def _values(cur: _Cursor, type_: str, rows: int) -> list:
+    """Read `rows` values of `type_` (the types the write path sends) at the cursor."""
+    if (inner := _inner(type_, "SimpleAggregateFunction")) is not None:
+        return _values(cur, inner.split(", ", 1)[1], rows)  # sent as its argument type
+    if type_ in _WIDTH or type_.startswith("DateTime64("):
+        return cur.array(_WIDTH.get(type_, "<i8"), rows).tolist()
+    if type_ == "String":
+        return [cur.string() for _ in range(rows)]
+    if type_ == "LowCardinality(String)":
+        if rows == 0:
+            return []
+        version, flags, keys = cur.array("<u8", 3).tolist()
+        assert version == 1 and flags >> 8 == 0b110, (version, hex(flags))
+        dictionary = [cur.string() for _ in range(keys)]
+        assert cur.array("<u8", 1)[0] == rows
+        index = cur.array(["<u1", "<u2", "<u4", "<u8"][flags & 0xFF], rows)
+        return [dictionary[i] for i in index.tolist()]
+    if (inner := _inner(type_, "Nullable")) is not None:
+        is_null = cur.array("<u1", rows).tolist()
+        return [None if null else v for null, v in zip(is_null, _values(cur, inner, rows), strict=True)]
+    if (inner := _inner(type_, "Array")) is not None:
+        ends = cur.array("<u8", rows).tolist()
+        flat = _values(cur, inner, ends[-1] if ends else 0)
+        return [flat[a:b] for a, b in zip([0, *ends], ends, strict=False)]
+    if type_ == "Map(String, String)":
+        ends = cur.array("<u8", rows).tolist()
+        total = ends[-1] if ends else 0
+        keys, values = _values(cur, "String", total), _values(cur, "String", total)
+        return [
+            dict(zip(keys[a:b], values[a:b], strict=True)) for a, b in zip([0, *ends], ends, strict=False)
+        ]
+    raise AssertionError(f"no reader for {type_}")
+
+
+def split(data: bytes) -> tuple[int, dict[str, Read]]:
+    """A Native block → (rows, its columns by name); the block must end where its last column does."""
+    cur = _Cursor(data)
+    count, rows = cur.varint(), cur.varint()
+    columns = {}
+    for _ in range(count):
+        name, type_ = cur.string(), cur.string()
+        start = cur.pos
+        values = _values(cur, type_, rows)
+        columns[name] = Read(name, type_, data[start : cur.pos], values)
+    assert cur.pos == len(data), f"{len(data) - cur.pos} bytes after the last column"
+    return rows, columns
+
+
+# ---- the blocks of the write path --------------------------------------------------------------------
+
+
+class KeepingStore(Store):
+    """The real store, keeping each block it is handed: (table, block, token) in order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inserts: list[tuple[str, bytes, str | None]] = []
+
+    def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
+        self.inserts.append((table, block, token))
+        super().insert_native(table, block, token)
+
+
+@dataclass
+class Written:
+    store: KeepingStore
+    frame: ingest_pb2.Frame
+    batch: MetricBatch
+    events: list
+    logs: list
+    blocks: dict[str, bytes]
+
+
+def mixed_batch(t0: int) -> MetricBatch:
+    """test.cpu (2 series, 4 points each), the histogram test.lat (2 points), test.mem (1 series,
+    3 points), in that order: the histogram's points sit between the gauges'."""
+    cpu = framegen.gauge_batch("test.cpu", n_series=2, points=4, t0_ms=t0)
+    mem = framegen.gauge_batch("test.mem", n_series=1, points=3, t0_ms=t0, value0=0.25)
+    lat = framegen.histogram_batch("test.lat", t_ms=t0 + 500)
+    return MetricBatch(
+        series=[*cpu.series, *mem.series, *lat.series],
+        series_ref=np.concatenate([cpu.series_ref, lat.series_ref + 3, mem.series_ref + 2]).astype(np.uint32),
+        time_ms=np.concatenate([cpu.time_ms, lat.time_ms, mem.time_ms]),
+        value=np.concatenate([cpu.value, lat.value, mem.value]),
+        bucket_counts=lat.bucket_counts,
+    )
+
+
+def write_frame(dsn: str, database: str, frame: ingest_pb2.Frame) -> KeepingStore:
+    """`frame` through a fresh pipeline and writer (a collector just started) into `database`."""
+    keeping = KeepingStore.open(dsn, database=database)
+    ack = FramePipeline(Writer(ThreadStores(lambda: keeping))).handle(frame)
+    assert ack.status == ingest_pb2.OK, ack.message
+    return keeping
+
+
+@pytest.fixture
+def written(store, store_dsn) -> Written:
+    # recent times: the tables have a TTL, and expired rows may be dropped as soon as they land
+    t0 = (int(time.time()) - 60) * 1000
+    batch = mixed_batch(t0)
+    events = [
+        framegen.event(
+            "click", t_ns=t0 * 10**6 + 1, value=2.5, service="web", properties={"b": "2", "a": ""}
+        ),
+        framegen.event("view", t_ns=t0 * 10**6 + 2, label="é✓"),
+    ]
+    logs = [
+        framegen.log_record("disk full", level="error", t_ns=t0 * 10**6 + 3, attributes={"dev": "sda"}),
+        framegen.log_record("", t_ns=t0 * 10**6 + 4),
+    ]
+    frame = framegen.records_frame(1, events=events, logs=logs, batch=batch)
+    keeping = write_frame(store_dsn, store.db, frame)
+    blocks = {table: data for table, data, _ in keeping.inserts}
+    assert len(blocks) == len(keeping.inserts), "one insert per table"
+    yield Written(keeping, frame, batch, events, logs, blocks)
+    keeping.close()
+
+
+def table_columns(store: Store, table: str) -> dict[str, str]:
+    rows = store.query(
+        "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+        {"db": store.db, "t": table},
+    )
+    return dict(rows)
+
+
+def sent_as(type_: str) -> str:
+    """The type a column of the table may be sent as: the argument of SimpleAggregateFunction,
+    LowCardinality(T) as T (the engine converts both ways)."""
+    if (inner := _inner(type_, "SimpleAggregateFunction")) is not None:
+        type_ = inner.split(", ", 1)[1]
+    return _inner(type_, "LowCardinality") or type_
+
+
+def ticks(column: str, type_: str) -> str:
+    """SQL reading a DateTime64 column as the integer ticks its block carries."""
+    return f"toUnixTimestamp64{'Milli' if 'DateTime64(3' in type_ else 'Nano'}({column})"
+
+
+def test_every_block_carries_its_tables_columns_and_the_frames_token(written):
+    assert set(written.blocks) == {"series", "samples", "histograms", "events", "logs"}
+    expected_rows = {"series": 4, "samples": 11, "histograms": 2, "events": 2, "logs": 2}
+    for table, data in written.blocks.items():
+        rows, columns = split(data)
+        assert rows == expected_rows[table], table
+        declared = table_columns(written.store, table)
+        assert set(columns) == set(declared), table
+        for name, col in columns.items():
+            assert sent_as(col.type) == sent_as(declared[name]), (table, name, col.type, declared[name])
+            assert len(col.values) == rows, (table, name)
+    assert {token for _, _, token in written.store.inserts} == {"agent-test:42:1"}
+
+
+def test_samples_block_holds_the_frames_gauge_points_in_order(written):
+    batch = written.batch
+    plain = np.array([batch.series[r].kind != HISTOGRAM for r in batch.series_ref.tolist()])
+    _, cols = split(written.blocks["samples"])
+    # fixed-width columns are the frame's arrays, little-endian, byte for byte
+    assert cols["ts"].data == batch.time_ms[plain].astype("<i8").tobytes()
+    assert cols["value"].data == batch.value[plain].astype("<f8").tobytes()
+    assert cols["name"].values == [batch.series[r].name for r in batch.series_ref[plain].tolist()]
+    # one granule, the dictionary the metric names sorted (RowBuilder's), u1 indexes
+    head = struct.unpack("<3Q", cols["name"].data[:24])
+    assert head == (1, 0x600, 3)
+    assert cols["name"].data[24:] == (
+        strings(["test.cpu", "test.lat", "test.mem"]) + u64(11) + bytes([0] * 8 + [2] * 3)
+    )
+    _, series = split(written.blocks["series"])
+    ids = zip(series["name"].values, series["labels"].values, series["series_id"].values, strict=True)
+    id_of = {(name, tuple(labels.items())): sid for name, labels, sid in ids}
+    want = []
+    for r in batch.series_ref[plain].tolist():
+        s = batch.series[r]
+        want.append(id_of[(s.name, tuple(sorted({**dict(s.labels), "host": "host-test"}.items())))])
+    assert cols["series_id"].values == want
+    assert cols["series_id"].data == np.array(want, dtype="<u8").tobytes()
+
+
+def test_histograms_block_holds_sum_count_bounds_and_buckets(written):
+    _, cols = split(written.blocks["histograms"])
+    assert cols["name"].values == ["test.lat", "test.lat"]
+    assert cols["sum"].values == [12.5, 30.0]
+    assert cols["count"].values == [6, 7]
+    assert cols["bounds"].values == [[1.0, 5.0, 10.0]] * 2
+    assert cols["counts"].values == [[1, 2, 3, 0], [0, 1, 4, 2]]
+    # Array(T): the rows' end offsets, then every row's values end to end
+    assert cols["counts"].data == u64(4, 8) + u64(1, 2, 3, 0, 0, 1, 4, 2)
+
+
+def test_series_block_names_each_series_with_the_resource_labels(written):
+    _, cols = split(written.blocks["series"])
+    t = written.batch.time_ms
+    got = sorted(
+        zip(cols["name"].values, cols["kind"].values, cols["unit"].values, cols["host"].values, strict=True)
+    )
+    assert got == [
+        ("test.cpu", "gauge", "1", "host-test"),
+        ("test.cpu", "gauge", "1", "host-test"),
+        ("test.lat", "histogram", "ms", "host-test"),
+        ("test.mem", "gauge", "1", "host-test"),
+    ]
+    assert sorted(map(sorted, (m.items() for m in cols["labels"].values))) == sorted(
+        [
+            [("host", "host-test"), ("idx", "0")],
+            [("host", "host-test"), ("idx", "1")],
+            [("host", "host-test"), ("route", "/a")],
+            [("host", "host-test"), ("idx", "0")],
+        ]
+    )
+    assert len(set(cols["series_id"].values)) == 4
+    assert set(cols["first_seen"].values) == {int(t.min())}
+    assert set(cols["last_seen"].values) == {int(t.max())}
+
+
+def test_record_blocks_hold_every_field(written):
+    _, ev = split(written.blocks["events"])
+    assert ev["ts"].values == [e.time_unix_ns for e in written.events]
+    assert ev["type"].values == ["click", "view"]
+    assert ev["value"].values == [2.5, None]
+    assert ev["value"].data[:2] == b"\x00\x01"  # Nullable: the null map first
+    assert ev["label"].values == ["", "é✓"]
+    assert ev["properties"].values == [{"a": "", "b": "2"}, {}]
+    assert ev["host"].values == ["host-test"] * 2
+    assert ev["agent_id"].values == ["agent-test"] * 2
+    _, lg = split(written.blocks["logs"])
+    assert lg["message"].values == ["disk full", ""]
+    assert lg["level"].values == ["error", "info"]
+    assert lg["attributes"].values == [{"dev": "sda"}, {}]
+
+
+def test_the_engine_stores_what_the_blocks_hold(written):
+    db = written.store.db
+    for table, data in written.blocks.items():
+        _, cols = split(data)
+        names = list(cols)
+        select = ", ".join(ticks(n, c.type) if "DateTime64" in c.type else n for n, c in cols.items())
+        final = " FINAL" if table == "series" else ""
+        stored = written.store.query(f"SELECT {select} FROM {db}.{table}{final}")
+        sent = list(zip(*(cols[n].values for n in names), strict=True))
+        assert sorted(map(repr, stored)) == sorted(map(repr, sent)), table
+
+
+def test_the_frames_token_rides_with_every_insert(written, store_dsn):
+    """A restarted collector (no high-water marks) gets a frame of the same name again: the
+    store keeps it out by the token alone. The resend differs in every value, because the engine
+    would drop a byte-identical block by its checksum even without a token."""
+    batch = written.batch
+    changed = MetricBatch(
+        batch.series, batch.series_ref, batch.time_ms + 7, batch.value + 1, batch.bucket_counts + 1
+    )
+    events = [framegen.event("other", t_ns=e.time_unix_ns + 7) for e in written.events]
+    logs = [framegen.log_record("other", t_ns=r.time_unix_ns + 7) for r in written.logs]
+    again = write_frame(store_dsn, written.store.db, framegen.records_frame(1, events, logs, batch=changed))
+    try:
+        assert {token for _, _, token in again.inserts} == {"agent-test:42:1"}
+        assert {t for t, _, _ in again.inserts} >= {"samples", "histograms", "events", "logs"}
+        for table in ("samples", "histograms", "events", "logs"):
+            _, cols = split(written.blocks[table])
+            stored = again.query(
+                f"SELECT count(), sum({ticks('ts', cols['ts'].type)}) FROM {again.db}.{table}"
+            )
+            sent = sum(cols["ts"].values)
+            assert stored == [(len(cols["ts"].values), sent)], table
+    finally:
+        again.close()
 
 
 # ---- pure byte layout -----------------------------------------------------------------------------
@@ -318,66 +646,3 @@ def test_map_column_roundtrip(store):
     assert [r[0] for r in rows] == [dict(m) for m in maps]
     assert [r[1] for r in rows] == [[k for k, _ in m] for m in maps]
     assert [r[2] for r in rows] == [[v for _, v in m] for m in maps]
-
-
-def test_ferry_tables_accept_blocks_like_the_write_path(store):
-    """The samples / histograms / series layouts rows.py and writer.py build, into Ferry's own schema."""
-    # recent timestamps: these tables have a TTL, and expired rows may be dropped as soon as they land
-    now = int(time.time()) * 1000
-    t = np.array([now - 1000, now - 500, now], dtype=np.int64)
-    store.insert_native(
-        "samples",
-        block(
-            [
-                fixed("series_id", "UInt64", np.array([2**64 - 5, 7, 7], dtype=np.uint64), "<u8"),
-                low_cardinality("name", ["cpu", "mem"], np.array([1, 0, 0])),
-                fixed("ts", "DateTime64(3, 'UTC')", t, "<i8"),
-                fixed("value", "Float64", np.array([1.25, -2.0, 3.5]), "<f8"),
-            ],
-            3,
-        ),
-    )
-    assert store.query(
-        f"SELECT series_id, name, toUnixTimestamp64Milli(ts), value FROM {store.db}.samples ORDER BY ts"
-    ) == [(2**64 - 5, "mem", t[0], 1.25), (7, "cpu", t[1], -2.0), (7, "cpu", t[2], 3.5)]
-
-    store.insert_native(
-        "histograms",
-        block(
-            [
-                fixed("series_id", "UInt64", np.array([1, 1]), "<u8"),
-                low_cardinality("name", ["lat"], np.array([0, 0])),
-                fixed("ts", "DateTime64(3, 'UTC')", t[:2], "<i8"),
-                fixed("sum", "Float64", np.array([10.0, 0.0]), "<f8"),
-                fixed("count", "UInt64", np.array([6, 0]), "<u8"),
-                array_column("bounds", "Float64", np.array([2, 0]), np.array([1.0, 5.0]), "<f8"),
-                array_column("counts", "UInt64", np.array([3, 1]), np.array([1, 2, 3, 0]), "<u8"),
-            ],
-            2,
-        ),
-    )
-    assert store.query(f"SELECT name, sum, count, bounds, counts FROM {store.db}.histograms ORDER BY ts") == [
-        ("lat", 10.0, 6, [1.0, 5.0], [1, 2, 3]),
-        ("lat", 0.0, 0, [], [0]),
-    ]
-
-    store.insert_native(
-        "series",
-        block(
-            [
-                fixed("series_id", "UInt64", np.array([9]), "<u8"),
-                string_column("name", ["cpu"]),
-                string_column("kind", ["gauge"]),
-                string_column("unit", ["1"]),
-                map_column("labels", [[("cpu", "0"), ("state", "idle")]]),
-                string_column("host", ["h1"]),
-                fixed("first_seen", "DateTime64(3, 'UTC')", t[:1], "<i8"),
-                fixed("last_seen", "DateTime64(3, 'UTC')", t[2:], "<i8"),
-            ],
-            1,
-        ),
-    )
-    assert store.query(
-        f"SELECT series_id, name, kind, unit, labels, host, toUnixTimestamp64Milli(first_seen), "
-        f"toUnixTimestamp64Milli(last_seen) FROM {store.db}.series"
-    ) == [(9, "cpu", "gauge", "1", {"cpu": "0", "state": "idle"}, "h1", t[0], t[2])]
