@@ -1,0 +1,133 @@
+"""ferry.collector.storage.tables is what the store has and what the collector sends: a migrated
+store reports (system.columns, system.tables) exactly the declared columns, types, codecs and
+settings, and the blocks the real row builders produce, as ClickHouse reads them
+(`DESCRIBE format(Native, ...)`), carry exactly the declared columns under the declared types.
+A column added to the declaration, to a migration or to a block builder alone fails here."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from ferry.collector.agents import _agent_block
+from ferry.collector.records_rows import record_block
+from ferry.collector.rows import RowBuilder
+from ferry.collector.storage import rollups, tables
+from ferry.collector.writer import _series_block
+from ferry.records import KINDS, RecordKind
+from tests import framegen
+
+ROLLUPS = {t for r in rollups.RESOLUTIONS for t in (r.table, r.histogram_table)}  # filled by views
+WRITTEN = set(tables.TABLES) - ROLLUPS  # the tables the collector inserts blocks into
+
+
+def reported_columns(store, table: str) -> list[tuple[str, str, str]]:
+    rows = store.query(
+        "SELECT name, type, compression_codec FROM system.columns"
+        " WHERE database = {d:String} AND table = {t:String} ORDER BY position",
+        {"d": store.db, "t": table},
+    )
+    # ClickHouse names Delta's width (Delta(8)); the declaration leaves it to the column's type
+    return [(n, t, re.sub(r"\bDelta\(\d+\)", "Delta", c)) for n, t, c in rows]
+
+
+def declared_columns(table: tables.Table) -> list[tuple[str, str, str]]:
+    return [(c.name, c.type, f"CODEC({c.codec})" if c.codec else "") for c in table.columns]
+
+
+def block_columns(store, block: bytes) -> list[tuple[str, str]]:
+    """The columns of a Native block as ClickHouse parses it."""
+    return [tuple(row[:2]) for row in store.query("DESCRIBE format(Native, {b:String})", {"b": block})]
+
+
+def test_a_migrated_store_has_exactly_the_declared_tables_and_columns(store):
+    engines = dict(
+        store.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {d:String}"
+            " AND engine NOT IN ('MaterializedView') AND name != 'schema_version'",
+            {"d": store.db},
+        )
+    )
+    assert set(engines) == set(tables.TABLES)
+    for name, table in tables.TABLES.items():
+        assert reported_columns(store, name) == declared_columns(table), name
+        for setting in table.settings:
+            assert setting in engines[name], (name, setting)
+        for column in table.bloom_filters:
+            indexes = store.query(
+                "SELECT expr, type FROM system.data_skipping_indices"
+                " WHERE database = {d:String} AND table = {t:String} AND name = {i:String}",
+                {"d": store.db, "t": name, "i": f"{column}_bf"},
+            )
+            assert [tuple(r) for r in indexes] == [(column, "bloom_filter")], (name, column)
+
+
+def _full_record(kind: RecordKind, t_ns: int):
+    """A record of `kind` with every field set (so every column of its table carries data)."""
+    fields = {}
+    for f in kind.message.DESCRIPTOR.fields:
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            fields[f.name] = {"k": "v"}
+        elif f.type == FieldDescriptor.TYPE_STRING:
+            fields[f.name] = f"{f.name}-1"
+        elif f.type == FieldDescriptor.TYPE_DOUBLE:
+            fields[f.name] = 1.5
+        elif f.type == FieldDescriptor.TYPE_BOOL:
+            fields[f.name] = True
+    return kind.message(**fields, time_unix_ns=t_ns)
+
+
+def written_blocks() -> dict[str, bytes]:
+    """A block for every table the collector writes, each from the builder the collector uses."""
+    builder = RowBuilder()
+    res = framegen.resource()
+    metrics = builder.build(framegen.gauge_batch(), res)
+    out = {
+        "samples": metrics.samples_block,
+        "histograms": builder.build(framegen.histogram_batch(), res).histograms_block,
+        "series": _series_block(metrics.series, metrics),
+        "agents": _agent_block("agent-test", "host-test", "0.1.0", "127.0.0.1:5000", time.time()),
+    }
+    for kind in KINDS:
+        out[kind.name] = record_block(kind, [_full_record(kind, time.time_ns() - 10**9)], "h", "a")
+    return out
+
+
+def test_every_written_block_has_the_declared_columns_and_the_store_takes_it(store):
+    blocks = written_blocks()
+    assert set(blocks) == WRITTEN
+    for name, block in blocks.items():
+        assert block_columns(store, block) == [(c.name, c.type) for c in tables.TABLES[name].columns], name
+        store.insert_native(name, block, f"t:1:{name}")
+        assert store.query(f"SELECT count() FROM {store.db}.{name}")[0][0] >= 1, name
+
+
+def test_each_record_kind_has_a_table_of_its_message_fields():
+    message_fields = {
+        kind.name: {f.name for f in kind.message.DESCRIPTOR.fields} - {"time_unix_ns"} for kind in KINDS
+    }
+    for kind in KINDS:
+        table = tables.TABLES[kind.name]
+        assert table.columns[:3] == tables.RECORD_COLUMNS
+        fields = message_fields[kind.name] - {f"has_{n}" for n in kind.optional_numbers}
+        assert set(table.names[3:]) == fields, kind.name
+        # every text field has a limit, the one map is the attributes, the doubles optional numbers
+        described = {f.name: f for f in kind.message.DESCRIPTOR.fields}
+        texts = {n for n in fields if described[n].type == FieldDescriptor.TYPE_STRING}
+        assert texts == {*kind.short, *kind.long, *kind.ids}, kind.name
+        assert {n for n in fields if described[n].message_type is not None} == {kind.attributes}
+        assert {n for n in fields if described[n].type == FieldDescriptor.TYPE_DOUBLE} == set(
+            kind.optional_numbers
+        )
+        assert kind.required in texts
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_search_and_cli_fields_name_columns_of_the_kind(kind):
+    names = set(tables.TABLES[kind.name].names)
+    assert set(kind.equals) <= names and set(kind.contains) <= names
+    assert set(kind.shortcuts.values()) <= set(kind.equals)
+    assert set(kind.table_columns) <= names
