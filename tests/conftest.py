@@ -5,6 +5,9 @@ Every test that uses a store (`store`, `store_dsn`, and the servicers built on t
 on the embedded engine, and on a ClickHouse server when FERRY_TEST_CLICKHOUSE_URL is set
 (e.g. `http://default:@127.0.0.1:8123`); without it the server runs are deselected and the
 summary says how many.
+
+A test's database is a copy of one migrated per DSN per session (tests/schema_template.py), not
+a migration of its own.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import uuid
 import pytest
 
 from ferry.collector.devrun import free_port  # noqa: F401  (re-exported for tests)
-from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store
+from tests.schema_template import SchemaTemplate
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +41,27 @@ def store_dsn(request, chdb_dsn) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def schema_templates():
+    """DSN -> the SchemaTemplate built there on first use; dropped at the end of the session."""
+    built: dict[str, SchemaTemplate] = {}
+    yield built
+    for template in built.values():
+        template.drop()
+
+
 @pytest.fixture
-def store(store_dsn):
-    """A Store on a fresh database with Ferry's schema."""
+def schema_template(store_dsn, schema_templates) -> SchemaTemplate:
+    if store_dsn not in schema_templates:
+        schema_templates[store_dsn] = SchemaTemplate.build(store_dsn)
+    return schema_templates[store_dsn]
+
+
+@pytest.fixture
+def store(store_dsn, schema_template):
+    """A Store on a fresh database with Ferry's schema (a copy of the session's template)."""
     s = Store.open(store_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
-    s.ensure_schema(SchemaOptions(database=s.db))
+    schema_template.copy(s.db)
     yield s
     s.client.command(f"DROP DATABASE IF EXISTS {s.db}")
     s.close()
