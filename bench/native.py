@@ -15,14 +15,19 @@ the rows committed in `samples`, each insert carrying its frame's `insert_dedupl
 - `arrow`: a pyarrow Table (names as a DictionaryArray over the sorted names, ts as
   timestamp[ms, UTC]) → `client.insert_arrow` (Arrow IPC file, fmt=Arrow).
 
-`insert_ms`: median ms per insert, end to end (encode + insert), `inserts` blocks back to back in
-a fresh store with Ferry's production schema (rollup views included), one process per path and
-size (chDB hosts one store path per process), the paths interleaved and their order rotated from
-run to run. Every run checks what it stored: row count and sums of every column, and that the
-first block inserted again with its token adds no row. `encode_us`: median µs to turn the same
-columns into the bytes each path inserts, with no store (for `columns`, the library's own Native
-serialiser). The insert itself is dominated by the part each insert writes, so `encode_us` shows
-the encoders' difference where `insert_ms` can bury it in the disk's noise.
+`insert_ms`: ms per insert, end to end (encode + insert), into a fresh store with Ferry's
+production schema (rollup views included). The paths take turns in one store, round after round
+(the order rotating), so that they share the disk's and the machine's mood of the moment, which
+on a shared machine moves a single insert's time more than the paths differ; each run is its
+own process (chDB hosts one store path per process). Figures: the median over runs of each
+path's median, and `vs_native_insert`, the median over runs of the median ratio of a path's
+insert to native's in the same round. Every run checks what it stored (row count, sums of every
+column) and that a frame sent again under the token of each path's first frame adds no row (a
+different frame: the engine drops a byte-identical block by its checksum even without a token).
+`encode_us`: median µs to turn the same columns into the bytes each path inserts, with no store
+(for `columns`, the library's own Native serialiser). The insert itself is dominated by the part
+each insert writes, so `encode_us` shows the encoders' difference that `insert_ms` buries in
+the disk's noise.
 
 Runs as `python -m bench.native [--quick]`; `make bench` (bench/run.py) collects FIGURES.
 """
@@ -224,39 +229,55 @@ def same_content(got: dict, want: dict) -> bool:
     return math.isclose(got.pop("sum_value"), want.pop("sum_value"), rel_tol=1e-12) and got == want
 
 
-def measure(path: str, block_rows: int, inserts: int, where: str | None = None) -> dict:
-    """Insert `inserts` frames of `block_rows` rows by `path` into a fresh store (after one
-    untimed warm-up insert); per-insert times, and whether every row and the token held."""
-    blocks = frames(block_rows, inserts + 1)
+def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
+    """`rounds` rounds of one insert of a fresh `block_rows`-row frame by every path, the order
+    rotating from round to round, into one fresh store (after one untimed warm-up insert per
+    path): the paths share the disk's mood of the moment and the parts of the others. Per path,
+    the median ms per insert and the median of its per-round ratio to `native`; whether every row
+    arrived, and whether a new frame sent under the token of each path's first frame stayed out
+    (a byte-identical resend would be dropped by its checksum even without a token)."""
+    warm = len(PATHS)
+    blocks = frames(block_rows, warm + rounds * len(PATHS) + 1)
+    blocks, spare = blocks[:-1], blocks[-1]  # never inserted but as a resend: only its token keeps it out
+    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    dedup_ok = {}
     with tempfile.TemporaryDirectory(dir=where, ignore_cleanup_errors=True) as tmp:
         store = Store.open(f"chdb://{tmp}/store", database="ferry")
         store.ensure_schema()
-        insert = inserter(store, path)
-        insert(blocks[0], "bench:1:0")
-        times = []
-        for seq, block in enumerate(blocks[1:], start=1):
-            started = time.perf_counter()
-            insert(block, f"bench:1:{seq}")
-            times.append(time.perf_counter() - started)
+        inserts = {p: inserter(store, p) for p in PATHS}
+        for seq, path in enumerate(PATHS):
+            inserts[path](blocks[seq], f"bench:1:{seq}")
+        first: dict[str, int] = {}
+        seq = warm
+        for r in range(rounds):
+            for path in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
+                first.setdefault(path, seq)
+                started = time.perf_counter()
+                inserts[path](blocks[seq], f"bench:1:{seq}")
+                times[path].append((time.perf_counter() - started) * 1000)
+                seq += 1
         content = stored(store)
-        insert(blocks[1], "bench:1:1")  # a resend: the token must keep it out
-        dedup_ok = stored(store)["rows"] == content["rows"]
+        for path, seq in first.items():
+            inserts[path](spare, f"bench:1:{seq}")
+            dedup_ok[path] = stored(store)["rows"] == content["rows"]
         store.close()
     return {
-        "path": path,
         "block_rows": block_rows,
-        "inserts": inserts,
-        "ms_per_insert": statistics.median(times) * 1000,
-        "ms_per_insert_mean": sum(times) / len(times) * 1000,
+        "rounds": rounds,
+        "ms_per_insert": {p: statistics.median(t) for p, t in times.items()},
+        "vs_native": {
+            p: statistics.median(a / b for a, b in zip(t, times["native"], strict=True))
+            for p, t in times.items()
+        },
         "stored_ok": same_content(dict(content), expected(blocks)),
         "dedup_ok": dedup_ok,
     }
 
 
-def measure_isolated(path: str, block_rows: int, inserts: int) -> dict:
+def measure_isolated(block_rows: int, rounds: int) -> dict:
     """`measure` in a fresh process (chDB takes one store path per process)."""
-    argv = [sys.executable, "-m", "bench.native", "--measure", path, "--block-rows", str(block_rows)]
-    argv += ["--inserts", str(inserts)]
+    argv = [sys.executable, "-m", "bench.native", "--measure", "--block-rows", str(block_rows)]
+    argv += ["--rounds", str(rounds)]
     done = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -276,64 +297,65 @@ def encode_cost(block_rows: int, reps: int) -> dict[str, list[float]]:
 
 
 def settings(quick: bool) -> dict:
-    """`run`'s arguments for a full or a QUICK run (QUICK: one run per path, fewer inserts)."""
+    """`run`'s arguments for a full or a QUICK run (QUICK: one run, fewer rounds)."""
     if quick:
-        return {"inserts": {"small": 50, "large": 4}, "runs": 1, "encode_reps": {"small": 50, "large": 5}}
-    return {"inserts": {"small": 200, "large": 20}, "runs": 5, "encode_reps": {"small": 300, "large": 30}}
+        return {"rounds": {"small": 25, "large": 3}, "runs": 1, "encode_reps": {"small": 50, "large": 5}}
+    return {"rounds": {"small": 100, "large": 15}, "runs": 5, "encode_reps": {"small": 300, "large": 30}}
 
 
 def run(
     sizes: dict[str, int] | None = None,
-    inserts: dict[str, int] | None = None,
+    rounds: dict[str, int] | None = None,
     runs: int = 5,
     encode_reps: dict[str, int] | None = None,
 ) -> dict:
-    """Medians over `runs` isolated runs per path and size, and encode medians over
-    `encode_reps`; the flat FIGURES plus every run under `native_runs`."""
+    """Per size, `runs` isolated `measure` runs: the median over runs of each path's median ms
+    per insert (and the range of those), and of its paired ratio to native; then the encode
+    medians over `encode_reps`. The flat FIGURES, plus every run under `native_runs`."""
     sizes = sizes or SIZES
-    inserts = inserts or settings(False)["inserts"]
+    rounds = rounds or settings(False)["rounds"]
     encode_reps = encode_reps or settings(False)["encode_reps"]
     out: dict = {"native_runs": []}
     for size, rows in sizes.items():
         out[f"native_{size}_block_rows"] = rows
-        per_path: dict[str, list[dict]] = {p: [] for p in PATHS}
-        for r in range(runs):
-            for path in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
-                result = measure_isolated(path, rows, inserts[size])
-                if not (result["stored_ok"] and result["dedup_ok"]):
-                    raise RuntimeError(f"{path}, {rows}-row blocks: stored rows or token wrong: {result}")
-                per_path[path].append(result)
-                out["native_runs"].append(result)
-        for path, results in per_path.items():
-            out[f"{path}_insert_ms_{size}"] = statistics.median(x["ms_per_insert"] for x in results)
-            out[f"{path}_insert_ms_{size}_range"] = [
-                min(x["ms_per_insert"] for x in results),
-                max(x["ms_per_insert"] for x in results),
-            ]
+        results = []
+        for _ in range(runs):
+            result = measure_isolated(rows, rounds[size])
+            if not (result["stored_ok"] and all(result["dedup_ok"].values())):
+                raise RuntimeError(f"{rows}-row blocks: stored rows or a token wrong: {result}")
+            results.append(result)
+        out["native_runs"] += results
+        for path in PATHS:
+            ms = [r["ms_per_insert"][path] for r in results]
+            out[f"{path}_insert_ms_{size}"] = statistics.median(ms)
+            out[f"{path}_insert_ms_{size}_range"] = [min(ms), max(ms)]
+            if path != "native":
+                ratios = [r["vs_native"][path] for r in results]
+                out[f"{path}_vs_native_insert_{size}"] = statistics.median(ratios)
+                out[f"{path}_vs_native_insert_{size}_range"] = [min(ratios), max(ratios)]
         encoded = encode_cost(rows, encode_reps[size])
         for e, samples in encoded.items():
             out[f"{e}_encode_us_{size}"] = statistics.median(samples)
             out[f"{e}_encode_us_{size}_range"] = [min(samples), max(samples)]
-        native_ms, native_us = out[f"native_insert_ms_{size}"], out[f"native_encode_us_{size}"]
-        for path in PATHS[1:]:
-            out[f"{path}_vs_native_insert_{size}"] = out[f"{path}_insert_ms_{size}"] / native_ms
         for e in ENCODERS[1:]:
-            out[f"{e}_vs_native_encode_{size}"] = out[f"{e}_encode_us_{size}"] / native_us
-    out["native_runs_per_path"] = runs
-    out["native_inserts_per_run"] = inserts
+            out[f"{e}_vs_native_encode_{size}"] = (
+                out[f"{e}_encode_us_{size}"] / out[f"native_encode_us_{size}"]
+            )
+    out["native_runs_per_size"] = runs
+    out["native_rounds_per_run"] = rounds
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--quick", action="store_true", help="one run per path, fewer inserts")
-    p.add_argument("--runs", type=int, default=0, help="runs per path and size (default: 5, QUICK 1)")
-    p.add_argument("--measure", choices=PATHS, help="(internal) one isolated measurement, as JSON")
+    p.add_argument("--quick", action="store_true", help="one run per size, fewer rounds")
+    p.add_argument("--runs", type=int, default=0, help="runs per size (default: 5, QUICK 1)")
+    p.add_argument("--measure", action="store_true", help="(internal) one isolated measurement, as JSON")
     p.add_argument("--block-rows", type=int, default=300)
-    p.add_argument("--inserts", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=100)
     a = p.parse_args()
     if a.measure:
-        print(json.dumps(measure(a.measure, a.block_rows, a.inserts)))
+        print(json.dumps(measure(a.block_rows, a.rounds)))
         return
     result = run(**{**settings(a.quick), **({"runs": a.runs} if a.runs else {})})
     print(json.dumps({k: v for k, v in result.items() if k != "native_runs"}, indent=2))
