@@ -1,9 +1,13 @@
-"""Generate docs/self-metrics.md from the metric objects agent/ and collector/ declare.
+"""Generate the parts of docs/ that have a declaration in code.
 
-`make docs` runs this (`python docs/generate.py`); tests/docs/test_docs.py renders the page again
-and fails when the committed file differs. The declarations are the prometheus_client metrics of
-`ferry.agent.selfmetrics` and `ferry.collector.selfmetrics`: a metric added there is documented
-by running `make docs`, with the help text it is declared with.
+- docs/self-metrics.md, whole, from the prometheus_client metrics `ferry.agent.selfmetrics` and
+  `ferry.collector.selfmetrics` declare (a metric added there is documented with its help text);
+- the fields table of docs/events-logs.md, from the record kinds of `ferry.records` and the
+  limits of `ferry.limits.RecordLimits`: the text between its `<!-- generated: NAME -->` and
+  `<!-- end generated: NAME -->` lines is replaced, the prose around it is written by hand.
+
+`make docs` runs this (`python docs/generate.py`); tests/docs/test_docs.py calls `pages()` and
+fails when a committed page differs from what it renders now.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 DOCS = Path(__file__).resolve().parent
 PAGE = DOCS / "self-metrics.md"
+EVENTS_LOGS = DOCS / "events-logs.md"
 
 HEAD = """\
 # Self-metrics: what the agent and the collector say about themselves
@@ -89,9 +94,96 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
+_TYPES = {1: "double", 3: "int64", 8: "bool", 9: "string"}  # FieldDescriptor.TYPE_*
+
+
+def _field_type(field) -> str:
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        return "map"
+    return _TYPES.get(field.type, field.type)
+
+
+def _holds(kind, name: str, lim) -> str:
+    """What field `name` of a record of `kind` may hold, by the limits that apply to it."""
+    from ferry.limits import DAY_MS, LABEL_KEY_RE
+
+    if name == "time_unix_ns":
+        past, future = lim.max_past_ns // (DAY_MS * 1_000_000), lim.max_future_ns // 60_000_000_000
+        return f"now \N{MINUS SIGN} {past} days … now + {future} minutes; 0: the agent stamps it on receipt"
+    if name.startswith("has_") and name[4:] in kind.optional_numbers:
+        return f"whether `{name[4:]}` is set (else it is stored NULL)"
+    if name == kind.attributes:
+        return (
+            f"≤ {lim.max_attributes} pairs; keys `{LABEL_KEY_RE.pattern}`, ≤ {lim.max_field_bytes} chars; "
+            f"values ≤ {lim.max_attribute_value_bytes:,} bytes"
+        )
+    rules = (
+        ("required", name == kind.required),
+        (f"≤ {lim.max_field_bytes:,} bytes", name in kind.short),
+        (f"≤ {lim.max_message_bytes:,} bytes", name in kind.long),
+        (f"≤ {lim.max_id_len} chars", name in kind.ids),
+        ("finite when set", name in kind.optional_numbers),
+    )
+    return ", ".join(rule for rule, applies in rules if applies) or "—"
+
+
+def record_kinds_markdown() -> str:
+    """One table per record kind: its fields, what each may hold, how a search finds it."""
+    from ferry.limits import RecordLimits
+    from ferry.records import KINDS
+
+    lim = RecordLimits()
+    lines = []
+    for kind in KINDS:
+        flag_of = {key: f"`--{flag}`" for flag, key in kind.shortcuts.items()}
+        lines += [
+            f"### {kind.name}: `{kind.message.DESCRIPTOR.name}`, `ferry {kind.name}`, `Query.{kind.rpc}`",
+            "",
+            "| Field | Type | What it may hold | `--where` | `--contains` |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for field in kind.message.DESCRIPTOR.fields:
+            name = field.name
+            if name == "time_unix_ns":
+                where = "`--since`, `--until`"
+            elif name == kind.attributes:
+                where = f"`{name}.KEY`"
+            elif name in kind.equals:
+                where = ", ".join(filter(None, ("yes", flag_of.get(name, ""))))
+            else:
+                where = ""
+            contains = ("its values" if name == kind.attributes else "yes") if name in kind.contains else ""
+            lines.append(
+                f"| `{name}` | {_field_type(field)} | {_holds(kind, name, lim)} | {where} | {contains} |"
+            )
+        added = [c for c in kind.equals if c not in kind.message.DESCRIPTOR.fields_by_name]
+        stored = " and ".join(f"`{c}`" for c in added)
+        lines += ["", f"The collector stores {stored} with every {kind.noun}; `--where` takes them too.", ""]
+    return "\n".join(lines)
+
+
+def with_generated(text: str, name: str, body: str) -> str:
+    """`text` with the lines between its markers for `name` replaced by `body`."""
+    begin, end = f"<!-- generated: {name} -->\n", f"<!-- end generated: {name} -->"
+    head, found, rest = text.partition(begin)
+    if not found or end not in rest:
+        raise ValueError(f"no {begin.strip()} … {end} block")
+    return head + begin + body.rstrip("\n") + "\n" + end + rest.split(end, 1)[1]
+
+
+def pages() -> dict[Path, str]:
+    """Every page this module writes, as it renders now."""
+    return {
+        PAGE: render_markdown(),
+        EVENTS_LOGS: with_generated(EVENTS_LOGS.read_text(), "record kinds", record_kinds_markdown()),
+    }
+
+
 def main(argv: list[str]) -> int:
-    PAGE.write_text(render_markdown())
-    print(f"wrote {PAGE.relative_to(DOCS.parent)}")
+    for path, text in pages().items():
+        if path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(DOCS.parent)}")
     return 0
 
 

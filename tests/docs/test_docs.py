@@ -46,9 +46,22 @@ def _anchors(page: Path) -> set[str]:
     return out
 
 
-def test_self_metrics_page_is_fresh():
-    gen = _generator()
-    assert gen.PAGE.read_text() == gen.render_markdown(), "docs/self-metrics.md is stale: run `make docs`"
+def test_generated_pages_are_fresh():
+    """docs/self-metrics.md, and the generated block of docs/events-logs.md."""
+    stale = [path.name for path, text in _generator().pages().items() if path.read_text() != text]
+    assert not stale, f"stale: {stale}; run `make docs`"
+
+
+def test_record_kinds_block_follows_the_declarations():
+    from ferry.records import KINDS
+
+    text = (ROOT / "docs" / "events-logs.md").read_text()
+    for kind in KINDS:
+        assert f"`ferry {kind.name}`, `Query.{kind.rpc}`" in text
+        for field in kind.message.DESCRIPTOR.fields:
+            assert f"| `{field.name}` |" in text
+        for flag in kind.shortcuts:
+            assert f"`--{flag}`" in text
 
 
 def test_every_self_metric_is_on_the_page():
