@@ -237,8 +237,9 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
     arrived, and whether a new frame sent under the token of each path's first frame stayed out
     (a byte-identical resend would be dropped by its checksum even without a token)."""
     warm = len(PATHS)
-    blocks = frames(block_rows, warm + rounds * len(PATHS) + 1)
-    blocks, spare = blocks[:-1], blocks[-1]  # never inserted but as a resend: only its token keeps it out
+    blocks = frames(block_rows, warm + (rounds + 1) * len(PATHS))
+    # one frame per path never inserted but under a token already used: only the token keeps it out
+    blocks, spares = blocks[: -len(PATHS)], dict(zip(PATHS, blocks[-len(PATHS) :], strict=True))
     times: dict[str, list[float]] = {p: [] for p in PATHS}
     dedup_ok = {}
     with tempfile.TemporaryDirectory(dir=where, ignore_cleanup_errors=True) as tmp:
@@ -257,9 +258,11 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
                 times[path].append((time.perf_counter() - started) * 1000)
                 seq += 1
         content = stored(store)
+        rows = content["rows"]
         for path, seq in first.items():
-            inserts[path](spare, f"bench:1:{seq}")
-            dedup_ok[path] = stored(store)["rows"] == content["rows"]
+            inserts[path](spares[path], f"bench:1:{seq}")
+            dedup_ok[path] = stored(store)["rows"] == rows
+            rows = stored(store)["rows"]
         store.close()
     return {
         "block_rows": block_rows,
