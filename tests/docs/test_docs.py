@@ -209,3 +209,32 @@ def test_every_self_metric_the_docs_name_is_declared():
         if name not in names
     ]
     assert not unknown, f"self-metrics the docs name that are not declared: {unknown}"
+
+
+def test_local_api_page_quotes_the_declared_limits():
+    """docs/local-api.md's limits table, against ferry.limits and the agent's Local server."""
+    import inspect
+
+    from ferry.agent.local.server import MAX_MESSAGE_BYTES, LocalService
+    from ferry.limits import DAY_MS, LABEL_KEY_RE, MAX_RECORDS, NAME_RE, Limits, RecordLimits
+
+    lim, rec = Limits(), RecordLimits()
+    max_pending = inspect.signature(LocalService).parameters["max_pending"].default
+    text = (ROOT / "docs" / "local-api.md").read_text()
+    phrases = [
+        f"required, ≤ {lim.max_name_len} chars, matches `{NAME_RE.pattern}`",
+        f"≤ {lim.max_labels} labels per record; key ≤ {lim.max_label_key_len} chars, "
+        f"matches `{LABEL_KEY_RE.pattern}`",
+        f"| label values | ≤ {lim.max_label_value_bytes} bytes (UTF-8) |",
+        f"| histogram `bounds` | ≤ {lim.max_bounds}, finite, strictly ascending;",
+        f"within now \N{MINUS SIGN} {lim.max_past_ms // DAY_MS} days … "
+        f"now + {lim.max_future_ms // 60_000} minutes",
+        f"`session_id`, `service` ≤ {rec.max_field_bytes} bytes each",
+        f"`message` ≤ {rec.max_message_bytes:,} bytes; `trace_id`, `span_id` ≤ {rec.max_id_len} chars",
+        f"≤ {rec.max_attributes} per record; keys ≤ {rec.max_field_bytes} chars matching "
+        f"`{LABEL_KEY_RE.pattern}`; values ≤ {rec.max_attribute_value_bytes:,} bytes",
+        f"| records per request | ≤ {MAX_RECORDS:,} ",
+        f"| request size | ≤ {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB ",
+        f"more than {max_pending:,} records wait inside the agent",
+    ]
+    assert [p for p in phrases if p not in text] == []
