@@ -12,6 +12,13 @@ validates (collector.validate), builds rows (collector.records_rows), creates th
 per message field under the field's name), searches (collector.query.search) and prints
 (collector.cli.records) by it.
 
+Adding a kind (say `spans`): its declaration here; its message in payload.proto, a `spans` field
+in `Payload` and in `Records` (local.proto), and SearchSpans with its messages in query.proto
+(`make proto`); its table in collector/storage/tables.py; a migration creating that table in
+collector/storage/migrate.py; its retention (`spans_ttl_days`: collector/config.py, SchemaOptions
+in collector/storage/schema.py, passed on in collector/main.py); tests. A recording call in
+ferry.client (Buffer) only if apps should send it through the client library.
+
 Numpy-free: this module ships in ferry-client.
 """
 
