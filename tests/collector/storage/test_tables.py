@@ -2,10 +2,13 @@
 store reports (system.columns, system.tables) exactly the declared columns, types, codecs and
 settings, and the blocks the real row builders produce, as ClickHouse reads them
 (`DESCRIBE format(Native, ...)`), carry exactly the declared columns under the declared types.
-A column added to the declaration, to a migration or to a block builder alone fails here."""
+A column added to the declaration, to a migration or to a block builder alone fails here, and
+so does a declaration changed without a migration (a fresh store would follow it, existing ones
+not)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 
@@ -15,13 +18,32 @@ from google.protobuf.descriptor import FieldDescriptor
 from ferry.collector.agents import _agent_block
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import RowBuilder
-from ferry.collector.storage import rollups, tables
+from ferry.collector.storage import migrate, rollups, tables
 from ferry.collector.writer import _series_block
 from ferry.records import KINDS, RecordKind
 from tests import framegen
 
 ROLLUPS = {t for r in rollups.RESOLUTIONS for t in (r.table, r.histogram_table)}  # filled by views
 WRITTEN = set(tables.TABLES) - ROLLUPS  # the tables the collector inserts blocks into
+
+
+# A digest of the declared tables at each schema version. A fresh store is created from the
+# declaration, so only this notices a change to it that existing stores never get: change the
+# declaration with a migration that brings them to it, then record the new digest under its version.
+DECLARED_AT = {6: "39b7592b60fa3346"}
+
+
+def declaration_digest() -> str:
+    return hashlib.sha256(repr(tuple(tables.TABLES.values())).encode()).hexdigest()[:16]
+
+
+def test_a_changed_declaration_comes_with_a_migration():
+    digest = declaration_digest()
+    assert DECLARED_AT.get(migrate.LATEST) == digest, (
+        f"the declared tables are {digest}, schema version {migrate.LATEST} recorded "
+        f"{DECLARED_AT.get(migrate.LATEST)}: add a migration for stores made before, then record "
+        f"{{{migrate.LATEST}: {digest!r}}} in DECLARED_AT"
+    )
 
 
 def reported_columns(store, table: str) -> list[tuple[str, str, str]]:
