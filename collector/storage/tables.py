@@ -117,7 +117,7 @@ SAMPLES = Table(
         _c("series_id", "UInt64", "ZSTD(1)"),
         _c("name", LC),
         _c("ts", MS, "DoubleDelta, ZSTD(1)"),
-        _c("value", "Float64", "Delta, ZSTD(5)"),
+        _c("value", "Float64", "Delta, ZSTD(5)"),  # measured: schema.py, migrations 5 and 6
     ),
     "MergeTree",
     "name, series_id, ts",
