@@ -19,9 +19,12 @@ from ferry.collector.agents import _agent_block
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import RowBuilder
 from ferry.collector.storage import migrate, rollups, tables
+from ferry.collector.storage.layout import Layout
+from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.writer import _series_block
 from ferry.records import KINDS, RecordKind
 from tests import framegen
+from tests.paths import ROOT
 
 ROLLUPS = {t for r in rollups.RESOLUTIONS for t in (r.table, r.histogram_table)}  # filled by views
 WRITTEN = set(tables.TABLES) - ROLLUPS  # the tables the collector inserts blocks into
@@ -153,3 +156,11 @@ def test_search_and_cli_fields_name_columns_of_the_kind(kind):
     assert set(kind.equals) <= names and set(kind.contains) <= names
     assert set(kind.shortcuts.values()) <= set(kind.equals)
     assert set(kind.table_columns) <= names
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_the_ddl_docs_storage_shows_is_the_declared_one(kind):
+    """docs/storage.md shows each record table's CREATE statement (default retention, one node)."""
+    days = getattr(SchemaOptions(), f"{kind.name}_ttl_days")
+    (create,) = tables.TABLES[kind.name].create(Layout("ferry"), days)
+    assert f"```sql\n{create}\n```" in (ROOT / "docs" / "storage.md").read_text()
