@@ -3,10 +3,10 @@ and each type into the real embedded ClickHouse.
 
 The write path's blocks are the real ones: a frame from tests/framegen.py (gauges of two metrics,
 a histogram between their points, events and logs) goes through FramePipeline (decode, validate,
-RowBuilder, the record blocks, Writer) into the store, whose `insert_native` keeps a copy of
-every block on its way to the engine. `split` below reads a block column by column by the
-Native layout alone; the tests check each block against its table's columns, the frame's
-values and what the engine stored.
+RowBuilder, the record blocks, Writer, the agents row) into the store, whose `insert_native`
+keeps a copy of every block on its way to the engine. `split` below reads a block column by
+column by the Native layout alone; the tests check each block against its table's columns in
+system.columns, the frame's values and what the engine stored.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from ferry.collector.agents import AgentRecorder
 from ferry.collector.pipeline import FramePipeline
 from ferry.collector.storage import native
 from ferry.collector.storage.native import (
@@ -188,7 +189,8 @@ def mixed_batch(t0: int) -> MetricBatch:
 def write_frame(dsn: str, database: str, frame: ingest_pb2.Frame) -> KeepingStore:
     """`frame` through a fresh pipeline and writer (a collector just started) into `database`."""
     keeping = KeepingStore.open(dsn, database=database)
-    ack = FramePipeline(Writer(ThreadStores(lambda: keeping))).handle(frame)
+    stores = ThreadStores(lambda: keeping)
+    ack = FramePipeline(Writer(stores), agents=AgentRecorder(stores)).handle(frame, "127.0.0.1:5000")
     assert ack.status == ingest_pb2.OK, ack.message
     return keeping
 
@@ -224,31 +226,27 @@ def table_columns(store: Store, table: str) -> dict[str, str]:
     return dict(rows)
 
 
-def sent_as(type_: str) -> str:
-    """The type a column of the table may be sent as: the argument of SimpleAggregateFunction,
-    LowCardinality(T) as T (the engine converts both ways)."""
-    if (inner := _inner(type_, "SimpleAggregateFunction")) is not None:
-        type_ = inner.split(", ", 1)[1]
-    return _inner(type_, "LowCardinality") or type_
-
-
 def ticks(column: str, type_: str) -> str:
     """SQL reading a DateTime64 column as the integer ticks its block carries."""
     return f"toUnixTimestamp64{'Milli' if 'DateTime64(3' in type_ else 'Nano'}({column})"
 
 
 def test_every_block_carries_its_tables_columns_and_the_frames_token(written):
-    assert set(written.blocks) == {"series", "samples", "histograms", "events", "logs"}
-    expected_rows = {"series": 4, "samples": 11, "histograms": 2, "events": 2, "logs": 2}
+    assert set(written.blocks) == {"series", "samples", "histograms", "events", "logs", "agents"}
+    expected_rows = {"series": 4, "samples": 11, "histograms": 2, "events": 2, "logs": 2, "agents": 1}
     for table, data in written.blocks.items():
         rows, columns = split(data)
         assert rows == expected_rows[table], table
         declared = table_columns(written.store, table)
         assert set(columns) == set(declared), table
         for name, col in columns.items():
-            assert sent_as(col.type) == sent_as(declared[name]), (table, name, col.type, declared[name])
+            # sent under the table's own type, so the engine converts nothing
+            assert col.type == declared[name], (table, name)
             assert len(col.values) == rows, (table, name)
-    assert {token for _, _, token in written.store.inserts} == {"agent-test:42:1"}
+    # the agents row is a sighting, not the frame's data: it has no token
+    tokens = {table: token for table, _, token in written.store.inserts}
+    assert tokens.pop("agents") is None
+    assert set(tokens.values()) == {"agent-test:42:1"}
 
 
 def test_samples_block_holds_the_frames_gauge_points_in_order(written):
@@ -312,7 +310,7 @@ def test_series_block_names_each_series_with_the_resource_labels(written):
     assert set(cols["last_seen"].values) == {int(t.max())}
 
 
-def test_record_blocks_hold_every_field(written):
+def test_record_and_agent_blocks_hold_every_field(written):
     _, ev = split(written.blocks["events"])
     assert ev["ts"].values == [e.time_unix_ns for e in written.events]
     assert ev["type"].values == ["click", "view"]
@@ -326,6 +324,12 @@ def test_record_blocks_hold_every_field(written):
     assert lg["message"].values == ["disk full", ""]
     assert lg["level"].values == ["error", "info"]
     assert lg["attributes"].values == [{"dev": "sda"}, {}]
+    _, ag = split(written.blocks["agents"])
+    assert (ag["agent_id"].values, ag["host"].values, ag["address"].values) == (
+        ["agent-test"],
+        ["host-test"],
+        ["127.0.0.1:5000"],
+    )
 
 
 def test_the_engine_stores_what_the_blocks_hold(written):
@@ -352,7 +356,7 @@ def test_the_frames_token_rides_with_every_insert(written, store_dsn):
     logs = [framegen.log_record("other", t_ns=r.time_unix_ns + 7) for r in written.logs]
     again = write_frame(store_dsn, written.store.db, framegen.records_frame(1, events, logs, batch=changed))
     try:
-        assert {token for _, _, token in again.inserts} == {"agent-test:42:1"}
+        assert {token for table, _, token in again.inserts if table != "agents"} == {"agent-test:42:1"}
         assert {t for t, _, _ in again.inserts} >= {"samples", "histograms", "events", "logs"}
         for table in ("samples", "histograms", "events", "logs"):
             _, cols = split(written.blocks[table])
