@@ -36,6 +36,12 @@ class CollectorConfig:
     drain_timeout: float = setting(
         30.0, "duration", "on SIGTERM, how long to finish frames already taken", metavar="DUR"
     )
+    store_probe_interval: float = setting(
+        1.0,
+        "duration",
+        "how often the store is probed; grpc health is NOT_SERVING while it takes no writes",
+        metavar="DUR",
+    )
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
     events_ttl_days: int = setting(30, "int", "retention of events, days")
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
@@ -52,6 +58,8 @@ class CollectorConfig:
     def check(self) -> None:
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
+        if self.store_probe_interval <= 0:
+            raise ConfigError(f"store_probe_interval {self.store_probe_interval} must be > 0")
         for key in (
             "raw_ttl_days",
             "events_ttl_days",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from ferry.collector.ingest import IngestService
 from ferry.collector.ingest import register as register_ingest
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
 from ferry.collector.query.service import QueryService
+from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
 from ferry.collector.validate import Limits
@@ -56,9 +58,10 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             cluster=cfg.cluster,
         ),
     )
+    store_health = await asyncio.to_thread(StoreHealth.of, bootstrap)
     writers = ThreadPoolExecutor(cfg.writers, thread_name_prefix="writer")
     pipeline = FramePipeline(
-        Writer(stores),
+        Writer(stores, health=store_health),
         PipelineConfig(limits=Limits(), frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
         agents=AgentRecorder(stores),
     )
@@ -96,12 +99,15 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         signal.SIGHUP,
         lambda: log.warning("SIGHUP ignored: the collector has nothing to reload; restart to apply"),
     )
+    # the probe has the bootstrap store to itself from here on
+    watch = asyncio.create_task(watch_store(store_health, bootstrap, health_servicer, cfg, stop))
     notifier = Notifier.from_env()
     watchdog = asyncio.create_task(notifier.watchdog(stop))
     notifier.ready(f"serving on {cfg.listen}")
     await stop.wait()
     notifier.stopping()
     await watchdog
+    await watch
     log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -110,7 +116,36 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     writers.shutdown(wait=True)
     stores.close_all()
     bootstrap.close()
+    store_health.close()
     log.info("stopped")
+
+
+async def watch_store(
+    store_health: StoreHealth,
+    store: Store,
+    health_servicer: health.aio.HealthServicer,
+    cfg: CollectorConfig,
+    stop: asyncio.Event,
+) -> None:
+    """Probe the store every `store_probe_interval` and say in grpc health whether it takes
+    writes: NOT_SERVING while it does not (frames get UNAVAILABLE), SERVING again once it does."""
+    serving = True
+    while not stop.is_set():
+        ok = await asyncio.to_thread(store_health.probe, store)
+        if ok != serving:
+            serving = ok
+            status = (
+                health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", *SERVICES):
+                await health_servicer.set(name, status)
+            log.warning(
+                "health %s: %s",
+                "SERVING" if ok else "NOT_SERVING",
+                "store takes writes" if ok else store_health.reason,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), cfg.store_probe_interval)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,11 @@ Called from the ingest pipeline on worker threads. Each thread gets its own Stor
 DSN (a clickhouse-connect client serialises its calls). The series table is written only for
 series this process has not written within `series_refresh_s`, so steady-state frames cost one
 insert (samples), plus one each for histograms and each record kind when the frame carries them.
+
+With a StoreHealth, a frame is written only while the store takes writes, and `write` returns
+only once the health check after the inserts says the rows are in the store: an insert that
+returned is not enough (see ferry.collector.storage.health). Anything else raises, and the
+pipeline answers UNAVAILABLE instead of acking.
 """
 
 from __future__ import annotations
@@ -15,17 +20,33 @@ import numpy as np
 
 from ferry.collector.rows import FrameRows, SeriesRow
 from ferry.collector.storage import blocks, tables
+from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.store import ThreadStores
 
 
 class Writer:
-    def __init__(self, stores: ThreadStores, series_refresh_s: float = 3600.0):
+    def __init__(
+        self, stores: ThreadStores, series_refresh_s: float = 3600.0, health: StoreHealth | None = None
+    ):
         self.stores = stores
+        self.health = health
         self._lock = threading.Lock()
         self._written: dict[int, float] = {}  # series_id -> monotonic time its row was last written
         self._refresh = series_refresh_s
 
     def write(self, rows: FrameRows, token: str) -> None:
+        if self.health is None:
+            self._insert(rows, token)
+            return
+        self.health.before_write()
+        try:
+            self._insert(rows, token)
+        except Exception as exc:
+            self.health.write_failed(exc)
+            raise
+        self.health.after_write()
+
+    def _insert(self, rows: FrameRows, token: str) -> None:
         store = self.stores.get()
         fresh = self._series_to_write(rows)
         if fresh:

@@ -52,8 +52,9 @@ def database_of(dsn: str, default: str = "ferry") -> str:
 
 
 class Store:
-    def __init__(self, client: Client, database: str, cluster: str = ""):
+    def __init__(self, client: Client, database: str, cluster: str = "", path: str = ""):
         self.client = client
+        self.path = path  # the embedded engine's directory; "" for a ClickHouse server
         self.db = check_identifier(database)
         self.cluster = cluster
         # on a cluster, inserts go through Distributed tables: wait for the shards' commit
@@ -77,7 +78,7 @@ class Store:
                 )
         except Exception as exc:
             raise StoreError(f"cannot open store {redact(dsn)}: {exc}") from exc
-        return cls(client, database or database_of(dsn), cluster)
+        return cls(client, database or database_of(dsn), cluster, location if kind == "chdb" else "")
 
     def ensure_schema(self, opts: SchemaOptions | None = None) -> migrate.Report:
         """Apply the migrations this store lacks and the configured TTLs (`migrate.apply`)."""

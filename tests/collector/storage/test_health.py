@@ -1,0 +1,68 @@
+"""StoreHealth on the real filesystem and the real engine: a store directory removed or replaced
+is lost for good; a write that fails makes the store failing until a probe finds every table."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ferry.collector.rows import RowBuilder
+from ferry.collector.storage.health import Anchor, StoreHealth
+from ferry.collector.storage.store import StoreError, ThreadStores
+from ferry.collector.writer import Writer
+from tests import framegen
+
+
+def test_anchor_sees_a_directory_removed_or_replaced(tmp_path):
+    d = tmp_path / "store"
+    d.mkdir()
+    anchor = Anchor.open(str(d))
+    assert anchor.problem() is None
+    d.rename(tmp_path / "elsewhere")
+    d.mkdir()  # what chDB does when it writes a part into a removed directory
+    assert "replaced" in anchor.problem()
+    os.rmdir(d)
+    os.rmdir(tmp_path / "elsewhere")
+    assert "removed" in anchor.problem()
+    os.close(anchor.fd)
+
+
+def test_a_removed_table_directory_is_final(tmp_path):
+    d = tmp_path / "table"
+    d.mkdir()
+    health = StoreHealth("db", (), (Anchor.open(str(d)),))
+    health.after_write()
+    os.rmdir(d)
+    with pytest.raises(StoreError, match="removed"):
+        health.after_write()
+    d.mkdir()  # even a directory of the same name back: the engine's state no longer matches it
+    with pytest.raises(StoreError, match="only a restart"):
+        health.before_write()
+    health.close()
+
+
+def _rows():
+    batch = framegen.gauge_batch("health.gauge")
+    return RowBuilder().build(batch, framegen.resource())
+
+
+def test_failed_write_refuses_frames_until_a_probe_finds_the_tables(store):
+    health = StoreHealth.of(store)
+    assert "samples" in health.tables and health.probe(store)
+    writer = Writer(ThreadStores(lambda: store), health=health)
+    writer.write(_rows(), "a:1:1")
+    store.client.command(f"RENAME TABLE {store.db}.samples TO {store.db}.samples_away")
+    with pytest.raises(Exception, match="samples"):
+        writer.write(_rows(), "a:1:2")
+    assert not health.ok
+    with pytest.raises(StoreError, match="not taking writes: a write failed"):
+        writer.write(_rows(), "a:1:2")  # refused before any insert
+    assert not health.probe(store)
+    assert "samples is missing" in health.reason
+    store.client.command(f"RENAME TABLE {store.db}.samples_away TO {store.db}.samples")
+    assert health.probe(store) and health.ok
+    writer.write(_rows(), "a:1:2")
+    count = store.query(f"SELECT count() FROM {store.db}.samples")[0][0]
+    assert count == 2 * len(framegen.gauge_batch("health.gauge"))
+    health.close()

@@ -1,0 +1,91 @@
+"""An ack is a fact: a collector whose store stopped taking writes answers UNAVAILABLE and acks
+nothing, and what the agent kept is stored once the collector runs on a good store again.
+
+Real collector and agent processes on loopback, the embedded store removed under the running
+collector (embedded chDB then goes on answering inserts OK into directories it recreates, while
+the tables' metadata is gone). Run with -s for the figures.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ferry import transport
+from ferry.v1 import ingest_pb2_grpc
+from tests import framegen
+from tests.conftest import free_port
+from tests.integration.procs import diagnose, start_agent, start_collector, synthetic_stored, wait_for
+
+
+def _health(addr: str) -> int:
+    with transport.channel(addr) as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+
+def _push_code(addr: str) -> tuple[grpc.StatusCode, str]:
+    frame = framegen.frame(framegen.gauge_batch("store.lost.probe"), seq=1, agent_id="pusher")
+    with transport.channel(addr) as ch:
+        try:
+            ingest_pb2_grpc.IngestStub(ch).Push(frame, timeout=30)
+        except grpc.RpcError as exc:
+            return exc.code(), exc.details()
+    return grpc.StatusCode.OK, ""
+
+
+def _refused_or_acked(metrics: dict[str, float]) -> bool:
+    return (
+        metrics.get("ferry_agent_reconnects_total", 0) >= 2
+        or metrics.get('ferry_agent_acks_total{status="OK"}', 0) >= 5
+    )
+
+
+def test_removed_store_gives_unavailable_and_no_acked_point_is_lost(tmp_path):
+    total = 20_000
+    store, port = tmp_path / "store", free_port()
+    collector = start_collector(tmp_path, port=port, store=store)
+    agent = None
+    with diagnose(collector):
+        shutil.rmtree(store)
+        agent = start_agent(
+            tmp_path, collector.addr, "--synthetic", f"10000:{total}", "--batch-max-age", "200ms"
+        )
+        with diagnose(agent):
+            # every point produced and offered to the broken collector, resent after each refusal
+            wait_for(
+                lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= total,
+                what="the synthetic source to finish",
+            )
+            wait_for(
+                lambda: _refused_or_acked(agent.scrape()),
+                what="the agent to be refused and to retry, or to be acked",
+            )
+            acked_while_broken = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
+            code, message = _push_code(collector.addr)
+            status = _health(collector.addr)
+            store_errors = collector.scrape().get("ferry_collector_store_errors_total", 0.0)
+            collector.stop()
+            # the same store path, now a fresh store: the agent resends what it kept
+            collector = start_collector(tmp_path, port=port, store=store)
+            wait_for(
+                lambda: agent.scrape()["ferry_agent_spool_frames"] == 0, timeout=90, what="the spool to drain"
+            )
+            stored, value_sum = synthetic_stored(collector.addr)
+            acked = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
+            print(
+                f"\nstore removed: frames acked while broken {acked_while_broken:.0f}, Push {code.name} "
+                f"({message[:120]}), health {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}, "
+                f"store_errors_total {store_errors:.0f}; after restart stored {stored:.0f} of {total}"
+            )
+            assert acked_while_broken == 0
+            assert code == grpc.StatusCode.UNAVAILABLE
+            assert "removed" in message, message
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+            assert store_errors > 0
+            # 0 acked-but-lost points: every point the agent had is stored, once
+            assert (stored, value_sum) == (total, total)
+            assert acked > 0
+    agent.stop()
+    collector.stop()
