@@ -1,8 +1,11 @@
 """A byte budget for frames accepted but not yet written: the collector's backpressure.
 
-The ingest service reserves a frame's cost before decompressing it and releases it once the
-frame is answered. When a reservation does not fit, the frame is refused with RESOURCE_EXHAUSTED
-and the agent retries later, so memory stays bounded however many agents push at once.
+A frame reserves in steps, each from sizes already checked, never from what the frame merely
+declares: its decompressed size once the header passed (`ferry.wire.frames.check_frame`), then
+what parsing and decoding will allocate once the census counted its elements
+(`ferry.wire.census`). It releases everything when it is answered. When a step does not fit, the
+frame is refused with RESOURCE_EXHAUSTED and the agent retries later, so memory stays bounded
+however many agents push at once.
 """
 
 from __future__ import annotations
@@ -10,13 +13,25 @@ from __future__ import annotations
 import threading
 
 from ferry.collector import selfmetrics as m
+from ferry.wire.census import Census
 
-# decompressed payload + its parsed copy + numpy columns + the Native block: about 5x raw size
-RAW_COST_FACTOR = 5
+# Besides its decompressed bytes a decoded frame holds its parsed protobuf, numpy columns and
+# the Native block: about 4x the raw size (5x in all, the factor the flood test was sized with),
+# plus ~1 KB per series (SeriesDef, SeriesRow and their tuples) and ~64 B per protobuf field,
+# which is what a payload of many tiny elements costs beyond its size.
+RAW_COST_FACTOR = 4
+SERIES_COST = 1024
+FIELD_COST = 64
 
 
-def frame_cost(payload_bytes: int, raw_size: int) -> int:
-    return payload_bytes + RAW_COST_FACTOR * raw_size
+def opening_cost(payload_bytes: int, raw_size: int) -> int:
+    """The compressed frame and its decompressed payload (raw_size is checked by then)."""
+    return payload_bytes + raw_size
+
+
+def decoding_cost(raw_size: int, census: Census) -> int:
+    """What parsing, decoding and building rows of a counted payload add."""
+    return RAW_COST_FACTOR * raw_size + SERIES_COST * census.series + FIELD_COST * census.fields
 
 
 class Budget:
@@ -26,10 +41,11 @@ class Budget:
         self.high_water = 0
         self._lock = threading.Lock()
 
-    def try_acquire(self, cost: int) -> bool:
-        """Reserve `cost` bytes. A frame larger than the whole budget passes only when nothing is held."""
+    def try_acquire(self, cost: int, held: int = 0) -> bool:
+        """Reserve `cost` bytes more for a frame already holding `held`. A frame larger than the
+        whole budget passes only when nothing else is held, so it is never refused forever."""
         with self._lock:
-            if self._used and self._used + cost > self.max_bytes:
+            if self._used > held and self._used + cost > self.max_bytes:
                 return False
             self._used += cost
             m.PENDING_BYTES.set(self._used)
@@ -46,3 +62,24 @@ class Budget:
     @property
     def used(self) -> int:
         return self._used
+
+    def reservation(self) -> Reservation:
+        return Reservation(self)
+
+
+class Reservation:
+    """One frame's share of the budget, taken in steps and released at once."""
+
+    def __init__(self, budget: Budget):
+        self.budget = budget
+        self.held = 0
+
+    def take(self, cost: int) -> bool:
+        if not self.budget.try_acquire(cost, self.held):
+            return False
+        self.held += cost
+        return True
+
+    def release(self) -> None:
+        self.budget.release(self.held)
+        self.held = 0

@@ -32,6 +32,12 @@ class CollectorConfig:
         256 * 1024 * 1024, "int", "bound on frames accepted and not yet written (backpressure past it)"
     )
     max_streams: int = setting(1024, "int", "ingest streams open at once")
+    max_streams_per_peer: int = setting(
+        64, "int", "ingest streams open at once from one peer (its host, until agents have credentials)"
+    )
+    stream_idle_timeout: float = setting(
+        300.0, "duration", "end an ingest stream that sends no frame for this long", metavar="DUR"
+    )
     retry_after_ms: int = setting(500, "int", "base delay a refused agent is told to wait (plus jitter)")
     drain_timeout: float = setting(
         30.0, "duration", "on SIGTERM, how long to finish frames already taken", metavar="DUR"
@@ -58,6 +64,10 @@ class CollectorConfig:
     def check(self) -> None:
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
+        if self.max_streams_per_peer < 1:
+            raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
+        if self.stream_idle_timeout <= 0:
+            raise ConfigError(f"stream_idle_timeout {self.stream_idle_timeout} must be > 0")
         if self.store_probe_interval <= 0:
             raise ConfigError(f"store_probe_interval {self.store_probe_interval} must be > 0")
         for key in (

@@ -9,6 +9,11 @@ high-water mark stays valid:
   - while the collector drains for shutdown, a frame that arrives ends the stream unanswered.
 `Push` is the unary form: a refused frame fails the call with the matching status.
 
+Streams are capped in all (`max_streams`) and per peer (`max_streams_per_peer`, keyed by
+`peer_key`), and a stream that sends nothing for `stream_idle_timeout` is ended with
+UNAVAILABLE, so no one client can hold every slot. Rejected frames are logged at most once per
+`REJECT_LOG_INTERVAL_S` per peer, with the count of those not logged.
+
 `register` adds the service with frames deserialised here rather than by grpc, so bytes that are
 not a Frame answer INVALID_ARGUMENT (grpc itself would answer UNKNOWN).
 """
@@ -18,18 +23,59 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from concurrent.futures import Executor
+from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
-from ferry.collector.budget import Budget, frame_cost
-from ferry.collector.pipeline import FramePipeline, StoreUnavailable
+from ferry.collector.budget import Budget
+from ferry.collector.pipeline import Busy, FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")
+REJECT_LOG_INTERVAL_S = 10.0
+
+
+def peer_key(peer: str) -> str:
+    """What streams are counted by for `max_streams_per_peer`: the peer's host, without its port
+    ('ipv4:10.0.0.5:40122' → '10.0.0.5', 'ipv6:[::1]:5000' → '[::1]'). One function, so that it
+    can become the authenticated identity once agents have credentials."""
+    address = peer_address(peer)
+    host, sep, _ = address.rpartition(":")
+    return host if sep else address
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    max_streams: int = 1024
+    max_streams_per_peer: int = 64
+    idle_timeout_s: float = 300.0
+
+
+class RejectLog:
+    """One warning per peer per interval for rejected frames, naming how many went unlogged."""
+
+    def __init__(self, interval_s: float = REJECT_LOG_INTERVAL_S, clock=time.monotonic):
+        self.interval_s = interval_s
+        self.clock = clock
+        self._last: dict[str, tuple[float, int]] = {}  # peer key → (last logged, suppressed since)
+
+    def rejected(self, key: str, what: str) -> None:
+        now = self.clock()
+        last, suppressed = self._last.get(key, (None, 0))
+        if last is not None and now - last < self.interval_s:
+            self._last[key] = (last, suppressed + 1)
+            return
+        more = f" ({suppressed} more rejected from {key} since the last of these lines)" if suppressed else ""
+        log.warning("%s%s", what, more)
+        self._last[key] = (now, 0)
+        if len(self._last) > 10_000:  # peers come and go: forget the oldest half
+            for k in list(self._last)[:5_000]:
+                del self._last[k]
 
 
 def status_of(code: int) -> grpc.StatusCode:
@@ -45,15 +91,19 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         budget: Budget | None = None,
         max_streams: int = 1024,
         retry_after_ms: int = 500,
+        stream_limits: StreamLimits | None = None,
     ):
         self.pipeline = pipeline
         self.executor = executor
         self.budget = budget or Budget(256 * 1024 * 1024)
-        self.max_streams = max_streams
+        self.limits = stream_limits or StreamLimits(max_streams=max_streams)
+        self.max_streams = self.limits.max_streams
         self.retry_after_ms = retry_after_ms
         self.draining = False
         self.streams = 0
+        self.streams_by_peer: dict[str, int] = {}
         self.in_progress = 0
+        self.reject_log = RejectLog()
 
     def _busy_ack(self, frame: ingest_pb2.Frame, cost: int) -> ingest_pb2.Ack:
         m.BACKPRESSURE.labels("pending_bytes").inc()
@@ -68,68 +118,103 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             f"> {self.budget.max_bytes} allowed; retry later",
         )
 
+    def _handle(self, frame: ingest_pb2.Frame, address: str) -> ingest_pb2.Ack:
+        """The pipeline with this frame's reservation, released when it is answered."""
+        reservation = self.budget.reservation()
+        try:
+            return self.pipeline.handle(frame, address, reservation)
+        except Busy as exc:
+            return self._busy_ack(frame, exc.cost)
+        finally:
+            reservation.release()
+
+    def _log_rejected(self, frame: ingest_pb2.Frame, ack: ingest_pb2.Ack, peer: str) -> None:
+        if ack.status != ingest_pb2.REJECTED or ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
+            return
+        self.reject_log.rejected(
+            peer_key(peer),
+            f"rejected frame {frame.agent_id[:64]}:{frame.epoch}:{frame.seq} from {peer}: "
+            f"{status_of(ack.code).name}: {ack.message[:500]}",
+        )
+
     def Push(self, request: ingest_pb2.Frame, context: grpc.ServicerContext) -> ingest_pb2.Ack:
         if self.draining:
             context.abort(grpc.StatusCode.UNAVAILABLE, "collector is shutting down")
-        cost = frame_cost(len(request.payload), request.raw_size)
-        if not self.budget.try_acquire(cost):
-            ack = self._busy_ack(request, cost)
-            context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, ack.message)
+        peer = _peer(context)
         try:
-            ack = self.pipeline.handle(request, _peer(context))
+            ack = self._handle(request, peer_address(peer))
         except StoreUnavailable as exc:
             log.warning("%s", exc)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        finally:
-            self.budget.release(cost)
+        self._log_rejected(request, ack, peer)
         if ack.status == ingest_pb2.REJECTED:
+            if ack.retry_after_ms:
+                context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
             context.abort(status_of(ack.code), ack.message)
         return ack
 
-    async def Stream(self, request_iterator, context: grpc.aio.ServicerContext):
-        if self.streams >= self.max_streams:
-            m.BACKPRESSURE.labels("streams").inc()
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"{self.streams} streams open = {self.max_streams} allowed; retry later",
+    async def _open(self, key: str, context: grpc.aio.ServicerContext) -> None:
+        refusal = None
+        if self.streams >= self.limits.max_streams:
+            refusal = f"{self.streams} streams open = {self.limits.max_streams} allowed; retry later"
+        elif self.streams_by_peer.get(key, 0) >= self.limits.max_streams_per_peer:
+            refusal = (
+                f"{self.streams_by_peer[key]} streams open from {key} = "
+                f"{self.limits.max_streams_per_peer} allowed per peer; retry later"
             )
-        loop = asyncio.get_running_loop()
-        peer = context.peer()
-        address = peer_address(peer)
+        if refusal is not None:
+            m.BACKPRESSURE.labels("streams").inc()
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal)
         self.streams += 1
+        self.streams_by_peer[key] = self.streams_by_peer.get(key, 0) + 1
         m.STREAMS.inc()
+
+    def _close(self, key: str) -> None:
+        self.streams -= 1
+        left = self.streams_by_peer[key] - 1
+        if left:
+            self.streams_by_peer[key] = left
+        else:
+            del self.streams_by_peer[key]
+        m.STREAMS.dec()
+
+    async def Stream(self, request_iterator, context: grpc.aio.ServicerContext):
+        peer = context.peer()
+        key = peer_key(peer)
+        await self._open(key, context)
+        loop = asyncio.get_running_loop()
+        address = peer_address(peer)
+        idle = self.limits.idle_timeout_s
+        frames = aiter(request_iterator)
         try:
-            async for frame in request_iterator:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(anext(frames), idle)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"no frame for {idle:g} s (stream_idle_timeout); reconnect to send more",
+                    )
+                if isinstance(frame, BadMessage):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, frame.message)
                 if self.draining:
                     return  # unanswered: the agent resends it after reconnecting
-                cost = frame_cost(len(frame.payload), frame.raw_size)
-                if not self.budget.try_acquire(cost):
-                    yield self._busy_ack(frame, cost)
-                    return
                 self.in_progress += 1
                 try:
-                    ack = await loop.run_in_executor(self.executor, self.pipeline.handle, frame, address)
+                    ack = await loop.run_in_executor(self.executor, self._handle, frame, address)
                 except StoreUnavailable as exc:
                     log.warning("ending stream from %s: %s", peer, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
                 finally:
                     self.in_progress -= 1
-                    self.budget.release(cost)
-                if ack.status == ingest_pb2.REJECTED:
-                    log.warning(
-                        "rejected frame %s:%d:%d from %s: %s: %s",
-                        frame.agent_id,
-                        frame.epoch,
-                        frame.seq,
-                        peer,
-                        status_of(ack.code).name,
-                        ack.message,
-                    )
+                self._log_rejected(frame, ack, peer)
                 yield ack
+                if ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
+                    return
         finally:
-            self.streams -= 1
-            m.STREAMS.dec()
+            self._close(key)
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking frames; wait until every frame already taken is answered."""
@@ -137,6 +222,14 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.in_progress and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class BadMessage:
+    """A stream message that is not a Frame: the handler ends the stream with INVALID_ARGUMENT
+    (from its own body: aborting inside the request iterator could surface as INTERNAL)."""
+
+    message: str
 
 
 def _peer(context) -> str:
@@ -168,10 +261,8 @@ def register(service: IngestService, server: grpc.aio.Server) -> None:
                 try:
                     yield _parse(data)
                 except DecodeError as exc:
-                    await context.abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        f"stream message of {len(data)} bytes is not a Frame: {exc}",
-                    )
+                    yield BadMessage(f"stream message of {len(data)} bytes is not a Frame: {exc}")
+                    return
 
         async for ack in service.Stream(frames(), context):
             yield ack

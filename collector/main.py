@@ -17,7 +17,7 @@ from ferry.collector import __version__
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.budget import Budget
 from ferry.collector.config import CollectorConfig
-from ferry.collector.ingest import IngestService
+from ferry.collector.ingest import IngestService, StreamLimits
 from ferry.collector.ingest import register as register_ingest
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
 from ferry.collector.query.service import QueryService
@@ -71,7 +71,11 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
     )
     ingest = IngestService(
-        pipeline, writers, Budget(cfg.max_pending_bytes), cfg.max_streams, cfg.retry_after_ms
+        pipeline,
+        writers,
+        Budget(cfg.max_pending_bytes),
+        retry_after_ms=cfg.retry_after_ms,
+        stream_limits=StreamLimits(cfg.max_streams, cfg.max_streams_per_peer, cfg.stream_idle_timeout),
     )
     register_ingest(ingest, server)
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)

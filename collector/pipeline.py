@@ -1,12 +1,18 @@
-"""One frame in, one Ack out: open → decode → validate → dedup → rows → write.
+"""One frame in, one Ack out: check → dedup → open → count → decode → validate → rows → write.
 
 A frame carries metric points and records of every kind (`ferry.records`: events, logs) in any
 mix (each part may be empty); all of it
 is validated before anything is written, and one bad record rejects the whole frame.
 
+The frame's name and sizes are checked before dedup (seq 0 is invalid, never a duplicate) and
+before any memory is reserved; its payload is counted (`ferry.wire.census`) before it is parsed,
+so refusing a frame costs at most one walk of its bytes, and what the reservation holds comes
+from checked sizes and counts only.
+
 Synchronous and blocking by design: the ingest service runs it on worker threads. Bad input
 becomes a REJECTED ack carrying the gRPC code and a message naming the value and limit; a store
-failure raises StoreUnavailable so the caller ends the stream and the agent resends.
+failure raises StoreUnavailable so the caller ends the stream and the agent resends; a
+reservation that does not fit raises Busy (the caller answers RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import grpc
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
+from ferry.collector.budget import Reservation, decoding_cost, opening_cost
 from ferry.collector.dedup import HighWaterMarks
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import RowBuilder
@@ -32,16 +39,29 @@ from ferry.collector.validate import (
     validate_records,
 )
 from ferry.collector.writer import Writer
+from ferry.limits import check_resource_text, check_unit
 from ferry.records import KINDS
 from ferry.v1 import ingest_pb2
+from ferry.wire.census import CensusError, census
 from ferry.wire.codec import CodecError, decode_metrics, decode_payload
-from ferry.wire.frames import FrameError, FrameLimits, open_frame
+from ferry.wire.frames import FrameError, FrameLimits, check_frame, open_frame
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
 class StoreUnavailable(RuntimeError):
     """The frame was valid but could not be committed; nothing after it may be acked."""
+
+
+class Busy(RuntimeError):
+    """The frame's reservation does not fit the budget now; `cost` is the step refused."""
+
+    def __init__(self, cost: int):
+        super().__init__(f"{cost} bytes do not fit the pending-bytes budget")
+        self.cost = cost
+
+
+_REFUSED = (FrameError, CensusError, CodecError, ValidationError)
 
 
 @dataclass
@@ -67,16 +87,30 @@ class FramePipeline:
         self.rows = RowBuilder()
         self.clock = clock
 
-    def handle(self, frame: ingest_pb2.Frame, address: str = "") -> ingest_pb2.Ack:
-        """`address`: the peer the frame came from, recorded in the agents table."""
+    def check(self, frame: ingest_pb2.Frame) -> None:
+        """The frame's name and sizes, without decompressing it; raises what `handle` refuses."""
+        if not AGENT_ID_RE.fullmatch(frame.agent_id):
+            raise ValidationError(f"agent_id {frame.agent_id[:64]!r} does not match {AGENT_ID_RE.pattern}")
+        if frame.seq == 0:
+            raise ValidationError("seq 0 is not valid: seq starts at 1 within an epoch")
+        check_frame(frame, self.config.frame_limits)
+
+    def handle(
+        self, frame: ingest_pb2.Frame, address: str = "", reservation: Reservation | None = None
+    ) -> ingest_pb2.Ack:
+        """`address`: the peer the frame came from, recorded in the agents table. `reservation`:
+        the frame's share of the ingest budget, taken here step by step (the caller releases it)."""
         m.FRAME_BYTES.inc(len(frame.payload))
+        try:
+            self.check(frame)
+        except _REFUSED as exc:
+            return self._refused(frame, exc)
         if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
         try:
-            payload, batch = self._decode(frame)
-        except (FrameError, CodecError, ValidationError) as exc:
-            code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
-            return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
+            payload, batch = self._decode(frame, reservation)
+        except _REFUSED as exc:
+            return self._refused(frame, exc)
         rows = self.rows.build(batch, payload.resource)
         for kind in KINDS:
             block = record_block(kind, getattr(payload, kind.name), payload.resource.host, frame.agent_id)
@@ -99,20 +133,21 @@ class FramePipeline:
             self.agents.seen(frame.agent_id, res.host, res.agent_version, address)
         return self._ack(frame, ingest_pb2.OK)
 
-    def _decode(self, frame: ingest_pb2.Frame):
-        if not AGENT_ID_RE.fullmatch(frame.agent_id):
-            raise ValidationError(f"agent_id {frame.agent_id[:64]!r} does not match {AGENT_ID_RE.pattern}")
-        if frame.seq == 0:
-            raise ValidationError("seq 0 is not valid: seq starts at 1 within an epoch")
-        payload = decode_payload(open_frame(frame, self.config.frame_limits))
+    def _decode(self, frame: ingest_pb2.Frame, reservation: Reservation | None):
+        _take(reservation, opening_cost(len(frame.payload), frame.raw_size))
+        raw = open_frame(frame, self.config.frame_limits)
+        counted = census(raw, self.config.limits, self.config.record_limits)
+        _take(reservation, decoding_cost(frame.raw_size, counted))
+        payload = decode_payload(raw)
         res = payload.resource
         if res.agent_id and res.agent_id != frame.agent_id:
             raise ValidationError(f"resource.agent_id {res.agent_id!r} != frame agent_id {frame.agent_id!r}")
-        if not res.host:
-            raise ValidationError("resource.host is empty")
+        check_resource_text(res.host, res.agent_version, self.config.limits)
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
         # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
+        for i, s in enumerate(payload.metrics.series):
+            check_unit(s.unit, self.config.limits, f"series {i} {s.name[:64]!r}")
         batch = decode_metrics(payload.metrics)
         now = self.clock()
         validate_batch(batch, int(now * 1000), self.config.limits)
@@ -122,6 +157,10 @@ class FramePipeline:
                 f"frame point_count {frame.point_count} != {len(batch)} points in the payload"
             )
         return payload, batch
+
+    def _refused(self, frame: ingest_pb2.Frame, exc: Exception) -> ingest_pb2.Ack:
+        code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)
+        return self._ack(frame, ingest_pb2.REJECTED, str(exc), code)
 
     @staticmethod
     def _ack(frame, status, message: str = "", code: grpc.StatusCode | None = None) -> ingest_pb2.Ack:
@@ -133,3 +172,8 @@ class FramePipeline:
             message=message,
             code=code.value[0] if code is not None else 0,
         )
+
+
+def _take(reservation: Reservation | None, cost: int) -> None:
+    if reservation is not None and not reservation.take(cost):
+        raise Busy(cost)

@@ -31,6 +31,15 @@ class Limits:
     max_bounds: int = 256
     max_past_ms: int = 15 * DAY_MS  # the default raw retention: older points would be dropped anyway
     max_future_ms: int = 10 * 60_000
+    # What one frame may hold, counted before it is parsed (ferry.wire.census), sized to what an
+    # agent sends: it cuts a frame at batch_max_points (20,000) points. Parsing and decoding cost
+    # ~0.1 us a protobuf field and ~10 us a series (+1.4 us a label), so these bound a frame's
+    # work to about a second of CPU.
+    max_series_labels: int = 400_000  # label keys over the whole series table of one frame
+    max_fields: int = 2_000_000  # protobuf fields at every level of one payload
+    # text that is stored and listed as is (series.unit, agents.version)
+    max_unit_bytes: int = 64
+    max_agent_version_bytes: int = 128
 
 
 def check_name(name: str, limits: Limits, what: str = "metric name") -> None:
@@ -40,6 +49,25 @@ def check_name(name: str, limits: Limits, what: str = "metric name") -> None:
         raise ValidationError(f"{what} {name[:40]!r}... is {len(name)} chars > {limits.max_name_len} allowed")
     if not NAME_RE.fullmatch(name):
         raise ValidationError(f"{what} {name!r} does not match {NAME_RE.pattern}")
+
+
+def check_unit(unit: str, limits: Limits, where: str) -> None:
+    """A series' unit ("By", "ms", "1"): stored with the series and shown by every listing."""
+    size = len(unit.encode())
+    if size > limits.max_unit_bytes:
+        raise ValidationError(f"{where}: unit is {size} bytes > {limits.max_unit_bytes} allowed")
+
+
+def check_resource_text(host: str, agent_version: str, limits: Limits) -> None:
+    """The resource's own text (its labels go through check_labels): the agent checks its
+    resource with this before it spools a frame, the collector every frame."""
+    if not host:
+        raise ValidationError("resource.host is empty")
+    size = len(agent_version.encode())
+    if size > limits.max_agent_version_bytes:
+        raise ValidationError(
+            f"resource.agent_version is {size} bytes > {limits.max_agent_version_bytes} allowed"
+        )
 
 
 def check_labels(labels: tuple[tuple[str, str], ...], limits: Limits, where: str) -> None:
@@ -83,6 +111,9 @@ class RecordLimits:
     max_id_len: int = 64  # trace_id, span_id
     max_past_ns: int = Limits.max_past_ms * 1_000_000
     max_future_ns: int = Limits.max_future_ms * 1_000_000
+    # records of every kind in one frame (the agent cuts at 20,000 points and records together);
+    # counted before the payload is parsed, like Limits.max_fields
+    max_records: int = 100_000
 
 
 def check_text(value: str, field_name: str, limit: int, where: str) -> None:

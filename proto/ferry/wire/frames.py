@@ -1,7 +1,9 @@
 """Serialized payload ⇄ `ferry.v1.Frame`: lz4 compression with size caps checked before allocating.
 
-The agent calls `pack_frame`; the collector calls `open_frame`, which refuses a frame whose
-declared sizes exceed its caps before it decompresses a byte.
+The agent calls `pack_frame`; the collector calls `check_frame` (sizes and the lz4 header, no
+decompression: before dedup and before any memory is reserved for the frame) and then
+`open_frame`. lz4 frames carry a content checksum (xxh32 of the payload), which the decompressor
+verifies; frames of older agents have none and are still accepted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def pack_frame(
     agent_id: str, epoch: int, seq: int, payload: bytes, point_count: int, compress: bool = True
 ) -> ingest_pb2.Frame:
     if compress:
-        body = lz4.frame.compress(payload, store_size=True)
+        body = lz4.frame.compress(payload, store_size=True, content_checksum=True)
         encoding = ingest_pb2.LZ4_FRAME
     else:
         body, encoding = payload, ingest_pb2.NONE
@@ -50,8 +52,15 @@ class FrameLimits:
     max_raw_bytes: int = DEFAULT_MAX_RAW_BYTES
 
 
-def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
-    """Return the serialized Payload inside `frame`, or raise FrameError."""
+# lz4 cannot expand a byte to more than ~255 (a match of 255+ bytes costs one byte per 255):
+# a body declaring more than this is a lie, found out without decompressing it
+LZ4_MAX_RATIO = 256
+
+
+def check_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> None:
+    """Raise FrameError unless `frame`'s sizes and encoding are within `limits`; afterwards
+    frame.raw_size is a checked bound on what decompressing it allocates. Reads the lz4 header
+    only (a few bytes)."""
     size = len(frame.payload)
     if size > limits.max_frame_bytes:
         raise FrameError(f"frame payload {size} bytes > {limits.max_frame_bytes} allowed")
@@ -60,15 +69,12 @@ def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
     if frame.encoding == ingest_pb2.NONE:
         if size != frame.raw_size:
             raise FrameError(f"frame raw_size {frame.raw_size} != payload size {size} for encoding NONE")
-        return frame.payload
+        return
     if frame.encoding != ingest_pb2.LZ4_FRAME:
         raise FrameError(f"unknown frame encoding {frame.encoding} (known: NONE=0, LZ4_FRAME=1)")
-    return _lz4_open(frame.payload, frame.raw_size, limits.max_raw_bytes)
-
-
-def _lz4_open(body: bytes, raw_size: int, max_raw: int) -> bytes:
+    raw_size, max_raw = frame.raw_size, limits.max_raw_bytes
     try:
-        declared = lz4.frame.get_frame_info(body)["content_size"]
+        declared = lz4.frame.get_frame_info(frame.payload)["content_size"]
     except RuntimeError as exc:
         raise FrameError(f"payload is not an lz4 frame: {exc}") from None
     if declared == 0 and raw_size != 0:
@@ -77,6 +83,22 @@ def _lz4_open(body: bytes, raw_size: int, max_raw: int) -> bytes:
         raise FrameError(f"lz4 frame declares {declared} bytes > {max_raw} allowed")
     if declared != raw_size:
         raise FrameError(f"lz4 frame declares {declared} bytes but frame raw_size is {raw_size}")
+    if raw_size > LZ4_MAX_RATIO * size + 64:
+        raise FrameError(
+            f"lz4 frame of {size} bytes cannot hold the {raw_size} bytes it declares "
+            f"(lz4 expands at most {LZ4_MAX_RATIO}x)"
+        )
+
+
+def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
+    """Return the serialized Payload inside `frame`, or raise FrameError."""
+    check_frame(frame, limits)
+    if frame.encoding == ingest_pb2.NONE:
+        return frame.payload
+    return _lz4_open(frame.payload, frame.raw_size)
+
+
+def _lz4_open(body: bytes, declared: int) -> bytes:
     decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
         # max_length bounds the allocation even if the declared size lies
