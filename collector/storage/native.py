@@ -1,10 +1,30 @@
 """Build ClickHouse Native-format blocks straight from numpy columns.
 
-clickhouse-connect serialises some types (DateTime64, String) one Python object at a time;
-for the ingest hot path we hand it a finished Native block instead (`raw_insert`, fmt=Native),
-built with whole-array numpy operations. Only the types the write path needs are covered.
+`ferry.collector.storage.blocks` encodes every insert block the collector writes with these
+functions (whole-array numpy operations), and the Store hands the finished block to
+clickhouse-connect (`raw_insert`, fmt=Native). Only the types the write path needs are covered.
 Format reference: ClickHouse "Native" format — per block: varint column count, varint row
 count, then for each column its name, its type name and the column data.
+
+Measured against clickhouse-connect's own insert paths by bench/native.py (the samples columns
+as RowBuilder holds them, into embedded chDB with the production schema, every insert with its
+insert_deduplication_token; 2 shared cores). Each figure below is a range over 3 runs of
+`python -m bench.native`. Encoding alone, the median of 300 encodes (300 rows) or 30 (50k rows),
+in µs per frame:
+
+    rows      here      insert(column_oriented=True)   pyarrow Table for insert_arrow
+    300       23-24     54-56      (2.3-2.4x)          40-41      (1.7-1.8x)
+    50 000    540-570   4610-4790  (8.1-8.8x)          1000-1110  (1.9x)
+
+End to end (encode, then the insert, dominated by the part it writes: 37-42 ms at 300 rows,
+61-64 ms at 50k rows here), the paths taking turns in one store round by round, the time of an
+insert relative to this path's in the same round (median over rounds, then over 5 processes)
+was 1.008-1.014 for `insert` and 1.025-1.029 for `insert_arrow` at 300 rows, 1.051-1.074 and
+1.024-1.041 at 50k rows; `insert` without column types (a DESCRIBE per insert) 1.03-1.05 and
+1.08-1.12. Both library paths carry the dedup token. `insert` takes no numpy column for
+DateTime64 (the timestamps must be Python ints: "'numpy.int64' object has no attribute
+'timestamp'"), and its encoding costs the insert thread 92-96 ns of CPU a point at 50k rows,
+against 11 ns here and 20-22 ns through Arrow.
 """
 
 from __future__ import annotations
