@@ -22,8 +22,9 @@ on a shared machine moves a single insert's time more than the paths differ; eac
 own process (chDB hosts one store path per process). Figures: the median over runs of each
 path's median, and `vs_native_insert`, the median over runs of the median ratio of a path's
 insert to native's in the same round. Every run checks what it stored (row count, sums of every
-column) and that a frame sent again under the token of each path's first frame adds no row (a
-different frame: the engine drops a byte-identical block by its checksum even without a token).
+column, and per metric name) and that a frame sent again under the token of each path's first
+frame adds no row (a different frame: the engine drops a byte-identical block by its checksum
+even without a token).
 `encode_us`: median µs to turn the same columns into the bytes each path inserts, with no store
 (for `columns`, the library's own Native serialiser). The insert itself is dominated by the part
 each insert writes, so `encode_us` shows the encoders' difference that `insert_ms` buries in
@@ -206,22 +207,42 @@ def inserter(store: Store, path: str) -> Callable[[SampleColumns, str], None]:
 
 
 def expected(blocks: list[SampleColumns]) -> dict:
-    """What the store must hold after `blocks`, in the shape `stored` reads it."""
+    """What the store must hold after `blocks`, in the shape `stored` reads it: the sums of every
+    column, and per metric name its rows and their sums of ts and series_id (which also shows
+    each row kept its own name)."""
+    by_name: dict[str, list[int]] = {}
+    for b in blocks:
+        for k, name in enumerate(b.names):
+            rows = b.name_index == k
+            if rows.any():
+                acc = by_name.setdefault(name, [0, 0, 0])
+                acc[0] += int(rows.sum())
+                acc[1] += int(b.ts[rows].sum())
+                acc[2] = (acc[2] + int(b.series_id[rows].sum(dtype=np.uint64))) % 2**64
     return {
         "rows": sum(len(b) for b in blocks),
         "sum_series_id": int(sum(int(b.series_id.sum(dtype=np.uint64)) for b in blocks) % 2**64),
         "sum_ts": int(sum(int(b.ts.sum()) for b in blocks)),
         "sum_value": float(sum(float(b.value.sum()) for b in blocks)),
-        "names": len({b.names[i] for b in blocks for i in np.unique(b.name_index).tolist()}),
+        "by_name": sorted((name, *acc) for name, acc in by_name.items()),
     }
 
 
 def stored(store: Store) -> dict:
-    rows, sid, ts, value, names = store.query(
-        f"SELECT count(), sum(series_id), sum(toUnixTimestamp64Milli(ts)), sum(value), uniqExact(name) "
-        f"FROM {store.db}.samples"
+    rows, sid, ts, value = store.query(
+        f"SELECT count(), sum(series_id), sum(toUnixTimestamp64Milli(ts)), sum(value) FROM {store.db}.samples"
     )[0]
-    return {"rows": rows, "sum_series_id": sid, "sum_ts": ts, "sum_value": value, "names": names}
+    by_name = store.query(
+        f"SELECT name, count(), sum(toUnixTimestamp64Milli(ts)), sum(series_id) FROM {store.db}.samples "
+        "GROUP BY name ORDER BY name"
+    )
+    return {
+        "rows": rows,
+        "sum_series_id": sid,
+        "sum_ts": ts,
+        "sum_value": value,
+        "by_name": [tuple(r) for r in by_name],
+    }
 
 
 def same_content(got: dict, want: dict) -> bool:
