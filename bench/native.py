@@ -14,6 +14,10 @@ the rows committed in `samples`, each insert carrying its frame's `insert_dedupl
   (a DESCRIBE query) on every insert, as a plain `client.insert(table, data, column_names=...)` does.
 - `arrow`: a pyarrow Table (names as a DictionaryArray over the sorted names, ts as
   timestamp[ms, UTC]) → `client.insert_arrow` (Arrow IPC file, fmt=Arrow).
+- `native_prebuilt`, `arrow_prebuilt`: the insert alone, of a Native block or an Arrow IPC file
+  encoded before the clock starts (`raw_insert`): the engine's side of `native` and `arrow`.
+  (`columns` sends the same bytes as `native`: for these frames its block is Ferry's byte for
+  byte, tests/bench/test_bench_native.py.)
 
 `insert_ms`: ms per insert, end to end (encode + insert), into a fresh store with Ferry's
 production schema (rollup views included). The paths take turns in one store, round after round
@@ -45,6 +49,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -56,7 +61,7 @@ from clickhouse_connect.driver.transform import NativeTransform
 from ferry.collector.storage import native
 from ferry.collector.storage.store import Store
 
-PATHS = ("native", "columns", "columns_describe", "arrow")
+PATHS = ("native", "columns", "columns_describe", "arrow", "native_prebuilt", "arrow_prebuilt")
 ENCODERS = ("native", "columns", "arrow")  # columns_describe encodes as columns does
 COLUMNS = ("series_id", "name", "ts", "value")
 TYPES = ("UInt64", "LowCardinality(String)", "DateTime64(3, 'UTC')", "Float64")
@@ -175,8 +180,12 @@ ENCODE: dict[str, Callable[[SampleColumns], bytes]] = {
 # ---- the insert paths ------------------------------------------------------------------------------
 
 
-def inserter(store: Store, path: str) -> Callable[[SampleColumns, str], None]:
-    """A function inserting one frame's columns into samples by `path`, with its dedup token."""
+PREBUILT = {"native_prebuilt": native_block, "arrow_prebuilt": arrow_bytes}  # encoded before the clock
+
+
+def inserter(store: Store, path: str) -> Callable[[Any, str], None]:
+    """A function inserting one frame into samples by `path`, with its dedup token: the frame's
+    columns, or for a PREBUILT path the bytes its encoder made of them."""
     table = f"{store.db}.samples"
 
     def settings(token: str) -> dict:
@@ -203,6 +212,12 @@ def inserter(store: Store, path: str) -> Callable[[SampleColumns, str], None]:
         )
     if path == "arrow":
         return lambda c, token: store.client.insert_arrow(table, arrow_table(c), settings=settings(token))
+    if path == "native_prebuilt":  # the insert alone: `c` is already the Native block
+        return lambda c, token: store.insert_native("samples", c, token)
+    if path == "arrow_prebuilt":  # the insert alone: `c` is already the Arrow IPC file
+        return lambda c, token: store.client.raw_insert(
+            table, COLUMNS, c, settings=settings(token), fmt="Arrow"
+        )
     raise ValueError(f"path {path!r}: one of {', '.join(PATHS)}")
 
 
@@ -261,23 +276,25 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
     blocks = frames(block_rows, warm + (rounds + 1) * len(PATHS))
     # one frame per path never inserted but under a token already used: only the token keeps it out
     blocks, spares = blocks[: -len(PATHS)], dict(zip(PATHS, blocks[-len(PATHS) :], strict=True))
+    rotations = [PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)] for r in range(rounds)]
+    schedule = list(enumerate([*PATHS, *(p for order in rotations for p in order)]))  # (seq, path)
+    payload = {seq: PREBUILT[p](blocks[seq]) if p in PREBUILT else blocks[seq] for seq, p in schedule}
+    spares = {p: PREBUILT[p](c) if p in PREBUILT else c for p, c in spares.items()}
     times: dict[str, list[float]] = {p: [] for p in PATHS}
     dedup_ok = {}
     with tempfile.TemporaryDirectory(dir=where, ignore_cleanup_errors=True) as tmp:
         store = Store.open(f"chdb://{tmp}/store", database="ferry")
         store.ensure_schema()
         inserts = {p: inserter(store, p) for p in PATHS}
-        for seq, path in enumerate(PATHS):
-            inserts[path](blocks[seq], f"bench:1:{seq}")
         first: dict[str, int] = {}
-        seq = warm
-        for r in range(rounds):
-            for path in PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)]:
-                first.setdefault(path, seq)
-                started = time.perf_counter()
-                inserts[path](blocks[seq], f"bench:1:{seq}")
-                times[path].append((time.perf_counter() - started) * 1000)
-                seq += 1
+        for seq, path in schedule:
+            if seq < warm:
+                inserts[path](payload[seq], f"bench:1:{seq}")
+                continue
+            first.setdefault(path, seq)
+            started = time.perf_counter()
+            inserts[path](payload[seq], f"bench:1:{seq}")
+            times[path].append((time.perf_counter() - started) * 1000)
         content = stored(store)
         rows = content["rows"]
         for path, seq in first.items():
