@@ -5,7 +5,8 @@ The paths start from the columns RowBuilder holds for a frame (numpy series ids,
 of metric names with a uint32 index per row, int64 ms timestamps, float64 values) and end with
 the rows committed in `samples`, each insert carrying its frame's `insert_deduplication_token`:
 
-- `native`: `native.block` → `Store.insert_native` (raw_insert, fmt=Native): what the collector does.
+- `native`: `blocks.block` (Ferry's encoder, collector/storage/native.py) → `Store.insert_native`
+  (raw_insert, fmt=Native): what the collector does.
 - `columns`: `client.insert(..., column_oriented=True)` with the column types given, so no
   DESCRIBE per insert. The library serialises DateTime64 only from Python ints or datetimes
   (a numpy int64 column fails: "'numpy.int64' object has no attribute 'timestamp'"), so the
@@ -58,7 +59,8 @@ from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.query import arrow_buffer
 from clickhouse_connect.driver.transform import NativeTransform
 
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
+from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.store import Store
 
 PATHS = ("native", "columns", "columns_describe", "arrow", "native_prebuilt", "arrow_prebuilt")
@@ -124,15 +126,11 @@ def frames(block_rows: int, count: int, seed: int = 7) -> list[SampleColumns]:
 
 
 def native_block(c: SampleColumns) -> bytes:
-    """The samples block exactly as collector/rows.py builds it."""
-    return native.block(
-        [
-            native.fixed("series_id", "UInt64", c.series_id, "<u8"),
-            native.low_cardinality("name", c.names, c.name_index),
-            native.fixed("ts", "DateTime64(3, 'UTC')", c.ts, "<i8"),
-            native.fixed("value", "Float64", c.value, "<f8"),
-        ],
+    """The samples block as collector/rows.py builds it (`blocks.block`, by tables.SAMPLES)."""
+    return blocks.block(
+        tables.SAMPLES,
         len(c),
+        {"series_id": c.series_id, "name": Dictionary(c.names, c.name_index), "ts": c.ts, "value": c.value},
     )
 
 
@@ -324,13 +322,15 @@ def measure_isolated(block_rows: int, rounds: int) -> dict:
 
 
 def encode_cost(block_rows: int, reps: int) -> dict[str, list[float]]:
-    """µs per encode of one frame for each encoder, the encoders interleaved rep by rep."""
+    """µs per encode of one frame for each encoder, the encoders taking turns, the order rotating
+    (each then finds the caches as the others leave them, as an encode in the collector would
+    after a frame's decode; one encoder alone in a loop runs several times faster at 50k rows)."""
     blocks = frames(block_rows, 1)
     out: dict[str, list[float]] = {e: [] for e in ENCODERS}
     for e in ENCODERS:  # warm up: first calls import and cache types
         ENCODE[e](blocks[0])
-    for _ in range(reps):
-        for e in ENCODERS:
+    for r in range(reps):
+        for e in ENCODERS[r % len(ENCODERS) :] + ENCODERS[: r % len(ENCODERS)]:
             started = time.perf_counter()
             ENCODE[e](blocks[0])
             out[e].append((time.perf_counter() - started) * 1e6)
