@@ -26,6 +26,7 @@ import random
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -44,7 +45,7 @@ def peer_key(peer: str) -> str:
     """What streams are counted by for `max_streams_per_peer`: the peer's host, without its port
     ('ipv4:10.0.0.5:40122' → '10.0.0.5', 'ipv6:[::1]:5000' → '[::1]'). One function, so that it
     can become the authenticated identity once agents have credentials."""
-    address = peer_address(peer)
+    address = unquote(peer_address(peer))  # grpc percent-encodes the brackets of ipv6 peers
     host, sep, _ = address.rpartition(":")
     return host if sep else address
 
