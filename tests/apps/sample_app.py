@@ -2,7 +2,9 @@
 
     python sample_app.py TARGET burst     # send the fixed workload below, flush, print stats
     python sample_app.py TARGET steady    # send a numbered log (and a counter) every ms until
-                                          # SIGTERM; then flush and print stats
+                                          # SIGTERM; then flush and print stats. Prints
+                                          # "undelivered" once the client first drops a record
+                                          # for want of an agent
 
 Stats go to stdout as one JSON line; anything the app itself raises goes to stderr (and the
 tests require it to be empty).
@@ -41,11 +43,14 @@ def burst(t: Telemetry) -> None:
 def steady(t: Telemetry) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    i = 0
+    i, told = 0, False
     while not stop.is_set():
         t.log("info", f"tick {i}", seq=i)
         t.counter("app.ticks")
         i += 1
+        if not told and i % 50 == 0 and t.stats().dropped_by_reason.get("undelivered"):
+            print("undelivered", flush=True)
+            told = True
         time.sleep(0.001)
     return i
 

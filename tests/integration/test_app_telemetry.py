@@ -5,11 +5,11 @@ counts; and an agent killed under a running app."""
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +44,12 @@ def app(socket_path: Path, mode: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def next_line(proc: subprocess.Popen, timeout: float) -> str:
+    """The app's next line on stdout, or "" if none comes within `timeout` seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else ""
 
 
 def search(addr: str, kind: str, **request) -> int:
@@ -118,7 +124,9 @@ def test_killing_the_agent_leaves_the_app_running_and_delivery_resumes(tmp_path,
                 lambda: search(collector.addr, "logs", equals={"service": "sample"}) > 100, 60, what="logs"
             )
             agent.stop(signal.SIGKILL)
-            time.sleep(3)  # the app keeps logging ~1000 records/s into a 500-record buffer
+            # the app keeps logging ~1000 records/s into a 500-record buffer until it overflows
+            told = next_line(proc, timeout=30)
+            assert told == "undelivered", f"the app said {told!r}, exit status {proc.poll()}"
             assert proc.poll() is None, proc.stderr.read()
             restarted = start_agent(tmp_path, collector.addr, *flags)
             try:

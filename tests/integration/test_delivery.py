@@ -5,12 +5,15 @@ Each scenario prints its figures (run with -s to see them).
 
 from __future__ import annotations
 
+import inspect
+import math
 import shutil
 import signal
 import time
 
 import psutil
 
+from ferry.agent.sender import Sender
 from tests.conftest import free_port
 from tests.integration.procs import diagnose, start_agent, start_collector, synthetic_stored, wait_for
 
@@ -31,6 +34,12 @@ def settled(addr: str, total: int, timeout: float = 90.0) -> float:
     return time.monotonic() - started
 
 
+def drained(agent) -> None:
+    """Wait until the agent holds no unacked frame: nothing is in flight that could still land
+    (a point stored twice would show in the count read after this)."""
+    wait_for(lambda: agent.scrape()["ferry_agent_spool_frames"] == 0, timeout=60, what="spool empty")
+
+
 def test_collector_sigkilled_three_times_mid_stream(tmp_path):
     total = 200_000
     port = free_port()
@@ -38,13 +47,18 @@ def test_collector_sigkilled_three_times_mid_stream(tmp_path):
     agent = start_agent(tmp_path, collector.addr, "--synthetic", f"25000:{total}", "--batch-max-age", "200ms")
     try:
         for _ in range(3):
-            wait_for(lambda: acks(agent, "OK") > 0, what="acks before the kill")
-            time.sleep(1.0)
+            # mid-stream: five more frames acked by this collector (a second's worth at 200 ms)
+            acked = acks(agent, "OK")
+            wait_for(lambda a=acked: acks(agent, "OK") >= a + 5, what="acks before the kill")
+            reconnects = agent.scrape()["ferry_agent_reconnects_total"]
             collector.stop(signal.SIGKILL)
-            time.sleep(0.5)
+            wait_for(
+                lambda r=reconnects: agent.scrape()["ferry_agent_reconnects_total"] > r,
+                what="the agent to see the collector gone",
+            )
             collector = start_collector(tmp_path, port=port, store=tmp_path / "store")
         took = settled(collector.addr, total)
-        time.sleep(1.5)  # anything still in flight would land now
+        drained(agent)
         count, value_sum = synthetic_stored(collector.addr)
         print(
             f"\n3 collector SIGKILLs: stored {count:.0f} points (sum {value_sum:.0f}), "
@@ -72,7 +86,7 @@ def test_agent_sigkilled_mid_stream_and_restarted_on_its_spool(tmp_path):
         agent = start_agent(tmp_path, collector.addr, *args)
         took = settled(collector.addr, total)
         second_run = agent.scrape()["ferry_agent_synthetic_points_total"]
-        time.sleep(1.5)
+        drained(agent)
         count, value_sum = synthetic_stored(collector.addr)
         print(
             f"\nagent SIGKILL: {before:.0f} stored at the kill, the restarted agent produced the other "
@@ -85,7 +99,15 @@ def test_agent_sigkilled_mid_stream_and_restarted_on_its_spool(tmp_path):
         collector.stop()
 
 
-def test_collector_down_for_60s_then_the_backlog_drains(tmp_path):
+def capped_after() -> int:
+    """Failed connects after which the sender's backoff is at its cap: its delay before attempt
+    n is drawn from [0, min(cap, base * 2**n)] (ferry.agent.sender.Sender's defaults)."""
+    defaults = inspect.signature(Sender.__init__).parameters
+    base, cap = defaults["backoff_base_s"].default, defaults["backoff_cap_s"].default
+    return math.ceil(math.log2(cap / base)) + 1
+
+
+def test_collector_down_until_the_backoff_is_capped_then_the_backlog_drains(tmp_path):
     total = 300_000
     port = free_port()
     agent = start_agent(tmp_path, f"127.0.0.1:{port}", "--synthetic", f"0:{total}")
@@ -93,13 +115,24 @@ def test_collector_down_for_60s_then_the_backlog_drains(tmp_path):
     try:
         wait_for(lambda: agent.scrape()["ferry_agent_synthetic_points_total"] == total, what="all spooled")
         backlog = agent.scrape()["ferry_agent_spool_frames"]
-        time.sleep(60)
+        # a long outage as the agent sees one: every reconnect since it started has failed, and
+        # its delays have grown to the cap (one more delay drawn from it); waiting longer would
+        # only repeat capped attempts. About 15 s with the defaults (0.2 s doubling, 10 s cap).
+        down = time.monotonic()
+        wait_for(
+            lambda: agent.scrape()["ferry_agent_reconnects_total"] >= capped_after() + 1,
+            timeout=90,
+            interval=0.5,
+            what="the agent's reconnect backoff at its cap",
+        )
+        down_s = time.monotonic() - down
         collector = start_collector(tmp_path, port=port)
         took = settled(collector.addr, total)
         wait_for(lambda: agent.scrape()["ferry_agent_spool_frames"] == 0, what="spool empty")
         count, value_sum = synthetic_stored(collector.addr)
         print(
-            f"\ncollector down 60s: backlog {backlog:.0f} frames, drained in {took:.1f}s, stored {count:.0f}"
+            f"\ncollector down {down_s:.0f}s after all was spooled ({capped_after() + 1} failed "
+            f"reconnects): backlog {backlog:.0f} frames, drained in {took:.1f}s, stored {count:.0f}"
         )
         assert (count, value_sum) == (total, total)
     finally:
@@ -234,7 +267,7 @@ def test_collector_sigterm_drains_and_nothing_is_lost(tmp_path):
         assert "stopping: answering the" in collector.output() and '"stopped"' in collector.output()
         collector = start_collector(tmp_path, port=port, store=tmp_path / "store")
         took = settled(collector.addr, total)
-        time.sleep(1.0)
+        drained(agent)
         count, value_sum = synthetic_stored(collector.addr)
         print(
             f"\ncollector SIGTERM: stopped cleanly in {stop_s:.1f}s; stored {count:.0f} "

@@ -26,11 +26,16 @@ def test_agent_rides_out_collector_crash(tmp_path):
     port = free_port()
     agent = start_agent(tmp_path, f"127.0.0.1:{port}", "--interval", "1s", "--batch-max-age", "1s")
     try:
-        time.sleep(2.5)  # the agent collects with no collector: frames wait in the outbox
+        # the agent collects with no collector: frames wait in the spool
+        wait_for(lambda: agent.scrape()["ferry_agent_spool_frames"] >= 2, what="frames spooled, no collector")
         first = start_collector(tmp_path, port=port)
         wait_for(lambda: agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0) >= 3, what="acks")
         first.stop(signal.SIGKILL)
-        time.sleep(2.5)  # more cycles while the collector is down
+        queued = agent.scrape()["ferry_agent_frames_queued_total"]
+        wait_for(  # more cycles while the collector is down
+            lambda: agent.scrape()["ferry_agent_frames_queued_total"] >= queued + 2,
+            what="frames spooled while the collector is down",
+        )
         second = start_collector(tmp_path, port=port, store=tmp_path / "store")
         try:
             acked = agent.scrape()['ferry_agent_acks_total{status="OK"}']

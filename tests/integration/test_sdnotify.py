@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.integration.procs import start_agent, start_collector
+from tests.integration.procs import start_agent, start_collector, wait_for
 
 
 @pytest.fixture
@@ -28,9 +28,10 @@ def as_systemd_would(monkeypatch, sock: socket.socket) -> None:
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
 
 
-def received(sock: socket.socket, seconds: float) -> list[str]:
+def received(sock: socket.socket, seconds: float, until) -> list[str]:
+    """The messages on `sock` within `seconds` from now, ending early once `until(messages)`."""
     out, deadline = [], time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not until(out):
         with contextlib.suppress(TimeoutError):
             out.append(sock.recv(4096).decode())
     return out
@@ -46,11 +47,11 @@ def test_ready_watchdog_stopping(tmp_path, notify_socket, monkeypatch, which):
         as_systemd_would(monkeypatch, notify_socket)
         proc = start_agent(tmp_path, collector.addr, "--interval", "1s")
     try:
-        messages = received(notify_socket, 1.5)
+        messages = received(notify_socket, 1.5, lambda got: got[1:].count("WATCHDOG=1") >= 4)
         assert messages[0].startswith("READY=1\nSTATUS=")
         assert messages[1:].count("WATCHDOG=1") >= 4
         proc.stop()
-        assert "STOPPING=1" in received(notify_socket, 1.0)
+        assert "STOPPING=1" in received(notify_socket, 1.0, lambda got: "STOPPING=1" in got)
     finally:
         proc.stop()
         collector.stop()
@@ -64,10 +65,11 @@ def test_sighup_does_not_kill_either_process(tmp_path):
     try:
         for proc in (collector, agent):
             proc.popen.send_signal(signal.SIGHUP)
-        time.sleep(1.0)
+        # SIGHUP's default action ends a process at once: having logged, both have handled it
+        wait_for(lambda: "SIGHUP ignored" in collector.output(), what="the collector's SIGHUP log")
+        # the agent reloads (test_reload)
+        wait_for(lambda: "reload: applied nothing (no change)" in agent.output(), what="the agent's reload")
         assert collector.popen.poll() is None and agent.popen.poll() is None
-        assert "SIGHUP ignored" in collector.output()
-        assert "reload: applied nothing (no change)" in agent.output()  # the agent reloads (test_reload)
     finally:
         agent.stop()
         collector.stop()
