@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import namedtuple
 from pathlib import Path
 
@@ -117,10 +118,24 @@ def test_inodes_and_utilization(tmp_path):
     assert p[(c.FILESYSTEM_UTILIZATION.name, (*labels, ("type", "ext4")))] == 0.6667  # 600 / 900, 4 places
 
 
+def ticks_advanced(timeout: float = 5.0) -> None:
+    """Wait until every CPU's line in /proc/stat has moved on (ticks are 10 ms at USER_HZ 100)."""
+
+    def cpus() -> list[str]:
+        return [line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("cpu")]
+
+    before, deadline = cpus(), time.monotonic() + timeout
+    while any(a == b for a, b in zip(before, cpus(), strict=True)):
+        assert time.monotonic() < deadline, f"/proc/stat's CPU ticks did not move in {timeout}s"
+        time.sleep(0.005)
+
+
 def test_every_catalogue_metric_is_emitted_on_this_host():
     col = SystemCollector()
     # rates appear from the second cycle on, connections on the first: take both
-    names = {name for name, _ in points(col)} | {name for name, _ in points(col)}
+    names = {name for name, _ in points(col)}
+    ticks_advanced()  # else two quick cycles can see the same ticks: no CPU utilization to give
+    names |= {name for name, _ in points(col)}
     # check.* and scrape.* come from the checks and the scraper
     expected = {d.name for d in c.ALL if not d.name.startswith(("check.", "scrape."))}
     swaps = Path("/proc/swaps").read_text().splitlines()[1:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -130,12 +131,29 @@ def test_a_reused_pid_is_a_new_process(tmp_path):
     assert not any(name == c.PROCESS_CPU_UTILIZATION.name for name, _ in p)  # no rate across processes
 
 
+def largest_resident() -> str:
+    """The pid with the most resident pages on this host now, read from /proc/PID/stat."""
+    rss = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        rss[pid] = int(stat.rpartition(")")[2].split()[21])  # field 24, rss
+    return max(rss, key=rss.get)
+
+
 def test_on_this_host_bounded_and_sane():
     col = ProcessCollector("/proc", top_n=3)
     collect(col)
-    p = collect(col)
-    assert 1 <= len(pids(p)) <= 6
-    assert str(os.getpid()) in pids(p) or len(pids(p)) == 6
+    # the top 3 by CPU and the top 3 by memory, which may overlap
+    for _ in range(5):
+        biggest = largest_resident()
+        p = collect(col)
+        if largest_resident() == biggest:  # not overtaken during the cycle: the cycle saw it biggest
+            break
+    assert 3 <= len(pids(p)) <= 6
+    assert biggest in pids(p), (biggest, sorted(pids(p)))
     assert all(v >= 0 for v in p.values())
 
 
