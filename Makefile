@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := .ferry
 COLLECTOR_ADDR ?= 127.0.0.1:4770
 
-.PHONY: install proto test lint run bench docs clean
+.PHONY: install proto test test-fast lint run bench docs clean
 
 install: $(STAMP)
 
@@ -19,8 +19,13 @@ $(STAMP): pyproject.toml client/pyproject.toml
 proto: $(STAMP)
 	$(PY) proto/generate.py
 
+# everything, as CI runs it
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the unit tests: no test marked integration (tests/integration, helper processes, builds)
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not integration"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

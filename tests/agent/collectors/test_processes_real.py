@@ -17,6 +17,7 @@ from ferry.agent.collectors.processes import PAGE, ProcessCollector
 from tests.paths import APPS
 
 APP = APPS / "busy_process.py"
+pytestmark = pytest.mark.integration  # starts helper processes that live through each test
 
 
 def spawn(name: str, threads: int, megabytes: int, token: str, **kw) -> subprocess.Popen:
