@@ -9,6 +9,7 @@ collector's run and on a timer), and once more at shutdown.
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Callable, Sequence
 
 from ferry.agent import selfmetrics as m
@@ -54,6 +55,13 @@ class Batcher:
             acc.histogram(series, time_ms, total, counts)
         for kind in KINDS:
             self._add_records(kind.name, getattr(intake, kind.name))
+        self.settle()
+
+    def add_runs(self, time_ms: int, runs: Sequence[tuple[SeriesDef, array]]) -> None:
+        """Runs of points at one time, each (series, values): a bulk source's path (the synthetic
+        source), checked against the size bound once for the lot."""
+        for series, values in runs:
+            self.acc.extend(series, time_ms, values)
         self.settle()
 
     def _add_records(self, kind: str, records: Sequence) -> None:

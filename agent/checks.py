@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry.agent import catalogue as c
-from ferry.runtime.config import ConfigError, array_of_tables, parse_duration
+from ferry.agent.intake import Intake
+from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.tables import Section, tables
 from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.checks")
@@ -43,52 +45,86 @@ class CheckConfig:
     body_match: str = ""  # http: a regex the body must contain
 
 
-def parse_checks(value: Any, where: str) -> list[CheckConfig]:
-    """Validate the `[[checks]]` tables; errors name the table's position and key."""
-    checks, names = [], set()
-    for at, table in array_of_tables(value, where, "checks"):
-        kind = table.get("type")
-        if kind not in TARGET_KEY:
-            raise ConfigError(f"{at}: key 'type' is {kind!r}, not one of http, tcp, command")
-        target_key = TARGET_KEY[kind]
-        allowed = {"name", "type", target_key, "interval", "timeout", "retries"}
-        if kind == "http":
-            allowed |= {"expect_status", "body_match"}
-        unknown = set(table) - allowed
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))} for a {kind} check")
-        name = table.get("name")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigError(f"{at}: key 'name' {name!r} must match {_NAME.pattern}")
-        if name in names:
-            raise ConfigError(f"{at}: key 'name' {name!r} is used by another check")
-        names.add(name)
-        target = table.get(target_key)
-        if not isinstance(target, str) or not target:
-            raise ConfigError(f"{at}: key {target_key!r} is required for a {kind} check")
-        if kind == "http" and not target.startswith(("http://", "https://")):
-            raise ConfigError(f"{at}: key 'url' {target!r} must start with http:// or https://")
-        retries = table.get("retries", 0)
-        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10:
-            raise ConfigError(f"{at}: key 'retries' {retries!r} must be an integer from 0 to 10")
-        body_match = table.get("body_match", "")
-        try:
-            re.compile(body_match)
-        except re.error as exc:
-            raise ConfigError(f"{at}: key 'body_match' {body_match!r} is not a regex: {exc}") from None
-        checks.append(
-            CheckConfig(
-                name=name,
-                type=kind,
-                target=target,
-                interval=parse_duration(table.get("interval", "30s"), f"{at}: key 'interval'"),
-                timeout=parse_duration(table.get("timeout", "5s"), f"{at}: key 'timeout'"),
-                retries=retries,
-                expect_status=int(table.get("expect_status", 0)),
-                body_match=body_match,
-            )
-        )
-    return checks
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise ConfigError(f"{what} {value!r} must match {_NAME.pattern}")
+    return value
+
+
+def _type(value: Any, what: str) -> str:
+    if value not in TARGET_KEY:
+        raise ConfigError(f"{what} is {value!r}, not one of {', '.join(TARGET_KEY)}")
+    return value
+
+
+def _retries(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise ConfigError(f"{what} {value!r} must be an integer from 0 to 10")
+    return value
+
+
+def _regex(value: Any, what: str) -> str:
+    try:
+        re.compile(value)
+    except (re.error, TypeError) as exc:
+        raise ConfigError(f"{what} {value!r} is not a regex: {exc}") from None
+    return value
+
+
+def _as_given(value: Any, what: str) -> Any:
+    return value  # the check's target: `build` says what is wrong with it, naming the type
+
+
+@dataclass
+class CheckKeys:
+    """The keys of one `[[checks]]` table."""
+
+    name: str = setting(None, help=f"the check's name label ({_NAME.pattern})", parse=_name, required=True)
+    type: str = setting(None, help="http, tcp or command", parse=_type, required=True)
+    url: str = setting(
+        None, help="http: the url to GET (http:// or https://)", parse=_as_given, only=("http",)
+    )
+    address: str = setting(None, help="tcp: HOST:PORT to connect to", parse=_as_given, only=("tcp",))
+    command: str = setting(
+        None, help="command: a shell command; exit status 0 passes", parse=_as_given, only=("command",)
+    )
+    interval: float = setting(30.0, "duration", "time between runs")
+    timeout: float = setting(5.0, "duration", "time one attempt may take")
+    retries: int = setting(0, help="attempts after a failed one, at once (0 to 10)", parse=_retries)
+    expect_status: int = setting(0, "int", "http: the status that passes (0: any 2xx or 3xx)", only=("http",))
+    body_match: str = setting("", help="http: a regex the body must contain", parse=_regex, only=("http",))
+
+
+def _check(values: dict[str, Any], at: str, earlier: list[CheckConfig]) -> CheckConfig:
+    kind, name = values["type"], values["name"]
+    if any(c.name == name for c in earlier):
+        raise ConfigError(f"{at}: key 'name' {name!r} is used by another check")
+    target_key = TARGET_KEY[kind]
+    target = values[target_key]
+    if not isinstance(target, str) or not target:
+        raise ConfigError(f"{at}: key {target_key!r} is required for a {kind} check")
+    if kind == "http" and not target.startswith(("http://", "https://")):
+        raise ConfigError(f"{at}: key 'url' {target!r} must start with http:// or https://")
+    return CheckConfig(
+        name=name,
+        type=kind,
+        target=target,
+        interval=values["interval"],
+        timeout=values["timeout"],
+        retries=values["retries"],
+        expect_status=values.get("expect_status") or 0,
+        body_match=values.get("body_match") or "",
+    )
+
+
+parse_checks = Section("checks", CheckKeys, _check, kind="type", noun="check")
+
+
+@dataclass
+class ChecksConfig:
+    """Health checks."""
+
+    checks: list = tables(parse_checks, "health checks, as [[checks]] tables (config file only)")
 
 
 async def attempt(check: CheckConfig) -> tuple[bool, str]:
@@ -170,3 +206,36 @@ class CheckRunner:
                 return True, elapsed
         log.warning("check %s (%s %s) failed: %s", check.name, check.type, check.target, why)
         return False, elapsed
+
+
+class CheckService:
+    """The check runner as the agent runs it: on the event loop, restarted with the new checks
+    when a reload changes them."""
+
+    def __init__(self, checks: list[CheckConfig], submit: Callable[[Intake], object]):
+        self.checks = checks
+        self.submit = submit
+        self._running: tuple[asyncio.Event, asyncio.Task] | None = None
+
+    def _emit(self, points: list[tuple[SeriesDef, int, float]]) -> None:
+        self.submit(Intake(points=points))
+
+    async def start(self) -> None:
+        stop = asyncio.Event()
+        self._running = (stop, asyncio.create_task(CheckRunner(self.checks, self._emit).run(stop)))
+
+    async def stop(self) -> None:
+        if self._running is not None:
+            stop, task = self._running
+            stop.set()
+            await task
+            self._running = None
+
+    async def apply(self, cfg: ChecksConfig) -> None:
+        await self.stop()
+        self.checks = cfg.checks
+        await self.start()
+
+
+def build(cfg: ChecksConfig, submit: Callable[[Intake], object]) -> CheckService:
+    return CheckService(cfg.checks, submit)

@@ -1,8 +1,13 @@
 """The agent's spool: frames on disk from the moment they are accepted until the collector acks them.
 
 Layout under the spool directory:
-  segments/<id:020d>.seg   append-only records: header (magic, body length, crc32, mark) + a Frame
-  cursor                   "<segment id> <offset> <mark>": where the first unacked record starts
+  segments/<id:020d>.seg   append-only records: header (magic, body length, crc32) + a Frame
+  cursor                   "<segment id> <offset>": where the first unacked record starts
+
+The magic is the format's version: FRY2 records (this one), and FRY1 records (the format before,
+whose header also carried a producer's `mark`, now ignored) are still read, so frames an older
+agent spooled are delivered after an upgrade; a segment of a newer format is refused with a
+message rather than cut off as a torn tail. A segment holds the records of one process only.
 
 Acks arrive in spool order (the sender sends in order and acks come in order), so the acked
 frames are always a prefix: the cursor is the whole ack state. A crash can leave the cursor
@@ -10,11 +15,11 @@ behind (acked frames are resent and the collector answers DUPLICATE) but never a
 the cursor is made durable before any segment is deleted. A torn tail (a record cut short by
 SIGKILL or power loss, or failing its checksum) is cut off on open; nothing before it is lost.
 
-Past `max_bytes` the oldest segment is dropped and its unacked frames counted as dropped. A
-record's `mark` is a number the producer chooses (the synthetic source's progress); the spool
-remembers the highest mark ever appended, across restarts, even after the record is gone.
+Past `max_bytes` the oldest segment is dropped and its unacked frames counted as dropped.
 
-Thread-safe: the pipeline thread appends, the sender (event loop) reads and acks.
+Thread-safe: the pipeline thread appends, the sender (event loop) reads and acks. A producer
+that records something about each frame it appends (the synthetic source's progress) does so
+holding `lock`, so no reader sees the frame before the record is written.
 """
 
 from __future__ import annotations
@@ -32,13 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.agent import selfmetrics as m
+from ferry.runtime.config import ConfigError, setting
 from ferry.v1 import ingest_pb2
 from ferry.wire.frames import pack_frame
 
 log = logging.getLogger("ferry.agent.spool")
 
-MAGIC = b"FRY1"
-HEADER = struct.Struct("<4sIIQ")  # magic, body length, crc32(mark + body), mark
+MAGIC = b"FRY2"
+HEADER = struct.Struct("<4sII")  # magic, body length, crc32(body)
+V1_MAGIC = b"FRY1"
+V1_HEADER = struct.Struct("<4sIIQ")  # magic, body length, crc32(mark + body), mark
 MAX_RECORD = 256 * 1024 * 1024
 FSYNC_POLICIES = ("frame", "interval")
 
@@ -52,7 +60,7 @@ class Entry:
     epoch: int
     seq: int
     points: int
-    mark: int
+    header: int = HEADER.size  # bytes before the Frame (an FRY1 record's are more)
 
 
 class SpoolError(RuntimeError):
@@ -86,7 +94,6 @@ class Spool:
         self._entries: deque[Entry] = deque()
         self._seg_bytes: dict[int, int] = {}  # live segment id -> bytes from its first live record to its end
         self._next_pos = 1
-        self._mark = 0
         self._writer = None
         self._writer_seg = 0
         self._last_sync = time.monotonic()
@@ -96,7 +103,7 @@ class Spool:
     # -- opening -----------------------------------------------------------------------------
 
     def _open(self) -> None:
-        cur_seg, cur_off, self._mark = self._read_cursor()
+        cur_seg, cur_off = self._read_cursor()
         segs = sorted(int(p.stem) for p in self.segments_dir.glob("*.seg") if p.stem.isdigit())
         for seg in segs:
             path = self._path(seg)
@@ -135,20 +142,29 @@ class Spool:
                 break
             self._entries.append(entry)
             self._seg_bytes[seg] = self._seg_bytes.get(seg, 0) + entry.length
-            self._mark = max(self._mark, entry.mark)
             offset += entry.length
         if seg not in self._seg_bytes:
             path.unlink()  # nothing live in it
 
     def _parse(self, seg: int, data: bytes, offset: int) -> Entry | None:
-        if offset + HEADER.size > len(data):
+        magic = data[offset : offset + 4]
+        if magic == V1_MAGIC:
+            header = V1_HEADER
+        elif magic[:3] == MAGIC[:3] and magic[3:].isdigit() and magic > MAGIC:
+            raise SpoolError(
+                f"spool segment {self._path(seg)} holds records of format {magic.decode()}, newer than "
+                f"this agent's {MAGIC.decode()}: run the newer agent to deliver them, or move the spool away"
+            )
+        else:
+            header = HEADER
+        if offset + header.size > len(data):
             return None
-        magic, length, crc, mark = HEADER.unpack_from(data, offset)
-        end = offset + HEADER.size + length
-        if magic != MAGIC or length > MAX_RECORD or end > len(data):
+        magic, length, crc, *mark = header.unpack_from(data, offset)
+        end = offset + header.size + length
+        if magic not in (MAGIC, V1_MAGIC) or length > MAX_RECORD or end > len(data):
             return None
-        body = data[offset + HEADER.size : end]
-        if zlib.crc32(body, zlib.crc32(struct.pack("<Q", mark))) != crc:
+        body = data[offset + header.size : end]
+        if zlib.crc32(body, zlib.crc32(struct.pack("<Q", *mark)) if mark else 0) != crc:
             return None
         frame = ingest_pb2.Frame()
         try:
@@ -156,29 +172,31 @@ class Spool:
         except Exception:
             return None
         entry = Entry(
-            self._next_pos, seg, offset, end - offset, frame.epoch, frame.seq, frame.point_count, mark
+            self._next_pos, seg, offset, end - offset, frame.epoch, frame.seq, frame.point_count, header.size
         )
         self._next_pos += 1
         return entry
 
-    def _read_cursor(self) -> tuple[int, int, int]:
+    def _read_cursor(self) -> tuple[int, int]:
         try:
-            seg, off, mark = (int(x) for x in (self.dir / "cursor").read_text().split())
+            fields = (self.dir / "cursor").read_text().split()
+            if len(fields) not in (2, 3):  # an FRY1 spool's cursor had a third field, the mark
+                raise ValueError(f"{len(fields)} fields, not <segment> <offset>")
+            seg, off = int(fields[0]), int(fields[1])
         except FileNotFoundError:
-            return 0, 0, 0
+            return 0, 0
         except ValueError as exc:
             raise SpoolError(f"spool cursor {self.dir / 'cursor'} is unreadable: {exc}") from None
-        return seg, off, mark
+        return seg, off
 
     # -- appending ---------------------------------------------------------------------------
 
-    def append(self, payload: bytes, point_count: int, mark: int = 0) -> ingest_pb2.Frame:
+    def append(self, payload: bytes, point_count: int) -> ingest_pb2.Frame:
         """Pack `payload` as the next frame of this epoch and make it durable (per the fsync policy)."""
         with self._lock:
             frame = pack_frame(self.agent_id, self.epoch, self._next_seq, payload, point_count)
             body = frame.SerializeToString()
-            crc = zlib.crc32(body, zlib.crc32(struct.pack("<Q", mark)))
-            record = HEADER.pack(MAGIC, len(body), crc, mark) + body
+            record = HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
             fh = self._segment_for(len(record))
             offset = fh.tell()
             fh.write(record)
@@ -196,12 +214,10 @@ class Spool:
                 frame.epoch,
                 frame.seq,
                 point_count,
-                mark,
             )
             self._next_pos += 1
             self._entries.append(entry)
             self._seg_bytes[self._writer_seg] = self._seg_bytes.get(self._writer_seg, 0) + len(record)
-            self._mark = max(self._mark, mark)
             m.FRAMES_QUEUED.inc()
             self._enforce_bound()
             self._gauges()
@@ -254,8 +270,8 @@ class Spool:
             if self._writer is not None and entry.segment == self._writer_seg:
                 self._writer.flush()
             with self._path(entry.segment).open("rb") as fh:
-                fh.seek(entry.offset + HEADER.size)
-                body = fh.read(entry.length - HEADER.size)
+                fh.seek(entry.offset + entry.header)
+                body = fh.read(entry.length - entry.header)
         frame = ingest_pb2.Frame()
         frame.ParseFromString(body)
         return entry.pos, frame
@@ -293,7 +309,7 @@ class Spool:
     def _write_cursor(self, seg: int, offset: int, durable: bool) -> None:
         tmp = self.dir / "cursor.tmp"
         with tmp.open("w") as fh:
-            fh.write(f"{seg} {offset} {self._mark}\n")
+            fh.write(f"{seg} {offset}\n")
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -311,8 +327,17 @@ class Spool:
     # -- state -------------------------------------------------------------------------------
 
     @property
-    def mark(self) -> int:
-        return self._mark
+    def lock(self) -> threading.RLock:
+        """Held while appending, reading and acking; reentrant, so a producer may append under it."""
+        return self._lock
+
+    def frames(self) -> list[ingest_pb2.Frame]:
+        """Every unacked frame, oldest first (read back from disk)."""
+        out, pos = [], 0
+        while (got := self.next_after(pos)) is not None:
+            pos, frame = got
+            out.append(frame)
+        return out
 
     @property
     def bytes(self) -> int:
@@ -343,3 +368,36 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@dataclass
+class SpoolConfig:
+    """The spool: frames on disk until the collector acks them."""
+
+    spool: str = setting(
+        "/var/lib/ferry/spool", "str", "spool directory: frames wait here until acked", metavar="DIR"
+    )
+    spool_max_bytes: int = setting(
+        512 * 1024 * 1024,
+        "int",
+        "spool size bound; past it the oldest unacked frames are dropped and counted",
+    )
+    spool_fsync: str = setting(
+        "frame", "choice", "fsync each frame, or at most every spool_fsync_interval", choices=FSYNC_POLICIES
+    )
+    spool_fsync_interval: float = setting(1.0, "duration", "with spool_fsync=interval", metavar="DUR")
+
+    def check(self) -> None:
+        if self.spool_max_bytes < 64 * 1024:
+            raise ConfigError(f"spool_max_bytes {self.spool_max_bytes} must be >= 65536")
+
+
+def build(cfg: SpoolConfig, agent_id: str, on_append: Callable[[], None] | None = None) -> Spool:
+    return Spool(
+        cfg.spool,
+        agent_id,
+        cfg.spool_max_bytes,
+        fsync=cfg.spool_fsync,
+        fsync_interval_s=cfg.spool_fsync_interval,
+        on_append=on_append,
+    )

@@ -2,12 +2,17 @@
 
 A collector's `collect(time_ms, emit)` calls `emit(series, value)` per point. `SeriesCache`
 keeps one SeriesDef per (metric, label values) so steady-state cycles allocate nothing new.
+`HostEnv` is what every collector's `build(config, env)` reads besides its config: the /proc
+root and statvfs (injectable, so tests run the real parsers on a fixture tree) and the budget
+of descriptors the process collector may keep open.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -23,6 +28,19 @@ class Collector(Protocol):
     def collect(self, time_ms: int, emit: Emit) -> None: ...
 
     def close(self) -> None: ...
+
+
+def proc_file_budget() -> int:
+    """/proc descriptors the process collector may keep open: a quarter of the soft fd limit."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return min(soft // 4, 16384) if soft != resource.RLIM_INFINITY else 16384
+
+
+@dataclass(frozen=True)
+class HostEnv:
+    proc_root: Path = Path("/proc")
+    statvfs: Callable[[str], os.statvfs_result] = os.statvfs
+    max_open_files: int = field(default_factory=proc_file_budget)
 
 
 class SeriesCache:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent.collectors.base import Emit, HostEnv, ProcText, SeriesCache
 from ferry.series import SeriesDef
 
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size
@@ -71,3 +71,7 @@ class DiskCollector:
             s(c.DISK_IO_TIME, dev),
             s(c.DISK_PENDING, dev),
         )
+
+
+def build(cfg: object, env: HostEnv) -> DiskCollector:
+    return DiskCollector(env.proc_root)  # nothing to configure

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent.collectors.base import Emit, HostEnv, ProcText, SeriesCache
+from ferry.runtime.config import setting
 
 # not disks: skipped unless the configuration says otherwise
 PSEUDO_FS = frozenset(
@@ -89,3 +91,19 @@ class FilesystemCollector:
 def _unescape(path: str) -> str:
     """/proc/mounts escapes space, tab, newline and backslash as octal."""
     return path.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+@dataclass
+class FilesystemConfig:
+    """The filesystem collector."""
+
+    filesystem_exclude_types: list = setting(
+        sorted(PSEUDO_FS),
+        "names",
+        "filesystem types the filesystem collector skips (default: pseudo filesystems)",
+        metavar="TYPE[,TYPE...]",
+    )
+
+
+def build(cfg: FilesystemConfig, env: HostEnv) -> FilesystemCollector:
+    return FilesystemCollector(env.proc_root, env.statvfs, frozenset(cfg.filesystem_exclude_types))

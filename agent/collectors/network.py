@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors.base import Emit, ProcText, SeriesCache
+from ferry.agent.collectors.base import Emit, HostEnv, ProcText, SeriesCache
 from ferry.series import SeriesDef
 
 # the kernel's TCP state numbers (include/net/tcp_states.h), as the hostmetrics receiver names them
@@ -104,3 +104,7 @@ class NetworkCollector:
         if seen:
             for state, n in counts.items():
                 emit(self.s(c.NETWORK_CONNECTIONS, "tcp", state), float(n))
+
+
+def build(cfg: object, env: HostEnv) -> NetworkCollector:
+    return NetworkCollector(env.proc_root)  # nothing to configure

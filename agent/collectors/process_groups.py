@@ -21,7 +21,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.runtime.config import ConfigError, array_of_tables
+from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.tables import Section
 
 TOP_GROUP = "top"  # the group label of processes reported because they rank in the top N
 _GROUP = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
@@ -106,56 +107,72 @@ def systemd_unit(cgroup: str) -> str:
     return ""
 
 
-def parse_process_groups(value: Any, where: str) -> list[ProcessGroup]:
-    """Validate the `[[processes]]` tables; errors name the table's position and key."""
-    groups, seen = [], set()
-    for at, table in array_of_tables(value, where, "processes"):
-        unknown = set(table) - {"group", "max_processes", *MATCHERS}
-        if unknown:
-            raise ConfigError(f"{at}: unknown key(s) {', '.join(sorted(unknown))}")
-        group = table.get("group")
-        if not isinstance(group, str) or not _GROUP.fullmatch(group) or group == TOP_GROUP:
-            raise ConfigError(
-                f"{at}: key 'group' {group!r} must match {_GROUP.pattern} and not be {TOP_GROUP!r}"
-            )
-        if group in seen:
-            raise ConfigError(f"{at}: key 'group' {group!r} is used by another [[processes]] table")
-        seen.add(group)
-        if not any(k in table for k in MATCHERS):
-            raise ConfigError(f"{at}: needs at least one of the keys {', '.join(MATCHERS)}")
-        for key in MATCHERS:
-            if key in table and (not isinstance(table[key], str | int) or table[key] in ("", True, False)):
-                raise ConfigError(f"{at}: key {key!r} {table[key]!r} must be a non-empty string")
-        cap = table.get("max_processes", 10)
-        if isinstance(cap, bool) or not isinstance(cap, int) or not 1 <= cap <= 1000:
-            raise ConfigError(f"{at}: key 'max_processes' {cap!r} must be an integer from 1 to 1000")
-        groups.append(
-            ProcessGroup(
-                group=group,
-                name=_regex(table, "name", at),
-                cmdline=_regex(table, "cmdline", at),
-                uid=_uid(table["user"], at) if "user" in table else None,
-                pidfile=str(table.get("pidfile", "")),
-                unit=str(table.get("unit", "")),
-                max_processes=cap,
-            )
-        )
-    return groups
+def _group(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _GROUP.fullmatch(value) or value == TOP_GROUP:
+        raise ConfigError(f"{what} {value!r} must match {_GROUP.pattern} and not be {TOP_GROUP!r}")
+    return value
 
 
-def _regex(table: dict, key: str, at: str) -> re.Pattern | None:
-    if key not in table:
-        return None
+def _matcher(value: Any, what: str) -> str:
+    if not isinstance(value, str | int) or value in ("", True, False):
+        raise ConfigError(f"{what} {value!r} must be a non-empty string")
+    return str(value)
+
+
+def _regex(value: Any, what: str) -> re.Pattern:
+    text = _matcher(value, what)
     try:
-        return re.compile(str(table[key]))
+        return re.compile(text)
     except re.error as exc:
-        raise ConfigError(f"{at}: key {key!r} {table[key]!r} is not a regex: {exc}") from None
+        raise ConfigError(f"{what} {value!r} is not a regex: {exc}") from None
 
 
-def _uid(user: Any, at: str) -> int:
-    if isinstance(user, int) or str(user).isdigit():
+def _uid(value: Any, what: str) -> int:
+    user = _matcher(value, what)
+    if user.isdigit():
         return int(user)
     try:
         return pwd.getpwnam(user).pw_uid
     except KeyError:
-        raise ConfigError(f"{at}: key 'user' {user!r} is not a user on this host") from None
+        raise ConfigError(f"{what} {value!r} is not a user on this host") from None
+
+
+def _cap(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ConfigError(f"{what} {value!r} must be an integer from 1 to 1000")
+    return value
+
+
+@dataclass
+class ProcessGroupKeys:
+    """The keys of one `[[processes]]` table: a group and its matchers (at least one)."""
+
+    group: str = setting(
+        None, help=f"the `group` label ({_GROUP.pattern}, not {TOP_GROUP!r})", parse=_group, required=True
+    )
+    name: str = setting(None, help="regex, full match on the process name (comm)", parse=_regex)
+    cmdline: str = setting(None, help="regex, searched in the command line", parse=_regex)
+    user: str = setting(None, help="user name or uid (the real uid)", parse=_uid)
+    pidfile: str = setting(None, help="the process whose pid this file holds", parse=_matcher)
+    unit: str = setting(None, help="systemd unit, from /proc/PID/cgroup", parse=_matcher)
+    max_processes: int = setting(10, help="report at most this many (lowest pids first)", parse=_cap)
+
+
+def _process_group(values: dict[str, Any], at: str, earlier: list[ProcessGroup]) -> ProcessGroup:
+    group = values["group"]
+    if any(g.group == group for g in earlier):
+        raise ConfigError(f"{at}: key 'group' {group!r} is used by another [[processes]] table")
+    if all(values[k] is None for k in MATCHERS):
+        raise ConfigError(f"{at}: needs at least one of the keys {', '.join(MATCHERS)}")
+    return ProcessGroup(
+        group=group,
+        name=values["name"],
+        cmdline=values["cmdline"],
+        uid=values["user"],
+        pidfile=values["pidfile"] or "",
+        unit=values["unit"] or "",
+        max_processes=values["max_processes"],
+    )
+
+
+parse_process_groups = Section("processes", ProcessGroupKeys, _process_group)

@@ -22,12 +22,19 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from operator import attrgetter
 from typing import NamedTuple
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors.base import Emit, SeriesCache
-from ferry.agent.collectors.process_groups import TOP_GROUP, ProcessGroup, ProcInfo, read_info
+from ferry.agent.collectors.base import Emit, HostEnv, SeriesCache
+from ferry.agent.collectors.process_groups import (
+    TOP_GROUP,
+    ProcessGroup,
+    ProcInfo,
+    parse_process_groups,
+    read_info,
+)
 from ferry.agent.collectors.procfs import (
     STAT_STATES,
     ProcFiles,
@@ -36,6 +43,8 @@ from ferry.agent.collectors.procfs import (
     fd_dir_size_counts,
     status_counter,
 )
+from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.tables import tables
 from ferry.series import SeriesDef
 
 log = logging.getLogger("ferry.agent.processes")
@@ -213,3 +222,26 @@ class ProcSeries(NamedTuple):
             c.PROCESS_DISK_IO.series(("write", *who)),
             c.PROCESS_OPEN_FDS.series(who),
         )
+
+
+@dataclass
+class ProcessesConfig:
+    """The process collector."""
+
+    process_top_n: int = setting(
+        10, "int", "per-process metrics for the top N by CPU and the top N by memory (0: none)"
+    )
+    processes: list = tables(
+        parse_process_groups,
+        "process groups reported whatever their rank, as [[processes]] tables (config file only)",
+    )
+
+    def check(self) -> None:
+        if self.process_top_n > 1000:
+            raise ConfigError(f"process_top_n {self.process_top_n} must be <= 1000")
+
+
+def build(cfg: ProcessesConfig, env: HostEnv) -> ProcessCollector:
+    return ProcessCollector(
+        str(env.proc_root), cfg.process_top_n, cfg.processes, max_open_files=env.max_open_files
+    )

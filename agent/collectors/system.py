@@ -1,5 +1,7 @@
 """Host metrics: CPU, memory, paging, load and uptime here; disks, filesystems, network and
-processes from their own modules. `host_collectors` builds the enabled ones for the agent.
+processes from their own modules. `HOST_COLLECTORS` is the registry of them all: each has a
+`build(config, env)` and, if it has keys, a config dataclass; `build_collectors` builds the
+enabled ones for the agent, and `HostCollectorsConfig` composes their keys.
 
 Reads /proc directly (about a millisecond a cycle); the proc root is injectable so tests run the
 real parsers on a fixture tree. Rates (cpu utilization) need two samples: the first cycle emits
@@ -18,17 +20,27 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors.base import Collector, Emit, ProcText, SeriesCache
-from ferry.agent.collectors.disk import DiskCollector
-from ferry.agent.collectors.filesystem import PSEUDO_FS, RATIO_SCALE, FilesystemCollector, _unescape, ratio
-from ferry.agent.collectors.network import NetworkCollector
+from ferry.agent.collectors import disk, filesystem, network, processes
+from ferry.agent.collectors.base import Collector, Emit, HostEnv, ProcText, SeriesCache
+from ferry.agent.collectors.filesystem import PSEUDO_FS, RATIO_SCALE, _unescape, ratio
 from ferry.agent.collectors.process_groups import ProcessGroup
-from ferry.agent.collectors.processes import ProcessCollector
+from ferry.runtime.config import ConfigError, parse_names, part_values, setting
 
-__all__ = ["COLLECTOR_NAMES", "CPU_STATES", "PSEUDO_FS", "SystemCollector", "_unescape", "host_collectors"]
+__all__ = [
+    "COLLECTOR_NAMES",
+    "CPU_STATES",
+    "HOST_COLLECTORS",
+    "PSEUDO_FS",
+    "SystemCollector",
+    "_unescape",
+    "build_collectors",
+    "host_collectors",
+]
 
 # /proc/stat columns after the cpu name, mapped to OpenTelemetry cpu states
 _VMSTAT_KEYS = re.compile(r"^(pswpin|pswpout|pgpgin|pgpgout|pgfault|pgmajfault) (\d+)$", re.M)
@@ -137,7 +149,77 @@ class CpuMemoryCollector:
             emit(self.s(c.UPTIME), float(uptime.split()[0]))
 
 
-COLLECTOR_NAMES = ("system", "disk", "filesystem", "network", "processes")
+def build(cfg: object, env: HostEnv) -> CpuMemoryCollector:
+    return CpuMemoryCollector(env.proc_root)  # nothing to configure
+
+
+@dataclass(frozen=True)
+class HostCollector:
+    """One host collector as the agent knows it: its name (in the `collectors` key), how it is
+    built, and the config dataclass of its own keys (composed into the agent's config; a reload
+    rebuilds the collector when they change, and keeps the others with their state)."""
+
+    name: str
+    build: Callable[[Any, HostEnv], Collector]
+    config: type | None = None
+
+
+# the registry: adding a collector is its module (a Config and a build) and one line here
+HOST_COLLECTORS = (
+    HostCollector("system", build),
+    HostCollector("disk", disk.build),
+    HostCollector("filesystem", filesystem.build, filesystem.FilesystemConfig),
+    HostCollector("network", network.build),
+    HostCollector("processes", processes.build, processes.ProcessesConfig),
+)
+COLLECTOR_NAMES = tuple(c.name for c in HOST_COLLECTORS)
+
+
+def _collector_names(value: Any, where: str) -> list[str]:
+    names = parse_names(value, where)
+    unknown = [n for n in names if n not in COLLECTOR_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown collector(s) {', '.join(unknown)} (known: {', '.join(COLLECTOR_NAMES)})"
+        )
+    return names
+
+
+@dataclass
+class HostConfig:
+    """Which host collectors run."""
+
+    collectors: list = setting(
+        list(COLLECTOR_NAMES),
+        "names",
+        f"host collectors to run, comma-separated (of {', '.join(COLLECTOR_NAMES)})",
+        metavar="NAME[,NAME...]",
+        parse=_collector_names,
+    )
+
+
+@dataclass
+class HostCollectorsConfig(processes.ProcessesConfig, filesystem.FilesystemConfig, HostConfig):
+    """Every host collector's keys, composed from theirs."""
+
+
+def collector_settings(cfg: Any, name: str) -> tuple:
+    """The values of a host collector's own keys: it is rebuilt on reload when they change."""
+    config = next(c.config for c in HOST_COLLECTORS if c.name == name)
+    return part_values(cfg, config) if config is not None else ()
+
+
+def build_collectors(
+    cfg: Any, env: HostEnv | None = None, reuse: dict[str, Collector] | None = None
+) -> list[Collector]:
+    """The collectors `cfg.collectors` names, in registry order; those in `reuse` are kept."""
+    env = env or HostEnv()
+    reuse = reuse or {}
+    return [
+        reuse[c.name] if c.name in reuse else c.build(cfg, env)
+        for c in HOST_COLLECTORS
+        if c.name in cfg.collectors
+    ]
 
 
 def host_collectors(
@@ -155,17 +237,13 @@ def host_collectors(
         raise ValueError(
             f"unknown collector(s) {', '.join(sorted(unknown))}; known: {', '.join(COLLECTOR_NAMES)}"
         )
-    proc = Path(proc_root)
-    make = {
-        "system": lambda: CpuMemoryCollector(proc),
-        "disk": lambda: DiskCollector(proc),
-        "filesystem": lambda: FilesystemCollector(proc, statvfs, exclude_fs_types),
-        "network": lambda: NetworkCollector(proc),
-        "processes": lambda: ProcessCollector(
-            str(proc), process_top_n, process_groups, max_open_files=max_open_files
-        ),
-    }
-    return [make[name]() for name in COLLECTOR_NAMES if name in enabled]
+    cfg = HostCollectorsConfig(
+        collectors=list(enabled),
+        filesystem_exclude_types=sorted(exclude_fs_types),
+        process_top_n=process_top_n,
+        processes=list(process_groups),
+    )
+    return build_collectors(cfg, HostEnv(Path(proc_root), statvfs, max_open_files))
 
 
 class SystemCollector:

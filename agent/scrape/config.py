@@ -9,18 +9,21 @@ same (job, instance) are refused: their series would be indistinguishable.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ferry.agent.intake import Intake
 from ferry.limits import LABEL_KEY_RE, Limits
-from ferry.runtime.config import ConfigError, array_of_tables, parse_duration
+from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.tables import Section, tables
 
 DEFAULT_INTERVAL_S = 15.0
 MAX_TIMEOUT_S = 10.0
 _JOB = re.compile(r"[A-Za-z0-9_.:\-]{1,100}")
-_KEYS = frozenset(("job", "url", "interval", "timeout", "labels"))
 RESERVED_LABELS = ("job", "instance")  # set from the `job` key and the url
 
 
@@ -53,75 +56,134 @@ def instance_of(url: str) -> str:
     return f"{host}:{port}"
 
 
-def parse_scrape(value: Any, where: str) -> list[ScrapeTarget]:
-    """Validate the `[[scrape]]` tables; errors name the file, line, table and key."""
-    targets: list[ScrapeTarget] = []
-    seen: dict[tuple[str, str], str] = {}
-    for at, table in array_of_tables(value, where, "scrape"):
-        unknown = set(table) - _KEYS
-        if unknown:
-            raise ConfigError(
-                f"{at}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_KEYS))})"
-            )
-        job = table.get("job")
-        if not isinstance(job, str) or not _JOB.fullmatch(job):
-            raise ConfigError(f"{at}: key 'job' {job!r} is required and must match {_JOB.pattern}")
-        url = _url(table.get("url"), at)
-        interval = parse_duration(table.get("interval", DEFAULT_INTERVAL_S), f"{at}: key 'interval'")
-        timeout = parse_duration(table.get("timeout", min(MAX_TIMEOUT_S, interval)), f"{at}: key 'timeout'")
-        if timeout > interval:
-            raise ConfigError(f"{at}: key 'timeout' {timeout:g}s must not exceed the interval {interval:g}s")
-        target = ScrapeTarget(job, url, interval, timeout, _labels(table.get("labels", {}), at))
-        ident = (job, target.instance)
-        if ident in seen:
-            raise ConfigError(
-                f"{at}: job {job!r} already scrapes instance {target.instance} ({seen[ident]}); "
-                "give one of them another job"
-            )
-        seen[ident] = url
-        targets.append(target)
-    return targets
-
-
-def _url(url: Any, at: str) -> str:
+def _url(url: Any, what: str) -> str:
     if not isinstance(url, str) or not url:
-        raise ConfigError(f"{at}: key 'url' is required (e.g. http://127.0.0.1:9100/metrics)")
+        raise ConfigError(f"{what} is required (e.g. http://127.0.0.1:9100/metrics)")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError as exc:
-        raise ConfigError(f"{at}: key 'url' {url!r} is not a url: {exc}") from None
+        raise ConfigError(f"{what} {url!r} is not a url: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ConfigError(f"{at}: key 'url' {url!r} must start with http:// or https://")
+        raise ConfigError(f"{what} {url!r} must start with http:// or https://")
     if not parts.hostname:
-        raise ConfigError(f"{at}: key 'url' {url!r} has no host")
+        raise ConfigError(f"{what} {url!r} has no host")
     return url
 
 
-def _labels(value: Any, at: str) -> tuple[tuple[str, str], ...]:
+def _labels(value: Any, what: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
-        raise ConfigError(f"{at}: key 'labels' must be a table of strings, e.g. labels = {{ env = 'prod' }}")
+        raise ConfigError(f"{what} must be a table of strings, e.g. labels = {{ env = 'prod' }}")
     limits = Limits()
     for key, v in value.items():
         if key in RESERVED_LABELS:
             raise ConfigError(
-                f"{at}: key 'labels': {key!r} is set by the agent (job from the 'job' key, "
+                f"{what}: {key!r} is set by the agent (job from the 'job' key, "
                 "instance from the url's host:port)"
             )
         if not LABEL_KEY_RE.fullmatch(key) or len(key) > limits.max_label_key_len:
             raise ConfigError(
-                f"{at}: key 'labels': label {key!r} must match {LABEL_KEY_RE.pattern}, "
+                f"{what}: label {key!r} must match {LABEL_KEY_RE.pattern}, "
                 f"at most {limits.max_label_key_len} chars"
             )
         if not isinstance(v, str):
-            raise ConfigError(f"{at}: key 'labels': value of {key!r} is {v!r}, not a string")
+            raise ConfigError(f"{what}: value of {key!r} is {v!r}, not a string")
         if len(v.encode()) > limits.max_label_value_bytes:
             raise ConfigError(
-                f"{at}: key 'labels': value of {key!r} is {len(v.encode())} bytes "
+                f"{what}: value of {key!r} is {len(v.encode())} bytes "
                 f"> {limits.max_label_value_bytes} allowed"
             )
     if len(value) + len(RESERVED_LABELS) > limits.max_labels:
-        raise ConfigError(
-            f"{at}: key 'labels': {len(value)} labels + job and instance > {limits.max_labels} allowed"
-        )
+        raise ConfigError(f"{what}: {len(value)} labels + job and instance > {limits.max_labels} allowed")
     return tuple(sorted(value.items()))
+
+
+def _job(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not _JOB.fullmatch(value):
+        raise ConfigError(f"{what} {value!r} is required and must match {_JOB.pattern}")
+    return value
+
+
+@dataclass
+class ScrapeKeys:
+    """The keys of one `[[scrape]]` table."""
+
+    job: str = setting(None, help=f"the `job` label ({_JOB.pattern})", parse=_job, required=True)
+    url: str = setting(
+        None,
+        help="the endpoint, http:// or https://; its host:port is the `instance` label",
+        parse=_url,
+        required=True,
+    )
+    interval: float = setting(DEFAULT_INTERVAL_S, "duration", "time between scrapes")
+    timeout: float = setting(
+        None,
+        "duration",
+        f"time a scrape may take (default: the smaller of {MAX_TIMEOUT_S:g}s and the "
+        "interval; at most the interval)",
+    )
+    labels: dict = setting({}, help="a table of labels added to every sample", parse=_labels)
+
+
+def _target(values: dict[str, Any], at: str, earlier: list[ScrapeTarget]) -> ScrapeTarget:
+    interval = values["interval"]
+    timeout = values["timeout"] if values["timeout"] is not None else min(MAX_TIMEOUT_S, interval)
+    if timeout > interval:
+        raise ConfigError(f"{at}: key 'timeout' {timeout:g}s must not exceed the interval {interval:g}s")
+    target = ScrapeTarget(values["job"], values["url"], interval, timeout, values["labels"])
+    for other in earlier:
+        if (other.job, other.instance) == (target.job, target.instance):
+            raise ConfigError(
+                f"{at}: job {target.job!r} already scrapes instance {target.instance} ({other.url}); "
+                "give one of them another job"
+            )
+    return target
+
+
+parse_scrape = Section("scrape", ScrapeKeys, _target)
+
+
+@dataclass
+class ScrapeConfig:
+    """Prometheus endpoints the agent scrapes."""
+
+    scrape: list = tables(
+        parse_scrape, "Prometheus endpoints to scrape, as [[scrape]] tables (config file only)"
+    )
+
+
+class ScrapeService:
+    """The scraper as the agent runs it (ferry.agent.wiring builds it): one runner task over the
+    targets, restarted with the new ones when a reload changes them. Each target's state
+    (validated series, histogram totals) is kept in `states` across those restarts. The runner
+    (the parser, the mapping, the HTTP client) is imported only when there is a target."""
+
+    def __init__(self, targets: list[ScrapeTarget], submit: Callable[[Intake], object]):
+        self.targets = targets
+        self.submit = submit
+        self.states: dict = {}
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if not self.targets:
+            self.states.clear()  # as a runner of no targets would: no totals to keep
+            return
+        from ferry.agent.scrape.runner import ScrapeRunner
+
+        self._task = asyncio.create_task(ScrapeRunner(self.targets, self.submit, self.states).run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            from ferry.agent.scrape.runner import stop_task
+
+            await stop_task(self._task)
+            self._task = None
+
+    async def apply(self, cfg: ScrapeConfig) -> None:
+        await self.stop()
+        self.targets = cfg.scrape
+        await self.start()
+
+
+def build(cfg: ScrapeConfig, submit: Callable[[Intake], object]) -> ScrapeService:
+    return ScrapeService(cfg.scrape, submit)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ferry.agent.collectors.system import build_collectors, collector_settings
 from ferry.agent.config import AgentConfig
-from ferry.agent.main import Agent, build_collectors, collector_settings
 from ferry.agent.reload import split
+from ferry.agent.wiring import Agent
 from ferry.runtime.config import ConfigError, parse_command_line
 
 

@@ -1,14 +1,16 @@
-"""The agent's spool on the real filesystem: order, acks, restarts, torn tails, the bound, marks."""
+"""The agent's spool on the real filesystem: order, acks, restarts, torn tails, the bound, versions."""
 
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 
 import pytest
 from prometheus_client import REGISTRY
 
-from ferry.agent.spool import HEADER, Spool
-from ferry.wire.frames import FrameLimits, open_frame
+from ferry.agent.spool import HEADER, MAGIC, V1_HEADER, V1_MAGIC, Spool, SpoolError
+from ferry.wire.frames import FrameLimits, open_frame, pack_frame
 
 
 def metric(name: str) -> float:
@@ -113,20 +115,40 @@ def test_over_the_bound_the_oldest_frames_are_dropped_and_counted(tmp_path):
     assert sum(f.stat().st_size for f in _segment_files(tmp_path)) <= 64 * 1024 + 16 * 1024
 
 
-def test_mark_survives_restarts_after_everything_is_acked(tmp_path):
-    s = Spool(tmp_path, "a1", max_bytes=64 * 1024)
-    for i in range(1, 30):
-        s.append(os.urandom(3000), 100, mark=i * 100)
-    pos = 0
-    while (got := s.next_after(pos)) is not None:
-        pos, _ = got
-        s.ack(pos)
-    assert len(s) == 0
+def _v1_record(frame_payload: bytes, seq: int, mark: int) -> bytes:
+    """A record as agents before the FRY2 format wrote it: the producer's mark in the header."""
+    body = pack_frame("a1", 77, seq, frame_payload, 1).SerializeToString()
+    crc = zlib.crc32(body, zlib.crc32(struct.pack("<Q", mark)))
+    return V1_HEADER.pack(V1_MAGIC, len(body), crc, mark) + body
+
+
+def test_a_spool_of_the_previous_format_is_read_and_its_frames_delivered(tmp_path):
+    (tmp_path / "segments").mkdir()
+    first = _v1_record(b"old 0", 1, 100)
+    (tmp_path / "segments" / f"{1:020d}.seg").write_bytes(first + _v1_record(b"old 1", 2, 200))
+    (tmp_path / "cursor").write_text("1 0 200\n")  # the old cursor's third field was the mark
+    s = Spool(tmp_path, "a1")
+    assert [(f.epoch, f.seq) for f in s.frames()] == [(77, 1), (77, 2)]
+    assert [p for _, p in drain(s)] == [b"old 0", b"old 1"]
+    pos, _ = s.next_after(0)
+    s.ack(pos)
+    s.append(b"new", 1)
     s.close()
-    assert len(_segment_files(tmp_path)) <= 1
-    s2 = Spool(tmp_path, "a1")
-    assert s2.mark == 2900
-    assert s2.next_after(0) is None
+    assert (tmp_path / "cursor").read_text().split() == ["1", str(len(first))]  # rewritten in the new form
+    newest = _segment_files(tmp_path)[-1].read_bytes()
+    assert newest[:4] == MAGIC == b"FRY2" and HEADER.size == 12
+    assert [p for _, p in drain(Spool(tmp_path, "a1"))] == [b"old 1", b"new"]
+
+
+def test_a_spool_of_a_newer_format_is_refused_with_a_message(tmp_path):
+    s = Spool(tmp_path, "a1")
+    s.append(b"x", 1)
+    s.close()
+    seg = _segment_files(tmp_path)[-1]
+    seg.write_bytes(b"FRY3" + seg.read_bytes()[4:])
+    with pytest.raises(SpoolError, match=r"holds records of format FRY3, newer than this agent's FRY2"):
+        Spool(tmp_path, "a1")
+    assert seg.stat().st_size > HEADER.size  # not cut off as a torn tail
 
 
 def test_fsync_interval_policy_and_bad_policy(tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,17 +95,6 @@ def _parse(kind: str, value: Any, what: str) -> Any:
     return value
 
 
-def array_of_tables(value: Any, where: str, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(position, table) for each table of a `[[key]]` array, positions like "f.toml [[key]] #2"."""
-    if not isinstance(value, list):
-        raise ConfigError(f"{where}: expected [[{key}]] tables")
-    for i, table in enumerate(value):
-        at = f"{where} [[{key}]] #{i + 1}"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{at}: expected a table")
-        yield at, table
-
-
 def key_line(path: Path, key: str) -> int | None:
     """The first line that sets `key` or opens a `[key]` / `[[key]]` table."""
     k = re.escape(key)
@@ -138,7 +126,7 @@ def apply_file(cfg: Any, data: dict[str, Any], path: str | Path) -> None:
         field = fields.get(key)
         if field is None or field.metadata.get("file") is False:
             raise ConfigError(f"{where}: unknown key (known: {', '.join(sorted(k for k in fields))})")
-        setattr(cfg, key, _checked(field, value, where))
+        setattr(cfg, key, checked(field, value, where))
 
 
 def apply_flags(cfg: Any, flags: dict[str, Any]) -> None:
@@ -147,10 +135,11 @@ def apply_flags(cfg: Any, flags: dict[str, Any]) -> None:
     for key, value in flags.items():
         if value is None or key not in fields:
             continue
-        setattr(cfg, key, _checked(fields[key], value, f"--{key.replace('_', '-')}"))
+        setattr(cfg, key, checked(fields[key], value, f"--{key.replace('_', '-')}"))
 
 
-def _checked(field: dataclasses.Field, value: Any, where: str) -> Any:
+def checked(field: dataclasses.Field, value: Any, where: str) -> Any:
+    """`value` parsed as `field` declares (its `parse`, else its kind), and within its choices."""
     custom = field.metadata.get("parse")
     parsed = custom(value, where) if custom else _parse(field.metadata.get("kind", "str"), value, where)
     choices = field.metadata.get("choices")
@@ -166,6 +155,25 @@ def setting(default: Any, kind: str = "str", help: str = "", **extra: Any) -> An
             default_factory=lambda: type(default)(default), metadata={"kind": kind, "help": help, **extra}
         )
     return dataclasses.field(default=default, metadata={"kind": kind, "help": help, **extra})
+
+
+def parts(cls: type) -> list[type]:
+    """The config dataclasses a composed config inherits its keys from, in key order (a
+    component's config is one part; the composed class repeats none of their fields)."""
+    return [b for b in reversed(cls.__mro__[1:]) if dataclasses.is_dataclass(b)]
+
+
+def part_values(cfg: Any, part: type) -> tuple:
+    """The values of one part's keys in `cfg`: what a component is built from."""
+    return tuple(getattr(cfg, f.name) for f in dataclasses.fields(part))
+
+
+def check_parts(cfg: Any) -> None:
+    """Run each part's own `check` (the rules that span its keys) on the composed config."""
+    for part in parts(type(cfg)):
+        check = vars(part).get("check")
+        if check is not None:
+            check(cfg)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,16 +43,47 @@ def _le(a: array) -> bytes:
 
 def time_deltas(times: array) -> array:
     """Each time minus the one before (the first minus 0): small numbers that compress well."""
+    n = len(times)
+    if n > 1 and times.count(times[0]) == n:  # one cycle's time (a C-level scan, ~1 ns a point)
+        out = array("q", [0]) * n
+        out[0] = times[0]
+        return out
     out = array("q", times[:1])
     out.extend(map(operator.sub, itertools.islice(times, 1, None), times))
     return out
 
 
+RUN_MIN = 64  # points a ref's run holds on average before runs are looked for
+
+
 def ref_deltas(refs: array) -> array:
     """Each series ref minus the one before (the first minus 0), as int32: a cycle's refs count
-    up by one, so these are mostly 1s."""
+    up by one, so these are mostly 1s. Long runs of one ref (the accumulator lays a frame out
+    series-major: refs 0, 0, ..., 1, 1, ...) cost a few C-level calls a run, not one a point."""
+    n = len(refs)
+    if n and (refs[-1] - refs[0] + 1) * RUN_MIN <= n:
+        out = _run_deltas(refs)
+        if out is not None:
+            return out
     out = array("i", refs[:1])
     out.extend(map(operator.sub, itertools.islice(refs, 1, None), refs))
+    return out
+
+
+def _run_deltas(refs: array) -> array | None:
+    """ref_deltas of refs that are runs of r, r+1, r+2, ...; None when they are not."""
+    out, n, i, prev = array("i"), len(refs), 0, 0
+    while i < n:
+        r = refs[i]
+        try:
+            j = refs.index(r + 1, i)
+        except (ValueError, OverflowError):
+            j = n
+        if refs[i:j] != array(refs.typecode, [r]) * (j - i):
+            return None
+        out.append(r - prev)
+        out.extend(array("i", [0]) * (j - i - 1))
+        prev, i = r, j
     return out
 
 
