@@ -90,9 +90,11 @@ class CheckKeys:
     )
     interval: float = setting(30.0, "duration", "time between runs")
     timeout: float = setting(5.0, "duration", "time one attempt may take")
-    retries: int = setting(0, help="attempts after a failed one, at once (0 to 10)", parse=_retries)
+    retries: int = setting(0, "int", help="attempts after a failed one, at once (0 to 10)", parse=_retries)
     expect_status: int = setting(0, "int", "http: the status that passes (0: any 2xx or 3xx)", only=("http",))
-    body_match: str = setting("", help="http: a regex the body must contain", parse=_regex, only=("http",))
+    body_match: str = setting(
+        "", "regex", help="http: a regex the body must contain", parse=_regex, only=("http",)
+    )
 
 
 def _check(values: dict[str, Any], at: str, earlier: list[CheckConfig]) -> CheckConfig:

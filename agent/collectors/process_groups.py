@@ -150,12 +150,16 @@ class ProcessGroupKeys:
     group: str = setting(
         None, help=f"the `group` label ({_GROUP.pattern}, not {TOP_GROUP!r})", parse=_group, required=True
     )
-    name: str = setting(None, help="regex, full match on the process name (comm)", parse=_regex)
-    cmdline: str = setting(None, help="regex, searched in the command line", parse=_regex)
+    name: str = setting(
+        None, "regex", help="full match on the process name (comm, 15 characters)", parse=_regex
+    )
+    cmdline: str = setting(
+        None, "regex", help="searched in the command line (arguments joined by spaces)", parse=_regex
+    )
     user: str = setting(None, help="user name or uid (the real uid)", parse=_uid)
     pidfile: str = setting(None, help="the process whose pid this file holds", parse=_matcher)
     unit: str = setting(None, help="systemd unit, from /proc/PID/cgroup", parse=_matcher)
-    max_processes: int = setting(10, help="report at most this many (lowest pids first)", parse=_cap)
+    max_processes: int = setting(10, "int", help="report at most this many (lowest pids first)", parse=_cap)
 
 
 def _process_group(values: dict[str, Any], at: str, earlier: list[ProcessGroup]) -> ProcessGroup:

@@ -122,7 +122,7 @@ class ScrapeKeys:
         f"time a scrape may take (default: the smaller of {MAX_TIMEOUT_S:g}s and the "
         "interval; at most the interval)",
     )
-    labels: dict = setting({}, help="a table of labels added to every sample", parse=_labels)
+    labels: dict = setting({}, "labels", help="a table of labels added to every sample", parse=_labels)
 
 
 def _target(values: dict[str, Any], at: str, earlier: list[ScrapeTarget]) -> ScrapeTarget:

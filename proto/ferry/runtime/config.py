@@ -8,6 +8,7 @@ refuses to start.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -160,7 +161,9 @@ def setting(default: Any, kind: str = "str", help: str = "", **extra: Any) -> An
 def parts(cls: type) -> list[type]:
     """The config dataclasses a composed config inherits its keys from, in key order (a
     component's config is one part; the composed class repeats none of their fields)."""
-    return [b for b in reversed(cls.__mro__[1:]) if dataclasses.is_dataclass(b)]
+    return [
+        b for b in reversed(cls.__mro__[1:]) if dataclasses.is_dataclass(b) and inspect.get_annotations(b)
+    ]
 
 
 def part_values(cfg: Any, part: type) -> tuple:
