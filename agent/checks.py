@@ -5,6 +5,10 @@ timeout, retries (and for http: expect_status, body_match). Each check runs on i
 on the agent's event loop; an attempt that fails is retried at once up to `retries` times, and
 the result is `check.up` (1/0) and `check.duration` (ms of the last attempt), labelled by check
 name, type and target.
+
+Owns its configuration: `CheckKeys` declares a table's keys (parsed by ferry.runtime.tables,
+documented in docs/configuration.md), `ChecksConfig` the `checks` key composed into the agent's,
+and `build` the `CheckService` ferry.agent.wiring runs and restarts on reload.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The agent's pipeline thread: collection, batching, compression and spool writes, in order.
 
-Jobs from the event loop (records to batch, reload steps, the final cut, the synthetic source)
-run one at a time in the order submitted, as on a one-worker ThreadPoolExecutor. Between jobs the
-thread keeps its own schedule: `schedule()` runs what is due (a collection at each tick, a cut
-when the open batch comes due) and answers when to look again. So a collection tick wakes this
-thread alone, and the event loop sleeps through it: waking an idle thread costs a few hundred
-microseconds of cold caches, and a cycle used to wake the loop twice (to hand the cycle over, and
-when it ended).
+Jobs from the event loop (records to batch, reload steps, the final cut) run one at a time in
+the order submitted, as on a one-worker ThreadPoolExecutor. Between jobs the thread keeps its own
+schedule (ferry.agent.schedule): `schedule()` runs what is due (a collection at each tick, the
+synthetic source's next points, a cut when the open batch comes due) and answers when to look
+again. So a collection tick wakes this thread alone, and the event loop sleeps through it: waking
+an idle thread costs a few hundred microseconds of cold caches, and a cycle used to wake the
+loop twice (to hand the cycle over, and when it ended).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """What a new configuration changes, and what of that a running agent can apply (SIGHUP).
 
-Which keys apply in place is declared once, per component, in ferry.agent.config.COMPONENTS:
-the interval and jitter, the host collectors and their settings, the health checks, the scrape
-targets, labels and host (the batch so far is cut first, under the old ones), batch limits and
-the log level. The rest (addresses, spool, agent id, listeners, synthetic source, send window)
-is wired into running parts; a change there is reported as needing a restart and not applied.
-ferry.agent.wiring.Agent.reload asks `plan` what to redo.
+Which keys apply in place is declared once, per component, in ferry.agent.config.COMPONENTS
+(docs/configuration.md shows it for each part): the interval and jitter, the host collectors and
+their settings, the health checks, the scrape targets, labels and host (the batch so far is cut
+first, under the old ones), batch limits and the log level. The rest (addresses, spool, agent
+id, listeners, synthetic source, send window) is wired into running parts; a change there is
+reported as needing a restart and not applied. ferry.agent.wiring.Agent.reload asks `split`
+which keys changed and `redo` what to redo for them.
 """
 
 from __future__ import annotations

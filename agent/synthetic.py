@@ -38,6 +38,7 @@ SHARDS = 4
 SERIES = [SeriesDef(NAME, DELTA, "1", (("shard", str(i)),)) for i in range(SHARDS)]
 PROGRESS_FILE = "synthetic"
 PACE_S = 0.05  # with a RATE, the points due are added this often
+REPLACES = frozenset(("collectors", "checks", "scrape"))  # the sources that do not run beside it
 
 
 def parse_spec(text: str, what: str = "--synthetic") -> tuple[float, int]:

@@ -54,9 +54,10 @@ class Agent:
         self.spool = spool.build(cfg, self.agent_id, on_append=self._wake_sender)
         self.sender = Sender(self.spool, cfg.collector, window=cfg.send_window)
         self.deltas = DeltaSums()  # app DELTA increments, summed until the next frame; pipeline thread
-        # the synthetic source, when configured, replaces the host collectors, checks and scrape
-        # targets, and records its progress with each frame (so it is the batcher's sink)
+        # the synthetic source, when configured, records its progress with each frame (so it is
+        # the batcher's sink) and replaces the sources it names
         self.synthetic = synthetic.build(cfg, self.spool)
+        self.replaced = synthetic.REPLACES if self.synthetic else frozenset()
         sink = self.synthetic.append if self.synthetic else self.spool.append
         self.batcher = Batcher(
             self._resource(cfg), sink, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
@@ -64,15 +65,14 @@ class Agent:
         self._submitted = 0  # points handed to the pipeline thread from the event loop ...
         self._taken = 0  # ... and taken in by it (each counter written by one thread only)
         if collectors is None:
-            collectors = [] if self.synthetic else build_collectors(cfg)
+            collectors = [] if "collectors" in self.replaced else build_collectors(cfg)
         self.collection = Collection(collectors, cfg.interval, self._offset_s())
-        sources = [self.collection, *([self.synthetic] if self.synthetic else [])]
-        self.schedule = Schedule(self.batcher, sources)
+        self.schedule = Schedule(self.batcher, [s for s in (self.collection, self.synthetic) if s])
         self.pipeline = Pipeline(self.schedule.tick)
         self.services: dict[str, Service] = {"local": local.build(cfg, self.submit, self.pending)}
-        if not self.synthetic:
-            self.services["checks"] = checks.build(cfg, lambda intake: self.submit(intake, "checks"))
-            self.services["scrape"] = scrape.build(cfg, lambda intake: self.submit(intake, "scrape"))
+        for name, build in (("checks", checks.build), ("scrape", scrape.build)):
+            if name not in self.replaced:
+                self.services[name] = build(cfg, lambda intake, name=name: self.submit(intake, name))
 
     @property
     def collectors(self) -> list[Collector]:
@@ -123,14 +123,14 @@ class Agent:
             log.warning("reload: %s changed; restart the agent to apply", ", ".join(restart))
             for key in restart:  # keep running with the values in use
                 setattr(self.cfg, key, getattr(old, key))
-        todo = redo(live)
-        if "collectors" in todo and not self.synthetic:
+        todo = redo(live) - self.replaced
+        if "collectors" in todo:
             collectors = await loop.run_in_executor(self.pipeline, self._swap_collectors, old)
             log.info("reload: collectors now %s", ", ".join(c.name for c in collectors))
         if "batch" in todo:
             await loop.run_in_executor(self.pipeline, self._rebatch)
         for name in ("checks", "scrape"):
-            if name in todo and name in self.services:
+            if name in todo:
                 await self.services[name].apply(self.cfg)
         if "log" in todo:
             set_level(new.log_level)

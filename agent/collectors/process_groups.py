@@ -12,6 +12,9 @@
 A group needs at least one matcher; all the matchers it has must match. The name, command
 line, user and unit of a process are read once per process (pid and start time), so a process
 that rewrites its command line later keeps the group it had when first seen.
+
+`ProcessGroupKeys` declares a table's keys; `parse_process_groups` (ferry.runtime.tables) parses
+the `processes` key of ferry.agent.collectors.processes.ProcessesConfig.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ Keys: `job` (required: the `job` label), `url` (http:// or https://), `interval`
 table added to every sample of the target). The `instance` label is the url's host:port (the
 scheme's port when the url has none; never the url's user or password). Two targets with the
 same (job, instance) are refused: their series would be indistinguishable.
+
+`ScrapeKeys` declares a table's keys (parsed by ferry.runtime.tables, documented in
+docs/configuration.md), `ScrapeConfig` the `scrape` key composed into the agent's, and `build`
+the `ScrapeService` ferry.agent.wiring runs and restarts on reload.
 """
 
 from __future__ import annotations

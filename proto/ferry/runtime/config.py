@@ -159,8 +159,8 @@ def setting(default: Any, kind: str = "str", help: str = "", **extra: Any) -> An
 
 
 def parts(cls: type) -> list[type]:
-    """The config dataclasses a composed config inherits its keys from, in key order (a
-    component's config is one part; the composed class repeats none of their fields)."""
+    """The config dataclasses a composed config inherits its keys from, in key order: each
+    declares some (a component's config is one part; the composed class repeats none of them)."""
     return [
         b for b in reversed(cls.__mro__[1:]) if dataclasses.is_dataclass(b) and inspect.get_annotations(b)
     ]
