@@ -129,10 +129,10 @@ def test_bad_input_page_quotes_the_declared_limits():
     """The numbers in docs/bad-input.md's table are the defaults of ferry.limits.Limits and of
     the frame caps; change one there and this names the phrase to update."""
     from ferry.collector.pipeline import AGENT_ID_RE
-    from ferry.limits import DAY_MS, LABEL_KEY_RE, NAME_RE, Limits
-    from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+    from ferry.limits import DAY_MS, LABEL_KEY_RE, NAME_RE, Limits, RecordLimits
+    from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES, LZ4_MAX_RATIO
 
-    lim, mib = Limits(), 1024 * 1024
+    lim, rec, mib = Limits(), RecordLimits(), 1024 * 1024
     text = (ROOT / "docs" / "bad-input.md").read_text()
     phrases = [
         f"`max_frame_bytes` ({DEFAULT_MAX_FRAME_BYTES // mib} MiB)",
@@ -143,6 +143,11 @@ def test_bad_input_page_quotes_the_declared_limits():
         f"over {lim.max_label_key_len} chars",
         f"more than {lim.max_bounds} bounds",
         f"more than {lim.max_series:,} series or {lim.max_points:,} points",
+        f"more than {lim.max_series:,} series, {lim.max_series_labels:,} series label keys, "
+        f"{rec.max_records:,} records (all kinds) or {lim.max_fields:,} protobuf fields",
+        f"a series `unit` over {lim.max_unit_bytes} bytes; `resource.agent_version` over "
+        f"{lim.max_agent_version_bytes} bytes",
+        f"more than {LZ4_MAX_RATIO}x its size",
         f"older than {lim.max_past_ms // DAY_MS} days",
         f"more than {lim.max_future_ms // 60_000} minutes ahead",
         *(f"`{r.pattern.replace(chr(92), '')}`" for r in (NAME_RE, LABEL_KEY_RE, AGENT_ID_RE)),
