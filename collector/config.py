@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.collector.query.sql import QueryLimits
 from ferry.collector.storage.layout import check_identifier
 from ferry.runtime.config import ConfigError, setting
 from ferry.runtime.logs import LEVELS
 from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+
+_QUERY = QueryLimits()  # the query limits' defaults are declared there
 
 
 @dataclass
@@ -48,6 +51,17 @@ class CollectorConfig:
         "how often the store is probed; grpc health is NOT_SERVING while it takes no writes",
         metavar="DUR",
     )
+    queries: int = setting(4, "int", "query RPCs that run at once (more wait for a thread)")
+    query_max_memory_bytes: int = setting(
+        _QUERY.max_memory_bytes,
+        "int",
+        "memory one query statement may use in the store (max_memory_usage); past it RESOURCE_EXHAUSTED",
+    )
+    query_max_answer_bytes: int = setting(
+        _QUERY.max_answer_bytes,
+        "int",
+        "largest QueryRange answer, checked before it is built; past it RESOURCE_EXHAUSTED",
+    )
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
     events_ttl_days: int = setting(30, "int", "retention of events, days")
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
@@ -68,6 +82,9 @@ class CollectorConfig:
             raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
         if self.stream_idle_timeout <= 0:
             raise ConfigError(f"stream_idle_timeout {self.stream_idle_timeout} must be > 0")
+        for key in ("queries", "query_max_memory_bytes", "query_max_answer_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
         if self.store_probe_interval <= 0:
             raise ConfigError(f"store_probe_interval {self.store_probe_interval} must be > 0")
         for key in (

@@ -20,7 +20,9 @@ from ferry.collector.config import CollectorConfig
 from ferry.collector.ingest import IngestService, StreamLimits
 from ferry.collector.ingest import register as register_ingest
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
+from ferry.collector.query import calls
 from ferry.collector.query.service import QueryService
+from ferry.collector.query.sql import QueryLimits
 from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
@@ -30,7 +32,7 @@ from ferry.runtime.config import parse_args
 from ferry.runtime.logs import setup
 from ferry.runtime.loop import run
 from ferry.runtime.sdnotify import Notifier
-from ferry.v1 import ingest_pb2, query_pb2, query_pb2_grpc
+from ferry.v1 import ingest_pb2, query_pb2
 from ferry.wire.frames import FrameLimits
 
 log = logging.getLogger("ferry.collector")
@@ -67,7 +69,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     )
     server = transport.server(
         max_receive_bytes=cfg.max_frame_bytes + 1024 * 1024,
-        max_send_bytes=64 * 1024 * 1024,
+        max_send_bytes=max(64 * 1024 * 1024, cfg.query_max_answer_bytes + 1024 * 1024),
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
     )
     ingest = IngestService(
@@ -78,7 +80,20 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         stream_limits=StreamLimits(cfg.max_streams, cfg.max_streams_per_peer, cfg.stream_idle_timeout),
     )
     register_ingest(ingest, server)
-    query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)
+    queries = ThreadPoolExecutor(cfg.queries, thread_name_prefix="query")
+    killer = ThreadPoolExecutor(1, thread_name_prefix="query-kill")
+    query_service = QueryService(
+        stores,
+        QueryLimits(max_memory_bytes=cfg.query_max_memory_bytes, max_answer_bytes=cfg.query_max_answer_bytes),
+    )
+    calls.add_to_server(
+        query_service,
+        server,
+        queries,
+        killer,
+        lambda tag: stores.get().client.command(calls.kill_sql(tag)),
+        query_service.new_call,
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -118,6 +133,8 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     await ingest.drain(cfg.drain_timeout)
     await server.stop(grace=1)
     writers.shutdown(wait=True)
+    queries.shutdown(wait=True)
+    killer.shutdown(wait=True)
     stores.close_all()
     bootstrap.close()
     store_health.close()

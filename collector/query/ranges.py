@@ -165,10 +165,13 @@ def read_quantiles(
     Groups are keyed by series id, or by the group-by labels' values; a key met for the first
     time (a series that arrived after the lookup) gets a new entry in `series.labels`."""
     sql, params = quantile_range_sql(store.db, req, agg, max_rows)
-    cols = _read(store, sql + settings, params, max_rows)
+    by = list(req.group_by)
+    # keyed by series id the result is numeric: numpy straight from the blocks (a Python object
+    # per value would cost several times the answer's size); group keys are string arrays
+    read = _read if by else _read_np
+    cols = read(store, sql + settings, params, max_rows)
     if cols is None:
         return _empty()
-    by = list(req.group_by)
     if not by:
         group, known = series.locate(cols[0])
     else:

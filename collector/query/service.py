@@ -2,8 +2,12 @@
 ListAgents, TopProcesses (ferry.collector.query.listing), and Search<Kind> for each record kind
 of `ferry.records` (SearchEvents, SearchLogs; defined at the end, from the declarations).
 
-Methods are synchronous; the grpc.aio server runs them on its thread pool (each thread has its
-own Store). Bad requests answer INVALID_ARGUMENT, over-limit ones RESOURCE_EXHAUSTED, store
+Methods are synchronous and take a QueryCall (ferry.collector.query.calls, which serves them on
+the grpc.aio server's query pool, each thread with its own Store): every statement carries the
+call's time and memory limits, and stops when the call is over. Bad requests answer
+INVALID_ARGUMENT; over-limit ones RESOURCE_EXHAUSTED (more series, rows or answer bytes than
+allowed, or more memory in the store than `query_max_memory_bytes`), with the limit checked
+before the answer is built; a call whose client's deadline passed DEADLINE_EXCEEDED; store
 failures UNAVAILABLE — with a message naming the value and the limit.
 """
 
@@ -18,6 +22,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.query import listing, search
+from ferry.collector.query.calls import CallContext, Cancelled, QueryCall
 from ferry.collector.query.groups import matched
 from ferry.collector.query.quantiles import QUANTILES
 from ferry.collector.query.ranges import (
@@ -28,7 +33,15 @@ from ferry.collector.query.ranges import (
     read_samples,
 )
 from ferry.collector.query.resolution import RAW, choose
-from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError, QueryLimits, check_range, series_sql
+from ferry.collector.query.sql import (
+    GROWTH,
+    LimitExceeded,
+    QueryError,
+    QueryLimits,
+    check_range,
+    points_sql,
+    series_sql,
+)
 from ferry.collector.storage.store import ThreadStores
 from ferry.records import KINDS
 from ferry.v1 import query_pb2, query_pb2_grpc
@@ -38,6 +51,13 @@ log = logging.getLogger("ferry.collector.query")
 
 # ClickHouse error codes that mean the request itself is bad (e.g. a regex that does not compile)
 _BAD_REQUEST_CODES = ("Code: 427.", "Code: 36.", "Code: 62.")
+_MEMORY_LIMIT = "Code: 241."  # MEMORY_LIMIT_EXCEEDED: the call's max_memory_usage
+_TIMEOUT = "Code: 159."  # TIMEOUT_EXCEEDED: the call's max_execution_time
+_KILLED = "Code: 394."  # QUERY_WAS_CANCELLED: KILL QUERY, the call was cancelled
+
+# Upper bound of one point's bytes in a QueryRangeResponse: a time_ms varint (7 bytes up to
+# 2^49 ms, year 19800) and a double; a series adds its labels (`_series_bytes`).
+ANSWER_POINT_BYTES = 15
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
@@ -63,8 +83,12 @@ class QueryService(query_pb2_grpc.QueryServicer):
         return self._answer("TopProcesses", self._top_processes, request, context)
 
     def _answer(self, method: str, fn, request, context):
+        call = context.call if isinstance(context, CallContext) else self.new_call(context)
         try:
-            response = fn(request)
+            response = fn(request, call)
+        except Cancelled as exc:
+            m.QUERIES.labels(method, "cancelled").inc()
+            context.abort(exc.code, str(exc))
         except LimitExceeded as exc:
             m.QUERIES.labels(method, "limit").inc()
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
@@ -73,6 +97,28 @@ class QueryService(query_pb2_grpc.QueryServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ClickHouseError as exc:
             text = str(exc)
+            if _KILLED in text or (_TIMEOUT in text and call.cancelled):
+                m.QUERIES.labels(method, "cancelled").inc()
+                context.abort(grpc.StatusCode.CANCELLED, "query cancelled: the client went away")
+            if _TIMEOUT in text:
+                ours = call.deadline is None or call.remaining() > 0.05
+                m.QUERIES.labels(method, "limit" if ours else "cancelled").inc()
+                if ours:
+                    context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"query ran longer than max_execution_s {self.limits.max_execution_s:g} s "
+                        "in the store; narrow the range or the matchers, or use a larger step",
+                    )
+                context.abort(
+                    grpc.StatusCode.DEADLINE_EXCEEDED, "query stopped: the client's deadline passed"
+                )
+            if _MEMORY_LIMIT in text:
+                m.QUERIES.labels(method, "limit").inc()
+                context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"query needs more than query_max_memory_bytes {self.limits.max_memory_bytes} bytes "
+                    "in the store; narrow the range or the matchers, or use a larger step",
+                )
             if any(code in text for code in _BAD_REQUEST_CODES):
                 m.QUERIES.labels(method, "invalid").inc()
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, _first_line(text))
@@ -82,16 +128,17 @@ class QueryService(query_pb2_grpc.QueryServicer):
         m.QUERIES.labels(method, "ok").inc()
         return response
 
-    def _settings(self) -> str:
-        return f" SETTINGS max_execution_time = {int(self.limits.max_execution_s)}"
+    def new_call(self, context) -> QueryCall:
+        """A QueryCall with this service's limits and `context`'s deadline."""
+        return QueryCall.of(context, self.limits.max_execution_s, self.limits.max_memory_bytes)
 
-    def _list_series(self, req: query_pb2.ListSeriesRequest) -> query_pb2.ListSeriesResponse:
+    def _list_series(self, req: query_pb2.ListSeriesRequest, call: QueryCall) -> query_pb2.ListSeriesResponse:
         limit = req.limit or self.limits.default_list_limit
         if limit > self.limits.max_list_limit:
             raise LimitExceeded(f"limit {limit} > {self.limits.max_list_limit} allowed")
         store = self.stores.get()
         sql, params = series_sql(store.db, req.metric, req.matchers, limit + 1)
-        rows = store.query(sql + self._settings(), params)
+        rows = store.query(sql + call.settings(), params)
         out = query_pb2.ListSeriesResponse(truncated=len(rows) > limit)
         for _sid, name, kind, unit, labels, first, last in rows[:limit]:
             out.series.add(
@@ -104,48 +151,91 @@ class QueryService(query_pb2_grpc.QueryServicer):
             )
         return out
 
-    def _label_values(self, req: query_pb2.ListLabelValuesRequest) -> query_pb2.ListLabelValuesResponse:
-        return listing.label_values(self.stores.get(), req, self._settings())
+    def _label_values(
+        self, req: query_pb2.ListLabelValuesRequest, call: QueryCall
+    ) -> query_pb2.ListLabelValuesResponse:
+        return listing.label_values(self.stores.get(), req, call.settings())
 
-    def _agents(self, _req: query_pb2.ListAgentsRequest) -> query_pb2.ListAgentsResponse:
-        return listing.agents(self.stores.get(), self._settings())
+    def _agents(self, _req: query_pb2.ListAgentsRequest, call: QueryCall) -> query_pb2.ListAgentsResponse:
+        return listing.agents(self.stores.get(), call.settings())
 
-    def _top_processes(self, req: query_pb2.TopProcessesRequest) -> query_pb2.TopProcessesResponse:
-        return listing.top_processes(self.stores.get(), req, self._settings())
+    def _top_processes(
+        self, req: query_pb2.TopProcessesRequest, call: QueryCall
+    ) -> query_pb2.TopProcessesResponse:
+        return listing.top_processes(self.stores.get(), req, call.settings())
 
-    def _search(self, req):
+    def _search(self, req, call: QueryCall):
         if req.limit > search.MAX_LIMIT:
             raise LimitExceeded(f"limit {req.limit} > {search.MAX_LIMIT} allowed")
-        return search.search(self.stores.get(), req, self._settings())
+        return search.search(self.stores.get(), req, call.settings())
 
-    def _query_range(self, req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeResponse:
+    def _query_range(self, req: query_pb2.QueryRangeRequest, call: QueryCall) -> query_pb2.QueryRangeResponse:
         agg = check_range(req, self.limits)
         store = self.stores.get()
         by = list(req.group_by)
-        series = matched(store, req.metric, req.matchers, by, self.limits.max_series, self._settings())
+        series = matched(store, req.metric, req.matchers, by, self.limits.max_series, call.settings())
         if not len(series):
             return query_pb2.QueryRangeResponse()
-        limits = (self.limits.max_rows, self._settings())
         histogram = is_histogram(req.metric, series.kinds)
         rollup = choose(req.resolution, agg, req.step_ms, req.start_ms, req.end_ms, histogram)
         out = query_pb2.QueryRangeResponse(resolution=rollup.name if rollup else RAW)
-        if histogram:
-            table = rollup.histogram_table if rollup else ""
-            g, t, v = read_histograms(store, req, agg, series, *limits, table)
-        elif agg in GROWTH:
-            g, t, v = read_increases(store, req, agg, series, *limits)
-        elif agg in QUANTILES:
-            g, t, v = read_quantiles(store, req, agg, series, *limits)
-        else:
-            g, t, v = read_samples(store, req, agg, series, *limits, rollup.table if rollup else "")
+        # A row read back is at most one point of the answer, and exactly one when nothing is
+        # combined in Python (no group-by, or quantiles, grouped in SQL): then rows past the
+        # answer's points are refused as they are read, before Python holds them.
+        max_points = self.limits.max_answer_bytes // ANSWER_POINT_BYTES
+        one_row_one_point = not by or (agg in QUANTILES and not histogram)
+        rows = min(self.limits.max_rows, max_points) if one_row_one_point else self.limits.max_rows
+        buckets = (req.end_ms - req.start_ms) // req.step_ms + 1
+        if one_row_one_point and len(series) * buckets > max_points:
+            # it might not fit: count the points first rather than compute them all, the
+            # quantiles' values held in the store, to refuse them
+            table = (rollup.histogram_table if histogram else rollup.table) if rollup else ""
+            table = table or ("histograms" if histogram else "samples")
+            sql, params = points_sql(store.db, req, table, rollup is not None)
+            points = int(store.query(sql + call.settings(), params)[0][0])
+            if points > max_points:
+                raise self._too_big(f"{points} points")
+        limits = (rows, call.settings())
+        try:
+            if histogram:
+                table = rollup.histogram_table if rollup else ""
+                g, t, v = read_histograms(store, req, agg, series, *limits, table)
+            elif agg in GROWTH:
+                g, t, v = read_increases(store, req, agg, series, *limits)
+            elif agg in QUANTILES:
+                g, t, v = read_quantiles(store, req, agg, series, *limits)
+            else:
+                g, t, v = read_samples(store, req, agg, series, *limits, rollup.table if rollup else "")
+        except LimitExceeded:
+            if rows < self.limits.max_rows:
+                raise self._too_big(f"more than {rows} points") from None
+            raise
         if g.shape[0] == 0:
             return out
+        call.check()
+        groups = np.unique(g).tolist()
+        size = ANSWER_POINT_BYTES * g.shape[0] + sum(
+            _series_bytes(req.metric, series.labels[i]) for i in groups
+        )
+        if size > self.limits.max_answer_bytes:
+            raise self._too_big(f"{g.shape[0]} points in {len(groups)} series, about {size} bytes")
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
         for a, b in itertools.pairwise(bounds):
             sp = out.series.add(metric=req.metric, labels=series.labels[int(g[a])])
             sp.time_ms.extend(t[a:b].tolist())
             sp.value.extend(v[a:b].tolist())
         return out
+
+    def _too_big(self, what: str) -> LimitExceeded:
+        return LimitExceeded(
+            f"answer of {what} > query_max_answer_bytes {self.limits.max_answer_bytes} allowed; "
+            "use a larger step, fewer series (matchers) or a group-by"
+        )
+
+
+def _series_bytes(metric: str, labels: dict[str, str]) -> int:
+    """Upper bound of a SeriesPoints' bytes besides its points: metric, labels, field headers."""
+    return len(metric) + sum(len(k) + len(v) + 8 for k, v in labels.items()) + 32
 
 
 def _first_line(text: str) -> str:

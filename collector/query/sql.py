@@ -72,7 +72,9 @@ class QueryLimits:
     max_series: int = 10_000
     max_buckets: int = 11_000  # per series, as Prometheus
     max_rows: int = 5_000_000  # (series, bucket) rows read back from the store
-    max_execution_s: int = 30
+    max_execution_s: float = 30.0  # per call, in the store; the client's deadline may cut it
+    max_memory_bytes: int = 1 << 30  # per statement, in the store (max_memory_usage)
+    max_answer_bytes: int = 32 << 20  # a QueryRange answer, estimated before it is built
     default_list_limit: int = 1_000
     max_list_limit: int = 100_000
 
@@ -170,13 +172,16 @@ def _bucket(alias: str = "") -> str:
     return f"intDiv(toUnixTimestamp64Milli({alias}ts), {{step:Int64}}) * {{step:Int64}} AS t"
 
 
+# the bucket of a rollup row, whose `ts` is a DateTime (seconds) bucket start
+_ROLLUP_BUCKET = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
+
+
 def _source(agg: str, rollup: str, raw_table: str, raw: dict, rolled: dict) -> tuple[str, str, str]:
     """(partials, table, bucket expression) for reading `raw_table`, or the rollup table
     `rollup`, whose `ts` is a DateTime (seconds) bucket start."""
     if not rollup:
         return ", ".join(raw[agg]), raw_table, _bucket()
-    bucket = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
-    return ", ".join(rolled[agg]), check_identifier(rollup, "table"), bucket
+    return ", ".join(rolled[agg]), check_identifier(rollup, "table"), _ROLLUP_BUCKET
 
 
 def range_sql(
@@ -262,5 +267,22 @@ def increase_range_sql(
         f"FROM {db}.samples WHERE {where} "
         "WINDOW w AS (PARTITION BY series_id ORDER BY ts, value ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) "
         "GROUP BY series_id, t LIMIT {max_rows:UInt64}"
+    )
+    return sql, params
+
+
+def points_sql(
+    db: str, req: query_pb2.QueryRangeRequest, table: str, rollup: bool
+) -> tuple[str, dict[str, Any]]:
+    """How many (series, step) pairs of `req` hold points in `table` (samples, histograms or a
+    rollup of either, whose `ts` is a DateTime): the answer's points when no group-by combines
+    them. Counted before a read whose answer might not fit, at the cost of one scan of the
+    keys (no values, no aggregation states)."""
+    params, _, where = _range_where(db, req, 0)
+    bucket = _ROLLUP_BUCKET if rollup else _bucket()
+    table = check_identifier(table, "table")
+    sql = (
+        f"SELECT count() FROM (SELECT series_id, {bucket} FROM {db}.{table} "
+        f"WHERE {where} GROUP BY series_id, t)"
     )
     return sql, params

@@ -47,45 +47,50 @@ def test_removed_store_gives_unavailable_and_no_acked_point_is_lost(tmp_path):
     store, port = tmp_path / "store", free_port()
     collector = start_collector(tmp_path, port=port, store=store)
     agent = None
-    with diagnose(collector):
-        shutil.rmtree(store)
-        agent = start_agent(
-            tmp_path, collector.addr, "--synthetic", f"10000:{total}", "--batch-max-age", "200ms"
-        )
-        with diagnose(agent):
-            # every point produced and offered to the broken collector, resent after each refusal
-            wait_for(
-                lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= total,
-                what="the synthetic source to finish",
+    try:
+        with diagnose(collector):
+            shutil.rmtree(store)
+            agent = start_agent(
+                tmp_path, collector.addr, "--synthetic", f"10000:{total}", "--batch-max-age", "200ms"
             )
-            wait_for(
-                lambda: _refused_or_acked(agent.scrape()),
-                what="the agent to be refused and to retry, or to be acked",
-            )
-            acked_while_broken = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
-            code, message = _push_code(collector.addr)
-            status = _health(collector.addr)
-            store_errors = collector.scrape().get("ferry_collector_store_errors_total", 0.0)
-            collector.stop()
-            # the same store path, now a fresh store: the agent resends what it kept
-            collector = start_collector(tmp_path, port=port, store=store)
-            wait_for(
-                lambda: agent.scrape()["ferry_agent_spool_frames"] == 0, timeout=90, what="the spool to drain"
-            )
-            stored, value_sum = synthetic_stored(collector.addr)
-            acked = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
-            print(
-                f"\nstore removed: frames acked while broken {acked_while_broken:.0f}, Push {code.name} "
-                f"({message[:120]}), health {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}, "
-                f"store_errors_total {store_errors:.0f}; after restart stored {stored:.0f} of {total}"
-            )
-            assert acked_while_broken == 0
-            assert code == grpc.StatusCode.UNAVAILABLE
-            assert "removed" in message, message
-            assert status == health_pb2.HealthCheckResponse.NOT_SERVING
-            assert store_errors > 0
-            # 0 acked-but-lost points: every point the agent had is stored, once
-            assert (stored, value_sum) == (total, total)
-            assert acked > 0
-    agent.stop()
-    collector.stop()
+            with diagnose(agent):
+                # every point produced and offered to the broken collector, resent after each refusal
+                wait_for(
+                    lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= total,
+                    what="the synthetic source to finish",
+                )
+                wait_for(
+                    lambda: _refused_or_acked(agent.scrape()),
+                    what="the agent to be refused and to retry, or to be acked",
+                )
+                acked_while_broken = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
+                code, message = _push_code(collector.addr)
+                status = _health(collector.addr)
+                store_errors = collector.scrape().get("ferry_collector_store_errors_total", 0.0)
+                collector.stop()
+                # the same store path, now a fresh store: the agent resends what it kept
+                collector = start_collector(tmp_path, port=port, store=store)
+                wait_for(
+                    lambda: agent.scrape()["ferry_agent_spool_frames"] == 0,
+                    timeout=90,
+                    what="the spool to drain",
+                )
+                stored, value_sum = synthetic_stored(collector.addr)
+                acked = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
+                print(
+                    f"\nstore removed: frames acked while broken {acked_while_broken:.0f}, Push {code.name} "
+                    f"({message[:120]}), health {health_pb2.HealthCheckResponse.ServingStatus.Name(status)}, "
+                    f"store_errors_total {store_errors:.0f}; after restart stored {stored:.0f} of {total}"
+                )
+                assert acked_while_broken == 0
+                assert code == grpc.StatusCode.UNAVAILABLE
+                assert "removed" in message, message
+                assert status == health_pb2.HealthCheckResponse.NOT_SERVING
+                assert store_errors > 0
+                # 0 acked-but-lost points: every point the agent had is stored, once
+                assert (stored, value_sum) == (total, total)
+                assert acked > 0
+    finally:
+        if agent is not None:
+            agent.stop()
+        collector.stop()
