@@ -43,4 +43,5 @@ clean:
 # the pages of docs/ generated from a declaration in code; tests/ fails when one is stale
 docs: $(STAMP)
 	$(PY) -m ferry.agent.catalogue > docs/METRICS.md
+	$(PY) -m ferry.runtime.configdoc > docs/configuration.md
 	$(PY) docs/generate.py

@@ -243,3 +243,14 @@ def test_local_api_page_quotes_the_declared_limits():
         f"more than {max_pending:,} records wait inside the agent",
     ]
     assert [p for p in phrases if p not in text] == []
+
+
+def test_every_make_target_the_docs_name_exists():
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
+    unknown = [
+        f"{page.name}: make {name}"
+        for page in PAGES
+        for name in re.findall(r"`make ([a-z][a-z0-9-]*)", page.read_text())
+        if name not in targets
+    ]
+    assert not unknown, f"make targets the docs name that the Makefile lacks: {unknown}"
