@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from ferry import transport
+from ferry import rpc, transport
 from ferry.agent import selfmetrics as m
 from ferry.agent.intake import Intake
 from ferry.agent.local.records import KnownSeries, RecordError, convert
@@ -84,7 +84,8 @@ async def start(service: LocalService, listen: str, socket_path: str) -> grpc.ai
     if not listen and not socket_path:
         return None
     server = transport.server(max_receive_bytes=MAX_MESSAGE_BYTES, options=[("grpc.so_reuseport", 0)])
-    local_pb2_grpc.add_LocalServicer_to_server(service, server)
+    # requests parsed by ferry.rpc: bytes that are not Records answer INVALID_ARGUMENT, not UNKNOWN
+    rpc.add_servicer(server, service, local_pb2.DESCRIPTOR.services_by_name["Local"])
     if socket_path:
         path = Path(socket_path)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -357,3 +357,26 @@ def test_an_idle_stream_is_ended_and_its_slot_freed(tmp_path):
         if hoarder is not None:
             hoarder.stop()
         collector.stop()
+
+
+def test_the_local_service_answers_invalid_argument_to_bytes_that_are_not_records(tmp_path):
+    """Finding 10: the agent's Local service answered UNKNOWN (grpc's own deserializer)."""
+    collector = start_collector(tmp_path)
+    local = f"127.0.0.1:{free_port()}"
+    agent = start_agent(tmp_path, collector.addr, "--local-listen", local, agent_id="local-fuzz")
+    garbage = b"\x0a\xff\xff\xff\xff\x0f"
+    try:
+        with diagnose(collector, agent), transport.channel(local) as ch:
+            send = ch.unary_unary("/ferry.v1.Local/Send", request_serializer=None, response_deserializer=None)
+            stream = ch.stream_unary(
+                "/ferry.v1.Local/SendStream", request_serializer=None, response_deserializer=None
+            )
+            for call in (lambda: send(garbage, timeout=10), lambda: stream(iter([garbage]), timeout=10)):
+                with pytest.raises(grpc.RpcError) as err:
+                    call()
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "request of 6 bytes is not a ferry.v1.Records" in err.value.details()
+            assert agent.popen.poll() is None
+    finally:
+        agent.stop()
+        collector.stop()
