@@ -254,3 +254,19 @@ def test_every_make_target_the_docs_name_exists():
         if name not in targets
     ]
     assert not unknown, f"make targets the docs name that the Makefile lacks: {unknown}"
+
+
+def _toml_blocks(page: Path) -> list[str]:
+    return re.findall(r"^```toml\n(.*?)^```", page.read_text(), flags=re.S | re.M)
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _toml_blocks(p)], ids=lambda p: p.name)
+def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
+    """Every ```toml block is an agent config file the agent accepts, as written."""
+    from ferry.agent.config import AgentConfig
+    from ferry.runtime.config import ConfigSource
+
+    for i, block in enumerate(_toml_blocks(page)):
+        path = tmp_path / f"{page.stem}-{i}.toml"
+        path.write_text(block)
+        ConfigSource(AgentConfig, str(path), {}).load()  # raises ConfigError naming file, line, key
