@@ -155,19 +155,21 @@ def test_bad_input_page_quotes_the_declared_limits():
     assert [p for p in phrases if p not in text] == []
 
 
-def _cli_flags() -> dict[str, set[str]]:
-    """The flags of every `ferry` subcommand, and of the two executables (from their --help,
-    the interface a reader types)."""
+def _subcommands() -> dict:
+    """The parser of every `ferry` subcommand, by name."""
     import argparse
-    import sys
 
     from ferry.collector.cli.main import build_parser
 
-    flags = {}
-    for action in build_parser()._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                flags[f"ferry {name}"] = set(sub._option_string_actions)
+    return next(a.choices for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def _cli_flags() -> dict[str, set[str]]:
+    """The flags of every `ferry` subcommand, and of the two executables (from their --help,
+    the interface a reader types)."""
+    import sys
+
+    flags = {f"ferry {name}": set(sub._option_string_actions) for name, sub in _subcommands().items()}
     for exe, module in (("ferry-agent", "ferry.agent.main"), ("ferry-collector", "ferry.collector.main")):
         out = subprocess.run(
             [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=ROOT
@@ -270,3 +272,10 @@ def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
         path = tmp_path / f"{page.stem}-{i}.toml"
         path.write_text(block)
         ConfigSource(AgentConfig, str(path), {}).load()  # raises ConfigError naming file, line, key
+
+
+def test_querying_page_lists_every_aggregation():
+    choices = next(a.choices for a in _subcommands()["query"]._actions if "--agg" in a.option_strings)
+    text = (ROOT / "docs" / "querying.md").read_text()
+    sentence = re.search(r"Aggregations: (.*?)\.\n", text, flags=re.S).group(1)
+    assert set(re.findall(r"`(\w+)`", sentence)) == set(choices)
