@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ferry.collector.query.sql import QueryError
+from ferry.collector.query.sql import QueryError, fits_in_page, paged_by_size
 from ferry.collector.storage import tables
 from ferry.limits import LABEL_KEY_RE
 from ferry.records import KINDS, RecordKind
@@ -112,15 +112,23 @@ def where_sql(table: RecordTable, req, now_ns: int, params: dict[str, Any]) -> s
 
 def records_sql(db: str, table: RecordTable, where: str) -> str:
     """Newest first, ties in a fixed order (a hash of the row), so pages never overlap; the
-    caller binds {limit:UInt64} (one more than it returns, to see truncation) and {skip:UInt64}
-    (rows at the cursor's time that earlier pages returned)."""
+    caller binds {limit:UInt64} (one more than it returns, to see truncation), {skip:UInt64}
+    (rows at the cursor's time that earlier pages returned) and {max_bytes:UInt64}: a page
+    is also cut by size (`paged_by_size`), so each row ends with three more columns (the tie
+    hash, its size as text, the running size)."""
     columns = ", ".join(table.select)
     tiebreak = ", ".join(f"ifNull({c}, nan)" if c in table.nullable else c for c in table.select)
-    return (
-        f"SELECT toUnixTimestamp64Nano(ts), {columns} FROM {db}.{table.name} "
-        f"WHERE {where} ORDER BY ts DESC, cityHash64({tiebreak}) "
+    size = " + ".join(
+        f"length(ifNull(toString({c}), ''))" if c in table.nullable else f"length(toString({c}))"
+        for c in table.select
+    )
+    sql = (
+        f"SELECT toUnixTimestamp64Nano(ts) AS _ns, {columns}, cityHash64({tiebreak}) AS _tie, "
+        f"{size} + 32 AS _size FROM {db}.{table.name} "
+        f"WHERE {where} ORDER BY ts DESC, _tie "
         "LIMIT {limit:UInt64} OFFSET {skip:UInt64}"
     )
+    return paged_by_size(sql, "_ns DESC, _tie")
 
 
 def parse_page_token(token: str) -> tuple[int, int] | None:
@@ -165,10 +173,11 @@ def stored(kind: RecordKind, row: Sequence[Any]):
 _KINDS = {getattr(query_pb2, f"{k.rpc}Request"): k for k in KINDS}
 
 
-def search(store: Store, req, settings: str = "", now_ns: int | None = None):
+def search(store: Store, req, settings: str = "", now_ns: int | None = None, max_bytes: int = 32 << 20):
     """Answer a Search<Kind>Request (SearchEvents, SearchLogs) from `store`. `settings` is
     appended to each statement (e.g. " SETTINGS max_execution_time = 30"). `total` counts every
-    match of the search, whatever the page."""
+    match of the search, whatever the page. A page holds at most `limit` records and about
+    `max_bytes` (at least one record); the next page token follows its last record."""
     kind = _KINDS[type(req)]
     table, response_type = TABLES[kind.name], getattr(query_pb2, f"{kind.rpc}Response")
     params: dict[str, Any] = {}
@@ -182,12 +191,14 @@ def search(store: Store, req, settings: str = "", now_ns: int | None = None):
         page_where = where + " AND ts <= fromUnixTimestamp64Nano({cursor:Int64}, 'UTC')"
         params["cursor"], skip = cursor
     rows = store.query(
-        records_sql(store.db, table, page_where) + settings, {**params, "limit": limit + 1, "skip": skip}
+        records_sql(store.db, table, page_where) + settings,
+        {**params, "limit": limit + 1, "skip": skip, "max_bytes": max_bytes},
     )
-    out = response_type(truncated=len(rows) > limit)
-    getattr(out, kind.name).extend(stored(kind, row) for row in rows[:limit])
+    keep = min(limit, fits_in_page(rows, max_bytes))
+    out = response_type(truncated=len(rows) > keep)
+    getattr(out, kind.name).extend(stored(kind, row[:-3]) for row in rows[:keep])
     if out.truncated:
-        out.next_page_token = next_page_token([row[0] for row in rows[:limit]], cursor)
+        out.next_page_token = next_page_token([row[0] for row in rows[:keep]], cursor)
     if out.truncated or cursor is not None:
         out.total = store.query(count_sql(store.db, table, where) + settings, params)[0][0]
     else:

@@ -39,6 +39,7 @@ from ferry.collector.query.sql import (
     QueryError,
     QueryLimits,
     check_range,
+    fits_in_page,
     points_sql,
     series_sql,
 )
@@ -137,10 +138,11 @@ class QueryService(query_pb2_grpc.QueryServicer):
         if limit > self.limits.max_list_limit:
             raise LimitExceeded(f"limit {limit} > {self.limits.max_list_limit} allowed")
         store = self.stores.get()
-        sql, params = series_sql(store.db, req.metric, req.matchers, limit + 1)
+        sql, params = series_sql(store.db, req.metric, req.matchers, limit + 1, self.limits.max_answer_bytes)
         rows = store.query(sql + call.settings(), params)
-        out = query_pb2.ListSeriesResponse(truncated=len(rows) > limit)
-        for _sid, name, kind, unit, labels, first, last in rows[:limit]:
+        keep = min(limit, fits_in_page(rows, self.limits.max_answer_bytes))
+        out = query_pb2.ListSeriesResponse(truncated=len(rows) > keep)
+        for _sid, name, kind, unit, labels, first, last, _size, _upto in rows[:keep]:
             out.series.add(
                 metric=name,
                 labels=labels,
@@ -167,7 +169,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def _search(self, req, call: QueryCall):
         if req.limit > search.MAX_LIMIT:
             raise LimitExceeded(f"limit {req.limit} > {search.MAX_LIMIT} allowed")
-        return search.search(self.stores.get(), req, call.settings())
+        return search.search(self.stores.get(), req, call.settings(), max_bytes=self.limits.max_answer_bytes)
 
     def _query_range(self, req: query_pb2.QueryRangeRequest, call: QueryCall) -> query_pb2.QueryRangeResponse:
         agg = check_range(req, self.limits)

@@ -115,16 +115,45 @@ def series_where(metric: str, matchers, params: dict[str, Any]) -> str:
     return " AND ".join(where) or "1"
 
 
-def series_sql(db: str, metric: str, matchers, limit: int) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"limit": limit}
+def series_sql(db: str, metric: str, matchers, limit: int, max_bytes: int) -> tuple[str, dict[str, Any]]:
+    """ListSeries: at most `limit` series, cut by size (`paged_by_size`); each row ends with
+    its size and the running size."""
+    params: dict[str, Any] = {"limit": limit, "max_bytes": max_bytes}
     cond = series_where(metric, matchers, params)
     sql = (
-        "SELECT series_id, name, any(kind), any(unit), any(labels), "
-        "toUnixTimestamp64Milli(min(first_seen)), toUnixTimestamp64Milli(max(last_seen)) "
+        "SELECT series_id, name, any(kind), any(unit) AS u, any(labels) AS l, "
+        "toUnixTimestamp64Milli(min(first_seen)), toUnixTimestamp64Milli(max(last_seen)), "
+        f"length(name) + length(u) + {_map_bytes('l')} + 48 AS _size "
         f"FROM {db}.series WHERE {cond} GROUP BY series_id, name "
         "ORDER BY name, series_id LIMIT {limit:UInt64}"
     )
-    return sql, params
+    return paged_by_size(sql, "name, series_id"), params
+
+
+def _map_bytes(column: str) -> str:
+    """Upper bound of a Map(String, String)'s bytes in a protobuf map field."""
+    return f"arraySum(arrayMap(x -> length(x) + 4, arrayConcat(mapKeys({column}), mapValues({column}))))"
+
+
+def paged_by_size(sql: str, order: str) -> str:
+    """`sql`, whose rows come in `order` and end with their estimated answer bytes `_size`,
+    cut where the running size passes {max_bytes:UInt64}: the rows that start within it are
+    kept, each followed by the running size, so the store never sends much more than a page.
+    The caller keeps the rows that fit (`fits_in_page`) and calls the answer truncated when
+    any is left over."""
+    running = f"sum(_size) OVER (ORDER BY {order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    return (
+        f"SELECT * FROM (SELECT *, {running} AS _upto FROM ({sql})) "
+        f"WHERE _upto - _size <= {{max_bytes:UInt64}} ORDER BY {order}"
+    )
+
+
+def fits_in_page(rows, max_bytes: int) -> int:
+    """How many `paged_by_size` rows (the running size last) fit a page: at least one."""
+    for n in range(1, len(rows)):
+        if rows[n][-1] > max_bytes:
+            return n
+    return len(rows)
 
 
 def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
