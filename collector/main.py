@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from ferry import transport
 from ferry.collector import __version__
+from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.budget import Budget
 from ferry.collector.config import CollectorConfig
@@ -151,8 +152,10 @@ async def watch_store(
     """Probe the store every `store_probe_interval` and say in grpc health whether it takes
     writes: NOT_SERVING while it does not (frames get UNAVAILABLE), SERVING again once it does."""
     serving = True
+    m.STORE_OK.set(1)
     while not stop.is_set():
         ok = await asyncio.to_thread(store_health.probe, store)
+        m.STORE_OK.set(1 if ok else 0)
         if ok != serving:
             serving = ok
             status = (

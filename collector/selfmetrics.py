@@ -15,6 +15,10 @@ RECORDS = {
 }
 FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
 STORE_ERRORS = Counter("ferry_collector_store_errors", "Store writes that failed (the stream is ended)")
+STORE_OK = Gauge(
+    "ferry_collector_store_ok",
+    "1 while the store takes writes; 0 while frames get UNAVAILABLE (health NOT_SERVING)",
+)
 INSERT_SECONDS = Histogram(
     "ferry_collector_insert_seconds",
     "Time to commit one frame's rows",

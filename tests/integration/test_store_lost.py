@@ -66,7 +66,9 @@ def test_removed_store_gives_unavailable_and_no_acked_point_is_lost(tmp_path):
                 acked_while_broken = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
                 code, message = _push_code(collector.addr)
                 status = _health(collector.addr)
-                store_errors = collector.scrape().get("ferry_collector_store_errors_total", 0.0)
+                metrics = collector.scrape()
+                store_errors = metrics.get("ferry_collector_store_errors_total", 0.0)
+                store_ok = metrics.get("ferry_collector_store_ok")
                 collector.stop()
                 # the same store path, now a fresh store: the agent resends what it kept
                 collector = start_collector(tmp_path, port=port, store=store)
@@ -86,7 +88,7 @@ def test_removed_store_gives_unavailable_and_no_acked_point_is_lost(tmp_path):
                 assert code == grpc.StatusCode.UNAVAILABLE
                 assert "removed" in message, message
                 assert status == health_pb2.HealthCheckResponse.NOT_SERVING
-                assert store_errors > 0
+                assert store_errors > 0 and store_ok == 0
                 # 0 acked-but-lost points: every point the agent had is stored, once
                 assert (stored, value_sum) == (total, total)
                 assert acked > 0
