@@ -1,7 +1,9 @@
 """A byte budget for frames accepted but not yet written: the collector's backpressure.
 
 A frame reserves in steps, each from sizes already checked, never from what the frame merely
-declares: its decompressed size once the header passed (`ferry.wire.frames.check_frame`), then
+declares: its compressed and decompressed sizes once the header passed
+(`ferry.wire.frames.check_frame`; the ingest service takes this step on the event loop, so frames
+waiting for a writer thread are counted), then
 what parsing and decoding will allocate once the census counted its elements
 (`ferry.wire.census`). It releases everything when it is answered. When a step does not fit, the
 frame is refused with RESOURCE_EXHAUSTED and the agent retries later, so memory stays bounded
@@ -73,6 +75,16 @@ class Reservation:
     def __init__(self, budget: Budget):
         self.budget = budget
         self.held = 0
+        self.opened = False
+
+    def open(self, payload_bytes: int, raw_size: int) -> bool:
+        """The first step, once: by the ingest service on the event loop before the frame waits
+        for a worker (so frames queued behind a busy writer count too), else by the pipeline."""
+        if not self.opened:
+            if not self.take(opening_cost(payload_bytes, raw_size)):
+                return False
+            self.opened = True
+        return True
 
     def take(self, cost: int) -> bool:
         if not self.budget.try_acquire(cost, self.held):

@@ -33,8 +33,8 @@ from google.protobuf.message import DecodeError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
-from ferry.collector.budget import Budget
-from ferry.collector.pipeline import Busy, FramePipeline, StoreUnavailable
+from ferry.collector.budget import Budget, Reservation, opening_cost
+from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")
@@ -119,15 +119,24 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             f"> {self.budget.max_bytes} allowed; retry later",
         )
 
-    def _handle(self, frame: ingest_pb2.Frame, address: str) -> ingest_pb2.Ack:
+    def _handle(
+        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation | None = None
+    ) -> ingest_pb2.Ack:
         """The pipeline with this frame's reservation, released when it is answered."""
-        reservation = self.budget.reservation()
+        reservation = reservation or self.budget.reservation()
         try:
             return self.pipeline.handle(frame, address, reservation)
         except Busy as exc:
             return self._busy_ack(frame, exc.cost)
         finally:
             reservation.release()
+
+    def _checks(self, frame: ingest_pb2.Frame) -> bool:
+        try:
+            self.pipeline.check(frame)
+        except REFUSED:
+            return False
+        return True
 
     def _log_rejected(self, frame: ingest_pb2.Frame, ack: ingest_pb2.Ack, peer: str) -> None:
         if ack.status != ingest_pb2.REJECTED or ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
@@ -202,9 +211,15 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, frame.message)
                 if self.draining:
                     return  # unanswered: the agent resends it after reconnecting
+                # a frame whose header passes reserves its opening step here, before it waits for
+                # a worker; one that fails reserves nothing and the pipeline answers why
+                reservation = self.budget.reservation()
+                if self._checks(frame) and not reservation.open(len(frame.payload), frame.raw_size):
+                    yield self._busy_ack(frame, opening_cost(len(frame.payload), frame.raw_size))
+                    return
                 self.in_progress += 1
                 try:
-                    ack = await loop.run_in_executor(self.executor, self._handle, frame, address)
+                    ack = await loop.run_in_executor(self.executor, self._handle, frame, address, reservation)
                 except StoreUnavailable as exc:
                     log.warning("ending stream from %s: %s", peer, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))

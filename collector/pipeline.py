@@ -61,7 +61,8 @@ class Busy(RuntimeError):
         self.cost = cost
 
 
-_REFUSED = (FrameError, CensusError, CodecError, ValidationError)
+# what a frame can be refused for (INVALID_ARGUMENT unless the error carries its own code)
+REFUSED = (FrameError, CensusError, CodecError, ValidationError)
 
 
 @dataclass
@@ -103,13 +104,13 @@ class FramePipeline:
         m.FRAME_BYTES.inc(len(frame.payload))
         try:
             self.check(frame)
-        except _REFUSED as exc:
+        except REFUSED as exc:
             return self._refused(frame, exc)
         if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
         try:
             payload, batch = self._decode(frame, reservation)
-        except _REFUSED as exc:
+        except REFUSED as exc:
             return self._refused(frame, exc)
         rows = self.rows.build(batch, payload.resource)
         for kind in KINDS:
@@ -134,7 +135,8 @@ class FramePipeline:
         return self._ack(frame, ingest_pb2.OK)
 
     def _decode(self, frame: ingest_pb2.Frame, reservation: Reservation | None):
-        _take(reservation, opening_cost(len(frame.payload), frame.raw_size))
+        if reservation is not None and not reservation.open(len(frame.payload), frame.raw_size):
+            raise Busy(opening_cost(len(frame.payload), frame.raw_size))
         raw = open_frame(frame, self.config.frame_limits)
         counted = census(raw, self.config.limits, self.config.record_limits)
         _take(reservation, decoding_cost(frame.raw_size, counted))
