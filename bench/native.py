@@ -22,7 +22,7 @@ the rows committed in `samples`, each insert carrying its frame's `insert_dedupl
 
 `insert_ms`: ms per insert, end to end (encode + insert), into a fresh store with Ferry's
 production schema (rollup views included). The paths take turns in one store, round after round
-(the order rotating), so that they share the disk's and the machine's mood of the moment, which
+(in a random order each round), so that they share the disk's and the machine's mood of the moment, which
 on a shared machine moves a single insert's time more than the paths differ; each run is its
 own process (chDB hosts one store path per process). Figures: the median over runs of each
 path's median, and `vs_native_insert`, the median over runs of the median ratio of a path's
@@ -264,8 +264,8 @@ def same_content(got: dict, want: dict) -> bool:
 
 
 def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
-    """`rounds` rounds of one insert of a fresh `block_rows`-row frame by every path, the order
-    rotating from round to round, into one fresh store (after one untimed warm-up insert per
+    """`rounds` rounds of one insert of a fresh `block_rows`-row frame by every path, in a random
+    order each round, into one fresh store (after one untimed warm-up insert per
     path): the paths share the disk's mood of the moment and the parts of the others. Per path,
     the median ms per insert and the median of its per-round ratio to `native`; whether every row
     arrived, and whether a new frame sent under the token of each path's first frame stayed out
@@ -274,8 +274,10 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
     blocks = frames(block_rows, warm + (rounds + 1) * len(PATHS))
     # one frame per path never inserted but under a token already used: only the token keeps it out
     blocks, spares = blocks[: -len(PATHS)], dict(zip(PATHS, blocks[-len(PATHS) :], strict=True))
-    rotations = [PATHS[r % len(PATHS) :] + PATHS[: r % len(PATHS)] for r in range(rounds)]
-    schedule = list(enumerate([*PATHS, *(p for order in rotations for p in order)]))  # (seq, path)
+    # a fresh order each round: each path follows every other alike (a rotation keeps neighbours)
+    rng = np.random.default_rng(block_rows)
+    orders = [[PATHS[i] for i in rng.permutation(len(PATHS))] for _ in range(rounds)]
+    schedule = list(enumerate([*PATHS, *(p for order in orders for p in order)]))  # (seq, path)
     payload = {seq: PREBUILT[p](blocks[seq]) if p in PREBUILT else blocks[seq] for seq, p in schedule}
     spares = {p: PREBUILT[p](c) if p in PREBUILT else c for p, c in spares.items()}
     times: dict[str, list[float]] = {p: [] for p in PATHS}
@@ -341,7 +343,7 @@ def settings(quick: bool) -> dict:
     """`run`'s arguments for a full or a QUICK run (QUICK: one run, fewer rounds)."""
     if quick:
         return {"rounds": {"small": 25, "large": 3}, "runs": 1, "encode_reps": {"small": 50, "large": 5}}
-    return {"rounds": {"small": 100, "large": 15}, "runs": 5, "encode_reps": {"small": 300, "large": 30}}
+    return {"rounds": {"small": 100, "large": 30}, "runs": 5, "encode_reps": {"small": 300, "large": 30}}
 
 
 def run(
