@@ -22,9 +22,9 @@ the rows committed in `samples`, each insert carrying its frame's `insert_dedupl
 
 `insert_ms`: ms per insert, end to end (encode + insert), into a fresh store with Ferry's
 production schema (rollup views included). The paths take turns in one store, round after round
-(in a random order each round), so that they share the disk's and the machine's mood of the moment, which
-on a shared machine moves a single insert's time more than the paths differ; each run is its
-own process (chDB hosts one store path per process). Figures: the median over runs of each
+in a random order each round, so that they share the disk's and the machine's mood of the
+moment, which on a shared machine moves a single insert's time more than the paths differ; each
+run is its own process (chDB hosts one store path per process). Figures: the median over runs of each
 path's median, and `vs_native_insert`, the median over runs of the median ratio of a path's
 insert to native's in the same round. Every run checks what it stored (row count, sums of every
 column, and per metric name) and that a frame sent again under the token of each path's first
