@@ -14,7 +14,11 @@ state, its dedup tokens included, no longer matches the disk, so a resend under 
 would be skipped. Only a restart on a good directory recovers (the agents resend what was not
 acked). An insert that raised, or a table that is missing, is a failure the store may recover
 from: `probe` (every `store_probe_interval`) runs a cheap query over the expected tables and
-turns the store healthy again when it answers and they are all there.
+turns the store healthy again when it answers and they are all there. A read cannot prove that
+writes work again (a full disk still answers), so after a failed insert the store stays failing
+for a hold that doubles with each failure in a row (1 s, 2 s, … 30 s) and is reset by the
+first insert that commits: a store that keeps failing writes is mostly NOT_SERVING, not
+flapping every probe.
 
 Created by the collector's main once the schema is in place; used from writer threads and the
 probe's thread, so its state is behind a lock.
@@ -25,11 +29,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ferry.collector.storage.store import Store, StoreError
 
 log = logging.getLogger("ferry.collector.storage")
+
+HOLD_S, MAX_HOLD_S = 1.0, 30.0  # how long a failed insert keeps the store failing, doubling
 
 
 @dataclass(frozen=True)
@@ -63,13 +71,22 @@ class Anchor:
 class StoreHealth:
     """The store's state as the ingest path knows it: ok, failing (may recover) or lost (final)."""
 
-    def __init__(self, database: str, tables: tuple[str, ...], anchors: tuple[Anchor, ...] = ()):
+    def __init__(
+        self,
+        database: str,
+        tables: tuple[str, ...],
+        anchors: tuple[Anchor, ...] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.database = database
         self.tables = tables  # the tables a probe expects to find
         self.anchors = anchors
+        self.clock = clock
         self._lock = threading.Lock()
         self._failing = ""  # why writes fail now; a probe may clear it
         self._lost = ""  # why the store's disk is not the engine's any more; never cleared
+        self._failed_writes = 0  # in a row, since the last insert that committed
+        self._failed_at = 0.0
 
     @classmethod
     def of(cls, store: Store) -> StoreHealth:
@@ -104,12 +121,15 @@ class StoreHealth:
         if problem:
             self._lose(problem)
             raise StoreError(f"store not taking writes: {self.reason}")
+        self._failed_writes = 0
 
     def write_failed(self, exc: BaseException) -> None:
         with self._lock:
             if not self._failing:
                 log.error("store write failed; refusing frames until a probe succeeds: %s", exc)
             self._failing = f"a write failed: {_first_line(exc)}"
+            self._failed_writes += 1
+            self._failed_at = self.clock()
 
     def probe(self, store: Store) -> bool:
         """Check the directories and ask the store for its tables; returns whether it is ok.
@@ -134,10 +154,16 @@ class StoreHealth:
                 self._failing = (
                     f"table {self.database}.{missing[0]} is missing ({len(missing)} of {len(self.tables)})"
                 )
-            elif self._failing and not self._lost:
+            elif self._failing and not self._lost and self.clock() - self._failed_at >= self.hold():
                 log.warning("store takes writes again (was: %s)", self._failing)
                 self._failing = ""
         return self.ok
+
+    def hold(self) -> float:
+        """Seconds a failed insert keeps the store failing, given the failures in a row."""
+        if not self._failed_writes:
+            return 0.0
+        return min(MAX_HOLD_S, HOLD_S * 2 ** (self._failed_writes - 1))
 
     def close(self) -> None:
         for a in self.anchors:

@@ -47,8 +47,18 @@ def _rows():
     return RowBuilder().build(batch, framegen.resource())
 
 
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_failed_write_refuses_frames_until_a_probe_finds_the_tables(store):
+    clock = Clock()
     health = StoreHealth.of(store)
+    health.clock = clock
     assert "samples" in health.tables and health.probe(store)
     writer = Writer(ThreadStores(lambda: store), health=health)
     writer.write(_rows(), "a:1:1")
@@ -61,8 +71,29 @@ def test_failed_write_refuses_frames_until_a_probe_finds_the_tables(store):
     assert not health.probe(store)
     assert "samples is missing" in health.reason
     store.client.command(f"RENAME TABLE {store.db}.samples_away TO {store.db}.samples")
+    assert not health.probe(store)  # the tables are back, but a read proves no write: held 1 s
+    clock.now += 1.0
     assert health.probe(store) and health.ok
     writer.write(_rows(), "a:1:2")
     count = store.query(f"SELECT count() FROM {store.db}.samples")[0][0]
     assert count == 2 * len(framegen.gauge_batch("health.gauge"))
+    health.close()
+
+
+def test_writes_failing_in_a_row_hold_the_store_failing_longer(store):
+    clock = Clock()
+    health = StoreHealth.of(store)
+    health.clock = clock
+    holds = []
+    for _ in range(7):
+        health.write_failed(RuntimeError("disk full"))
+        holds.append(health.hold())
+        clock.now += health.hold() - 0.01
+        assert not health.probe(store)
+        clock.now += 0.01
+        assert health.probe(store)
+    assert holds == [1, 2, 4, 8, 16, 30, 30]
+    health.after_write()  # an insert committed: the next failure is held 1 s again
+    health.write_failed(RuntimeError("disk full"))
+    assert health.hold() == 1
     health.close()
