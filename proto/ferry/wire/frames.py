@@ -90,7 +90,7 @@ def check_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> None:
         )
 
 
-def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
+def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes | bytearray:
     """Return the serialized Payload inside `frame`, or raise FrameError."""
     check_frame(frame, limits)
     if frame.encoding == ingest_pb2.NONE:
@@ -98,15 +98,39 @@ def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes:
     return _lz4_open(frame.payload, frame.raw_size)
 
 
-def _lz4_open(body: bytes, declared: int) -> bytes:
+# a payload above this is decompressed piece by piece into one buffer of the declared size:
+# lz4's one-shot call builds its result in a buffer of its own and copies it, twice the memory
+LZ4_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def _lz4_open(body: bytes, declared: int) -> bytes | bytearray:
     decompressor = lz4.frame.LZ4FrameDecompressor()
     try:
-        # max_length bounds the allocation even if the declared size lies
-        raw = decompressor.decompress(body, max_length=declared)
+        if declared <= LZ4_CHUNK_BYTES:
+            # max_length bounds the allocation even if the declared size lies
+            raw: bytes | bytearray = decompressor.decompress(body, max_length=declared)
+        else:
+            raw = _lz4_pieces(decompressor, body, declared)
     except RuntimeError as exc:
         raise FrameError(f"lz4 frame is corrupt: {exc}") from None
     if len(raw) != declared or not decompressor.eof:
         raise FrameError(f"lz4 frame holds more or less than the declared {declared} bytes")
     if decompressor.unused_data:
         raise FrameError(f"{len(decompressor.unused_data)} bytes follow the lz4 frame of {declared} bytes")
+    return raw
+
+
+def _lz4_pieces(decompressor, body: bytes, declared: int) -> bytearray:
+    raw, pos = bytearray(declared), 0
+    piece = decompressor.decompress(body, max_length=LZ4_CHUNK_BYTES)
+    while piece:
+        if pos + len(piece) > declared:
+            raise FrameError(f"lz4 frame holds more than the declared {declared} bytes")
+        raw[pos : pos + len(piece)] = piece
+        pos += len(piece)
+        if decompressor.eof:
+            break
+        piece = decompressor.decompress(b"", max_length=LZ4_CHUNK_BYTES)
+    if pos != declared:
+        raise FrameError(f"lz4 frame holds {pos} bytes, not the declared {declared}")
     return raw
