@@ -115,6 +115,47 @@ def test_series_bomb_is_refused_cheaply_while_an_agent_keeps_flowing(cluster):
     assert _refused(agent) == refused0
 
 
+def test_bombs_on_parallel_streams_do_not_starve_an_agent(cluster):
+    """Finding 5, as the adversarial run did it: bombs keep coming on 4 streams at once (on main
+    the good agent was refused 51 times and stored nothing for 37 s). Each costs the collector
+    well under a second of CPU, and the agent is acked throughout without one refusal."""
+    collector, agent = cluster
+    wait_for(lambda: _acked(agent) >= 1, what="the agent's first ack")
+    pid = collector.popen.pid
+    bomb = _series_bomb()
+    cpu0, acked0, refused0 = _cpu_s(pid), _acked(agent), _refused(agent)
+
+    def stream(k: int) -> list[int]:
+        frames = []
+        for seq in range(1, 6):
+            f = ingest_pb2.Frame()
+            f.CopyFrom(bomb)
+            f.epoch, f.seq = 900 + k, seq
+            frames.append(f)
+        codes = []
+        with transport.channel(collector.addr) as ch:
+            try:
+                codes += [a.code for a in ingest_pb2_grpc.IngestStub(ch).Stream(iter(frames), timeout=300)]
+            except grpc.RpcError as err:
+                codes.append(err.code().value[0])
+        return codes
+
+    with ThreadPoolExecutor(4) as pool:
+        codes = [c for cs in pool.map(stream, range(4)) for c in cs]
+    cpu = _cpu_s(pid) - cpu0
+    acked = _acked(agent) - acked0
+    print(
+        f"\nparallel bombs: {len(codes)} answered; collector CPU {cpu:.2f} s; "
+        f"agent acked {acked:.0f} meanwhile"
+    )
+    # every bomb is refused as invalid, or (when the budget is held by the other bombs) as busy
+    invalid, busy = grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    assert set(codes) <= {invalid, busy} and invalid in codes
+    assert cpu < len(codes) * 1.0
+    wait_for(lambda: _acked(agent) >= acked0 + 2, what="the agent still being acked")
+    assert _refused(agent) == refused0
+
+
 def test_declared_sizes_do_not_reserve_the_budget(cluster):
     """Finding 9: 50-byte frames declaring raw_size 2**32-1 were answered RESOURCE_EXHAUSTED and
     drove pending_bytes_max to 21 GB on main."""
