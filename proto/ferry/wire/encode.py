@@ -8,6 +8,7 @@ values.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import operator
 import sys
@@ -44,7 +45,7 @@ def _le(a: array) -> bytes:
 def time_deltas(times: array) -> array:
     """Each time minus the one before (the first minus 0): small numbers that compress well."""
     n = len(times)
-    if n > 1 and times.count(times[0]) == n:  # one cycle's time (a C-level scan, ~1 ns a point)
+    if n > 1 and times == array("q", times[:1]) * n:  # one cycle's time (a memcmp, <1 ns a point)
         out = array("q", [0]) * n
         out[0] = times[0]
         return out
@@ -71,15 +72,15 @@ def ref_deltas(refs: array) -> array:
 
 
 def _run_deltas(refs: array) -> array | None:
-    """ref_deltas of refs that are runs of r, r+1, r+2, ...; None when they are not."""
-    out, n, i, prev = array("i"), len(refs), 0, 0
+    """ref_deltas of refs made of runs of one ref each; None when there are more than
+    len(refs) // RUN_MIN runs. A run's end is found by bisection (the accumulator's runs come in
+    ascending order) and the run is then checked whole (a memcmp), so any order stays correct."""
+    out, n, i, prev, runs = array("i"), len(refs), 0, 0, 0
     while i < n:
         r = refs[i]
-        try:
-            j = refs.index(r + 1, i)
-        except (ValueError, OverflowError):
-            j = n
-        if refs[i:j] != array(refs.typecode, [r]) * (j - i):
+        j = max(bisect.bisect_right(refs, r, i), i + 1)
+        runs += 1
+        if runs > n // RUN_MIN or refs[i:j] != array(refs.typecode, [r]) * (j - i):
             return None
         out.append(r - prev)
         out.extend(array("i", [0]) * (j - i - 1))
