@@ -74,10 +74,6 @@ class Agent:
             if name not in self.replaced:
                 self.services[name] = build(cfg, lambda intake, name=name: self.submit(intake, name))
 
-    @property
-    def collectors(self) -> list[Collector]:
-        return self.collection.collectors
-
     def _resource(self, cfg: AgentConfig) -> payload_pb2.Resource:
         return payload_pb2.Resource(
             host=cfg.host or socket.gethostname(),
