@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ferry.agent.checks import ChecksConfig
-from ferry.agent.collectors.filesystem import FilesystemConfig
-from ferry.agent.collectors.processes import ProcessesConfig
-from ferry.agent.collectors.system import HostConfig
+from ferry.agent.collectors.system import HOST_COLLECTORS, HostConfig
 from ferry.agent.local.config import LocalConfig
 from ferry.agent.schedule import ScheduleConfig
 from ferry.agent.scrape.config import ScrapeConfig
@@ -100,8 +98,8 @@ COMPONENTS = (
     Component(SenderConfig),  # the channels are open
     Component(ScheduleConfig, "schedule"),
     Component(HostConfig, "collectors"),
-    Component(FilesystemConfig, "collectors"),
-    Component(ProcessesConfig, "collectors"),
+    # each host collector's own keys: rebuilding the collectors keeps those whose keys did not change
+    *(Component(c.config, "collectors") for c in HOST_COLLECTORS if c.config is not None),
     Component(ChecksConfig, "checks"),
     Component(ScrapeConfig, "scrape"),
     Component(LocalConfig),  # the listeners are bound
