@@ -199,8 +199,8 @@ class HostConfig:
 
 
 @dataclass
-class HostCollectorsConfig(processes.ProcessesConfig, filesystem.FilesystemConfig, HostConfig):
-    """Every host collector's keys, composed from theirs."""
+class HostCollectorsConfig(*(c.config for c in reversed(HOST_COLLECTORS) if c.config), HostConfig):
+    """Every host collector's keys, composed from theirs (host_collectors builds from it)."""
 
 
 def collector_settings(cfg: Any, name: str) -> tuple:
