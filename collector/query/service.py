@@ -35,6 +35,7 @@ from ferry.collector.query.ranges import (
 from ferry.collector.query.resolution import RAW, choose
 from ferry.collector.query.sql import (
     GROWTH,
+    POINTS_ERROR,
     LimitExceeded,
     QueryError,
     QueryLimits,
@@ -97,37 +98,37 @@ class QueryService(query_pb2_grpc.QueryServicer):
             m.QUERIES.labels(method, "invalid").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ClickHouseError as exc:
-            text = str(exc)
-            if _KILLED in text or (_TIMEOUT in text and call.cancelled):
-                m.QUERIES.labels(method, "cancelled").inc()
-                context.abort(grpc.StatusCode.CANCELLED, "query cancelled: the client went away")
-            if _TIMEOUT in text:
-                ours = call.deadline is None or call.remaining() > 0.05
-                m.QUERIES.labels(method, "limit" if ours else "cancelled").inc()
-                if ours:
-                    context.abort(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"query ran longer than max_execution_s {self.limits.max_execution_s:g} s "
-                        "in the store; narrow the range or the matchers, or use a larger step",
-                    )
-                context.abort(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "query stopped: the client's deadline passed"
-                )
-            if _MEMORY_LIMIT in text:
-                m.QUERIES.labels(method, "limit").inc()
-                context.abort(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"query needs more than query_max_memory_bytes {self.limits.max_memory_bytes} bytes "
-                    "in the store; narrow the range or the matchers, or use a larger step",
-                )
-            if any(code in text for code in _BAD_REQUEST_CODES):
-                m.QUERIES.labels(method, "invalid").inc()
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _first_line(text))
-            m.QUERIES.labels(method, "error").inc()
-            log.error("%s failed: %s", method, text)
-            context.abort(grpc.StatusCode.UNAVAILABLE, f"store error: {_first_line(text)}")
+            outcome, code, message = self._store_error(str(exc), call)
+            m.QUERIES.labels(method, outcome).inc()
+            if outcome == "error":
+                log.error("%s failed: %s", method, exc)
+            context.abort(code, message)
         m.QUERIES.labels(method, "ok").inc()
         return response
+
+    def _store_error(self, text: str, call: QueryCall) -> tuple[str, grpc.StatusCode, str]:
+        """(outcome label, status, message) for a store error `text` of `call`."""
+        if _KILLED in text or (_TIMEOUT in text and call.cancelled):
+            return "cancelled", grpc.StatusCode.CANCELLED, "query cancelled: the client went away"
+        if _TIMEOUT in text and call.deadline is not None and call.remaining() <= 0.05:
+            return (
+                "cancelled",
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                "query stopped: the client's deadline passed",
+            )
+        hint = "; narrow the range or the matchers, or use a larger step"
+        if _TIMEOUT in text:
+            limit = f"query ran longer than max_execution_s {self.limits.max_execution_s:g} s in the store"
+            return "limit", grpc.StatusCode.RESOURCE_EXHAUSTED, limit + hint
+        if _MEMORY_LIMIT in text:
+            limit = (
+                f"query needs more than query_max_memory_bytes {self.limits.max_memory_bytes} bytes "
+                "in the store"
+            )
+            return "limit", grpc.StatusCode.RESOURCE_EXHAUSTED, limit + hint
+        if any(code in text for code in _BAD_REQUEST_CODES):
+            return "invalid", grpc.StatusCode.INVALID_ARGUMENT, _first_line(text)
+        return "error", grpc.StatusCode.UNAVAILABLE, f"store error: {_first_line(text)}"
 
     def new_call(self, context) -> QueryCall:
         """A QueryCall with this service's limits and `context`'s deadline."""
@@ -188,15 +189,15 @@ class QueryService(query_pb2_grpc.QueryServicer):
         one_row_one_point = not by or (agg in QUANTILES and not histogram)
         rows = min(self.limits.max_rows, max_points) if one_row_one_point else self.limits.max_rows
         buckets = (req.end_ms - req.start_ms) // req.step_ms + 1
-        if one_row_one_point and len(series) * buckets > max_points:
+        if not by and len(series) * buckets > max_points:
             # it might not fit: count the points first rather than compute them all, the
             # quantiles' values held in the store, to refuse them
             table = (rollup.histogram_table if histogram else rollup.table) if rollup else ""
             table = table or ("histograms" if histogram else "samples")
             sql, params = points_sql(store.db, req, table, rollup is not None)
             points = int(store.query(sql + call.settings(), params)[0][0])
-            if points > max_points:
-                raise self._too_big(f"{points} points")
+            if points > max_points * (1 + POINTS_ERROR):  # else the read's row cap decides
+                raise self._too_big(f"about {points} points")
         limits = (rows, call.settings())
         try:
             if histogram:

@@ -40,6 +40,9 @@ SELECT number % {n_series} + 1, 'heavy.gauge',
  now64(3) - toIntervalMillisecond(intDiv(number, {n_series}) * {step} + 60000),
  (number * 7919) % 100003 / 100.0
 FROM numbers({n_points})''')
+# merged now, so no background merge spends CPU while a test reads the collector's
+for table in ("samples", "samples_1m", "samples_1h", "series"):
+    c.command(f"OPTIMIZE TABLE ferry.{table} FINAL")
 """
 
 
@@ -188,7 +191,7 @@ def test_an_answer_over_the_cap_is_refused_before_it_is_built(heavy_store, tmp_p
             code, message = results[0]
             assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, message
             assert f"query_max_answer_bytes {32 << 20}" in message
-            assert growth < 512 << 20
+            assert growth < 200 << 20
             assert cli.returncode == 1 and "query_max_answer_bytes" in cli.stderr
     finally:
         collector.stop()
