@@ -24,9 +24,9 @@ the rows committed in `samples`, each insert carrying its frame's `insert_dedupl
 production schema (rollup views included). The paths take turns in one store, round after round
 in a random order each round, so that they share the disk's and the machine's mood of the
 moment, which on a shared machine moves a single insert's time more than the paths differ; each
-run is its own process (chDB hosts one store path per process). Figures: the median over runs of each
-path's median, and `vs_native_insert`, the median over runs of the median ratio of a path's
-insert to native's in the same round. Every run checks what it stored (row count, sums of every
+run is its own process (chDB hosts one store path per process). Figures: the median over runs
+of each path's median, and `vs_native_insert`, the median over runs of the median ratio of a
+path's insert to native's in the same round. Every run checks what it stored (row count, sums of every
 column, and per metric name) and that a frame sent again under the token of each path's first
 frame adds no row (a different frame: the engine drops a byte-identical block by its checksum
 even without a token).
@@ -242,12 +242,12 @@ def expected(blocks: list[SampleColumns]) -> dict:
 
 
 def stored(store: Store) -> dict:
+    ms = "toInt128(toUnixTimestamp64Milli(ts))"  # millions of ms timestamps overflow an Int64 sum
     rows, sid, ts, value = store.query(
-        f"SELECT count(), sum(series_id), sum(toUnixTimestamp64Milli(ts)), sum(value) FROM {store.db}.samples"
+        f"SELECT count(), sum(series_id), sum({ms}), sum(value) FROM {store.db}.samples"
     )[0]
     by_name = store.query(
-        f"SELECT name, count(), sum(toUnixTimestamp64Milli(ts)), sum(series_id) FROM {store.db}.samples "
-        "GROUP BY name ORDER BY name"
+        f"SELECT name, count(), sum({ms}), sum(series_id) FROM {store.db}.samples GROUP BY name ORDER BY name"
     )
     return {
         "rows": rows,
