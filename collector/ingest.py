@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from google.protobuf.message import DecodeError
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
 from ferry.collector.budget import Budget, Reservation, opening_cost
+from ferry.collector.config import CollectorConfig
 from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -50,11 +52,16 @@ def peer_key(peer: str) -> str:
     return host if sep else address
 
 
+_DEFAULTS = CollectorConfig()
+
+
 @dataclass(frozen=True)
 class StreamLimits:
-    max_streams: int = 1024
-    max_streams_per_peer: int = 64
-    idle_timeout_s: float = 300.0
+    """The collector's stream settings (CollectorConfig declares them and their defaults)."""
+
+    max_streams: int = _DEFAULTS.max_streams
+    max_streams_per_peer: int = _DEFAULTS.max_streams_per_peer
+    idle_timeout_s: float = _DEFAULTS.stream_idle_timeout
 
 
 class RejectLog:
@@ -64,19 +71,21 @@ class RejectLog:
         self.interval_s = interval_s
         self.clock = clock
         self._last: dict[str, tuple[float, int]] = {}  # peer key → (last logged, suppressed since)
+        self._lock = threading.Lock()  # Push calls come on grpc's threads, streams on the loop
 
     def rejected(self, key: str, what: str) -> None:
         now = self.clock()
-        last, suppressed = self._last.get(key, (None, 0))
-        if last is not None and now - last < self.interval_s:
-            self._last[key] = (last, suppressed + 1)
-            return
+        with self._lock:
+            last, suppressed = self._last.get(key, (None, 0))
+            if last is not None and now - last < self.interval_s:
+                self._last[key] = (last, suppressed + 1)
+                return
+            self._last[key] = (now, 0)
+            if len(self._last) > 10_000:  # peers come and go: forget the oldest half
+                for k in list(self._last)[:5_000]:
+                    del self._last[k]
         more = f" ({suppressed} more rejected from {key} since the last of these lines)" if suppressed else ""
         log.warning("%s%s", what, more)
-        self._last[key] = (now, 0)
-        if len(self._last) > 10_000:  # peers come and go: forget the oldest half
-            for k in list(self._last)[:5_000]:
-                del self._last[k]
 
 
 def status_of(code: int) -> grpc.StatusCode:
