@@ -23,7 +23,7 @@ from ferry.collector.ingest import register as register_ingest
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
 from ferry.collector.query import calls
 from ferry.collector.query.service import QueryService
-from ferry.collector.query.sql import QueryLimits
+from ferry.collector.query.sql import CLIENT_MAX_RECEIVE_BYTES, QueryLimits
 from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
@@ -70,7 +70,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     )
     server = transport.server(
         max_receive_bytes=cfg.max_frame_bytes + 1024 * 1024,
-        max_send_bytes=max(64 * 1024 * 1024, cfg.query_max_answer_bytes + 1024 * 1024),
+        max_send_bytes=max(CLIENT_MAX_RECEIVE_BYTES, cfg.query_max_answer_bytes + 1024 * 1024),
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
     )
     ingest = IngestService(

@@ -20,7 +20,7 @@ from ferry.collector.cli import UsageError, listing, output, records, send
 from ferry.collector.cli.expr import ExprError, parse
 from ferry.collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from ferry.collector.query.resolution import NAMES as RESOLUTION_NAMES
-from ferry.collector.query.sql import AGGREGATIONS
+from ferry.collector.query.sql import AGGREGATIONS, CLIENT_MAX_RECEIVE_BYTES
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 DEFAULT_ADDR = os.environ.get("FERRY_ADDR", "127.0.0.1:4770")
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "send":
             text = send.run_send(args)
         else:
-            with transport.channel(args.addr) as channel:
+            endpoint = transport.Endpoint(args.addr, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)
+            with transport.channel(endpoint) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
     except (UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from ferry import transport
+from ferry.collector.query.sql import CLIENT_MAX_RECEIVE_BYTES
 from ferry.v1 import query_pb2, query_pb2_grpc
 
 
@@ -33,7 +34,7 @@ def query_range(
         group_by=list(by),
         matchers=list(matchers),
     )
-    with transport.channel(addr) as channel:
+    with transport.channel(transport.Endpoint(addr, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)) as channel:
         return query_pb2_grpc.QueryStub(channel).QueryRange(req, timeout=timeout)
 
 

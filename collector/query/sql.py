@@ -79,6 +79,11 @@ class QueryLimits:
     max_list_limit: int = 100_000
 
 
+# The largest answer the `ferry` CLI and the query client accept: twice the default answer
+# cap, so an answer the collector allows is never refused by them (gRPC's default is 4 MiB).
+CLIENT_MAX_RECEIVE_BYTES = 2 * QueryLimits().max_answer_bytes
+
+
 def matcher_sql(matchers, params: dict[str, Any]) -> list[str]:
     ops = {
         query_pb2.EQ: "labels[{k%d:String}] = {v%d:String}",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from ferry.collector.config import CollectorConfig
 from ferry.collector.query import listing, search
 from ferry.collector.query.service import ANSWER_POINT_BYTES
-from ferry.collector.query.sql import QueryLimits
+from ferry.collector.query.sql import CLIENT_MAX_RECEIVE_BYTES, QueryLimits
 from tests.paths import ROOT
 
 
@@ -23,6 +23,7 @@ def test_the_query_limits_quoted_are_the_declared_ones():
         f"`query_max_memory_bytes` ({lim.max_memory_bytes >> 30} GiB)",
         f"ListSeries and ListLabelValues {lim.max_list_limit:,}, Search {search.MAX_LIMIT:,}, "
         f"TopProcesses {listing.MAX_TOP:,}",
+        f"accept answers of up to {CLIENT_MAX_RECEIVE_BYTES // mib} MiB",
     ]
     assert lim.max_list_limit == listing.MAX_VALUES_LIMIT
     assert [p for p in phrases if p not in bad_input] == []

@@ -195,3 +195,18 @@ def test_an_answer_over_the_cap_is_refused_before_it_is_built(heavy_store, tmp_p
             assert cli.returncode == 1 and "query_max_answer_bytes" in cli.stderr
     finally:
         collector.stop()
+
+
+def test_the_cli_takes_any_answer_the_collector_sends(heavy_store, tmp_path):
+    collector = start_collector(tmp_path, store=heavy_store)
+    try:
+        with diagnose(collector):
+            # 300 series x 1,440 steps: about 6 MB, over gRPC's default 4 MiB, under the cap
+            cli = ferry_cli(
+                "query", "heavy.gauge", "--since", "24h", "--step", "1m", "--agg", "p99",
+                "--format", "json", "--addr", collector.addr,
+            )  # fmt: skip
+            assert cli.returncode == 0, cli.stderr
+            assert len(cli.stdout.splitlines()) == SERIES
+    finally:
+        collector.stop()
