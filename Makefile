@@ -19,13 +19,18 @@ $(STAMP): pyproject.toml client/pyproject.toml
 proto: $(STAMP)
 	$(PY) proto/generate.py
 
+# pytest-xdist workers, each a process with its own embedded store; a test file stays on one
+# worker (module fixtures, order within a file). WORKERS=0 runs every test in this process.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(WORKERS) --dist loadfile
+
 # everything, as CI runs it
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # the unit tests: no test marked integration (tests/integration, helper processes, builds)
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not integration"
+	$(PYTEST) -m "not integration"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

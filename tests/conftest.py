@@ -88,6 +88,19 @@ def _backend(item) -> str | None:
     return callspec.params.get("store_dsn") if callspec else None
 
 
+def pytest_sessionfinish(session) -> None:
+    """An xdist worker hands its count to the controller, which collects nothing itself."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["server_runs"] = session.config.stash.get(_SERVER_RUNS, 0)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """(xdist, on the controller) every worker collects every test: any one's count is the count."""
+    runs = getattr(node, "workeroutput", {}).get("server_runs", 0)
+    node.config.stash[_SERVER_RUNS] = max(node.config.stash.get(_SERVER_RUNS, 0), runs)
+
+
 def pytest_terminal_summary(terminalreporter, config) -> None:
     if config.stash.get(_SERVER_RUNS, 0):
         terminalreporter.write_line(
