@@ -15,6 +15,16 @@ from typing import NamedTuple
 
 from ferry.series import SeriesDef
 
+POINT_BYTES = 20  # a point's ref, time and value in the packed columns
+
+
+def series_bytes(series: SeriesDef) -> int:
+    """An upper bound on a series' serialized `ferry.v1.Series` message in the series table: its
+    text, 3 bytes of tag and length per string (up to 16 KiB each), the bounds, the kind."""
+    text = len(series.name.encode()) + len(series.unit.encode())
+    text += sum(len(k.encode()) + len(v.encode()) for k, v in series.labels)
+    return text + 3 * (3 + 2 * len(series.labels)) + 8 * len(series.bounds) + 16
+
 
 class Columns(NamedTuple):
     series: list[SeriesDef]
@@ -33,6 +43,9 @@ class Accumulator:
         self._series: list[SeriesDef] = []
         self._buckets: dict[int, array] = {}  # ref -> counts of a HISTOGRAM series' points
         self._n = 0
+        self._series_bytes = 0  # what the series table will take, serialized (an upper bound)
+        self._bucket_n = 0
+        self.series_fields = 0  # protobuf fields of the series table (the collector counts them)
         self.time_ms = 0
 
     def add(self, series: SeriesDef, time_ms: int, value: float) -> None:
@@ -66,12 +79,25 @@ class Accumulator:
         slot[0].append(time_ms)
         slot[1].append(total)
         self._buckets.setdefault(slot[2], array("Q")).extend(counts)
+        self._bucket_n += len(counts)
         self._n += 1
 
     def _new(self, series: SeriesDef) -> tuple[array, array, int]:
         slot = self._slots[id(series)] = (array("q"), array("d"), len(self._series))
         self._series.append(series)
+        self._series_bytes += series_bytes(series)
+        self.series_fields += 4 + 2 * len(series.labels)
         return slot
+
+    @property
+    def series_count(self) -> int:
+        return len(self._series)
+
+    @property
+    def bytes(self) -> int:
+        """An upper bound on what the cut takes serialized: its series table and its columns
+        (4-byte refs, 8-byte time deltas and values, 8-byte bucket counts)."""
+        return self._series_bytes + POINT_BYTES * self._n + 8 * self._bucket_n + 64
 
     def __len__(self) -> int:
         return self._n

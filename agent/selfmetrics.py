@@ -56,6 +56,13 @@ LOCAL_RECORDS = Counter(
 LOCAL_REJECTED = Counter(
     "ferry_agent_local_rejected", "Local requests refused whole, by gRPC status", ["code"]
 )
+RECORDS_DROPPED = Counter(
+    "ferry_agent_records_dropped",
+    "App records the agent did not take, by reason: the records of Local requests refused whole "
+    "(by the rule their first bad record broke: series, kind, value, time, histogram, events, "
+    "logs, size, busy), and DELTA increments whose sum would overflow (overflow)",
+    ["reason"],
+)
 
 SCRAPE_SAMPLES = Counter(
     "ferry_agent_scrape_samples", "Samples read from scraped Prometheus expositions, by job", ["job"]

@@ -34,7 +34,7 @@ from ferry.runtime.logs import setup
 from ferry.runtime.loop import run
 from ferry.runtime.sdnotify import Notifier
 from ferry.v1 import ingest_pb2, query_pb2
-from ferry.wire.frames import FrameLimits
+from ferry.wire.frames import FrameLimits, receive_limit
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (
@@ -69,7 +69,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         agents=AgentRecorder(stores),
     )
     server = transport.server(
-        max_receive_bytes=cfg.max_frame_bytes + 1024 * 1024,
+        max_receive_bytes=receive_limit(cfg.max_frame_bytes),
         max_send_bytes=max(CLIENT_MAX_RECEIVE_BYTES, cfg.query_max_answer_bytes + 1024 * 1024),
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
     )

@@ -22,7 +22,8 @@ from ferry import rpc, transport
 from ferry.agent import selfmetrics as m
 from ferry.agent.intake import Intake
 from ferry.agent.local.records import KnownSeries, RecordError, convert
-from ferry.limits import Limits
+from ferry.limits import Limits, RecordLimits, on_arrival, records_on_arrival
+from ferry.records import count
 from ferry.v1 import local_pb2, local_pb2_grpc
 
 log = logging.getLogger("ferry.agent.local")
@@ -40,7 +41,9 @@ class LocalService(local_pb2_grpc.LocalServicer):
         self.submit = submit
         self.pending = pending
         self.max_pending = max_pending
-        self.limits = limits or Limits()
+        # the collector's rules, the time window narrowed by the delivery margin
+        self.limits = on_arrival(limits or Limits())
+        self.record_limits = records_on_arrival(RecordLimits())
         self.known = KnownSeries()
 
     async def Send(self, request: local_pb2.Records, context) -> local_pb2.SendResponse:
@@ -54,15 +57,19 @@ class LocalService(local_pb2_grpc.LocalServicer):
 
     async def _accept(self, records: local_pb2.Records, context) -> int:
         try:
-            intake = convert(records, time.time_ns(), self.limits, known=self.known)
+            intake = convert(records, time.time_ns(), self.limits, self.record_limits, self.known)
             waiting = self.pending()
             if waiting > self.max_pending:
                 raise RecordError(
                     f"the agent has {waiting} records waiting > {self.max_pending}; retry later",
                     "RESOURCE_EXHAUSTED",
+                    "busy",
                 )
         except RecordError as exc:
             m.LOCAL_REJECTED.labels(exc.code).inc()
+            m.RECORDS_DROPPED.labels(exc.reason).inc(
+                len(records.metrics) + len(records.histograms) + count(records)
+            )
             await context.abort(grpc.StatusCode[exc.code], str(exc))
         self.submit(intake)
         n = len(intake)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]*")
 LABEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -146,3 +146,29 @@ def check_time_ms(t_ms: int, now_ms: int, limits: Limits, where: str) -> None:
     """A metric point's time against the window the collector accepts (older points would fall
     outside the raw retention anyway)."""
     check_time(t_ms, now_ms, limits.max_past_ms, limits.max_future_ms, "ms", where)
+
+
+# The agent takes a point or record from an app only this far inside the collector's time
+# window, so it is still inside it when it arrives: DELIVERY_MARGIN_MS for the time a frame may
+# wait in the spool (an outage), CLOCK_MARGIN_MS for the agent's clock running ahead.
+DELIVERY_MARGIN_MS = DAY_MS
+CLOCK_MARGIN_MS = 5 * 60_000
+
+
+def on_arrival(limits: Limits) -> Limits:
+    """The limits an agent checks app records by: the collector's, the time window narrowed by
+    the delivery and clock margins (everything else is the same rule, applied by the same code)."""
+    return replace(
+        limits,
+        max_past_ms=limits.max_past_ms - DELIVERY_MARGIN_MS,
+        max_future_ms=max(0, limits.max_future_ms - CLOCK_MARGIN_MS),
+    )
+
+
+def records_on_arrival(limits: RecordLimits) -> RecordLimits:
+    """`on_arrival` for the record kinds (events, logs), whose times are in ns."""
+    return replace(
+        limits,
+        max_past_ns=limits.max_past_ns - DELIVERY_MARGIN_MS * 1_000_000,
+        max_future_ns=max(0, limits.max_future_ns - CLOCK_MARGIN_MS * 1_000_000),
+    )

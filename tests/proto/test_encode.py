@@ -96,7 +96,7 @@ def test_batcher_frames_events_and_logs_with_the_metrics():
 
 def test_batcher_cuts_at_the_record_byte_bound():
     frames = []
-    batcher = Batcher(payload_pb2.Resource(host="h"), lambda p, n: frames.append(p), max_record_bytes=1000)
+    batcher = Batcher(payload_pb2.Resource(host="h"), lambda p, n: frames.append(p), max_bytes=1000)
     logs = [payload_pb2.LogRecord(level="info", message=str(i) * 400) for i in range(5)]
     batcher.take(Intake(logs=logs))  # ~406 bytes each: the 3rd passes 1000 bytes
     batcher.cut()

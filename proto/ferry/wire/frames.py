@@ -17,6 +17,19 @@ from ferry.v1 import ingest_pb2
 
 DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024  # compressed payload on the wire
 DEFAULT_MAX_RAW_BYTES = 64 * 1024 * 1024  # serialized Payload after decompression
+# what a Frame adds around its payload (its name and sizes, gRPC's framing), with room to spare
+FRAME_ENVELOPE_BYTES = 1024 * 1024
+# The frame size both sides agree on: the agent cuts a payload at about this many serialized
+# bytes (passing it by one series or record at most, a few hundred KB), and lz4 grows even
+# incompressible bytes by under 0.5%, so an agent's frame stays below the collector's
+# max_frame_bytes and max_raw_bytes (neither may be set lower) and its receive limit.
+CUT_PAYLOAD_BYTES = 8 * 1024 * 1024
+
+
+def receive_limit(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
+    """The largest gRPC message an Ingest server takes (and an agent sends): a frame of
+    `max_frame_bytes` with its envelope."""
+    return max_frame_bytes + FRAME_ENVELOPE_BYTES
 
 
 class FrameError(ValueError):
