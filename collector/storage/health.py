@@ -97,7 +97,16 @@ class StoreHealth:
         )
         anchors: list[Anchor] = []
         if store.path:
-            paths = [store.path, *(p.rstrip("/") for _, data_paths in rows for p in data_paths)]
+            # the engine's root, where it keeps the tables' definitions, and each table's parts
+            meta = store.query(
+                "SELECT metadata_path FROM system.databases WHERE name = {db:String}", {"db": store.db}
+            )
+            paths = [
+                store.path,
+                os.path.join(store.path, "metadata"),
+                *(os.path.join(store.path, m.rstrip("/")) for (m,) in meta),
+                *(p.rstrip("/") for _, data_paths in rows for p in data_paths),
+            ]
             anchors = [Anchor.open(p) for p in dict.fromkeys(paths) if os.path.isdir(p)]
         return cls(store.db, tuple(name for name, _ in rows), tuple(anchors))
 

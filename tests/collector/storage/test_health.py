@@ -97,3 +97,15 @@ def test_writes_failing_in_a_row_hold_the_store_failing_longer(store):
     health.write_failed(RuntimeError("disk full"))
     assert health.hold() == 1
     health.close()
+
+
+def test_the_embedded_store_anchors_its_root_definitions_and_parts(store):
+    health = StoreHealth.of(store)
+    if not store.path:
+        pytest.skip("a ClickHouse server keeps its own directories")
+    paths = {a.path for a in health.anchors}
+    assert store.path in paths and f"{store.path}/metadata" in paths
+    rows = store.query("SELECT data_paths FROM system.tables WHERE database = {db:String}", {"db": store.db})
+    data = {p.rstrip("/") for (data_paths,) in rows for p in data_paths}
+    assert len(data) >= 6 and data <= paths  # samples, series, histograms, agents, events, logs, ...
+    health.close()
