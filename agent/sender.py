@@ -5,6 +5,14 @@ order. Acks come in the same order: OK and DUPLICATE remove the frame from the s
 with INVALID_ARGUMENT removes it too and counts it (it can never succeed); RESOURCE_EXHAUSTED
 ends the stream and waits `retry_after_ms`. Any failure reconnects (next address, exponential
 backoff with full jitter, capped) and resends every unacked frame in order.
+
+A frame that no collector can take is never sent: one that fails the collector's own size and
+encoding checks (`ferry.wire.frames.check_frame` with the default caps), or is larger than the
+receive limit (`ferry.wire.frames.receive_limit`, or a smaller one a collector's stream reported
+when it ended with "Received message larger than max (N vs. M)") is dropped in its place in
+the order and counted as rejected, as a REJECTED ack would be: resending it could only fail
+again, and every frame behind it with it (a frame of an older agent, spooled before frames were
+cut by size, wedged the stream for good).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 from collections import deque
 from typing import NamedTuple
 
@@ -23,10 +32,13 @@ from ferry.agent import selfmetrics as m
 from ferry.agent.spool import Spool
 from ferry.transport import Endpoint
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+from ferry.wire.frames import FrameError, FrameLimits, check_frame, receive_limit
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-MAX_SEND_BYTES = 64 * 1024 * 1024
+MAX_SEND_BYTES = receive_limit()
+# gRPC's words when a message passes a side's limit: the receiver's limit is the second number
+_TOO_LARGE = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
 
 
 class ProtocolError(Exception):
@@ -44,6 +56,7 @@ class InFlight(NamedTuple):
     epoch: int
     seq: int
     points: int
+    refused: str = ""  # why the frame was not sent (it is dropped when it reaches the head)
 
 
 class Sender:
@@ -61,6 +74,8 @@ class Sender:
         self.base = backoff_base_s
         self.cap = backoff_cap_s
         self.wake = asyncio.Event()  # set (thread-safely, by the spool's owner) when a frame is appended
+        self.frame_limits = FrameLimits()
+        self.max_message_bytes = MAX_SEND_BYTES  # lowered to a collector's receive limit it reports
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set and nothing is in flight."""
@@ -77,8 +92,9 @@ class Sender:
                 delay = exc.delay_s
             except (grpc.aio.AioRpcError, ProtocolError, OSError) as exc:
                 code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
-                details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+                details = (exc.details() or "") if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
                 log.warning("stream to %s failed: %s %s", address, code, details)
+                self._learn_limit(details)
                 index += 1
             except Exception:
                 # the sender is the only way out for spooled data: it must outlive any surprise
@@ -94,6 +110,39 @@ class Sender:
                 attempt += 1
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def _learn_limit(self, details: str) -> None:
+        """A stream ended because a frame was over a receive limit: frames over it are dropped
+        from now on (the collector would refuse them however often they are sent)."""
+        found = _TOO_LARGE.search(details)
+        if found is not None and int(found.group(2)) < self.max_message_bytes:
+            self.max_message_bytes = int(found.group(2))
+            log.warning(
+                "collector takes messages up to %d bytes: larger frames are dropped", self.max_message_bytes
+            )
+
+    def _unsendable(self, frame: ingest_pb2.Frame) -> str:
+        """Why no collector can take `frame` ('' when it can be sent)."""
+        try:
+            check_frame(frame, self.frame_limits)
+        except FrameError as exc:
+            return str(exc)
+        size = frame.ByteSize()
+        if size > self.max_message_bytes:
+            return f"frame of {size} bytes > the collector's receive limit {self.max_message_bytes}"
+        return ""
+
+    def _drop_refused(self, inflight: deque[InFlight], room: asyncio.Event) -> None:
+        """Drop the frames at the head that were never sent (acks come for the others only)."""
+        while inflight and inflight[0].refused:
+            head = inflight.popleft()
+            room.set()
+            self.spool.ack(head.pos)
+            m.FRAMES_REJECTED.inc()
+            m.POINTS_REJECTED.inc(head.points)
+            log.error(
+                "frame %d:%d (%d points) dropped unsent: %s", head.epoch, head.seq, head.points, head.refused
+            )
 
     async def _session(self, address: str, stop: asyncio.Event) -> None:
         async with transport.aio_channel(Endpoint(address, max_send_bytes=MAX_SEND_BYTES)) as channel:
@@ -131,8 +180,12 @@ class Sender:
                     w.cancel()
                 continue
             pos, frame = got
-            inflight.append(InFlight(pos, frame.epoch, frame.seq, frame.point_count))
             last_sent = pos
+            refused = self._unsendable(frame)
+            inflight.append(InFlight(pos, frame.epoch, frame.seq, frame.point_count, refused))
+            if refused:
+                self._drop_refused(inflight, room)
+                continue
             await call.write(frame)
             m.CONNECTED.set(1)
             m.FRAMES_SENT.inc()
@@ -149,6 +202,7 @@ class Sender:
             inflight.popleft()
             room.set()
             self.spool.ack(head.pos)
+            self._drop_refused(inflight, room)
             if ack.status == ingest_pb2.REJECTED:
                 m.FRAMES_REJECTED.inc()
                 m.POINTS_REJECTED.inc(head.points)
