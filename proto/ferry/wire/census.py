@@ -13,7 +13,7 @@ Called by the collector's pipeline between decompression and `ferry.wire.codec.d
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.protobuf.descriptor import Descriptor
 
@@ -36,13 +36,6 @@ class Census:
     series_labels: int = 0
     records: int = 0
     fields: int = 0
-    counts: dict[tuple[str, int], int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Limits:
-    max_fields: int
-    max_records: int
 
 
 _PAYLOAD = payload_pb2.Payload.DESCRIPTOR
@@ -79,59 +72,67 @@ def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
         shift += 7
 
 
-def census(raw: bytes, limits: Limits, record_limits: RecordLimits) -> Census:
+class _TooManyFields(Exception):
+    pass
+
+
+class _Cap:
+    """A count with its limit; fields sharing one (events and logs) count together."""
+
+    __slots__ = ("limit", "n", "what")
+
+    def __init__(self, limit: int, what: str):
+        self.limit, self.what, self.n = limit, what, 0
+
+    def hit(self) -> None:
+        self.n += 1
+        if self.n > self.limit:
+            raise CensusError(f"more than {self.limit} {self.what} ({self.limit} allowed)")
+
+
+def census(raw: bytes | bytearray, limits: Limits, record_limits: RecordLimits) -> Census:
     """Walk `raw` (a serialized Payload); raise CensusError at the first count over a limit."""
-    out = Census()
-    walk = _Limits(limits.max_fields, record_limits.max_records)
+    series = _Cap(limits.max_series, "series in one frame")
+    keys = _Cap(limits.max_series_labels, "series label keys in one frame")
+    values = _Cap(limits.max_series_labels, "series label values in one frame")
+    records = _Cap(record_limits.max_records, "records in one frame")
     caps = {
-        (_METRICS.full_name, 1): (limits.max_series, "series in one frame"),
-        (_SERIES.full_name, 4): (limits.max_series_labels, "series label keys in one frame"),
-        (_SERIES.full_name, 5): (limits.max_series_labels, "series label values in one frame"),
+        _PAYLOAD.full_name: {_PAYLOAD.fields_by_name[k.name].number: records for k in KINDS},
+        _METRICS.full_name: {_METRICS.fields_by_name["series"].number: series},
+        _SERIES.full_name: {
+            _SERIES.fields_by_name["label_keys"].number: keys,
+            _SERIES.fields_by_name["label_values"].number: values,
+        },
     }
-    record_fields = {(_PAYLOAD.full_name, _PAYLOAD.fields_by_name[k.name].number) for k in KINDS}
     try:
-        _walk(raw, 0, len(raw), _PAYLOAD.full_name, out, walk, caps, record_fields)
+        fields = _walk(raw, 0, len(raw), _PAYLOAD.full_name, caps, limits.max_fields)
     except _Malformed as exc:
         raise CensusError(f"payload of {len(raw)} bytes is not a ferry.v1.Payload: {exc}") from None
-    c = out.counts
-    out.series = c.get((_METRICS.full_name, 1), 0)
-    out.series_labels = c.get((_SERIES.full_name, 4), 0)
-    return out
+    except _TooManyFields:
+        n = limits.max_fields
+        raise CensusError(f"payload has more than {n} protobuf fields ({n} allowed)") from None
+    return Census(series=series.n, series_labels=keys.n, records=records.n, fields=fields)
 
 
-def _walk(buf, pos, end, name, out: Census, limits: _Limits, caps, record_fields) -> None:
+def _walk(buf, pos: int, end: int, name: str, caps: dict, budget: int) -> int:
+    """The fields in buf[pos:end], a message `name`, at most `budget` of them; returns how many."""
     children = _TREE.get(name, {})
-    counts = out.counts
+    mine = caps.get(name, {})
+    used = 0
     while pos < end:
         tag = buf[pos]
         if tag < 0x80:  # one-byte tags: every field ferry.v1 has (numbers below 16)
             pos += 1
         else:
             tag, pos = _varint(buf, pos, end)
+        used += 1
+        if used > budget:
+            raise _TooManyFields
         number, wire = tag >> 3, tag & 7
-        out.fields += 1
-        if out.fields > limits.max_fields:
-            raise CensusError(
-                f"payload has more than {limits.max_fields} protobuf fields ({limits.max_fields} allowed)"
-            )
-        key = (name, number)
-        n = counts[key] = counts.get(key, 0) + 1
-        cap = caps.get(key)
-        if cap is not None and n > cap[0]:
-            raise CensusError(f"more than {cap[0]} {cap[1]} ({cap[0]} allowed)")
-        if key in record_fields:
-            out.records += 1
-            if out.records > limits.max_records:
-                raise CensusError(
-                    f"more than {limits.max_records} records in one frame ({limits.max_records} allowed)"
-                )
-        if wire == 0:
-            _, pos = _varint(buf, pos, end)
-        elif wire == 1:
-            pos += 8
-        elif wire == 5:
-            pos += 4
-        elif wire == 2:
+        cap = mine.get(number)
+        if cap is not None:
+            cap.hit()
+        if wire == 2:
             length = buf[pos] if pos < end else 0x80
             if length < 0x80:
                 pos += 1
@@ -141,9 +142,16 @@ def _walk(buf, pos, end, name, out: Census, limits: _Limits, caps, record_fields
                 raise _Malformed(f"field {number} of {name} runs {pos + length - end} bytes past its end")
             child = children.get(number)
             if child is not None:
-                _walk(buf, pos, pos + length, child.full_name, out, limits, caps, record_fields)
+                used += _walk(buf, pos, pos + length, child.full_name, caps, budget - used)
             pos += length
+        elif wire == 0:
+            _, pos = _varint(buf, pos, end)
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
         else:
             raise _Malformed(f"wire type {wire} of field {number} in {name} is not used by ferry.v1")
         if pos > end:
             raise _Malformed(f"field {number} of {name} runs past the end of its message")
+    return used
