@@ -31,10 +31,10 @@ class Limits:
     max_bounds: int = 256
     max_past_ms: int = 15 * DAY_MS  # the default raw retention: older points would be dropped anyway
     max_future_ms: int = 10 * 60_000
-    # What one frame may hold, counted before it is parsed (ferry.wire.census), sized to what an
-    # agent sends: it cuts a frame at batch_max_points (20,000) points. Parsing and decoding cost
-    # ~0.1 us a protobuf field and ~10 us a series (+1.4 us a label), so these bound a frame's
-    # work to about a second of CPU.
+    # What one frame may hold, counted before it is parsed (ferry.wire.census). An agent cuts a
+    # frame at batch_max_points (20,000): its largest, 20,000 series x 8 labels, costs ~0.45 s
+    # of CPU from census to rows; at these caps (100,000 series x 4 labels) ~1.6 s, and a frame
+    # over them is refused after ~0.1 s (bench/framecost.py).
     max_series_labels: int = 400_000  # label keys over the whole series table of one frame
     max_fields: int = 2_000_000  # protobuf fields at every level of one payload
     # text that is stored and listed as is (series.unit, agents.version)
