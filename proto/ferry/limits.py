@@ -59,8 +59,9 @@ def check_unit(unit: str, limits: Limits, where: str) -> None:
 
 
 def check_resource_text(host: str, agent_version: str, limits: Limits) -> None:
-    """The resource's own text (its labels go through check_labels): the agent checks its
-    resource with this before it spools a frame, the collector every frame."""
+    """The resource's own text (its labels go through check_labels). The collector checks every
+    frame's resource with this; the agent is to check its own by it (and every series' unit by
+    check_unit) before it spools a frame, so that no frame of its is refused for them."""
     if not host:
         raise ValidationError("resource.host is empty")
     size = len(agent_version.encode())
