@@ -2,7 +2,7 @@
 
 Layout under the spool directory:
   segments/<id:020d>.seg   append-only records: header (magic, body length, crc32) + a Frame
-  cursor                   "<segment id> <offset>": where the first unacked record starts
+  cursor                   "<segment id> <offset>" (fixed width): where the first unacked record starts
 
 The magic is the format's version: FRY2 records (this one), and FRY1 records (the format before,
 whose header also carried a producer's `mark`, now ignored) are still read, so frames an older
@@ -15,7 +15,14 @@ behind (acked frames are resent and the collector answers DUPLICATE) but never a
 the cursor is made durable before any segment is deleted. A torn tail (a record cut short by
 SIGKILL or power loss, or failing its checksum) is cut off on open; nothing before it is lost.
 
-Past `max_bytes` the oldest segment is dropped and its unacked frames counted as dropped.
+The bound is the smaller of `max_bytes` and what the filesystem has room for: the spool's own
+bytes plus the free space, minus a reserve (`reserve_bytes`: 5% of the filesystem, at most
+64 MiB), read before each append. Past it the oldest segment is dropped and its unacked frames
+counted as dropped. A write that still finds the disk full (ENOSPC, EDQUOT: another process took
+the space) is cut back and tried again after dropping the oldest segment, and the frame itself is
+dropped and counted when nothing older is left: a full disk costs the oldest frames, never the
+process. The cursor is rewritten in place (a fixed-width record, one pwrite into the block it
+already has, fsynced), so acking, and with it draining, never needs a free block.
 
 Thread-safe: the pipeline thread appends, the sender (event loop) reads and acks. A producer
 that records something about each frame it appends (the synthetic source's progress) does so
@@ -24,6 +31,7 @@ holding `lock`, so no reader sees the frame before the record is written.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -49,6 +57,20 @@ V1_MAGIC = b"FRY1"
 V1_HEADER = struct.Struct("<4sIIQ")  # magic, body length, crc32(mark + body), mark
 MAX_RECORD = 256 * 1024 * 1024
 FSYNC_POLICIES = ("frame", "interval")
+CURSOR_BYTES = 42  # "<segment> <offset>", space-padded, "\n": within one sector, a pwrite is not torn
+MAX_RESERVE_BYTES = 64 * 1024 * 1024
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def reserve_bytes(directory: Path) -> int:
+    """Free space the spool leaves on its filesystem: 5% of it, at most 64 MiB."""
+    st = os.statvfs(directory)
+    return min(MAX_RESERVE_BYTES, st.f_blocks * st.f_frsize // 20)
+
+
+def free_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,10 +116,13 @@ class Spool:
         self._entries: deque[Entry] = deque()
         self._seg_bytes: dict[int, int] = {}  # live segment id -> bytes from its first live record to its end
         self._next_pos = 1
-        self._writer = None
+        self._writer: int | None = None  # the active segment's descriptor (appends by os.write)
+        self._writer_size = 0
         self._writer_seg = 0
+        self._cursor_fd: int | None = None
         self._last_sync = time.monotonic()
         self.segments_dir.mkdir(parents=True, exist_ok=True)
+        self.reserve_bytes = reserve_bytes(self.dir)
         self._open()
 
     # -- opening -----------------------------------------------------------------------------
@@ -114,6 +139,8 @@ class Spool:
             self._scan(seg, start)
         last = max(segs, default=0)
         self._writer_seg = max(last, cur_seg) + 1  # never append to a segment written by an earlier process
+        first = self._entries[0] if self._entries else None
+        self._open_cursor(*((first.segment, first.offset) if first else (cur_seg, cur_off)))
         m.SPOOL_FRAMES.set(len(self._entries))
         m.SPOOL_BYTES.set(self.bytes)
         if self._entries:
@@ -192,72 +219,111 @@ class Spool:
     # -- appending ---------------------------------------------------------------------------
 
     def append(self, payload: bytes, point_count: int) -> ingest_pb2.Frame:
-        """Pack `payload` as the next frame of this epoch and make it durable (per the fsync policy)."""
+        """Pack `payload` as the next frame of this epoch and make it durable (per the fsync
+        policy). On a disk too full for it even with every older frame dropped, the frame is
+        dropped and counted (it takes its seq all the same)."""
         with self._lock:
             frame = pack_frame(self.agent_id, self.epoch, self._next_seq, payload, point_count)
+            self._next_seq += 1
             body = frame.SerializeToString()
             record = HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
-            fh = self._segment_for(len(record))
-            offset = fh.tell()
-            fh.write(record)
-            fh.flush()
-            now = time.monotonic()
-            if self.fsync == "frame" or now - self._last_sync >= self.fsync_interval_s:
-                os.fsync(fh.fileno())
-                self._last_sync = now
-            self._next_seq += 1
-            entry = Entry(
-                self._next_pos,
-                self._writer_seg,
-                offset,
-                len(record),
-                frame.epoch,
-                frame.seq,
-                point_count,
-            )
-            self._next_pos += 1
-            self._entries.append(entry)
-            self._seg_bytes[self._writer_seg] = self._seg_bytes.get(self._writer_seg, 0) + len(record)
             m.FRAMES_QUEUED.inc()
-            self._enforce_bound()
+            offset = self._write(record)
+            if offset is None:
+                self._count_dropped(
+                    1, point_count, f"frame {frame.seq} of {len(record)} bytes: no room on disk"
+                )
+            else:
+                entry = Entry(
+                    self._next_pos,
+                    self._writer_seg,
+                    offset,
+                    len(record),
+                    frame.epoch,
+                    frame.seq,
+                    point_count,
+                )
+                self._next_pos += 1
+                self._entries.append(entry)
+                self._seg_bytes[self._writer_seg] = self._seg_bytes.get(self._writer_seg, 0) + len(record)
+                self._enforce_bound(self.bound())
             self._gauges()
         if self.on_append is not None:
             self.on_append()
         return frame
 
-    def _segment_for(self, size: int):
-        if (
-            self._writer is not None
-            and self._writer.tell() + size > self.segment_bytes
-            and self._writer.tell()
-        ):
-            self._writer.close()
-            self._writer = None
+    def bound(self) -> int:
+        """What the spool may hold now: `max_bytes`, or less when the filesystem has less room."""
+        return min(self.max_bytes, self.bytes + free_bytes(self.dir) - self.reserve_bytes)
+
+    def _write(self, record: bytes) -> int | None:
+        """Append `record` to the active segment; its offset, or None when there is no room
+        for it even after dropping every older frame."""
+        self._enforce_bound(self.bound() - len(record))
+        while True:
+            fd = self._segment_for(len(record))
+            offset = self._writer_size
+            try:
+                _write_all(fd, record)
+                now = time.monotonic()
+                if self.fsync == "frame" or now - self._last_sync >= self.fsync_interval_s:
+                    os.fsync(fd)
+                    self._last_sync = now
+            except OSError as exc:
+                if exc.errno not in _FULL:
+                    raise
+                os.ftruncate(fd, offset)  # give back the blocks a partial write took
+                if not self._drop_oldest("the disk is full"):
+                    return None
+                continue
+            self._writer_size += len(record)
+            return offset
+
+    def _segment_for(self, size: int) -> int:
+        # segments of at most a quarter of the bound, so dropping the oldest frees a part of it
+        limit = max(4096, min(self.segment_bytes, self.bound() // 4))
+        if self._writer is not None and self._writer_size and self._writer_size + size > limit:
+            self._close_writer()
             self._writer_seg += 1
         if self._writer is None:
-            self._writer = self._path(self._writer_seg).open("ab")
+            path = self._path(self._writer_seg)
+            self._writer = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            self._writer_size = os.fstat(self._writer).st_size
             if self.fsync == "frame":
                 _fsync_dir(self.segments_dir)
         return self._writer
 
-    def _enforce_bound(self) -> None:
-        while self.bytes > self.max_bytes and len(self._seg_bytes) > 1:
-            oldest = min(self._seg_bytes)
-            dropped = [e for e in self._entries if e.segment == oldest]
-            if not dropped:  # an emptied segment the writer has rolled past
-                self._seg_bytes.pop(oldest)
-                self._path(oldest).unlink(missing_ok=True)
-                continue
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            os.close(self._writer)
+            self._writer = None
+            self._writer_size = 0
+
+    def _enforce_bound(self, bound: int) -> None:
+        while self.bytes > bound and self._drop_oldest(f"spool over {bound} bytes", keep_active=True):
+            pass
+
+    def _drop_oldest(self, why: str, keep_active: bool = False) -> bool:
+        """Drop the oldest segment and count its unacked frames; False when there is none (or,
+        with `keep_active`, only the segment being appended to)."""
+        if not self._seg_bytes or (keep_active and set(self._seg_bytes) == {self._writer_seg}):
+            return False
+        oldest = min(self._seg_bytes)
+        dropped = [e for e in self._entries if e.segment == oldest]
+        if dropped:
             self._forget_through(dropped[-1])
-            m.SPOOL_DROPPED_FRAMES.inc(len(dropped))
-            m.SPOOL_DROPPED_POINTS.inc(sum(e.points for e in dropped))
-            log.warning(
-                "spool over %d bytes: dropped %d unsent frames (%d points) of segment %d",
-                self.max_bytes,
-                len(dropped),
-                sum(e.points for e in dropped),
-                oldest,
-            )
+            self._count_dropped(len(dropped), sum(e.points for e in dropped), f"{why}: segment {oldest}")
+        if oldest == self._writer_seg:  # its frames are gone: start a new segment, free this one
+            self._close_writer()
+            self._writer_seg += 1
+        self._seg_bytes.pop(oldest, None)
+        self._path(oldest).unlink(missing_ok=True)
+        return True
+
+    def _count_dropped(self, frames: int, points: int, why: str) -> None:
+        m.SPOOL_DROPPED_FRAMES.inc(frames)
+        m.SPOOL_DROPPED_POINTS.inc(points)
+        log.warning("%s: dropped %d unsent frames (%d points)", why, frames, points)
 
     # -- reading and acking -----------------------------------------------------------------
 
@@ -267,8 +333,6 @@ class Spool:
             entry = self._at(max(pos + 1, self._entries[0].pos) if self._entries else pos + 1)
             if entry is None:
                 return None
-            if self._writer is not None and entry.segment == self._writer_seg:
-                self._writer.flush()
             with self._path(entry.segment).open("rb") as fh:
                 fh.seek(entry.offset + entry.header)
                 body = fh.read(entry.length - entry.header)
@@ -306,16 +370,35 @@ class Spool:
             self._seg_bytes.pop(seg, None)
             self._path(seg).unlink(missing_ok=True)
 
+    def _open_cursor(self, seg: int, offset: int) -> None:
+        """Open the cursor file for rewriting in place, in the fixed-width form (an older
+        agent's cursor is rewritten once; a new one takes its only block now)."""
+        path = self.dir / "cursor"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            while True:
+                try:
+                    os.pwrite(fd, _cursor_record(seg, offset), 0)
+                    os.ftruncate(fd, CURSOR_BYTES)
+                    os.fsync(fd)
+                    break
+                except OSError as exc:  # a full disk and no cursor yet: room is made as for a frame
+                    if exc.errno not in _FULL or not self._drop_oldest("the disk is full"):
+                        raise
+                    first = self._entries[0] if self._entries else None
+                    seg, offset = (first.segment, first.offset) if first else (self._writer_seg, 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        _fsync_dir(self.dir)
+        self._cursor_fd = fd
+
     def _write_cursor(self, seg: int, offset: int, durable: bool) -> None:
-        tmp = self.dir / "cursor.tmp"
-        with tmp.open("w") as fh:
-            fh.write(f"{seg} {offset}\n")
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, self.dir / "cursor")
+        if self._cursor_fd is None:  # while opening (dropping to make room for the cursor)
+            return
+        os.pwrite(self._cursor_fd, _cursor_record(seg, offset), 0)
         if durable:
-            _fsync_dir(self.dir)
+            os.fsync(self._cursor_fd)
 
     def _at(self, pos: int) -> Entry | None:
         """Positions are contiguous (appends at the back, removal only at the front): O(1) lookup."""
@@ -356,10 +439,21 @@ class Spool:
     def close(self) -> None:
         with self._lock:
             if self._writer is not None:
-                self._writer.flush()
-                os.fsync(self._writer.fileno())
-                self._writer.close()
-                self._writer = None
+                os.fsync(self._writer)
+                self._close_writer()
+            if self._cursor_fd is not None:
+                os.close(self._cursor_fd)
+                self._cursor_fd = None
+
+
+def _cursor_record(seg: int, offset: int) -> bytes:
+    return f"{seg} {offset}".ljust(CURSOR_BYTES - 1).encode() + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -380,7 +474,8 @@ class SpoolConfig:
     spool_max_bytes: int = setting(
         512 * 1024 * 1024,
         "int",
-        "spool size bound; past it the oldest unacked frames are dropped and counted",
+        "spool size bound (less when its filesystem has less room: free space minus 5%, at most "
+        "64 MiB); past it the oldest unacked frames are dropped and counted",
     )
     spool_fsync: str = setting(
         "frame", "choice", "fsync each frame, or at most every spool_fsync_interval", choices=FSYNC_POLICIES
