@@ -52,6 +52,7 @@ class QueryCall:
     deadline: float | None = None  # time.monotonic() by which the client wants the answer
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancelled: bool = False
+    started: bool = False  # a worker runs it (one still queued has no statement to kill)
 
     @classmethod
     def of(cls, context: Any, max_execution_s: float, max_memory_bytes: int) -> QueryCall:
@@ -135,14 +136,19 @@ def add_to_server(
         async def handle(request, context: grpc.aio.ServicerContext):
             loop = asyncio.get_running_loop()
             call = new_call(context)
-            work = loop.run_in_executor(executor, method, request, CallContext(call))
+
+            def run():
+                call.started = True
+                return method(request, CallContext(call))
+
+            work = loop.run_in_executor(executor, run)
             try:
                 return await asyncio.shield(work)
             except Aborted as exc:
                 await context.abort(exc.code, exc.details)
             except asyncio.CancelledError:
                 call.cancelled = True
-                task = loop.create_task(_kill_until_done(loop, killer, kill, call.tag, work))
+                task = loop.create_task(_kill_until_done(loop, killer, kill, call, work))
                 killing.add(task)
                 task.add_done_callback(killing.discard)
                 raise
@@ -160,16 +166,19 @@ def add_to_server(
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(desc.full_name, handlers),))
 
 
-async def _kill_until_done(loop, killer: Executor, kill: Callable[[str], None], tag: str, work) -> None:
+async def _kill_until_done(
+    loop, killer: Executor, kill: Callable[[str], None], call: QueryCall, work
+) -> None:
     """KILL the call's statements until its worker returns: a statement it was about to start
-    when the call ended is killed on the next round."""
+    when the call ended is killed on the next round. A call still queued is not killed: it
+    stops at its first `check`."""
     while not work.done():
-        try:
-            await loop.run_in_executor(killer, kill, tag)
-        except Exception as exc:  # the store may be down too; the statement's time limit still holds
-            log.warning("KILL QUERY for call %s failed: %s", tag, exc)
+        if call.started:
+            try:
+                await loop.run_in_executor(killer, kill, call.tag)
+            except Exception as exc:  # the store may be down too; the statement's time limit holds
+                log.warning("KILL QUERY for call %s failed: %s", call.tag, exc)
         await asyncio.wait([work], timeout=KILL_RETRY_S)
-    if not work.cancelled() and work.exception() is not None:
-        exc = work.exception()
-        if not isinstance(exc, Aborted | Cancelled):
-            log.debug("cancelled call %s ended with %r", tag, exc)
+    exc = work.exception()
+    if exc is not None and not isinstance(exc, Aborted | Cancelled):
+        log.debug("cancelled call %s ended with %r", call.tag, exc)
