@@ -157,3 +157,37 @@ def test_fsync_interval_policy_and_bad_policy(tmp_path):
     assert [p for _, p in drain(s)] == [b"a"]
     with pytest.raises(ValueError, match="not one of frame, interval"):
         Spool(tmp_path / "x", "a1", fsync="never")
+
+
+def test_on_a_small_disk_the_bound_is_its_room_and_a_full_disk_drops_the_oldest(tmp_path):
+    """A 2 MiB filesystem under a spool bound of 512 MiB: the disk is the bound. Filled to its
+    last byte by someone else, the spool still acks (the cursor is rewritten in place), keeps
+    appending by dropping its oldest frames, and counts exactly the frames it dropped."""
+    from tests.tinyfs import fill, free_bytes, tiny_fs
+
+    with tiny_fs(tmp_path / "disk") as disk:
+        s = Spool(disk / "spool", "a1")
+        frames0, points0 = (
+            metric("ferry_agent_spool_dropped_frames_total"),
+            metric("ferry_agent_spool_dropped_points_total"),
+        )
+        for _ in range(100):  # 6.4 MB of incompressible frames into 2 MiB
+            s.append(os.urandom(65536), 10)
+        dropped = metric("ferry_agent_spool_dropped_frames_total") - frames0
+        assert dropped > 0 and len(s) + dropped == 100
+        assert metric("ferry_agent_spool_dropped_points_total") - points0 == 10 * dropped
+        assert s.bytes <= 2 * 1024 * 1024 - s.reserve_bytes
+        assert [seq for seq, _ in drain(s)] == list(range(101 - len(s), 101))  # the newest are kept
+
+        filler = fill(disk / "filler")
+        assert filler > 0 and free_bytes(disk) == 0
+        pos, first = s.next_after(0)
+        assert s.ack(pos).seq == first.seq  # an ack on a full disk
+        for _ in range(20):
+            s.append(os.urandom(65536), 10)
+        dropped = metric("ferry_agent_spool_dropped_frames_total") - frames0
+        assert len(s) + dropped + 1 == 120  # + the one acked
+        kept = [seq for seq, _ in drain(s)]
+        assert kept and kept[-1] == 120 and kept == list(range(kept[0], 121))
+        s.close()
+        assert [seq for seq, _ in drain(Spool(disk / "spool", "a1"))] == kept  # and after a restart
