@@ -1,14 +1,19 @@
 """An ack is a fact: a collector whose store stopped taking writes answers UNAVAILABLE and acks
 nothing, and what the agent kept is stored once the collector runs on a good store again.
 
-Real collector and agent processes on loopback, the embedded store removed under the running
+Real collector and agent processes on loopback: the embedded store removed under the running
 collector (embedded chDB then goes on answering inserts OK into directories it recreates, while
-the tables' metadata is gone). Run with -s for the figures.
+the tables' metadata is gone); and the samples table's directory made immutable (chattr +i:
+its inserts fail) and then writable again, where the collector recovers by itself. Run with -s
+for the figures.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -93,6 +98,55 @@ def test_removed_store_gives_unavailable_and_no_acked_point_is_lost(tmp_path):
                 assert (stored, value_sum) == (total, total)
                 assert acked > 0
     finally:
+        if agent is not None:
+            agent.stop()
+        collector.stop()
+
+
+def _samples_dir(store: Path) -> Path:
+    """The samples table's parts directory, from its definition (the collector holds the store)."""
+    sql = (store / "metadata" / "ferry" / "samples.sql").read_text()
+    uuid = re.search(r"UUID '([0-9a-f-]{36})'", sql).group(1)
+    return store / "store" / uuid[:3] / uuid
+
+
+def test_a_store_that_stops_taking_writes_is_refused_and_recovers(tmp_path):
+    total = 30_000
+    collector = start_collector(tmp_path)
+    samples = _samples_dir(tmp_path / "store")
+    agent = None
+    try:
+        with diagnose(collector):
+            subprocess.run(["chattr", "+i", str(samples)], check=True)  # no part can be made there
+            agent = start_agent(
+                tmp_path, collector.addr, "--synthetic", f"10000:{total}", "--batch-max-age", "200ms"
+            )
+            with diagnose(agent):
+                wait_for(lambda: _health(collector.addr) == 2, what="health NOT_SERVING")
+                wait_for(
+                    lambda: agent.scrape().get("ferry_agent_synthetic_points_total", 0) >= total,
+                    what="the synthetic source to finish",
+                )
+                refused = collector.scrape()
+                acked_while_failing = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0.0)
+                subprocess.run(["chattr", "-i", str(samples)], check=True)
+                wait_for(lambda: _health(collector.addr) == 1, timeout=60, what="health SERVING again")
+                wait_for(
+                    lambda: agent.scrape()["ferry_agent_spool_frames"] == 0,
+                    timeout=90,
+                    what="the spool to drain",
+                )
+                stored, value_sum = synthetic_stored(collector.addr)
+                print(
+                    f"\nsamples directory immutable: frames acked meanwhile {acked_while_failing:.0f}, "
+                    f"store_errors_total {refused.get('ferry_collector_store_errors_total', 0):.0f}; "
+                    f"writable again: health SERVING, stored {stored:.0f} of {total}"
+                )
+                assert acked_while_failing == 0
+                assert refused.get("ferry_collector_store_errors_total", 0) > 0
+                assert (stored, value_sum) == (total, total)
+    finally:
+        subprocess.run(["chattr", "-i", str(samples)], check=False)
         if agent is not None:
             agent.stop()
         collector.stop()
