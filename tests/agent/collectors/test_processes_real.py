@@ -6,6 +6,7 @@ import os
 import pwd
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def known(tmp_path):
     }
     if os.geteuid() == 0:  # a process of another user, for the user matcher (sleep: nobody can run it)
         procs["by_user"] = subprocess.Popen(["sleep", "600"], user=pwd.getpwnam("nobody").pw_uid)
+        # until the exec, it is a fork of this process (named python, busy copying it)
+        comm = Path(f"/proc/{procs['by_user'].pid}/comm")
+        deadline = time.monotonic() + 10
+        while comm.read_text().strip() != "sleep":
+            assert time.monotonic() < deadline, "sleep did not start within 10 s"
+            time.sleep(0.01)
     (tmp_path / "app.pid").write_text(f"{procs['by_pidfile'].pid}\n")
     yield token, procs
     for p in procs.values():
@@ -70,6 +77,8 @@ def test_known_processes_are_found_by_every_matcher(known, tmp_path):
         tables.append({"group": "by_user", "user": "nobody", "name": "sleep"})
     col = ProcessCollector("/proc", top_n=0, groups=parse_process_groups(tables, "test"))
     col.collect(0, lambda s, v: None)
+    # the interval the CPU rates are taken over: a stray 10 ms tick in it is at most 0.05 of a CPU
+    time.sleep(0.2)
     points: dict[tuple, float] = {}
     col.collect(0, lambda s, v: points.__setitem__((s.name, s.labels), v))
     col.close()
