@@ -21,18 +21,25 @@ FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames written to the spoo
 FRAMES_SENT = Counter("ferry_agent_frames_sent", "Frames written to a collector stream (resends included)")
 BYTES_SENT = Counter("ferry_agent_bytes_sent", "Frame payload bytes written to collector streams")
 ACKS = Counter("ferry_agent_acks", "Acks received, by status", ["status"])
-FRAMES_REJECTED = Counter("ferry_agent_frames_rejected", "Frames the collector rejected as invalid (dropped)")
-POINTS_REJECTED = Counter("ferry_agent_points_rejected", "Points in frames the collector rejected as invalid")
+FRAMES_REJECTED = Counter(
+    "ferry_agent_frames_rejected",
+    "Frames dropped because no collector can take them: rejected as invalid, or too large to send",
+)
+POINTS_REJECTED = Counter(
+    "ferry_agent_points_rejected", "Points in frames dropped because no collector can take them"
+)
 CONNECTED = Gauge("ferry_agent_connected", "1 while a stream to a collector is open")
 RECONNECTS = Counter("ferry_agent_reconnects", "Streams that ended and were reopened")
 BUFFERED_POINTS = Gauge("ferry_agent_buffered_points", "Points collected and not yet cut into a frame")
 SPOOL_FRAMES = Gauge("ferry_agent_spool_frames", "Frames in the spool waiting for an ack")
 SPOOL_BYTES = Gauge("ferry_agent_spool_bytes", "Bytes of spool segments holding unacked frames")
 SPOOL_DROPPED_FRAMES = Counter(
-    "ferry_agent_spool_dropped_frames", "Unacked frames dropped because the spool exceeded its bound"
+    "ferry_agent_spool_dropped_frames",
+    "Unacked frames dropped because the spool exceeded its bound or its disk was full",
 )
 SPOOL_DROPPED_POINTS = Counter(
-    "ferry_agent_spool_dropped_points", "Points in frames dropped because the spool exceeded its bound"
+    "ferry_agent_spool_dropped_points",
+    "Points in frames dropped because the spool exceeded its bound or its disk was full",
 )
 SPOOL_TORN_BYTES = Counter(
     "ferry_agent_spool_torn_bytes", "Bytes of torn or corrupt records cut from the spool"
