@@ -474,8 +474,8 @@ class SpoolConfig:
     spool_max_bytes: int = setting(
         512 * 1024 * 1024,
         "int",
-        "spool size bound (less when its filesystem has less room: free space minus 5%, at most "
-        "64 MiB); past it the oldest unacked frames are dropped and counted",
+        "spool size bound (less when its filesystem has less room: free space minus a reserve of 1/20 of "
+        "it, at most 64 MiB); past it the oldest unacked frames are dropped and counted",
     )
     spool_fsync: str = setting(
         "frame", "choice", "fsync each frame, or at most every spool_fsync_interval", choices=FSYNC_POLICIES
