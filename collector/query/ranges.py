@@ -162,25 +162,22 @@ def read_quantiles(
 ) -> Columns:
     """The exact quantile of plain series' raw values per group and step, computed in SQL.
 
-    Groups are keyed by series id, or by the group-by labels' values; a key met for the first
-    time (a series that arrived after the lookup) gets a new entry in `series.labels`."""
-    sql, params = quantile_range_sql(store.db, req, agg, max_rows)
+    Groups are keyed by series id, or by the group-by labels' values, which the store answers as
+    the group's index in `series.labels`; a series that arrived after the lookup with labels of
+    no group found then is dropped, as the other readers drop series they did not match. All
+    numeric: numpy straight from the result blocks, no Python object per row."""
     by = list(req.group_by)
-    # keyed by series id the result is numeric: numpy straight from the blocks (a Python object
-    # per value would cost several times the answer's size); group keys are string arrays
-    read = _read if by else _read_np
-    cols = read(store, sql + settings, params, max_rows)
+    keys = [[labels[k] for k in by] for labels in series.labels] if by else None
+    sql, params = quantile_range_sql(store.db, req, agg, max_rows, keys)
+    cols = _read_np(store, sql + settings, params, max_rows)
     if cols is None:
         return _empty()
     if not by:
         group, known = series.locate(cols[0])
     else:
-        index = {tuple(labels[k] for k in by): i for i, labels in enumerate(series.labels)}
-        for key in {tuple(k) for k in cols[0]} - index.keys():
-            index[key] = len(series.labels)
-            series.labels.append(dict(zip(by, key, strict=True)))
-        group = np.fromiter((index[tuple(k)] for k in cols[0]), dtype=np.int64, count=len(cols[0]))
-        known = np.ones(group.shape[0], dtype=bool)
+        g = cols[0].astype(np.int64)
+        known = g >= 0
+        group = g[known]
     t = np.asarray(cols[1], dtype=np.int64)[known]
     v = np.asarray(cols[2], dtype=np.float64)[known]
     order = np.lexsort((t, group))

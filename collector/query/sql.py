@@ -251,10 +251,16 @@ def histogram_range_sql(
 
 
 def quantile_range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int
+    db: str,
+    req: query_pb2.QueryRangeRequest,
+    agg: str,
+    max_rows: int,
+    keys: list[list[str]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The exact quantile of the raw samples per (group, step), grouped in SQL: per series, or
-    by the array of the group-by labels' values (a missing label reads as "").
+    by the array of the group-by labels' values (a missing label reads as ""), answered as the
+    index of that array in `keys` (the groups the lookup found; -1 for another), so every
+    column is a number.
 
     quantileExactInclusive interpolates linearly between the two closest ranks, like
     numpy.quantile's default and Prometheus' quantile_over_time. The level comes from the fixed
@@ -263,11 +269,13 @@ def quantile_range_sql(
     params, cond, where = _range_where(db, req, max_rows, alias="p.")
     level = QUANTILES[agg]
     if req.group_by:
-        params["by"] = list(req.group_by)
-        key = "arrayMap(k -> s.series_labels[k], {by:Array(String)})"
+        params["by"], params["keys"] = list(req.group_by), keys or []
+        # the group of each series, found once per series, not once per point
+        group = "toInt64(indexOf({keys:Array(Array(String))}, arrayMap(k -> l[k], {by:Array(String)}))) - 1"
+        key = "s.grp"
         join = (
-            f"INNER JOIN (SELECT series_id, any(labels) AS series_labels FROM {db}.series WHERE {cond} "
-            "GROUP BY series_id) AS s ON p.series_id = s.series_id "
+            f"INNER JOIN (SELECT series_id, {group} AS grp FROM (SELECT series_id, any(labels) AS l "
+            f"FROM {db}.series WHERE {cond} GROUP BY series_id)) AS s ON p.series_id = s.series_id "
         )
     else:
         key, join = "p.series_id", ""
