@@ -223,9 +223,10 @@ def test_local_api_page_quotes_the_declared_limits():
     import inspect
 
     from ferry.agent.local.server import MAX_MESSAGE_BYTES, LocalService
-    from ferry.limits import DAY_MS, LABEL_KEY_RE, MAX_RECORDS, NAME_RE, Limits, RecordLimits
+    from ferry.limits import DAY_MS, LABEL_KEY_RE, MAX_RECORDS, NAME_RE, Limits, RecordLimits, on_arrival
 
     lim, rec = Limits(), RecordLimits()
+    local = on_arrival(lim)  # the window the Local service checks times by
     max_pending = inspect.signature(LocalService).parameters["max_pending"].default
     text = (ROOT / "docs" / "local-api.md").read_text()
     phrases = [
@@ -234,8 +235,10 @@ def test_local_api_page_quotes_the_declared_limits():
         f"matches `{LABEL_KEY_RE.pattern}`",
         f"| label values | ≤ {lim.max_label_value_bytes} bytes (UTF-8) |",
         f"| histogram `bounds` | ≤ {lim.max_bounds}, finite, strictly ascending;",
-        f"within now \N{MINUS SIGN} {lim.max_past_ms // DAY_MS} days … "
-        f"now + {lim.max_future_ms // 60_000} minutes",
+        f"| metric / histogram `unit` | ≤ {lim.max_unit_bytes} bytes (UTF-8) |",
+        f"within now \N{MINUS SIGN} {local.max_past_ms // DAY_MS} days … "
+        f"now + {local.max_future_ms // 60_000} minutes: the collector's window "
+        f"({lim.max_past_ms // DAY_MS} days, {lim.max_future_ms // 60_000} minutes)",
         f"`session_id`, `service` ≤ {rec.max_field_bytes} bytes each",
         f"`message` ≤ {rec.max_message_bytes:,} bytes; `trace_id`, `span_id` ≤ {rec.max_id_len} chars",
         f"≤ {rec.max_attributes} per record; keys ≤ {rec.max_field_bytes} chars matching "
