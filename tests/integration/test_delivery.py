@@ -47,9 +47,9 @@ def test_collector_sigkilled_three_times_mid_stream(tmp_path):
     agent = start_agent(tmp_path, collector.addr, "--synthetic", f"25000:{total}", "--batch-max-age", "200ms")
     try:
         for _ in range(3):
-            # mid-stream: five more frames acked by this collector (a second's worth at 200 ms)
+            # mid-stream: this collector has acked two frames (of the 40 the agent cuts in 8 s)
             acked = acks(agent, "OK")
-            wait_for(lambda a=acked: acks(agent, "OK") >= a + 5, what="acks before the kill")
+            wait_for(lambda a=acked: acks(agent, "OK") >= a + 2, what="acks before the kill")
             reconnects = agent.scrape()["ferry_agent_reconnects_total"]
             collector.stop(signal.SIGKILL)
             wait_for(
