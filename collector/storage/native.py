@@ -8,23 +8,22 @@ count, then for each column its name, its type name and the column data.
 
 Measured against clickhouse-connect's own insert paths by bench/native.py (the samples columns
 as RowBuilder holds them, into embedded chDB with the production schema, every insert with its
-insert_deduplication_token; 2 shared cores). Each figure below is a range over 3 runs of
-`python -m bench.native`. Encoding alone, the median of 300 encodes (300 rows) or 30 (50k rows),
-in µs per frame:
+insert_deduplication_token; 2 cores shared with other work). Each figure is the range over 6
+runs of `python -m bench.native` of that run's median (3 on a quiet machine, load 1-2, at
+9e6c877; 3 at load 5-9, at 91b5d0f). Encoding alone, µs per frame:
 
     rows      here      insert(column_oriented=True)   pyarrow Table for insert_arrow
-    300       23-24     54-56      (2.3-2.4x)          40-41      (1.7-1.8x)
-    50 000    540-570   4610-4790  (8.1-8.8x)          1000-1110  (1.9x)
+    300       23-28     53-57      (2.1-2.4x)          39-43      (1.5-1.8x)
+    50 000    517-568   4608-5684  (8.1-10.1x)         836-1109   (1.6-2.0x)
 
 End to end (encode, then the insert, dominated by the part it writes: 37-42 ms at 300 rows,
-61-64 ms at 50k rows here), the paths taking turns in one store round by round, the time of an
-insert relative to this path's in the same round (median over rounds, then over 5 processes)
-was 1.008-1.014 for `insert` and 1.025-1.029 for `insert_arrow` at 300 rows, 1.051-1.074 and
-1.024-1.041 at 50k rows; `insert` without column types (a DESCRIBE per insert) 1.03-1.05 and
-1.08-1.12. Both library paths carry the dedup token. `insert` takes no numpy column for
-DateTime64 (the timestamps must be Python ints: "'numpy.int64' object has no attribute
-'timestamp'"), and its encoding costs the insert thread 92-96 ns of CPU a point at 50k rows,
-against 11 ns here and 20-22 ns through Arrow.
+57-68 ms at 50k rows here), the paths taking turns in one store, an insert's time relative to
+this path's in the same round: at 300 rows 1.008-1.031 for `insert` and 1.019-1.038 for
+`insert_arrow`; at 50k rows `insert` 1.051-1.074 quiet but 1.151-1.210 loaded (its encoding is
+CPU time: 92-114 ns a point, against 10-11 ns here and 17-22 ns through Arrow), `insert_arrow`
+0.987-1.053. `insert` without column types (a DESCRIBE per insert) 1.03-1.07 and 1.04-1.23.
+Both library paths carry the dedup token. `insert` takes no numpy column for DateTime64 (the
+timestamps must be Python ints: "'numpy.int64' object has no attribute 'timestamp'").
 """
 
 from __future__ import annotations
