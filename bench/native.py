@@ -1,39 +1,41 @@
-"""Ferry's hand-written Native blocks against clickhouse-connect's own insert paths, for the
-samples columns, into the embedded engine: is `ferry.collector.storage.native` worth keeping?
+"""The collector's insert path for the samples columns, Arrow (`ferry.collector.storage.blocks`
+→ `Store.insert` → clickhouse-connect's `insert_arrow`), against the library's
+`insert(column_oriented=True)`, into the embedded engine.
+
+This settled issue 14's question whether Ferry's hand-written Native encoder was worth keeping:
+measured against it, `insert_arrow` was within 10% end to end at 300 and 50k rows (0.987-1.053
+over 6 runs) and `insert` was not (1.15-1.21 at 50k rows on a loaded machine), so the encoder
+went and the collector inserts Arrow (docs/performance.md has the figures of both rounds).
 
 The paths start from the columns RowBuilder holds for a frame (numpy series ids, a sorted list
 of metric names with a uint32 index per row, int64 ms timestamps, float64 values) and end with
 the rows committed in `samples`, each insert carrying its frame's `insert_deduplication_token`:
 
-- `native`: `blocks.block` (Ferry's encoder, collector/storage/native.py) → `Store.insert_native`
-  (raw_insert, fmt=Native): what the collector does.
+- `arrow`: `blocks.block` (by tables.SAMPLES, as collector/rows.py builds it) → `Store.insert`
+  (insert_arrow: an Arrow IPC file, FORMAT Arrow): what the collector does.
 - `columns`: `client.insert(..., column_oriented=True)` with the column types given, so no
   DESCRIBE per insert. The library serialises DateTime64 only from Python ints or datetimes
   (a numpy int64 column fails: "'numpy.int64' object has no attribute 'timestamp'"), so the
   timestamps go in as `ts.tolist()`, and the names as an object array gathered by index.
 - `columns_describe`: the same call without column types: the library asks the table for them
   (a DESCRIBE query) on every insert, as a plain `client.insert(table, data, column_names=...)` does.
-- `arrow`: a pyarrow Table (names as a DictionaryArray over the sorted names, ts as
-  timestamp[ms, UTC]) → `client.insert_arrow` (Arrow IPC file, fmt=Arrow).
-- `native_prebuilt`, `arrow_prebuilt`: the insert alone, of a Native block or an Arrow IPC file
-  encoded before the clock starts (`raw_insert`): the engine's side of `native` and `arrow`.
-  (`columns` sends the same bytes as `native`: for these frames its block is Ferry's byte for
-  byte, tests/bench/test_bench_native.py.)
+- `arrow_prebuilt`: the insert alone of the Arrow IPC file `arrow` sends, encoded before the
+  clock starts (`raw_insert`, fmt=Arrow): the engine's side of `arrow`.
 
 `insert_ms`: ms per insert, end to end (encode + insert), into a fresh store with Ferry's
 production schema (rollup views included). The paths take turns in one store, round after round
 in a random order each round, so that they share the disk's and the machine's mood of the
 moment, which on a shared machine moves a single insert's time more than the paths differ; each
 run is its own process (chDB hosts one store path per process). Figures: the median over runs
-of each path's median, and `vs_native_insert`, the median over runs of the median ratio of a
-path's insert to native's in the same round. Every run checks what it stored (row count, sums of every
-column, and per metric name) and that a frame sent again under the token of each path's first
-frame adds no row (a different frame: the engine drops a byte-identical block by its checksum
-even without a token).
+of each path's median, and `vs_arrow_insert`, the median over runs of the median ratio of a
+path's insert to arrow's in the same round. Every run checks what it stored (row count, sums of
+every column, and per metric name) and that a frame sent again under the token of each path's
+first frame adds no row (a different frame: the engine drops a byte-identical block by its
+checksum even without a token).
 `encode_us`: median µs to turn the same columns into the bytes each path inserts, with no store
-(for `columns`, the library's own Native serialiser). The insert itself is dominated by the part
-each insert writes, so `encode_us` shows the encoders' difference that `insert_ms` buries in
-the disk's noise.
+(for `arrow` the block and its IPC file, for `columns` the library's own Native serialiser).
+The insert itself is dominated by the part each insert writes, so `encode_us` shows the
+encoders' difference that `insert_ms` buries in the disk's noise.
 
 Runs as `python -m bench.native [--quick]`; `make bench` (bench/run.py) collects FIGURES.
 """
@@ -63,8 +65,9 @@ from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.store import Store
 
-PATHS = ("native", "columns", "columns_describe", "arrow", "native_prebuilt", "arrow_prebuilt")
-ENCODERS = ("native", "columns", "arrow")  # columns_describe encodes as columns does
+PATHS = ("arrow", "columns", "columns_describe", "arrow_prebuilt")
+ENCODERS = ("arrow", "columns")  # columns_describe encodes as columns does
+BASE = "arrow"  # the collector's path: every ratio is to it
 COLUMNS = ("series_id", "name", "ts", "value")
 TYPES = ("UInt64", "LowCardinality(String)", "DateTime64(3, 'UTC')", "Float64")
 SERIES = 1000
@@ -76,8 +79,8 @@ def figure_keys() -> tuple[str, ...]:
     """The flat keys `run` returns (bench/run.py prints them)."""
     keys = [f"{p}_insert_ms_{s}" for s in SIZES for p in PATHS]
     keys += [f"{p}_encode_us_{s}" for s in SIZES for p in ENCODERS]
-    keys += [f"{p}_vs_native_insert_{s}" for s in SIZES for p in PATHS if p != "native"]
-    keys += [f"{p}_vs_native_encode_{s}" for s in SIZES for p in ENCODERS if p != "native"]
+    keys += [f"{p}_vs_{BASE}_insert_{s}" for s in SIZES for p in PATHS if p != BASE]
+    keys += [f"{p}_vs_{BASE}_encode_{s}" for s in SIZES for p in ENCODERS if p != BASE]
     return tuple(keys)
 
 
@@ -125,13 +128,18 @@ def frames(block_rows: int, count: int, seed: int = 7) -> list[SampleColumns]:
 # ---- the encoders: columns → what each path hands the store ----------------------------------------
 
 
-def native_block(c: SampleColumns) -> bytes:
+def arrow_block(c: SampleColumns) -> pa.Table:
     """The samples block as collector/rows.py builds it (`blocks.block`, by tables.SAMPLES)."""
     return blocks.block(
         tables.SAMPLES,
         len(c),
         {"series_id": c.series_id, "name": Dictionary(c.names, c.name_index), "ts": c.ts, "value": c.value},
     )
+
+
+def arrow_bytes(c: SampleColumns) -> bytes:
+    """The Arrow IPC file `insert_arrow` sends for the columns."""
+    return bytes(arrow_buffer(arrow_block(c))[1])
 
 
 def library_columns(c: SampleColumns) -> list:
@@ -152,33 +160,13 @@ def library_block(c: SampleColumns) -> bytes:
     return body[body.index(b"\n") + 1 :]  # the INSERT statement it prefixes for HTTP; chDB drops it too
 
 
-def arrow_table(c: SampleColumns) -> pa.Table:
-    return pa.table(
-        {
-            "series_id": pa.array(c.series_id),
-            "name": pa.DictionaryArray.from_arrays(pa.array(c.name_index), pa.array(c.names)),
-            "ts": pa.array(c.ts, type=pa.timestamp("ms", tz="UTC")),
-            "value": pa.array(c.value),
-        }
-    )
-
-
-def arrow_bytes(c: SampleColumns) -> bytes:
-    """The Arrow IPC file `insert_arrow` sends for the columns."""
-    return bytes(arrow_buffer(arrow_table(c))[1])
-
-
-ENCODE: dict[str, Callable[[SampleColumns], bytes]] = {
-    "native": native_block,
-    "columns": library_block,
-    "arrow": arrow_bytes,
-}
+ENCODE: dict[str, Callable[[SampleColumns], bytes]] = {"arrow": arrow_bytes, "columns": library_block}
 
 
 # ---- the insert paths ------------------------------------------------------------------------------
 
 
-PREBUILT = {"native_prebuilt": native_block, "arrow_prebuilt": arrow_bytes}  # encoded before the clock
+PREBUILT = {"arrow_prebuilt": arrow_bytes}  # encoded before the clock
 
 
 def inserter(store: Store, path: str) -> Callable[[Any, str], None]:
@@ -189,8 +177,8 @@ def inserter(store: Store, path: str) -> Callable[[Any, str], None]:
     def settings(token: str) -> dict:
         return {"insert_deduplication_token": token}
 
-    if path == "native":
-        return lambda c, token: store.insert_native("samples", native_block(c), token)
+    if path == "arrow":
+        return lambda c, token: store.insert("samples", arrow_block(c), token)
     if path == "columns":
         return lambda c, token: store.client.insert(
             table,
@@ -208,10 +196,6 @@ def inserter(store: Store, path: str) -> Callable[[Any, str], None]:
             column_oriented=True,
             settings=settings(token),
         )
-    if path == "arrow":
-        return lambda c, token: store.client.insert_arrow(table, arrow_table(c), settings=settings(token))
-    if path == "native_prebuilt":  # the insert alone: `c` is already the Native block
-        return lambda c, token: store.insert_native("samples", c, token)
     if path == "arrow_prebuilt":  # the insert alone: `c` is already the Arrow IPC file
         return lambda c, token: store.client.raw_insert(
             table, COLUMNS, c, settings=settings(token), fmt="Arrow"
@@ -267,7 +251,7 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
     """`rounds` rounds of one insert of a fresh `block_rows`-row frame by every path, in a random
     order each round, into one fresh store (after one untimed warm-up insert per
     path): the paths share the disk's mood of the moment and the parts of the others. Per path,
-    the median ms per insert and the median of its per-round ratio to `native`; whether every row
+    the median ms per insert and the median of its per-round ratio to BASE; whether every row
     arrived, and whether a new frame sent under the token of each path's first frame stayed out
     (a byte-identical resend would be dropped by its checksum even without a token)."""
     warm = len(PATHS)
@@ -306,9 +290,8 @@ def measure(block_rows: int, rounds: int, where: str | None = None) -> dict:
         "block_rows": block_rows,
         "rounds": rounds,
         "ms_per_insert": {p: statistics.median(t) for p, t in times.items()},
-        "vs_native": {
-            p: statistics.median(a / b for a, b in zip(t, times["native"], strict=True))
-            for p, t in times.items()
+        "vs_base": {
+            p: statistics.median(a / b for a, b in zip(t, times[BASE], strict=True)) for p, t in times.items()
         },
         "stored_ok": same_content(dict(content), expected(blocks)),
         "dedup_ok": dedup_ok,
@@ -353,39 +336,40 @@ def run(
     encode_reps: dict[str, int] | None = None,
 ) -> dict:
     """Per size, `runs` isolated `measure` runs: the median over runs of each path's median ms
-    per insert (and the range of those), and of its paired ratio to native; then the encode
-    medians over `encode_reps`. The flat FIGURES, plus every run under `native_runs`."""
+    per insert (and the range of those), and of its paired ratio to BASE; then the encode
+    medians over `encode_reps`. The flat FIGURES, plus every run under `insert_runs`."""
     sizes = sizes or SIZES
     rounds = rounds or settings(False)["rounds"]
     encode_reps = encode_reps or settings(False)["encode_reps"]
-    out: dict = {"native_runs": []}
+    out: dict = {"insert_runs": []}
     for size, rows in sizes.items():
-        out[f"native_{size}_block_rows"] = rows
+        out[f"insert_{size}_block_rows"] = rows
         results = []
         for _ in range(runs):
             result = measure_isolated(rows, rounds[size])
             if not (result["stored_ok"] and all(result["dedup_ok"].values())):
                 raise RuntimeError(f"{rows}-row blocks: stored rows or a token wrong: {result}")
             results.append(result)
-        out["native_runs"] += results
+        out["insert_runs"] += results
         for path in PATHS:
             ms = [r["ms_per_insert"][path] for r in results]
             out[f"{path}_insert_ms_{size}"] = statistics.median(ms)
             out[f"{path}_insert_ms_{size}_range"] = [min(ms), max(ms)]
-            if path != "native":
-                ratios = [r["vs_native"][path] for r in results]
-                out[f"{path}_vs_native_insert_{size}"] = statistics.median(ratios)
-                out[f"{path}_vs_native_insert_{size}_range"] = [min(ratios), max(ratios)]
+            if path != BASE:
+                ratios = [r["vs_base"][path] for r in results]
+                out[f"{path}_vs_{BASE}_insert_{size}"] = statistics.median(ratios)
+                out[f"{path}_vs_{BASE}_insert_{size}_range"] = [min(ratios), max(ratios)]
         encoded = encode_cost(rows, encode_reps[size])
         for e, samples in encoded.items():
             out[f"{e}_encode_us_{size}"] = statistics.median(samples)
             out[f"{e}_encode_us_{size}_range"] = [min(samples), max(samples)]
-        for e in ENCODERS[1:]:
-            out[f"{e}_vs_native_encode_{size}"] = (
-                out[f"{e}_encode_us_{size}"] / out[f"native_encode_us_{size}"]
-            )
-    out["native_runs_per_size"] = runs
-    out["native_rounds_per_run"] = rounds
+        for e in ENCODERS:
+            if e != BASE:
+                out[f"{e}_vs_{BASE}_encode_{size}"] = (
+                    out[f"{e}_encode_us_{size}"] / out[f"{BASE}_encode_us_{size}"]
+                )
+    out["insert_runs_per_size"] = runs
+    out["insert_rounds_per_run"] = rounds
     return out
 
 
@@ -401,7 +385,7 @@ def main() -> None:
         print(json.dumps(measure(a.block_rows, a.rounds)))
         return
     result = run(**{**settings(a.quick), **({"runs": a.runs} if a.runs else {})})
-    print(json.dumps({k: v for k, v in result.items() if k != "native_runs"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "insert_runs"}, indent=2))
     for key in FIGURES:
         print(f"{key:40} {result[key]:>14,.3f}")
 

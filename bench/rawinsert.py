@@ -1,6 +1,7 @@
-"""The engine's own insert rate for the columns Ferry ingests: Native blocks of `samples` rows
-(series_id, name, ts, value), the frame's size each, inserted back to back into a fresh
-embedded store with Ferry's schema, with an insert token each as the collector does.
+"""The engine's own insert rate for the columns Ferry ingests: blocks of `samples` rows
+(series_id, name, ts, value; `ferry.collector.storage.blocks`, built before the clock starts),
+the frame's size each, inserted back to back by `Store.insert` (Arrow) into a fresh embedded
+store with Ferry's schema, with an insert token each as the collector does.
 
 This is the ceiling for `ingest_points_per_s`: what ClickHouse itself takes with no gRPC,
 decode, validation or dedup in front. It is measured twice: with the production schema (the
@@ -24,13 +25,15 @@ import tempfile
 import time
 
 import numpy as np
+import pyarrow as pa
 
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
+from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.rollups import RESOLUTIONS
 from ferry.collector.storage.store import Store
 
 
-def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[bytes]:
+def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[pa.Table]:
     """The columns bench.ingest's frames turn into: `series` DELTA series, a point per series
     per second, ones as values."""
     t0 = int(time.time() * 1000) - rows // series * 1000
@@ -39,14 +42,15 @@ def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[bytes]:
         i = np.arange(start, min(start + block_rows, rows), dtype=np.int64)
         n = i.shape[0]
         out.append(
-            native.block(
-                [
-                    native.fixed("series_id", "UInt64", (i % series).astype(np.uint64) * 2654435761, "<u8"),
-                    native.low_cardinality("name", ["bench.points"], np.zeros(n, dtype=np.uint32)),
-                    native.fixed("ts", "DateTime64(3, 'UTC')", t0 + (i // series) * 1000, "<i8"),
-                    native.fixed("value", "Float64", np.ones(n), "<f8"),
-                ],
+            blocks.block(
+                tables.SAMPLES,
                 n,
+                {
+                    "series_id": (i % series).astype(np.uint64) * 2654435761,
+                    "name": Dictionary(["bench.points"], np.zeros(n, dtype=np.uint32)),
+                    "ts": t0 + (i // series) * 1000,
+                    "value": np.ones(n),
+                },
             )
         )
     return out
@@ -60,14 +64,14 @@ def measure(rows: int, block_rows: int, views: bool, where: str | None = None) -
             for r in RESOLUTIONS:
                 for table in (r.table, r.histogram_table):
                     store.client.command(f"DROP VIEW IF EXISTS ferry.{table}_mv")
-        blocks = _blocks(rows, block_rows)
+        made = _blocks(rows, block_rows)
         started = time.perf_counter()
-        for seq, block in enumerate(blocks):
-            store.insert_native("samples", block, f"bench:1:{seq}")
+        for seq, block in enumerate(made):
+            store.insert("samples", block, f"bench:1:{seq}")
         seconds = time.perf_counter() - started
         stored = store.query("SELECT count() FROM ferry.samples")[0][0]
         store.close()
-    inserts = len(blocks)
+    inserts = len(made)
     return {
         "rows": rows,
         "block_rows": block_rows,

@@ -6,7 +6,7 @@ memory goes back when it exits); `python -m bench.storage --hosts 200` runs it s
 `--codecs` adds trials of other column codecs on scratch copies of `samples`.
 
 The dataset is `bench.hostday`'s (its docstring gives every value shape). Points go in
-through the collector's own RowBuilder and Writer (Native blocks, the materialized views fill
+through the collector's own RowBuilder and Writer (Arrow blocks, the materialized views fill
 samples_1m and samples_1h at insert), 10 hosts per insert; then OPTIMIZE TABLE ... FINAL, and
 bytes come from system.parts (active parts).
 """
@@ -22,6 +22,7 @@ import tempfile
 import time
 
 import numpy as np
+import pyarrow as pa
 
 from bench.hostday import DAY_MS, STEP_MS, host_batch, host_metrics
 from ferry.collector.query.groups import matched
@@ -59,7 +60,8 @@ def load(store_dsn: str, db: str, hosts: int, steps: int, start_ms: int, seed: i
             frames.append(builder.build(host_batch(family, row, times), res))
         rows = frames[0]
         rows.series = [s for f in frames for s in f.series]
-        rows.samples_block = b"".join(f.samples_block for f in frames)  # a Native stream of blocks
+        # one block of the hosts' rows (one dictionary of names: an Arrow file holds one per column)
+        rows.samples_block = pa.concat_tables(f.samples_block for f in frames).unify_dictionaries()
         rows.samples_count = sum(f.samples_count for f in frames)
         t1 = time.perf_counter()
         writer.write(rows, token=f"bench-storage:{first}")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+import pyarrow as pa
 
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.store import ThreadStores
@@ -49,7 +50,7 @@ class AgentRecorder:
                 return False
             self._last[agent_id] = (what, now)
         try:
-            self.stores.get().insert_native("agents", _agent_block(agent_id, host, version, address, now))
+            self.stores.get().insert("agents", _agent_block(agent_id, host, version, address, now))
         except Exception as exc:
             log.warning("recording agent %s failed: %s", agent_id, exc)
             with self._lock:
@@ -58,7 +59,7 @@ class AgentRecorder:
         return True
 
 
-def _agent_block(agent_id: str, host: str, version: str, address: str, now_s: float) -> bytes:
+def _agent_block(agent_id: str, host: str, version: str, address: str, now_s: float) -> pa.Table:
     return blocks.block(
         tables.AGENTS,
         1,

@@ -1,4 +1,4 @@
-"""A validated frame's records → one Native block per record kind's table (`events`, `logs`).
+"""A validated frame's records → one insert block per record kind's table (`events`, `logs`).
 
 Called by the ingest pipeline next to `rows.RowBuilder` (which handles the metric columns), once
 per kind of `ferry.records.KINDS`. Records arrive as protobuf messages, one per record, so each
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
 from google.protobuf.message import Message
 
 from ferry.collector.storage import blocks, tables
@@ -38,7 +39,7 @@ def _column(kind: RecordKind, name: str, records: Sequence[Message], frame: dict
     return [getattr(r, name) for r in records]
 
 
-def record_block(kind: RecordKind, records: Sequence[Message], host: str, agent_id: str) -> bytes | None:
+def record_block(kind: RecordKind, records: Sequence[Message], host: str, agent_id: str) -> pa.Table | None:
     """The rows of `kind`'s table for `records`; None when there are none."""
     n = len(records)
     if not n:

@@ -1,5 +1,6 @@
-"""A validated frame's metrics → the rows the store writes: series ids, and Native blocks of the
-`samples` and `histograms` tables (`ferry.collector.storage.tables` declares their columns).
+"""A validated frame's metrics → the rows the store writes: series ids, and the insert blocks
+(`ferry.collector.storage.blocks`: Arrow tables) of the `samples` and `histograms` tables
+(`ferry.collector.storage.tables` declares their columns).
 
 Called by the ingest service between validation and the store. Per-series work (label merge,
 series id hash) is cached across frames; per-point work is numpy gathers over whole columns.
@@ -12,6 +13,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
+import pyarrow as pa
 
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary, Ragged
@@ -35,12 +37,12 @@ class FrameRows:
     per record table that gets rows) is set by the pipeline from `ferry.collector.records_rows`."""
 
     series: list[SeriesRow]
-    samples_block: bytes | None = None
+    samples_block: pa.Table | None = None
     samples_count: int = 0
-    histograms_block: bytes | None = None
+    histograms_block: pa.Table | None = None
     min_time_ms: int = 0
     max_time_ms: int = 0
-    records: dict[str, bytes] = field(default_factory=dict)
+    records: dict[str, pa.Table] = field(default_factory=dict)
 
 
 def series_id(name: str, labels: tuple[tuple[str, str], ...]) -> int:
@@ -116,7 +118,7 @@ class RowBuilder:
 
 def _histogram_block(
     batch: MetricBatch, point_is_hist: np.ndarray, sids: np.ndarray, names: list[str], name_idx: np.ndarray
-) -> bytes:
+) -> pa.Table:
     refs = batch.series_ref[point_is_hist]
     widths = np.array([len(s.bounds) + 1 for s in batch.series], dtype=np.int64)[refs]
     counts = batch.bucket_counts

@@ -17,6 +17,7 @@ import threading
 import time
 
 import numpy as np
+import pyarrow as pa
 
 from ferry.collector.rows import FrameRows, SeriesRow
 from ferry.collector.storage import blocks, tables
@@ -50,13 +51,13 @@ class Writer:
         store = self.stores.get()
         fresh = self._series_to_write(rows)
         if fresh:
-            store.insert_native("series", _series_block(fresh, rows), token)
+            store.insert("series", _series_block(fresh, rows), token)
         if rows.histograms_block is not None:
-            store.insert_native("histograms", rows.histograms_block, token)
+            store.insert("histograms", rows.histograms_block, token)
         if rows.samples_block is not None:
-            store.insert_native("samples", rows.samples_block, token)
+            store.insert("samples", rows.samples_block, token)
         for table, block in rows.records.items():
-            store.insert_native(table, block, token)
+            store.insert(table, block, token)
         if fresh:
             now = time.monotonic()
             with self._lock:
@@ -69,7 +70,7 @@ class Writer:
             return [r for r in rows.series if now - self._written.get(r.series_id, -1e18) > self._refresh]
 
 
-def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> bytes:
+def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> pa.Table:
     n = len(fresh)
     return blocks.block(
         tables.SERIES,

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import clickhouse_connect
 import numpy as np
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 
 from ferry.collector.storage import migrate
@@ -95,13 +96,14 @@ class Store:
         except migrate.SchemaError as exc:
             raise StoreError(str(exc)) from exc
 
-    def insert_native(self, table: str, block: bytes, token: str | None = None) -> None:
+    def insert(self, table: str, block: pa.Table, token: str | None = None) -> None:
+        """Insert `block` (`ferry.collector.storage.blocks.block`) into `table`, as an Arrow IPC
+        file (`insert_arrow`; on chDB through a temp file, INSERT ... FROM INFILE). `token`: the
+        frame's insert_deduplication_token, so the engine keeps a resend of the frame out."""
         settings = dict(self._insert_settings)
         if token:
             settings["insert_deduplication_token"] = token
-        self.client.raw_insert(
-            f"{self.db}.{table}", None, insert_block=block, fmt="Native", settings=settings or None
-        )
+        self.client.insert_arrow(table, block, database=self.db, settings=settings or None)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         return self.client.query(sql, parameters=parameters).result_rows

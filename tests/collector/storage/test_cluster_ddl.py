@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from ferry.collector.config import CollectorConfig
-from ferry.collector.storage import migrate, native
+from ferry.collector.storage import blocks, migrate, tables
+from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.layout import Layout
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store
@@ -164,16 +165,15 @@ def test_the_foreground_insert_setting_is_one_clickhouse_knows(store):
     does nothing, but a misspelt setting would fail the insert here."""
     on_cluster = Store(store.client, store.db, cluster=CLUSTER)  # same engine, cluster settings
     n = 3
-    block = native.block(
-        [
-            native.fixed("series_id", "UInt64", np.arange(n, dtype=np.uint64), "<u8"),
-            native.low_cardinality("name", ["m"], np.zeros(n, dtype=np.uint32)),
-            native.fixed(
-                "ts", "DateTime64(3, 'UTC')", np.full(n, int(time.time() * 1000), dtype=np.int64), "<i8"
-            ),
-            native.fixed("value", "Float64", np.ones(n), "<f8"),
-        ],
+    block = blocks.block(
+        tables.SAMPLES,
         n,
+        {
+            "series_id": np.arange(n, dtype=np.uint64),
+            "name": Dictionary(["m"], np.zeros(n, dtype=np.uint32)),
+            "ts": np.full(n, int(time.time() * 1000), dtype=np.int64),
+            "value": np.ones(n),
+        },
     )
-    on_cluster.insert_native("samples", block, "a:1:1")
+    on_cluster.insert("samples", block, "a:1:1")
     assert store.query(f"SELECT count() FROM {store.db}.samples")[0][0] == 3

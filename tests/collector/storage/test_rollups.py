@@ -7,22 +7,25 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+import pyarrow as pa
 
-from ferry.collector.storage import native
+from ferry.collector.storage import blocks, tables
+from ferry.collector.storage.blocks import Dictionary
 
 WHERE = " WHERE ts >= toDateTime({lo:UInt32}) AND ts < toDateTime({hi:UInt32})"
 
 
-def block(series_id: int, times_ms: np.ndarray, values: np.ndarray) -> bytes:
+def block(series_id: int, times_ms: np.ndarray, values: np.ndarray) -> pa.Table:
     n = len(values)
-    return native.block(
-        [
-            native.fixed("series_id", "UInt64", np.full(n, series_id, dtype=np.uint64), "<u8"),
-            native.low_cardinality("name", ["cpu"], np.zeros(n, dtype=np.uint32)),
-            native.fixed("ts", "DateTime64(3, 'UTC')", times_ms.astype(np.int64), "<i8"),
-            native.fixed("value", "Float64", values.astype(np.float64), "<f8"),
-        ],
+    return blocks.block(
+        tables.SAMPLES,
         n,
+        {
+            "series_id": np.full(n, series_id, dtype=np.uint64),
+            "name": Dictionary(["cpu"], np.zeros(n, dtype=np.uint32)),
+            "ts": times_ms,
+            "value": values,
+        },
     )
 
 
@@ -34,10 +37,8 @@ def test_raw_1m_and_1h_agree(store):
         times = start + np.arange(0, 3 * hour, 10_000)  # 10 s points over three hours
         values = np.round(rng.normal(50, 20, times.shape[0]), 3)
         for i, chunk in enumerate(np.array_split(np.arange(times.shape[0]), 7)):  # 7 frames
-            store.insert_native(
-                "samples", block(series_id, times[chunk], values[chunk]), f"a:1:{series_id}{i}"
-            )
-    store.insert_native("samples", block(1, times[:10], values[:10]), "a:1:10")  # a resent frame
+            store.insert("samples", block(series_id, times[chunk], values[chunk]), f"a:1:{series_id}{i}")
+    store.insert("samples", block(1, times[:10], values[:10]), "a:1:10")  # a resent frame
     db = store.db
     window = {"lo": start // 1000, "hi": (start + 3 * hour) // 1000}
     raw = store.query(

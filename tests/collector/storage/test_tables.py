@@ -1,7 +1,8 @@
 """ferry.collector.storage.tables is what the store has and what the collector sends: a migrated
 store reports (system.columns, system.tables) exactly the declared columns, types, codecs and
-settings, and the blocks the real row builders produce, as ClickHouse reads them
-(`DESCRIBE format(Native, ...)`), carry exactly the declared columns under the declared types.
+settings, and the blocks the real row builders produce, as ClickHouse reads the Arrow file
+`insert_arrow` sends (`DESCRIBE format(Arrow, ...)`), carry exactly the declared columns under
+the declared types.
 A column added to the declaration, to a migration or to a block builder alone fails here, and
 so does a declaration changed without a migration (a fresh store would follow it, existing ones
 not)."""
@@ -12,7 +13,9 @@ import hashlib
 import re
 import time
 
+import pyarrow as pa
 import pytest
+from clickhouse_connect.driver.query import arrow_buffer
 from google.protobuf.descriptor import FieldDescriptor
 
 from ferry.collector.agents import _agent_block
@@ -63,9 +66,20 @@ def declared_columns(table: tables.Table) -> list[tuple[str, str, str]]:
     return [(c.name, c.type, f"CODEC({c.codec})" if c.codec else "") for c in table.columns]
 
 
-def block_columns(store, block: bytes) -> list[tuple[str, str]]:
-    """The columns of a Native block as ClickHouse parses it."""
-    return [tuple(row[:2]) for row in store.query("DESCRIBE format(Native, {b:String})", {"b": block})]
+def block_columns(store, block: pa.Table) -> list[tuple[str, str]]:
+    """The columns of an insert block as ClickHouse reads the Arrow file `insert_arrow` makes of
+    it, each Nullable only where the file's schema says it may hold NULLs."""
+    _, data = arrow_buffer(block)
+    sql = "DESCRIBE format(Arrow, {b:String}) SETTINGS schema_inference_make_columns_nullable = 'auto'"
+    return [tuple(row[:2]) for row in store.query(sql, {"b": bytes(data)})]
+
+
+def stored_type(type_: str) -> str:
+    """The type of the values a column of `type_` holds: SimpleAggregateFunction(f, T) holds Ts
+    (Arrow has no aggregate types, so a block sends T there)."""
+    if type_.startswith("SimpleAggregateFunction("):
+        return type_[len("SimpleAggregateFunction(") : -1].split(", ", 1)[1]
+    return type_
 
 
 def test_a_migrated_store_has_exactly_the_declared_tables_and_columns(store):
@@ -105,7 +119,7 @@ def _full_record(kind: RecordKind, t_ns: int):
     return kind.message(**fields, time_unix_ns=t_ns)
 
 
-def written_blocks() -> dict[str, bytes]:
+def written_blocks() -> dict[str, pa.Table]:
     """A block for every table the collector writes, each from the builder the collector uses."""
     builder = RowBuilder()
     res = framegen.resource()
@@ -125,8 +139,9 @@ def test_every_written_block_has_the_declared_columns_and_the_store_takes_it(sto
     blocks = written_blocks()
     assert set(blocks) == WRITTEN
     for name, block in blocks.items():
-        assert block_columns(store, block) == [(c.name, c.type) for c in tables.TABLES[name].columns], name
-        store.insert_native(name, block, f"t:1:{name}")
+        declared = [(c.name, stored_type(c.type)) for c in tables.TABLES[name].columns]
+        assert block_columns(store, block) == declared, name
+        store.insert(name, block, f"t:1:{name}")
         assert store.query(f"SELECT count() FROM {store.db}.{name}")[0][0] >= 1, name
 
 
