@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 
-from ferry.agent import __version__
+from ferry.agent import __version__, memory
 from ferry.agent import selfmetrics as m
 from ferry.agent.config import AgentConfig
 from ferry.agent.spool import SpoolError
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_or_exit(source, "ferry-agent")
     setup(cfg.log_level)
     raise_fd_limit()
+    memory.return_large_blocks()
     try:
         run(serve(cfg, source=source))
     except (SpoolError, OSError) as exc:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import socket
 import time
+from concurrent.futures import Future
 from typing import Protocol
 
 from ferry.agent import __version__, checks, spool, synthetic
@@ -89,9 +90,10 @@ class Agent:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.sender.wake.set)
 
-    def submit(self, intake: Intake, counted_as: str = "") -> None:
+    def submit(self, intake: Intake, counted_as: str = "") -> Future:
         """Hand records from the event loop (checks, the Local service, the scraper) to the
-        pipeline thread, which owns the batcher; deltas are summed until the next frame."""
+        pipeline thread, which owns the batcher; deltas are summed until the next frame (or
+        until they hold as many series as a frame should). Done when the thread took them."""
         n = len(intake)
         self._submitted += n
 
@@ -100,11 +102,13 @@ class Agent:
             if intake.deltas:
                 self.deltas.add(intake.deltas)
                 self.batcher.touch()
+                if self.deltas.full:
+                    self.batcher.cut()
             if counted_as:
                 m.POINTS.labels(counted_as).inc(len(intake.points) + len(intake.histograms))
             self._taken += n
 
-        self.pipeline.submit(add)
+        return self.pipeline.submit(add)
 
     def pending(self) -> int:
         """Records submitted and not yet taken in by the pipeline thread."""

@@ -6,6 +6,7 @@ Its listeners are bound once: a reload that changes them is reported as needing 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import grpc
@@ -31,10 +32,13 @@ class LocalConfig:
     )
 
 
+Submit = Callable[[Intake], Future | None]  # hands an Intake to the pipeline thread
+
+
 class LocalEndpoint:
     """`ferry.v1.Local` on the configured socket and address, started and stopped with the agent."""
 
-    def __init__(self, cfg: LocalConfig, submit: Callable[[Intake], None], pending: Callable[[], int]):
+    def __init__(self, cfg: LocalConfig, submit: Submit, pending: Callable[[], int]):
         self.listen, self.socket = cfg.local_listen, cfg.local_socket
         self.service = LocalService(submit, pending)
         self._server: grpc.aio.Server | None = None
@@ -47,5 +51,5 @@ class LocalEndpoint:
         self._server = None
 
 
-def build(cfg: LocalConfig, submit: Callable[[Intake], None], pending: Callable[[], int]) -> LocalEndpoint:
+def build(cfg: LocalConfig, submit: Submit, pending: Callable[[], int]) -> LocalEndpoint:
     return LocalEndpoint(cfg, submit, pending)

@@ -62,7 +62,7 @@ class KnownSeries:
     series table however many arrive. Emptied when it passes `limit` entries or `max_bytes`
     of series (32 labels of 256 bytes make a series of ~10 KB: a count alone bounds nothing)."""
 
-    def __init__(self, limit: int = 100_000, max_bytes: int = 16 * 1024 * 1024):
+    def __init__(self, limit: int = 20_000, max_bytes: int = 4 * 1024 * 1024):
         self.limit = limit
         self.max_bytes = max_bytes
         self._known: dict[tuple, SeriesDef] = {}
@@ -185,12 +185,19 @@ class DeltaSums:
     (`ferry_agent_records_dropped_total{reason="overflow"}`): the sum is sent as a point, and
     the collector refuses a non-finite one with the whole frame."""
 
-    def __init__(self, clock: Callable[[], float] = time.time):
+    def __init__(self, clock: Callable[[], float] = time.time, max_series: int = 20_000):
         self.clock = clock
+        self.max_series = max_series
         self._sums: dict[SeriesDef, float] = {}
 
     def __len__(self) -> int:
         return len(self._sums)
+
+    @property
+    def full(self) -> bool:
+        """As many series as a frame should carry: flush now (however long the batch has been
+        open), so an app sending to ever new series cannot grow this without bound."""
+        return len(self._sums) >= self.max_series
 
     def add(self, increments: list[Point]) -> None:
         sums = self._sums

@@ -3,7 +3,9 @@
 A request is validated whole (`records.convert`) and answered at once; its points go to the
 pipeline thread, which owns the batcher. Refusals: INVALID_ARGUMENT for a bad record (its index
 and reason), RESOURCE_EXHAUSTED for a request over the record limit or while more than
-`max_pending` records wait for the pipeline thread. Other clients are not affected either way.
+`max_pending` records, or `max_pending_bytes` of requests, wait for the pipeline thread (a
+count alone bounds nothing: a log record may be 64 KiB). Other clients are not affected either
+way.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import contextlib
 import logging
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import grpc
@@ -33,14 +37,21 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 class LocalService(local_pb2_grpc.LocalServicer):
     def __init__(
         self,
-        submit: Callable[[Intake], None],
+        submit: Callable[[Intake], Future | None],
         pending: Callable[[], int],
         max_pending: int = 1_000_000,
         limits: Limits | None = None,
+        max_pending_bytes: int = 16 * 1024 * 1024,
     ):
         self.submit = submit
         self.pending = pending
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        # request bytes handed to the pipeline thread, and taken by it (the callback runs on
+        # the pipeline thread, or on the event loop when the job was already done)
+        self._submitted_bytes = 0
+        self._taken_bytes = 0
+        self._taken_lock = threading.Lock()
         # the collector's rules, the time window narrowed by the delivery margin
         self.limits = on_arrival(limits or Limits())
         self.record_limits = records_on_arrival(RecordLimits())
@@ -58,10 +69,11 @@ class LocalService(local_pb2_grpc.LocalServicer):
     async def _accept(self, records: local_pb2.Records, context) -> int:
         try:
             intake = convert(records, time.time_ns(), self.limits, self.record_limits, self.known)
-            waiting = self.pending()
-            if waiting > self.max_pending:
+            waiting, waiting_bytes = self.pending(), self._submitted_bytes - self._taken_bytes
+            if waiting > self.max_pending or waiting_bytes > self.max_pending_bytes:
                 raise RecordError(
-                    f"the agent has {waiting} records waiting > {self.max_pending}; retry later",
+                    f"the agent has {waiting} records ({waiting_bytes} bytes) waiting > "
+                    f"{self.max_pending} ({self.max_pending_bytes} bytes); retry later",
                     "RESOURCE_EXHAUSTED",
                     "busy",
                 )
@@ -71,10 +83,18 @@ class LocalService(local_pb2_grpc.LocalServicer):
                 len(records.metrics) + len(records.histograms) + count(records)
             )
             await context.abort(grpc.StatusCode[exc.code], str(exc))
-        self.submit(intake)
+        taken = self.submit(intake)
+        if taken is not None:  # the agent's Future: done when the pipeline thread took it
+            size = records.ByteSize()
+            self._submitted_bytes += size
+            taken.add_done_callback(lambda _: self._took(size))
         n = len(intake)
         m.LOCAL_RECORDS.inc(n)
         return n
+
+    def _took(self, size: int) -> None:
+        with self._taken_lock:
+            self._taken_bytes += size
 
 
 def _unlink_stale_socket(path: Path) -> None:

@@ -92,21 +92,26 @@ class SeriesMessages:
     """`payload_pb2.Series` per SeriesDef object, built once: an agent's series live for many
     frames, and building the message costs ~6 us against ~1 us to copy it. Entries are keyed by
     object identity (and hold the object, so the id stays theirs); the cache is emptied when it
-    passes `limit` entries, which bounds it under series churn (short-lived processes)."""
+    passes `limit` entries or `max_bytes` of messages (an app's series of 32 labels of 256 bytes
+    are ~10 KB each), which bounds it under series churn (short-lived processes, apps)."""
 
-    def __init__(self, limit: int = 20_000):
+    def __init__(self, limit: int = 20_000, max_bytes: int = 8 * 1024 * 1024):
         self.limit = limit
+        self.max_bytes = max_bytes
         self._cache: dict[int, tuple[SeriesDef, payload_pb2.Series]] = {}
+        self._bytes = 0
 
     def __call__(self, series: Sequence[SeriesDef]) -> list[payload_pb2.Series]:
         cache = self._cache
-        if len(cache) > self.limit:
-            cache.clear()
         out = []
         for s in series:
             hit = cache.get(id(s))
             if hit is None or hit[0] is not s:
+                if len(cache) >= self.limit or self._bytes >= self.max_bytes:
+                    cache.clear()
+                    self._bytes = 0
                 hit = cache[id(s)] = (s, series_table((s,))[0])
+                self._bytes += hit[1].ByteSize()
             out.append(hit[1])
         return out
 
