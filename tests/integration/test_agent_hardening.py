@@ -6,10 +6,14 @@ Each scenario prints its figures (run with -s to see them).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
+import threading
 import time
 
 import grpc
+import psutil
 import pytest
 
 from ferry import transport
@@ -17,7 +21,7 @@ from ferry.agent.spool import Spool
 from ferry.collector.query.client import total
 from ferry.limits import Limits
 from ferry.series import DELTA, GAUGE
-from ferry.v1 import local_pb2, local_pb2_grpc
+from ferry.v1 import local_pb2, local_pb2_grpc, payload_pb2
 from tests.conftest import free_port
 from tests.integration.procs import (
     collector_and_agent,
@@ -158,3 +162,66 @@ def test_a_2_mib_spool_disk_keeps_the_agent_alive_drops_the_oldest_and_counts_th
             assert agent.stop() == 0
             if collector is not None:
                 collector.stop()
+
+
+def flood_request(r: random.Random) -> local_pb2.Records:
+    """One Local request of a fuzzing app: every shape inside the limits, and some outside."""
+    kind = r.randrange(6)
+    if kind == 0:  # new wide series
+        return local_pb2.Records(metrics=[wide(i) for i in range(400)])
+    if kind == 1:  # deltas to ever new series
+        labels = [{"a": os.urandom(100).hex()} for _ in range(2000)]
+        return local_pb2.Records(
+            metrics=[local_pb2.MetricRecord(name="f.d", kind=DELTA, value=1, labels=lb) for lb in labels]
+        )
+    if kind == 2:  # events with large properties
+        props = {f"p{j}": os.urandom(500).hex() for j in range(30)}
+        return local_pb2.Records(events=[payload_pb2.Event(type="t", properties=props) for _ in range(100)])
+    if kind == 3:  # long log messages
+        return local_pb2.Records(
+            logs=[payload_pb2.LogRecord(level="info", message=os.urandom(30_000).hex()) for _ in range(60)]
+        )
+    if kind == 4:  # refused
+        return local_pb2.Records(metrics=[local_pb2.MetricRecord(name="bad name", kind=GAUGE, value=1)])
+    labels = [{"x": str(r.randrange(10**6))} for _ in range(5000)]
+    return local_pb2.Records(
+        metrics=[local_pb2.MetricRecord(name="f.g", kind=GAUGE, value=1, labels=lb) for lb in labels]
+    )
+
+
+def test_the_agent_memory_stays_bounded_under_a_local_flood(tmp_path):
+    """Three apps flood the Local service for 20 s with every shape of request; the agent's RSS,
+    read from /proc, stays bounded and falls back once they stop (measured here: from 47 MB to
+    a peak of 203 MB and 155 MB 5 s after; before issue 15, a peak of 474 MB and 292 MB after,
+    the stream wedged on a frame over the receive limit)."""
+    tcp = f"127.0.0.1:{free_port()}"
+    with (
+        collector_and_agent(tmp_path, "--local-listen", tcp) as (collector, agent),
+        diagnose(agent, collector),
+    ):
+        proc = psutil.Process(agent.popen.pid)
+        start = proc.memory_info().rss
+        stop = time.monotonic() + 20
+
+        def flood(seed: int) -> None:
+            r = random.Random(seed)
+            with transport.channel(tcp) as channel:
+                stub = local_pb2_grpc.LocalStub(channel)
+                while time.monotonic() < stop:
+                    with contextlib.suppress(grpc.RpcError):
+                        stub.Send(flood_request(r), timeout=10)
+
+        apps = [threading.Thread(target=flood, args=(i,)) for i in range(3)]
+        for app in apps:
+            app.start()
+        peak = start
+        while any(app.is_alive() for app in apps):
+            peak = max(peak, proc.memory_info().rss)
+            time.sleep(0.5)
+        time.sleep(5)
+        after = proc.memory_info().rss
+        mb = 1024 * 1024
+        print(f"\nLocal flood: RSS {start // mb} MB -> peak {peak // mb} MB, {after // mb} MB 5 s after")
+        assert agent.scrape()["ferry_agent_local_records_total"] > 100_000  # the flood got in
+        assert peak < 400 * mb
+        assert after < 300 * mb
