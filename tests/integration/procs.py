@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,7 +85,38 @@ def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-
     )
     proc = Proc(_spawn(args, log), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
+    # the self-metrics come up before the Local service binds: a Send in between is UNAVAILABLE
+    listen, socket_path = _last(args, "--local-listen"), _last(args, "--local-socket")
+    if listen:
+        wait_for(lambda: _up(proc) and _accepts(_host_port(listen)), what=f"Local on {listen}")
+    if socket_path:
+        wait_for(lambda: _up(proc) and _accepts(socket_path), what=f"Local on {socket_path}")
     return proc
+
+
+def _last(args: list[str], flag: str) -> str:
+    """The value of the last `flag VALUE` in `args` (a later flag wins), '' without one."""
+    at = [i for i, a in enumerate(args) if a == flag]
+    return args[at[-1] + 1] if at else ""
+
+
+def _host_port(addr: str) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _accepts(address: tuple[str, int] | str) -> bool:
+    """Whether something accepts a connection at (host, port) or at a unix socket path."""
+    try:
+        if isinstance(address, str):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                s.connect(address)
+        else:
+            socket.create_connection(address, timeout=1.0).close()
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
