@@ -113,11 +113,13 @@ class Collection:
 
 class Schedule:
     """The pipeline thread's schedule: `tick` is `Pipeline.schedule`. Sources run only while
-    `collecting` is set; the batch is cut when due either way."""
+    `collecting` is set; the batches (`batcher`, the sources' own, and `others`: the apps')
+    are cut when due either way."""
 
-    def __init__(self, batcher: Batcher, sources: Sequence[Source]):
+    def __init__(self, batcher: Batcher, sources: Sequence[Source], others: Sequence[Batcher] = ()):
         self.batcher = batcher
         self.sources = list(sources)
+        self.batchers = [batcher, *others]
         self.collecting = False
 
     def tick(self) -> float | None:
@@ -127,6 +129,8 @@ class Schedule:
         wake = None
         for source in self.sources:
             wake = _earliest(wake, source.step(self.batcher, now))
-        self.batcher.cut_if_due()
-        due_ms = self.batcher.due_at_ms()
-        return _earliest(wake, None if due_ms is None else due_ms / 1000)
+        for batcher in self.batchers:
+            batcher.cut_if_due()
+            due_ms = batcher.due_at_ms()
+            wake = _earliest(wake, None if due_ms is None else due_ms / 1000)
+        return wake

@@ -60,15 +60,21 @@ class Agent:
         self.synthetic = synthetic.build(cfg, self.spool)
         self.replaced = synthetic.REPLACES if self.synthetic else frozenset()
         sink = self.synthetic.append if self.synthetic else self.spool.append
-        self.batcher = Batcher(
-            self._resource(cfg), sink, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
+        self.batcher = Batcher(self._resource(cfg), sink, cfg.batch_max_points, cfg.batch_max_age)
+        # what apps send (the Local service) goes in frames of its own: a frame the collector
+        # refuses for an app's record, however it came to (a record that aged past the window
+        # in a long outage), never takes host metrics with it
+        self.app_batcher = Batcher(
+            self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
         )
         self._submitted = 0  # points handed to the pipeline thread from the event loop ...
         self._taken = 0  # ... and taken in by it (each counter written by one thread only)
         if collectors is None:
             collectors = [] if "collectors" in self.replaced else build_collectors(cfg)
         self.collection = Collection(collectors, cfg.interval, self._offset_s())
-        self.schedule = Schedule(self.batcher, [s for s in (self.collection, self.synthetic) if s])
+        self.schedule = Schedule(
+            self.batcher, [s for s in (self.collection, self.synthetic) if s], [self.app_batcher]
+        )
         self.pipeline = Pipeline(self.schedule.tick)
         self.services: dict[str, Service] = {"local": local.build(cfg, self.submit, self.pending)}
         for name, build in (("checks", checks.build), ("scrape", scrape.build)):
@@ -91,19 +97,21 @@ class Agent:
             self._loop.call_soon_threadsafe(self.sender.wake.set)
 
     def submit(self, intake: Intake, counted_as: str = "") -> Future:
-        """Hand records from the event loop (checks, the Local service, the scraper) to the
-        pipeline thread, which owns the batcher; deltas are summed until the next frame (or
-        until they hold as many series as a frame should). Done when the thread took them."""
+        """Hand records from the event loop (checks and the scraper, `counted_as` their name;
+        the Local service, '') to the pipeline thread, which owns the batchers: the host's, and
+        the apps' (`app_batcher`); the apps' deltas are summed until the next frame of theirs
+        (or until they hold as many series as a frame should). Done when the thread took them."""
         n = len(intake)
         self._submitted += n
+        batcher = self.batcher if counted_as else self.app_batcher
 
         def add() -> None:
-            self.batcher.take(intake)
+            batcher.take(intake)
             if intake.deltas:
                 self.deltas.add(intake.deltas)
-                self.batcher.touch()
+                self.app_batcher.touch()
                 if self.deltas.full:
-                    self.batcher.cut()
+                    self.app_batcher.cut()
             if counted_as:
                 m.POINTS.labels(counted_as).inc(len(intake.points) + len(intake.histograms))
             self._taken += n
@@ -155,10 +163,15 @@ class Agent:
         return fresh
 
     def _rebatch(self) -> None:
-        self.batcher.cut()  # points so far go out under the labels they were collected with
-        self.batcher.resource = self._resource(self.cfg)
-        self.batcher.max_points = self.cfg.batch_max_points
-        self.batcher.max_age_ms = int(self.cfg.batch_max_age * 1000)
+        for batcher in (self.batcher, self.app_batcher):
+            batcher.cut()  # points so far go out under the labels they were collected with
+            batcher.resource = self._resource(self.cfg)
+            batcher.max_points = self.cfg.batch_max_points
+            batcher.max_age_ms = int(self.cfg.batch_max_age * 1000)
+
+    def _cut_all(self) -> None:
+        self.app_batcher.cut()
+        self.batcher.cut()
 
     async def _collect(self, stop: asyncio.Event) -> None:
         """Run the schedule until `stop`: the pipeline thread keeps it, so the event loop is not
@@ -192,7 +205,7 @@ class Agent:
         # the Local service first: what it accepted goes into the last frame
         for service in self.services.values():
             await service.stop()
-        await loop.run_in_executor(self.pipeline, self.batcher.cut)
+        await loop.run_in_executor(self.pipeline, self._cut_all)
         log.info("stopping: %d frames to deliver (up to %.0fs)", len(self.spool), DRAIN_TIMEOUT_S)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while len(self.spool) and time.monotonic() < deadline:

@@ -117,3 +117,29 @@ def test_records_the_collector_could_refuse_on_arrival_are_refused_with_a_reason
     with pytest.raises(RecordError, match=message) as err:
         convert(local_pb2.Records(metrics=[record]), NOW_NS, on_arrival(Limits()))
     assert err.value.reason == reason
+
+
+def test_app_records_go_in_frames_of_their_own(tmp_path):
+    """Whatever becomes of an app's frame at the collector, host metrics are not in it."""
+    from ferry.agent.config import AgentConfig
+    from ferry.agent.wiring import Agent
+
+    cfg = AgentConfig()
+    cfg.spool, cfg.agent_id, cfg.local_listen, cfg.local_socket = str(tmp_path / "spool"), "a1", "", ""
+    agent = Agent(cfg, collectors=[])
+    now = int(time.time() * 1000)
+    try:
+        app = Intake(
+            points=[(SeriesDef("app.g", GAUGE), now, 1.0)], deltas=[(SeriesDef("app.d", DELTA), now, 2.0)]
+        )
+        agent.submit(app)  # as the Local service does
+        agent.submit(Intake(points=[(SeriesDef("check.up", GAUGE), now, 1.0)]), "checks")
+        agent.pipeline.submit(agent._cut_all).result()
+        frames = [decode_payload(open_frame(f, FrameLimits())) for f in agent.spool.frames()]
+        assert sorted(sorted(s.name for s in p.metrics.series) for p in frames) == [
+            ["app.d", "app.g"],
+            ["check.up"],
+        ]
+    finally:
+        agent.pipeline.shutdown()
+        agent.spool.close()
