@@ -8,7 +8,7 @@ from ferry.collector.query.sql import QueryLimits
 from ferry.collector.storage.layout import check_identifier
 from ferry.runtime.config import ConfigError, setting
 from ferry.runtime.logs import LEVELS
-from ferry.wire.frames import DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+from ferry.wire.frames import AGENT_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
 
 _QUERY = QueryLimits()  # the query limits' defaults are declared there
 
@@ -78,6 +78,11 @@ class CollectorConfig:
     def check(self) -> None:
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
+        for key in ("max_frame_bytes", "max_raw_bytes"):  # an agent's frame must always fit
+            if getattr(self, key) < AGENT_FRAME_BYTES:
+                raise ConfigError(
+                    f"{key} {getattr(self, key)} must be >= {AGENT_FRAME_BYTES} (an agent's largest frame)"
+                )
         if self.max_streams_per_peer < 1:
             raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
         if self.stream_idle_timeout <= 0:

@@ -20,10 +20,11 @@ DEFAULT_MAX_RAW_BYTES = 64 * 1024 * 1024  # serialized Payload after decompressi
 # what a Frame adds around its payload (its name and sizes, gRPC's framing), with room to spare
 FRAME_ENVELOPE_BYTES = 1024 * 1024
 # The frame size both sides agree on: the agent cuts a payload at about this many serialized
-# bytes (passing it by one series or record at most, a few hundred KB), and lz4 grows even
-# incompressible bytes by under 0.5%, so an agent's frame stays below the collector's
-# max_frame_bytes and max_raw_bytes (neither may be set lower) and its receive limit.
+# bytes (passing it by at most 64 series or one record between checks, under 1 MiB), and lz4
+# grows even incompressible bytes by under 0.5%, so an agent's frame stays below
+# AGENT_FRAME_BYTES, which the collector's max_frame_bytes and max_raw_bytes may not be set below.
 CUT_PAYLOAD_BYTES = 8 * 1024 * 1024
+AGENT_FRAME_BYTES = CUT_PAYLOAD_BYTES + FRAME_ENVELOPE_BYTES
 
 
 def receive_limit(max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> int:
