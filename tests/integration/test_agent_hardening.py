@@ -17,10 +17,12 @@ import psutil
 import pytest
 
 from ferry import transport
+from ferry.agent.batcher import Batcher
+from ferry.agent.intake import Intake
 from ferry.agent.spool import Spool
 from ferry.collector.query.client import total
 from ferry.limits import Limits
-from ferry.series import DELTA, GAUGE
+from ferry.series import DELTA, GAUGE, SeriesDef
 from ferry.v1 import local_pb2, local_pb2_grpc, payload_pb2
 from tests.conftest import free_port
 from tests.integration.procs import (
@@ -95,7 +97,13 @@ def test_wide_and_poison_app_records_leave_every_host_point_stored(tmp_path):
 
 def test_an_oversized_frame_an_older_agent_spooled_is_dropped_not_resent_forever(tmp_path):
     old = Spool(tmp_path / "spool-it-old", "it-old")
+    batcher = Batcher(payload_pb2.Resource(host="old", agent_id="it-old"), old.append)
+    now = int(time.time() * 1000)
+    batcher.take(Intake(points=[(SeriesDef("old.before", GAUGE), now, 1.0)]))
+    batcher.cut()
     frame = old.append(os.urandom(22_000_000), 2640)  # one frame over the collector's receive limit
+    batcher.take(Intake(points=[(SeriesDef("old.after", GAUGE), now, 1.0)]))
+    batcher.cut()
     old.close()
     assert frame.ByteSize() > 17 * 1024 * 1024
     collector = start_collector(tmp_path)
@@ -105,6 +113,9 @@ def test_an_oversized_frame_an_older_agent_spooled_is_dropped_not_resent_forever
         with diagnose(agent, collector):
             wait_for(lambda: agent.scrape().get("ferry_agent_frames_rejected_total", 0) == 1, what="dropped")
             assert agent.scrape()["ferry_agent_points_rejected_total"] == 2640
+            # the frames before and after it in the spool are delivered, in order
+            wait_for(lambda: total(collector.addr, "old.before") == 1, what="the frame before it")
+            wait_for(lambda: total(collector.addr, "old.after") == 1, what="the frame after it")
             wait_for(lambda: total(collector.addr, "system.cpu.time") > 0, what="host points stored")
             wait_for(lambda: agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0) >= 2, what="acks")
     finally:
