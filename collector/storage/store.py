@@ -8,6 +8,7 @@ a time; open one per worker (`Store.open` on the same DSN shares the engine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -106,14 +107,36 @@ class Store:
         self.client.insert_arrow(table, block, database=self.db, settings=settings or None)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
-        return self.client.query(sql, parameters=parameters).result_rows
+        with self._fresh_after_failure():
+            return self.client.query(sql, parameters=parameters).result_rows
 
     def query_columns(self, sql: str, parameters: dict[str, Any] | None = None) -> list[Sequence[Any]]:
-        return self.client.query(sql, parameters=parameters).result_columns
+        with self._fresh_after_failure():
+            return self.client.query(sql, parameters=parameters).result_columns
 
     def query_np(self, sql: str, parameters: dict[str, Any] | None = None) -> np.ndarray:
         """The result as one numpy structured array (a field per column), for numeric results."""
-        return self.client.query_np(sql, parameters=parameters)
+        with self._fresh_after_failure():
+            return self.client.query_np(sql, parameters=parameters)
+
+    @contextlib.contextmanager
+    def _fresh_after_failure(self):
+        """On the embedded engine, a statement that failed mid-result (killed, timed out, over
+        its memory cap) can leave the rest of its result in the chdb handle, and the handle's
+        next statement then reads it as its own (the adversarial run saw ListLabelValues answer
+        with a killed p99 query's rows, and SearchLogs with rows of another shape: UNKNOWN).
+        So the handle of a failed statement is closed and a new one opened on the same engine."""
+        try:
+            yield
+        except BaseException:
+            if self.path:
+                old, self.client = (
+                    self.client,
+                    clickhouse_connect.get_client(interface="chdb", path=self.path),
+                )
+                with contextlib.suppress(Exception):
+                    old.close()
+            raise
 
     def close(self) -> None:
         self.client.close()
