@@ -136,7 +136,8 @@ def parse_page_token(token: str) -> tuple[int, int] | None:
     if not token:
         return None
     ts, sep, skip = token.partition(":")
-    if not (sep and ts.isdigit() and skip.isdigit()):
+    # isascii: str.isdigit() also takes '¹²³' and '٣', which int() refuses (answered UNKNOWN)
+    if not (sep and ts.isascii() and skip.isascii() and ts.isdigit() and skip.isdigit()):
         raise QueryError(f"page_token {token[:80]!r} is not one this server gave (want <unix ns>:<count>)")
     return int(ts), int(skip)
 
