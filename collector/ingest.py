@@ -169,7 +169,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if ack.status == ingest_pb2.REJECTED:
             if ack.retry_after_ms:
                 context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
-            context.abort(status_of(ack.code), ack.message)
+            # the message rides in a header: gRPC clients refuse one over 8 KiB
+            context.abort(status_of(ack.code), ack.message[:2000])
         return ack
 
     async def _open(self, key: str, context: grpc.aio.ServicerContext) -> None:

@@ -143,7 +143,9 @@ class FramePipeline:
         payload = decode_payload(raw)
         res = payload.resource
         if res.agent_id and res.agent_id != frame.agent_id:
-            raise ValidationError(f"resource.agent_id {res.agent_id!r} != frame agent_id {frame.agent_id!r}")
+            raise ValidationError(
+                f"resource.agent_id {res.agent_id[:64]!r} != frame agent_id {frame.agent_id[:64]!r}"
+            )
         check_resource_text(res.host, res.agent_version, self.config.limits)
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")

@@ -29,7 +29,9 @@ def choose(
     """The rollup to read, or None for raw samples; raises QueryError for a request that
     names a resolution that cannot answer it."""
     if resolution not in ("", *NAMES):
-        raise QueryError(f"resolution {resolution!r} is not one of {', '.join(NAMES)} (or empty: automatic)")
+        raise QueryError(
+            f"resolution {resolution[:80]!r} is not one of {', '.join(NAMES)} (or empty: automatic)"
+        )
     if resolution == RAW:
         return None
     held = HISTOGRAM_ROLLUP_AGGS if histogram else ROLLUP_AGGS

@@ -61,6 +61,18 @@ _KILLED = "Code: 394."  # QUERY_WAS_CANCELLED: KILL QUERY, the call was cancelle
 # 2^49 ms, year 19800) and a double; a series adds its labels (`_series_bytes`).
 ANSWER_POINT_BYTES = 15
 
+# A status message travels in a header, and gRPC clients refuse headers over 8 KiB with
+# RESOURCE_EXHAUSTED of their own ("received metadata size exceeds soft limit"): a request's
+# value echoed whole (a 10 KB aggregation, a store error quoting a 1 MB regex) lost the status.
+MAX_DETAILS_CHARS = 2000
+
+
+def details(message: str) -> str:
+    """`message` cut to MAX_DETAILS_CHARS, saying so."""
+    if len(message) <= MAX_DETAILS_CHARS:
+        return message
+    return message[:MAX_DETAILS_CHARS] + f"... ({len(message)} chars)"
+
 
 class QueryService(query_pb2_grpc.QueryServicer):
     def __init__(self, stores: ThreadStores, limits: QueryLimits | None = None):
@@ -90,19 +102,19 @@ class QueryService(query_pb2_grpc.QueryServicer):
             response = fn(request, call)
         except Cancelled as exc:
             m.QUERIES.labels(method, "cancelled").inc()
-            context.abort(exc.code, str(exc))
+            context.abort(exc.code, details(str(exc)))
         except LimitExceeded as exc:
             m.QUERIES.labels(method, "limit").inc()
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, details(str(exc)))
         except QueryError as exc:
             m.QUERIES.labels(method, "invalid").inc()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, details(str(exc)))
         except ClickHouseError as exc:
             outcome, code, message = self._store_error(str(exc), call)
             m.QUERIES.labels(method, outcome).inc()
             if outcome == "error":
                 log.error("%s failed: %s", method, exc)
-            context.abort(code, message)
+            context.abort(code, details(message))
         m.QUERIES.labels(method, "ok").inc()
         return response
 

@@ -94,7 +94,9 @@ def matcher_sql(matchers, params: dict[str, Any]) -> list[str]:
     clauses = []
     for i, mt in enumerate(matchers):
         if not LABEL_KEY_RE.fullmatch(mt.label):
-            raise QueryError(f"matcher {i}: label name {mt.label!r} does not match {LABEL_KEY_RE.pattern}")
+            raise QueryError(
+                f"matcher {i}: label name {mt.label[:80]!r} does not match {LABEL_KEY_RE.pattern}"
+            )
         if mt.op not in ops:
             raise QueryError(f"matcher {i}: unknown operator {mt.op}")
         params[f"k{i}"] = mt.label
@@ -165,7 +167,7 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
     check_metric(req.metric)
     agg = req.agg or "avg"
     if agg not in AGGREGATIONS:
-        raise QueryError(f"aggregation {agg!r} is not one of {', '.join(AGGREGATIONS)}")
+        raise QueryError(f"aggregation {agg[:80]!r} is not one of {', '.join(AGGREGATIONS)}")
     if req.step_ms <= 0:
         raise QueryError(f"step {req.step_ms} ms must be > 0")
     if req.end_ms <= req.start_ms:
@@ -177,7 +179,7 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
         )
     for label in req.group_by:
         if not LABEL_KEY_RE.fullmatch(label):
-            raise QueryError(f"group-by label {label!r} does not match {LABEL_KEY_RE.pattern}")
+            raise QueryError(f"group-by label {label[:80]!r} does not match {LABEL_KEY_RE.pattern}")
     return agg
 
 
