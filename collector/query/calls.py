@@ -145,7 +145,16 @@ def add_to_server(
             try:
                 return await asyncio.shield(work)
             except Aborted as exc:
-                await context.abort(exc.code, exc.details)
+                if not context.done():
+                    try:
+                        await context.abort(exc.code, exc.details)
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception:  # the call ended between the check and the abort
+                        pass
+                # the call ended first (its deadline passed, the client went away) and grpc has
+                # answered it: an abort now fails in grpc's core, logged as an error with a traceback
+                raise asyncio.CancelledError from None
             except asyncio.CancelledError:
                 call.cancelled = True
                 task = loop.create_task(_kill_until_done(loop, killer, kill, call, work))
