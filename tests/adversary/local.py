@@ -44,15 +44,27 @@ def _poison() -> list[tuple[str, local_pb2.Records, str]]:
         ("33 labels", one(labels={f"k{i}": "v" for i in range(33)}), r"33 labels > 32 allowed"),
         ("label value 300 B", one(labels={"k": "v" * 300}), r"label value 300 bytes > 256"),
         ("label key", one(labels={"a-b": "v"}), r"does not match"),
-        ("histogram counts", local_pb2.Records(histograms=[h(name="adv.h", bounds=[1.0], counts=[1])]),
-         r"counts != 2"),
-        ("histogram bounds", local_pb2.Records(histograms=[h(name="adv.h", bounds=[2.0, 1.0], counts=[1, 1, 1])]),
-         r"bucket bounds must be finite and strictly ascending"),
+        (
+            "histogram counts",
+            local_pb2.Records(histograms=[h(name="adv.h", bounds=[1.0], counts=[1])]),
+            r"counts != 2",
+        ),
+        (
+            "histogram bounds",
+            local_pb2.Records(histograms=[h(name="adv.h", bounds=[2.0, 1.0], counts=[1, 1, 1])]),
+            r"bucket bounds must be finite and strictly ascending",
+        ),
         ("event type", local_pb2.Records(events=[payload_pb2.Event(type="")]), r"event 0: type is empty"),
-        ("log level", local_pb2.Records(logs=[payload_pb2.LogRecord(level="", message="m")]),
-         r"log 0: level is empty"),
-        ("10001 records", local_pb2.Records(metrics=[r(name="adv.local", kind=g, value=1.0)] * 10_001),
-         r"10001 records in one request > 10000 allowed"),
+        (
+            "log level",
+            local_pb2.Records(logs=[payload_pb2.LogRecord(level="", message="m")]),
+            r"log 0: level is empty",
+        ),
+        (
+            "10001 records",
+            local_pb2.Records(metrics=[r(name="adv.local", kind=g, value=1.0)] * 10_001),
+            r"10001 records in one request > 10000 allowed",
+        ),
     ]
 
 
@@ -62,19 +74,29 @@ class LocalRequests:
     def __init__(self, rng):
         self.rng = rng
         self.poison = [(what, rec.SerializeToString(), rx) for what, rec, rx in _poison()]
-        good = local_pb2.Records(metrics=[local_pb2.MetricRecord(
-            name="adv.local", kind=payload_pb2.GAUGE, value=float(i), labels={"i": str(i)}) for i in range(5)])
+        good = local_pb2.Records(
+            metrics=[
+                local_pb2.MetricRecord(
+                    name="adv.local", kind=payload_pb2.GAUGE, value=float(i), labels={"i": str(i)}
+                )
+                for i in range(5)
+            ]
+        )
         self.good = good.SerializeToString()
 
     def next(self) -> LocalCase:
         klass = self.rng.choice(self.CLASSES)
         if klass == "not Records":
-            data = self.rng.choice([b"\x0a\xff\xff\xff\xff\x0f", b"\xff" * 8, b"\x0a\x05ab", b"\x08" + b"\xff" * 11])
+            data = self.rng.choice(
+                [b"\x0a\xff\xff\xff\xff\x0f", b"\xff" * 8, b"\x0a\x05ab", b"\x08" + b"\xff" * 11]
+            )
             return LocalCase(klass, data, NOT_RECORDS, what=data.hex())
         if klass == "truncated Records":
             cut = self.good[: self.rng.randrange(1, len(self.good))]
             # cut at a record's end, the rest is a valid smaller request: taken
-            return LocalCase(klass, cut, ((IA, r"."), ("OK", r"")), what=f"{len(cut)} of {len(self.good)} bytes")
+            return LocalCase(
+                klass, cut, ((IA, r"."), ("OK", r"")), what=f"{len(cut)} of {len(self.good)} bytes"
+            )
         what, data, rx = self.rng.choice(self.poison)
         code = RE if what == "10001 records" else IA
         return LocalCase(klass, data, ((code, rx),), what=what)

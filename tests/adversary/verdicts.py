@@ -80,9 +80,7 @@ class Tally:
     def report(self, prefix: str = "") -> str:
         lines = []
         for klass, n in self.by_class(prefix).items():
-            names = ", ".join(
-                f"{name} {c}" for (k, name), c in sorted(self.counts.items()) if k == klass
-            )
+            names = ", ".join(f"{name} {c}" for (k, name), c in sorted(self.counts.items()) if k == klass)
             lines.append(f"  {klass:28s} {n:6d}  ({names})")
         return "\n".join(lines)
 

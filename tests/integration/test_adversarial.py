@@ -41,13 +41,15 @@ GOOD = "good-agent"
 
 
 def _raw_stream(ch: grpc.Channel):
-    return ch.stream_stream("/ferry.v1.Ingest/Stream", request_serializer=None,
-                            response_deserializer=ingest_pb2.Ack.FromString)
+    return ch.stream_stream(
+        "/ferry.v1.Ingest/Stream", request_serializer=None, response_deserializer=ingest_pb2.Ack.FromString
+    )
 
 
 def _raw_push(ch: grpc.Channel):
-    return ch.unary_unary("/ferry.v1.Ingest/Push", request_serializer=None,
-                          response_deserializer=ingest_pb2.Ack.FromString)
+    return ch.unary_unary(
+        "/ferry.v1.Ingest/Push", request_serializer=None, response_deserializer=ingest_pb2.Ack.FromString
+    )
 
 
 class Run:
@@ -65,7 +67,7 @@ class Run:
         def body():
             try:
                 fn(*args)
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
+            except BaseException as exc:  # reported by the test
                 self.errors.append(f"{fn.__name__}: {exc!r}")
 
         t = threading.Thread(target=body, daemon=True)
@@ -101,8 +103,11 @@ def _flood_streams(run: Run, seed: int, good: tuple[str, int]) -> None:
                 if not case.ends_stream:
                     cases.append(case)
             if rng.random() < 0.5:  # ended by a message that is not a Frame (or a truncated one)
-                cases.append(frames.not_a_frame() if rng.random() < 0.5 else frames._truncated_protobuf(
-                    "truncated protobuf"))
+                cases.append(
+                    frames.not_a_frame()
+                    if rng.random() < 0.5
+                    else frames._truncated_protobuf("truncated protobuf")
+                )
             _send_stream(run, ch, cases)
 
 
@@ -147,7 +152,9 @@ def _dedup(run: Run, seed: int) -> None:
             mark = 0
             for (seq, _), ack in zip(sent, acks, strict=False):
                 expected = "DUPLICATE" if seq <= mark else "OK"
-                ok = run.tally.record("frame:duplicate seq", of_ack(ack), ((expected, r""), *BUSY), f"seq {seq}")
+                ok = run.tally.record(
+                    "frame:duplicate seq", of_ack(ack), ((expected, r""), *BUSY), f"seq {seq}"
+                )
                 if ok and expected == "OK":
                     mark = seq
 
@@ -177,8 +184,10 @@ def _hoard(run: Run, port: int, seed: int, release: threading.Event) -> None:
         t.start()
     for t in threads:
         t.join(100)
-    opened = ((RE, rf"streams open from \[::1\] = {PER_PEER} allowed per peer"),
-              (UN, rf"no frame for {IDLE_S} s \(stream_idle_timeout\)"))
+    opened = (
+        (RE, rf"streams open from \[::1\] = {PER_PEER} allowed per peer"),
+        (UN, rf"no frame for {IDLE_S} s \(stream_idle_timeout\)"),
+    )
     for _, r in results:
         if isinstance(r, grpc.RpcError):
             run.tally.record("stream:hoarded or idle", of_error(r), opened, "a held stream")
@@ -191,8 +200,12 @@ def _queries(run: Run, seed: int) -> None:
     queries = Queries(rng)
     endpoint = transport.Endpoint(run.addr, max_receive_bytes=64 << 20)
     with transport.channel(endpoint) as ch:
-        calls = {m: ch.unary_unary(f"/ferry.v1.Query/{m}", request_serializer=None,
-                                   response_deserializer=r.FromString) for m, r in RESPONSES.items()}
+        calls = {
+            m: ch.unary_unary(
+                f"/ferry.v1.Query/{m}", request_serializer=None, response_deserializer=r.FromString
+            )
+            for m, r in RESPONSES.items()
+        }
         while run.going("query:", QUERIES):
             case = queries.next()
             future = calls[case.method].future(case.request, timeout=case.timeout)
@@ -217,7 +230,9 @@ def _local(run: Run, addr: str, seed: int) -> None:
     busy = ((RE, r"records waiting"),)
     with transport.channel(addr) as ch:
         send = ch.unary_unary("/ferry.v1.Local/Send", request_serializer=None, response_deserializer=None)
-        stream = ch.stream_unary("/ferry.v1.Local/SendStream", request_serializer=None, response_deserializer=None)
+        stream = ch.stream_unary(
+            "/ferry.v1.Local/SendStream", request_serializer=None, response_deserializer=None
+        )
         while run.going("local:", LOCAL):
             case = local.next()
             try:
@@ -250,17 +265,27 @@ def cluster(tmp_path):
     port = free_port()
     collector = start_collector(
         tmp_path,
-        "--listen", f"[::]:{port}",
-        "--max-streams-per-peer", str(PER_PEER),
-        "--stream-idle-timeout", f"{IDLE_S}s",
+        "--listen",
+        f"[::]:{port}",
+        "--max-streams-per-peer",
+        str(PER_PEER),
+        "--stream-idle-timeout",
+        f"{IDLE_S}s",
         port=port,
     )
     local = f"127.0.0.1:{free_port()}"
     agent = None
     try:
         agent = start_agent(
-            tmp_path, collector.addr, "--synthetic", f"{RATE}:{TOTAL}", "--batch-max-age", "200ms",
-            "--local-listen", local, agent_id=GOOD,
+            tmp_path,
+            collector.addr,
+            "--synthetic",
+            f"{RATE}:{TOTAL}",
+            "--batch-max-age",
+            "200ms",
+            "--local-listen",
+            local,
+            agent_id=GOOD,
         )
         yield collector, agent, port, local, tmp_path / f"spool-{GOOD}"
     finally:
@@ -298,8 +323,12 @@ def test_adversarial_run(cluster):
         acked_during = agent.scrape().get('ferry_agent_acks_total{status="OK"}', 0)
 
         # the good agent: every synthetic point stored exactly once
-        wait_for(lambda: synthetic_stored(collector.addr)[0] >= TOTAL, timeout=120, interval=1,
-                 what=f"{TOTAL} synthetic points stored")
+        wait_for(
+            lambda: synthetic_stored(collector.addr)[0] >= TOTAL,
+            timeout=120,
+            interval=1,
+            what=f"{TOTAL} synthetic points stored",
+        )
         count, value_sum = synthetic_stored(collector.addr)
         hwm_mb = _hwm_kb(collector.popen.pid) / 1024
         agent_metrics = agent.scrape()
@@ -321,7 +350,9 @@ def test_adversarial_run(cluster):
         assert {f"frame:{k}" for k in classes} <= set(tally.by_class("frame:")), tally.by_class("frame:")
         assert {f"query:{k}" for k in Queries.CLASSES} <= set(tally.by_class("query:"))
         refused_hoarders = tally.counts[("stream:hoarded or idle", RE)]
-        assert refused_hoarders >= HOARDERS - PER_PEER - 1 and tally.counts[("stream:hoarded or idle", UN)] >= 1
+        assert (
+            refused_hoarders >= HOARDERS - PER_PEER - 1 and tally.counts[("stream:hoarded or idle", UN)] >= 1
+        )
         assert (count, value_sum) == (TOTAL, TOTAL), f"seed {SEED}: stored {count} points summing {value_sum}"
         assert agent_metrics.get("ferry_agent_frames_rejected_total", 0) == 0
         assert hwm_mb * 1024 < MAX_HWM_KB, f"collector peak RSS {hwm_mb:.0f} MB"
