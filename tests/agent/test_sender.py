@@ -38,3 +38,20 @@ def test_unexpected_session_errors_back_off_and_retry_with_failover(tmp_path):
 
     asyncio.run(main())
     assert sender.addresses_tried == ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"]
+
+
+def test_a_frame_no_collector_can_take_is_found_before_it_is_sent(tmp_path):
+    """The collector's own check_frame, and the receive limit a collector reports when a stream
+    ends with gRPC's "Received message larger than max (N vs. M)"."""
+    import os
+
+    spool = Spool(tmp_path, "a1")
+    sender = Sender(spool, ["127.0.0.1:1"])
+    small, big = spool.append(b"x" * 1000, 1), spool.append(os.urandom(17 * 1024 * 1024), 1)
+    assert sender._unsendable(small) == ""
+    assert "> 16777216 allowed" in sender._unsendable(big)
+    sender._learn_limit("SERVER: Received message larger than max (22001401 vs. 800)")
+    assert sender.max_message_bytes == 800
+    assert "receive limit 800" in sender._unsendable(small)
+    sender._learn_limit("Received message larger than max (22001401 vs. 17825792)")  # never raised again
+    assert sender.max_message_bytes == 800
