@@ -50,8 +50,8 @@ def test_a_frame_no_collector_can_take_is_found_before_it_is_sent(tmp_path):
     small, big = spool.append(b"x" * 1000, 1), spool.append(os.urandom(17 * 1024 * 1024), 1)
     assert sender._unsendable(small) == ""
     assert "> 16777216 allowed" in sender._unsendable(big)
-    sender._learn_limit("SERVER: Received message larger than max (22001401 vs. 800)")
-    assert sender.max_message_bytes == 800
-    assert "receive limit 800" in sender._unsendable(small)
+    sender._learn_limit("SERVER: Received message larger than max (22001401 vs. 30)")
+    assert sender.max_message_bytes == 30
+    assert "receive limit 30" in sender._unsendable(small)
     sender._learn_limit("Received message larger than max (22001401 vs. 17825792)")  # never raised again
-    assert sender.max_message_bytes == 800
+    assert sender.max_message_bytes == 30
