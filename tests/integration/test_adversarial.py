@@ -31,7 +31,7 @@ from tests.integration.procs import diagnose, start_agent, start_collector, synt
 
 SEED = int(os.environ.get("FERRY_ADVERSARY_SEED", "15"))
 FRAMES, QUERIES, LOCAL = 20_000, 5_000, 1_000  # at least this many of each
-TOTAL, RATE = 40_000, 1_000  # the good agent's synthetic points, and their rate
+TOTAL, RATE = 30_000, 1_000  # the good agent's synthetic points, and their rate
 STREAM_LEN = 400  # cheap frames per flood stream
 HOARDERS, PER_PEER = 20, 16  # streams opened at once from [::1], and the per-peer cap
 IDLE_S = 3
@@ -59,14 +59,17 @@ class Run:
         self.tally, self.addr = tally, addr
         self.stop_at = time.monotonic() + TIME_LIMIT_S
         self.errors: list[str] = []  # an attacker thread that failed itself
+        self.took: list[str] = []  # each attacker thread's wall time, for the report
 
     def going(self, prefix: str, target: int) -> bool:
         return time.monotonic() < self.stop_at and self.tally.total(prefix) < target
 
     def thread(self, fn, *args) -> threading.Thread:
         def body():
+            started = time.monotonic()
             try:
                 fn(*args)
+                self.took.append(f"{fn.__name__} {time.monotonic() - started:.0f} s")
             except BaseException as exc:  # reported by the test
                 self.errors.append(f"{fn.__name__}: {exc!r}")
 
@@ -336,6 +339,7 @@ def test_adversarial_run(cluster):
             f"\nadversarial run (seed {SEED}): attack {attack_s:.1f} s; good agent acked {acked_during:.0f} "
             f"frames meanwhile; synthetic stored {count:.0f} / {TOTAL} (sum {value_sum:.0f}); "
             f"collector VmHWM {hwm_mb:.0f} MB\n"
+            f"attackers: {', '.join(run.took)}\n"
             f"frames {tally.total('frame:')}:\n{tally.report('frame:')}\n"
             f"streams {tally.total('stream:')}:\n{tally.report('stream:')}\n"
             f"queries {tally.total('query:')}:\n{tally.report('query:')}\n"
