@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from ferry.v1 import query_pb2
 
@@ -133,7 +134,17 @@ def add_to_server(
     def handler(method_name: str, request_type: Any, response_type: Any):
         method = getattr(service, method_name)
 
-        async def handle(request, context: grpc.aio.ServicerContext):
+        async def handle(data: bytes, context: grpc.aio.ServicerContext):
+            # parsed here, not by grpc, which answers bytes that are not the request UNKNOWN
+            # (and logs a traceback): the same answer as the Ingest and Local services give
+            request = request_type()
+            try:
+                request.ParseFromString(data)
+            except DecodeError as exc:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"request of {len(data)} bytes is not a {request_type.DESCRIPTOR.full_name}: {exc}",
+                )
             loop = asyncio.get_running_loop()
             call = new_call(context)
 
@@ -164,7 +175,6 @@ def add_to_server(
 
         return grpc.unary_unary_rpc_method_handler(
             handle,
-            request_deserializer=request_type.FromString,
             response_serializer=response_type.SerializeToString,
         )
 
