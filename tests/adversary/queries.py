@@ -110,9 +110,10 @@ class Queries:
         "garbage page token",
         "tiny deadline",
         "cancel mid-query",
+        "not a request",
     )
     # the huge matchers cost the store a second or more each: fewer of them, like the bombs
-    WEIGHTS = (1, 1, 0.3, 1, 1, 1, 1, 1)
+    WEIGHTS = (1, 1, 0.3, 1, 1, 1, 1, 1, 0.3)
 
     def __init__(self, rng, metric: str = "ferry_synthetic", label: str = "shard"):
         self.rng = rng
@@ -495,4 +496,18 @@ class Queries:
             ((CA, r""), ("OK", r""), (DE, r"")),
             cancel_after=after,
             what=f"cancel after {after}",
+        )
+
+    def _not_a_request(self, klass: str) -> QueryCase:
+        """Bytes that are not the method's request: a field running past the end, a bad tag."""
+        method = self.rng.choice(list(RESPONSES))
+        data = self.rng.choice(
+            [b"\x0a\xff\xff\xff\xff\x0f", b"\xff" * 8, b"\x0a\x05ab", b"\x08" + b"\xff" * 11]
+        )
+        return QueryCase(
+            klass,
+            method,
+            data,
+            ((IA, rf"request of {len(data)} bytes is not a ferry.v1.{method}Request"), (DE, r"")),
+            what=data.hex(),
         )
