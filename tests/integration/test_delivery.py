@@ -207,10 +207,13 @@ def test_frames_replayed_after_their_ack_are_stored_once(tmp_path):
 def test_flood_beyond_the_write_rate_is_refused_and_memory_stays_bounded(tmp_path):
     """8 agents push as fast as they can into one writer thread. What the collector holds for
     them (pending bytes) never passes its bound; the rest is refused with RESOURCE_EXHAUSTED and
-    retried; RSS stays within the engine's insert working set (measured ~150 MB here whatever the
-    bound: see docs/delivery.md) plus the bound; every point is stored exactly once."""
+    retried; RSS stays within the engine's insert working set plus the bound; every point is
+    stored exactly once."""
     bound = 16 * 1024 * 1024
-    engine_allowance = 256 * 1024 * 1024
+    # RSS growth over the collector's own at start, whatever the bound: 184-191 MB with Native
+    # blocks (0239fe7), 229-275 MB with Arrow inserts, by load (the peak itself fell, 639 -> 553-570
+    # MB, as the process starts smaller); the flood's 12 M points would be ~190 MB raw if held
+    engine_allowance = 320 * 1024 * 1024
     collector = start_collector(tmp_path, "--max-pending-bytes", str(bound), "--writers", "1")
     proc = psutil.Process(collector.popen.pid)
     baseline = proc.memory_info().rss
