@@ -87,3 +87,13 @@ def records_frame(
     """A frame carrying events and logs, and metric points when `batch` is given."""
     payload = encode_payload(resource(agent_id, host), batch, events=list(events), logs=list(logs))
     return pack_frame(agent_id, epoch, seq, payload, len(batch) if batch is not None else 0)
+
+
+def varint(v: int) -> bytes:
+    """A protobuf base-128 varint, for tests that write payload bytes by hand."""
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | 0x80 if v else b)
+        if not v:
+            return bytes(out)

@@ -25,6 +25,7 @@ from ferry.wire.frames import (
     receive_limit,
 )
 from tests.adversary.verdicts import BUSY, IA, RE, Allowed
+from tests.framegen import varint
 
 MiB = 1024 * 1024
 GAUGE, COUNTER, DELTA, HISTOGRAM = (
@@ -48,15 +49,6 @@ class FrameCase:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
 
 
 def series(name: str = "adv.gauge", kind: int = GAUGE, unit: str = "1", labels=(("k", "v"),), bounds=()):
@@ -576,9 +568,7 @@ class Frames:
         """Bytes that are not a Frame: a field running past the end, a bad tag, random bytes."""
         choice = self.rng.randrange(4)
         if choice == 0:
-            data = (
-                b"\x0a" + _varint(self.rng.randrange(10, 2**31)) + self.rng.randbytes(self.rng.randrange(8))
-            )
+            data = b"\x0a" + varint(self.rng.randrange(10, 2**31)) + self.rng.randbytes(self.rng.randrange(8))
             return FrameCase("not a Frame", data, NOT_A_FRAME, ends_stream=True, what="length past the end")
         if choice == 1:
             data = bytes([self.rng.choice([0x00, 0x07, 0x0F, 0xFF])]) + self.rng.randbytes(
@@ -612,11 +602,11 @@ def dedup_stream(rng, agent_id: str, epoch: int, n: int) -> Iterator[tuple[int, 
 def _series_bomb(agent_id: str, seq: int) -> ingest_pb2.Frame:
     """~9.6 M one-letter GAUGE series in 64 MiB raw, ~276 KB of lz4."""
     entry = payload_pb2.Series(name="a", kind=GAUGE).SerializeToString()
-    entry = b"\x0a" + _varint(len(entry)) + entry
+    entry = b"\x0a" + varint(len(entry)) + entry
     head = payload_pb2.Payload(resource=payload_pb2.Resource(host="h")).SerializeToString()
     n = (DEFAULT_MAX_RAW_BYTES - len(head) - 16) // len(entry)
     columns = entry * n
-    return pack_frame(agent_id, 7, seq, head + b"\x12" + _varint(len(columns)) + columns, 0)
+    return pack_frame(agent_id, 7, seq, head + b"\x12" + varint(len(columns)) + columns, 0)
 
 
 def _records_bomb(agent_id: str, seq: int) -> ingest_pb2.Frame:
@@ -631,16 +621,16 @@ def _records_bomb(agent_id: str, seq: int) -> ingest_pb2.Frame:
 def _label_key_bomb(agent_id: str, seq: int) -> ingest_pb2.Frame:
     """One series with 500,000 label keys."""
     s = payload_pb2.Series(name="a", kind=GAUGE).SerializeToString() + b"\x22\x01k" * 500_000
-    columns = b"\x0a" + _varint(len(s)) + s
+    columns = b"\x0a" + varint(len(s)) + s
     raw = payload_pb2.Payload(resource=payload_pb2.Resource(host="h")).SerializeToString()
-    return pack_frame(agent_id, 7, seq, raw + b"\x12" + _varint(len(columns)) + columns, 0)
+    return pack_frame(agent_id, 7, seq, raw + b"\x12" + varint(len(columns)) + columns, 0)
 
 
 def _fields_bomb(agent_id: str, seq: int) -> ingest_pb2.Frame:
     """3,000,000 point_count fields in the metric columns: more protobuf fields than allowed."""
     m = b"\x10\x01" * 3_000_000
     raw = payload_pb2.Payload(resource=payload_pb2.Resource(host="h")).SerializeToString()
-    return pack_frame(agent_id, 7, seq, raw + b"\x12" + _varint(len(m)) + m, 0)
+    return pack_frame(agent_id, 7, seq, raw + b"\x12" + varint(len(m)) + m, 0)
 
 
 def expensive(rng) -> list[FrameCase]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ferry.v1 import query_pb2
 from tests.adversary.verdicts import CA, DE, IA, RE, Allowed
+from tests.framegen import varint
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 DAY_MS = 86_400_000
@@ -87,15 +88,6 @@ def _nothing(resp) -> str | None:
     n = len(getattr(resp, "series", ())) + len(getattr(resp, "values", ()))
     n += len(getattr(resp, "events", ())) + len(getattr(resp, "logs", ())) + getattr(resp, "total", 0)
     return f"an injection matched {n} entries" if n else None
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
 
 
 class Queries:
@@ -417,7 +409,7 @@ class Queries:
         value = rng.choice([-1, -(2**31), 2**32 - 1, cap + 1, 2**31, 0])
         # a negative limit as a client of another language sends it: a 10-byte varint of the
         # two's complement (uint32 reads its low 32 bits)
-        raw = base.SerializeToString() + bytes([field << 3]) + _varint(value % 2**64)
+        raw = base.SerializeToString() + bytes([field << 3]) + varint(value % 2**64)
         if value == 0:
             return QueryCase(klass, method, raw, (*ANY_OK, (RE, r".")), what="limit 0")
         return QueryCase(

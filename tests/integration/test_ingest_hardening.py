@@ -23,6 +23,7 @@ from ferry.wire.codec import encode_payload
 from ferry.wire.columns import GAUGE, MetricBatch
 from ferry.wire.frames import DEFAULT_MAX_RAW_BYTES, pack_frame
 from tests import framegen
+from tests.framegen import varint
 from tests.integration.procs import collector_and_agent, diagnose, start_agent, start_collector, wait_for
 
 MiB = 1024 * 1024
@@ -57,23 +58,14 @@ def _refused(agent) -> float:
     return s.get("ferry_agent_backpressure_total", 0.0) + s.get("ferry_agent_frames_rejected_total", 0.0)
 
 
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
-
-
 def _series_bomb() -> ingest_pb2.Frame:
     """The adversarial run's frame: ~9.6 M one-letter GAUGE series, 64 MiB raw, ~276 KB lz4."""
     series = payload_pb2.Series(name="a", kind=payload_pb2.GAUGE).SerializeToString()
-    entry = b"\x0a" + _varint(len(series)) + series
+    entry = b"\x0a" + varint(len(series)) + series
     head = payload_pb2.Payload(resource=payload_pb2.Resource(host="h")).SerializeToString()
     n = (DEFAULT_MAX_RAW_BYTES - len(head) - 16) // len(entry)
     columns = entry * n
-    raw = head + b"\x12" + _varint(len(columns)) + columns
+    raw = head + b"\x12" + varint(len(columns)) + columns
     return pack_frame("bomber", 7, 1, raw, 0)
 
 

@@ -34,10 +34,24 @@ def _build(source: Path, out: Path) -> Path:
     return wheel
 
 
+def _tree(dest: Path) -> Path:
+    """The repository's files as git sees them (tracked, and new ones it does not ignore), copied:
+    a build in the work tree would reuse its build/ directory, stale files included."""
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
-    return {"ferry": _build(ROOT, out / "ferry"), "ferry-client": _build(ROOT / "client", out / "client")}
+    tree = _tree(tmp_path_factory.mktemp("tree"))
+    return {"ferry": _build(tree, out / "ferry"), "ferry-client": _build(tree / "client", out / "client")}
 
 
 def _files(wheel: Path) -> list[str]:
@@ -61,6 +75,15 @@ def test_ferry_is_the_only_top_level_package_and_no_file_is_shipped_twice(wheels
         assert typed in client
     for typed in ("ferry/agent/py.typed", "ferry/collector/py.typed"):
         assert typed in main
+    folders = {"ferry/agent/": "agent/", "ferry/collector/": "collector/", "ferry/client/": "client/"}
+
+    def source(name: str) -> Path:
+        for package, folder in folders.items():
+            if name.startswith(package):
+                return ROOT / (folder + name.removeprefix(package))
+        return ROOT / "proto" / name
+
+    assert [n for n in main + client if not source(n).is_file()] == []  # nothing stale, nothing made up
 
 
 @pytest.fixture

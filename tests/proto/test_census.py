@@ -10,21 +10,13 @@ from ferry.v1 import payload_pb2
 from ferry.wire.census import CensusError, census
 from ferry.wire.codec import encode_payload
 from tests import framegen
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
+from tests.framegen import varint
 
 
 def _series_table(n: int, **fields) -> bytes:
     series = payload_pb2.Series(name="a", kind=payload_pb2.GAUGE, **fields).SerializeToString()
-    columns = (b"\x0a" + _varint(len(series)) + series) * n
-    return b"\x12" + _varint(len(columns)) + columns
+    columns = (b"\x0a" + varint(len(series)) + series) * n
+    return b"\x12" + varint(len(columns)) + columns
 
 
 def test_counts_a_real_payload():
@@ -67,7 +59,7 @@ def test_records_of_every_kind_count_together():
 def test_fields_at_every_level_are_capped():
     # one series repeating its name: a field the other caps do not count
     series = b"\x0a\x01a" * 1_000
-    raw = b"\x12" + _varint(len(series) + 3) + b"\x0a" + _varint(len(series)) + series
+    raw = b"\x12" + varint(len(series) + 3) + b"\x0a" + varint(len(series)) + series
     with pytest.raises(CensusError, match=r"more than 500 protobuf fields \(500 allowed\)"):
         census(raw, Limits(max_fields=500), RecordLimits())
 
