@@ -18,7 +18,7 @@ from ferry.collector import selfmetrics as m
 from ferry.wire.census import Census
 
 # Besides its decompressed bytes a decoded frame holds its parsed protobuf, numpy columns and
-# the Native block: about 4x the raw size (5x in all, the factor the flood test was sized with),
+# the Arrow block: about 4x the raw size (5x in all, the factor the flood test was sized with),
 # plus ~1 KB per series (SeriesDef, SeriesRow and their tuples) and ~64 B per protobuf field,
 # which is what a payload of many tiny elements costs beyond its size.
 RAW_COST_FACTOR = 4

@@ -39,7 +39,7 @@ from ferry.collector.validate import (
     validate_records,
 )
 from ferry.collector.writer import Writer
-from ferry.limits import check_resource_text, check_unit
+from ferry.limits import check_resource_text
 from ferry.records import KINDS
 from ferry.v1 import ingest_pb2
 from ferry.wire.census import CensusError, census
@@ -102,10 +102,11 @@ class FramePipeline:
         """`address`: the peer the frame came from, recorded in the agents table. `reservation`:
         the frame's share of the ingest budget, taken here step by step (the caller releases it)."""
         m.FRAME_BYTES.inc(len(frame.payload))
-        try:
-            self.check(frame)
-        except REFUSED as exc:
-            return self._refused(frame, exc)
+        if reservation is None or not reservation.opened:  # an opened reservation passed check()
+            try:
+                self.check(frame)
+            except REFUSED as exc:
+                return self._refused(frame, exc)
         if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
         try:
@@ -150,8 +151,6 @@ class FramePipeline:
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
         # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
-        for i, s in enumerate(payload.metrics.series):
-            check_unit(s.unit, self.config.limits, f"series {i} {s.name[:64]!r}")
         batch = decode_metrics(payload.metrics)
         now = self.clock()
         validate_batch(batch, int(now * 1000), self.config.limits)

@@ -21,6 +21,7 @@ from ferry.limits import (
     check_bounds,
     check_labels,
     check_name,
+    check_unit,
 )
 from ferry.records import KINDS
 from ferry.v1 import payload_pb2
@@ -48,6 +49,7 @@ def check_series(series: SeriesDef, limits: Limits, index: int) -> None:
             f"{where}: unknown kind {series.kind} (known: 1 GAUGE, 2 COUNTER, 3 DELTA, 4 HISTOGRAM)"
         )
     check_labels(series.labels, limits, where)
+    check_unit(series.unit, limits, where)
     if series.kind == HISTOGRAM:
         check_bounds(series.bounds, limits, where)
     elif series.bounds:
