@@ -56,19 +56,26 @@ class Proc:
         return out
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     fh = log.open("ab")
     return subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def start_collector(workdir: Path, *extra: str, store: Path | None = None, port: int | None = None) -> Proc:
+def start_collector(
+    workdir: Path,
+    *extra: str,
+    store: Path | None = None,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Proc:
+    """`env`: variables set for the collector on top of this process's environment."""
     port = port or free_port()
     addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
     store = store or workdir / "store"
     log = workdir / f"collector-{port}.log"
     args = collector_command(addr, store, metrics, *extra)
-    proc = Proc(_spawn(args, log), log, addr, metrics, args)
+    proc = Proc(_spawn(args, log, env), log, addr, metrics, args)
     try:
         wait_healthy(addr, timeout_s=60, proc=proc.popen)
     except Exception as exc:
