@@ -5,7 +5,8 @@ declares: its compressed and decompressed sizes once the header passed
 (`ferry.wire.frames.check_frame`; the ingest service takes this step on the event loop, so frames
 waiting for a writer thread are counted), then
 what parsing and decoding will allocate once the census counted its elements
-(`ferry.wire.census`). It releases everything when it is answered. When a step does not fit, the
+(`ferry.wire.census`). Once decoded it keeps only what it holds while it waits in a group (its
+insert blocks), and it releases everything when it is answered. When a step does not fit, the
 frame is refused with RESOURCE_EXHAUSTED and the agent retries later, so memory stays bounded
 however many agents push at once.
 """
@@ -91,6 +92,12 @@ class Reservation:
             return False
         self.held += cost
         return True
+
+    def keep(self, cost: int) -> None:
+        """Hold only `cost` from now on (what a decoded frame keeps while its group fills)."""
+        if cost < self.held:
+            self.budget.release(self.held - cost)
+            self.held = cost
 
     def release(self) -> None:
         self.budget.release(self.held)

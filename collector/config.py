@@ -41,6 +41,15 @@ class CollectorConfig:
     stream_idle_timeout: float = setting(
         300.0, "duration", "end an ingest stream that sends no frame for this long", metavar="DUR"
     )
+    stream_window: int = setting(
+        16, "int", "frames of one stream decoded or waiting for their group at once (more wait unread)"
+    )
+    group_max_rows: int = setting(
+        100_000, "int", "a group (one insert per table) is written once it holds this many points and records"
+    )
+    group_max_age: float = setting(
+        0.2, "duration", "... or once its first frame has waited this long", metavar="DUR"
+    )
     retry_after_ms: int = setting(500, "int", "base delay a refused agent is told to wait (plus jitter)")
     drain_timeout: float = setting(
         30.0, "duration", "on SIGTERM, how long to finish frames already taken", metavar="DUR"
@@ -67,7 +76,6 @@ class CollectorConfig:
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
     rollup_1m_ttl_days: int = setting(90, "int", "retention of the 1-minute rollup, days")
     rollup_1h_ttl_days: int = setting(730, "int", "retention of the 1-hour rollup, days")
-    dedup_window: int = setting(10_000, "int", "insert tokens each table remembers for dedup")
     cluster: str = setting(
         "",
         "str",
@@ -85,6 +93,11 @@ class CollectorConfig:
                 )
         if self.max_streams_per_peer < 1:
             raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
+        for key in ("stream_window", "group_max_rows"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
+        if self.group_max_age < 0:
+            raise ConfigError(f"group_max_age {self.group_max_age} must be >= 0")
         if self.stream_idle_timeout <= 0:
             raise ConfigError(f"stream_idle_timeout {self.stream_idle_timeout} must be > 0")
         for key in ("queries", "query_max_memory_bytes", "query_max_answer_bytes"):

@@ -1,12 +1,16 @@
 """The `ferry.v1.Ingest` service: frames in, acks out, each frame through the FramePipeline.
 
-`Stream` handles one agent's long-lived stream in order, running the blocking pipeline on the
-writer pool. Nothing after an unanswered frame is ever committed on a stream, so the dedup
-high-water mark stays valid:
+`Stream` handles one agent's long-lived stream: a reader task takes its frames in order and
+prepares each on the writer pool (decode, validate, join a group: `ferry.collector.commit`),
+one at a time, while up to `stream_window` of them wait for their group; acks go back in the
+frames' order as groups are written. Nothing after an unanswered frame is ever committed on a
+stream, so the dedup marks stay valid:
   - a store failure ends the stream with UNAVAILABLE; the agent resends from that frame;
   - a frame that does not fit the pending-bytes budget gets a REJECTED ack with
     RESOURCE_EXHAUSTED and retry_after_ms, and the stream ends; the agent waits and resends;
   - while the collector drains for shutdown, a frame that arrives ends the stream unanswered.
+In both of the first cases the stream's later frames are refused by the committer
+(`commit.Stream.failed`) before they can join a group.
 `Push` is the unary form: a refused frame fails the call with the matching status.
 
 Streams are capped in all (`max_streams`) and per peer (`max_streams_per_peer`, keyed by
@@ -25,7 +29,7 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -35,6 +39,7 @@ from google.protobuf.message import DecodeError
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
 from ferry.collector.budget import Budget, Reservation, opening_cost
+from ferry.collector.commit import Stream as StreamState
 from ferry.collector.config import CollectorConfig
 from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StoreUnavailable
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
@@ -62,6 +67,7 @@ class StreamLimits:
     max_streams: int = _DEFAULTS.max_streams
     max_streams_per_peer: int = _DEFAULTS.max_streams_per_peer
     idle_timeout_s: float = _DEFAULTS.stream_idle_timeout
+    window: int = _DEFAULTS.stream_window
 
 
 class RejectLog:
@@ -131,14 +137,26 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
     def _handle(
         self, frame: ingest_pb2.Frame, address: str, reservation: Reservation | None = None
     ) -> ingest_pb2.Ack:
-        """The pipeline with this frame's reservation, released when it is answered."""
-        reservation = reservation or self.budget.reservation()
+        """The pipeline with this frame's reservation, released when it is answered (Push)."""
+        return self._submit(frame, address, reservation or self.budget.reservation(), None).result()
+
+    def _submit(
+        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation, stream: StreamState | None
+    ) -> Future:
+        """Prepare `frame` and join it to a group (a writer thread); a future of its Ack. The
+        reservation is released when the future is done; a busy frame fails its stream."""
         try:
-            return self.pipeline.handle(frame, address, reservation)
+            future = self.pipeline.submit(frame, address, reservation, stream)
         except Busy as exc:
-            return self._busy_ack(frame, exc.cost)
-        finally:
+            if stream is not None:
+                stream.failed = True
+            future = Future()
+            future.set_result(self._busy_ack(frame, exc.cost))
+        except BaseException:
             reservation.release()
+            raise
+        future.add_done_callback(lambda _: reservation.release())
+        return future
 
     def _checks(self, frame: ingest_pb2.Frame) -> bool:
         try:
@@ -202,45 +220,88 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         peer = context.peer()
         key = peer_key(peer)
         await self._open(key, context)
-        loop = asyncio.get_running_loop()
-        address = peer_address(peer)
-        idle = self.limits.idle_timeout_s
-        frames = aiter(request_iterator)
+        state = StreamState()
+        answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
+        reader = asyncio.create_task(self._read(aiter(request_iterator), peer_address(peer), state, answers))
         try:
             while True:
-                try:
-                    frame = await asyncio.wait_for(anext(frames), idle)
-                except StopAsyncIteration:
+                item = await answers.get()
+                if item is None:
                     return
-                except TimeoutError:
-                    await context.abort(
-                        grpc.StatusCode.UNAVAILABLE,
-                        f"no frame for {idle:g} s (stream_idle_timeout); reconnect to send more",
-                    )
-                if isinstance(frame, BadMessage):
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, frame.message)
-                if self.draining:
-                    return  # unanswered: the agent resends it after reconnecting
-                # a frame whose header passes reserves its opening step here, before it waits for
-                # a worker; one that fails reserves nothing and the pipeline answers why
-                reservation = self.budget.reservation()
-                if self._checks(frame) and not reservation.open(len(frame.payload), frame.raw_size):
-                    yield self._busy_ack(frame, opening_cost(len(frame.payload), frame.raw_size))
-                    return
-                self.in_progress += 1
+                if isinstance(item, Abort):
+                    await context.abort(item.code, item.message)
+                frame, future = item
                 try:
-                    ack = await loop.run_in_executor(self.executor, self._handle, frame, address, reservation)
+                    ack = await asyncio.wrap_future(future)
                 except StoreUnavailable as exc:
+                    state.failed = True
                     log.warning("ending stream from %s: %s", peer, exc)
                     await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-                finally:
-                    self.in_progress -= 1
                 self._log_rejected(frame, ack, peer)
                 yield ack
                 if ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
                     return
         finally:
+            state.failed = True  # frames still being prepared for this stream join no group
+            reader.cancel()
             self._close(key)
+
+    async def _read(self, frames, address: str, state: StreamState, answers: asyncio.Queue) -> None:
+        """Take the stream's frames in order, prepare each on a writer thread and queue its
+        answer (a future) for the stream; None ends the stream, an Abort ends it with a status."""
+        try:
+            await self._take(frames, address, state, answers)
+        except Exception as exc:  # the request stream broke: end the stream (the agent resends)
+            log.warning("reading stream from %s failed: %s", address, exc)
+            await answers.put(Abort(grpc.StatusCode.UNAVAILABLE, f"reading the stream failed: {exc}"))
+
+    async def _take(self, frames, address: str, state: StreamState, answers: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        idle = self.limits.idle_timeout_s
+        while True:
+            try:
+                frame = await asyncio.wait_for(anext(frames), idle)
+            except StopAsyncIteration:
+                await answers.put(None)
+                return
+            except TimeoutError:
+                await answers.put(
+                    Abort(
+                        grpc.StatusCode.UNAVAILABLE,
+                        f"no frame for {idle:g} s (stream_idle_timeout); reconnect to send more",
+                    )
+                )
+                return
+            if isinstance(frame, BadMessage):
+                await answers.put(Abort(grpc.StatusCode.INVALID_ARGUMENT, frame.message))
+                return
+            if self.draining or state.failed:
+                await answers.put(None)  # unanswered: the agent resends it after reconnecting
+                return
+            # a frame whose header passes reserves its opening step here, before it waits for
+            # a worker; one that fails reserves nothing and the pipeline answers why
+            reservation = self.budget.reservation()
+            if self._checks(frame) and not reservation.open(len(frame.payload), frame.raw_size):
+                state.failed = True
+                await answers.put(
+                    (frame, _done(self._busy_ack(frame, opening_cost(len(frame.payload), frame.raw_size))))
+                )
+                return
+            self.in_progress += 1
+            try:
+                future = await loop.run_in_executor(
+                    self.executor, self._submit, frame, address, reservation, state
+                )
+            except BaseException:
+                self.in_progress -= 1
+                raise
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._answered))
+            await answers.put((frame, future))
+            if future.done() and _busy(future):
+                return
+
+    def _answered(self) -> None:
+        self.in_progress -= 1
 
     async def drain(self, timeout_s: float) -> None:
         """Stop taking frames; wait until every frame already taken is answered."""
@@ -248,6 +309,27 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.in_progress and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class Abort:
+    """End the stream with this status (after the answers queued before it)."""
+
+    code: grpc.StatusCode
+    message: str
+
+
+def _done(ack: ingest_pb2.Ack) -> Future:
+    f: Future = Future()
+    f.set_result(ack)
+    return f
+
+
+def _busy(future: Future) -> bool:
+    """A done future holding a RESOURCE_EXHAUSTED ack (the stream ends after it)."""
+    if future.exception() is not None:
+        return False
+    return future.result().code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
 
 
 @dataclass(frozen=True)

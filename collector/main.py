@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -17,18 +19,22 @@ from ferry.collector import __version__
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.budget import Budget
+from ferry.collector.commit import GroupCommitter
 from ferry.collector.config import CollectorConfig
 from ferry.collector.ingest import IngestService, StreamLimits
 from ferry.collector.ingest import register as register_ingest
+from ferry.collector.marks import Marks
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
 from ferry.collector.query import calls
 from ferry.collector.query.service import QueryService
 from ferry.collector.query.sql import CLIENT_MAX_RECEIVE_BYTES, QueryLimits
+from ferry.collector.storage import ledger
 from ferry.collector.storage.health import StoreHealth
+from ferry.collector.storage.ledger import DAY_MS
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
 from ferry.collector.validate import Limits
-from ferry.collector.writer import Writer
+from ferry.collector.writer import FAULT_ENV, Writer
 from ferry.runtime.config import parse_args
 from ferry.runtime.logs import setup
 from ferry.runtime.loop import run
@@ -57,16 +63,21 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             logs_ttl_days=cfg.logs_ttl_days,
             rollup_1m_ttl_days=cfg.rollup_1m_ttl_days,
             rollup_1h_ttl_days=cfg.rollup_1h_ttl_days,
-            dedup_window=cfg.dedup_window,
             cluster=cfg.cluster,
         ),
     )
     store_health = await asyncio.to_thread(StoreHealth.of, bootstrap)
+    limits = Limits()
+    marks = await asyncio.to_thread(load_marks, bootstrap, limits)
     writers = ThreadPoolExecutor(cfg.writers, thread_name_prefix="writer")
+    writer = Writer(
+        stores, health=store_health, agents=AgentRecorder(), fault_after=os.environ.get(FAULT_ENV, "")
+    )
+    committer = GroupCommitter(writer.write, marks, cfg.group_max_rows, cfg.group_max_age)
+    committer.start()
     pipeline = FramePipeline(
-        Writer(stores, health=store_health),
-        PipelineConfig(limits=Limits(), frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
-        agents=AgentRecorder(stores),
+        committer,
+        PipelineConfig(limits=limits, frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
     )
     server = transport.server(
         max_receive_bytes=receive_limit(cfg.max_frame_bytes),
@@ -78,7 +89,9 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         writers,
         Budget(cfg.max_pending_bytes),
         retry_after_ms=cfg.retry_after_ms,
-        stream_limits=StreamLimits(cfg.max_streams, cfg.max_streams_per_peer, cfg.stream_idle_timeout),
+        stream_limits=StreamLimits(
+            cfg.max_streams, cfg.max_streams_per_peer, cfg.stream_idle_timeout, cfg.stream_window
+        ),
     )
     register_ingest(ingest, server)
     queries = ThreadPoolExecutor(cfg.queries, thread_name_prefix="query")
@@ -134,6 +147,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     await ingest.drain(cfg.drain_timeout)
     await server.stop(grace=1)
     writers.shutdown(wait=True)
+    await asyncio.to_thread(committer.stop)
     queries.shutdown(wait=True)
     killer.shutdown(wait=True)
     stores.close_all()
@@ -170,6 +184,19 @@ async def watch_store(
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), cfg.store_probe_interval)
+
+
+def load_marks(store: Store, limits: Limits) -> Marks:
+    """The dedup marks, rebuilt from the store's ledger for the days a frame can still carry."""
+    started = time.perf_counter()
+    marks = Marks()
+    since = int(time.time() * 1000 - limits.max_past_ms) // DAY_MS - 1
+    n = marks.load(ledger.read(store, since))
+    seconds = time.perf_counter() - started
+    m.LEDGER_SECONDS.set(seconds)
+    m.MARKS.set(len(marks))
+    log.info("dedup marks: %d rebuilt from the store in %.2f s", n, seconds)
+    return marks
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""One frame in, one Ack out: check → dedup → open → count → decode → validate → rows → write.
+"""One frame in, one Ack out: check → dedup → open → count → decode → validate → rows → group.
 
 A frame carries metric points and records of every kind (`ferry.records`: events, logs) in any
 mix (each part may be empty); all of it
@@ -9,10 +9,12 @@ before any memory is reserved; its payload is counted (`ferry.wire.census`) befo
 so refusing a frame costs at most one walk of its bytes, and what the reservation holds comes
 from checked sizes and counts only.
 
-Synchronous and blocking by design: the ingest service runs it on worker threads. Bad input
-becomes a REJECTED ack carrying the gRPC code and a message naming the value and limit; a store
-failure raises StoreUnavailable so the caller ends the stream and the agent resends; a
-reservation that does not fit raises Busy (the caller answers RESOURCE_EXHAUSTED).
+`submit` runs on the ingest service's worker threads up to the point where the frame's rows
+join a group (`ferry.collector.commit`), and returns a future of its Ack, resolved once the
+group is written; `handle` waits for it. Bad input becomes a REJECTED ack carrying the gRPC code
+and a message naming the value and limit; a store failure fails the future with
+StoreUnavailable so the caller ends the stream and the agent resends; a reservation that does
+not fit raises Busy (the caller answers RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import grpc
 
 from ferry.collector import selfmetrics as m
-from ferry.collector.agents import AgentRecorder
 from ferry.collector.budget import Reservation, decoding_cost, opening_cost
-from ferry.collector.dedup import HighWaterMarks
+from ferry.collector.commit import DUPLICATE, GroupCommitter, Prepared, StoreUnavailable, Stream
+from ferry.collector.marks import Marks
 from ferry.collector.records_rows import record_block
-from ferry.collector.rows import RowBuilder
+from ferry.collector.rows import Identity, RowBuilder
 from ferry.collector.validate import (
     Limits,
     RecordLimits,
@@ -49,8 +52,9 @@ from ferry.wire.frames import FrameError, FrameLimits, check_frame, open_frame
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
-class StoreUnavailable(RuntimeError):
-    """The frame was valid but could not be committed; nothing after it may be acked."""
+__all__ = ["REFUSED", "Busy", "FramePipeline", "PipelineConfig", "StoreUnavailable"]
+# what a decoded frame keeps while it waits in a group, beyond its blocks: its SeriesRows
+SERIES_ROW_BYTES = 256
 
 
 class Busy(RuntimeError):
@@ -75,18 +79,24 @@ class PipelineConfig:
 class FramePipeline:
     def __init__(
         self,
-        writer: Writer,
+        committer: GroupCommitter,
         config: PipelineConfig | None = None,
-        marks: HighWaterMarks | None = None,
         clock: Callable[[], float] = time.time,
-        agents: AgentRecorder | None = None,
     ):
-        self.writer = writer
-        self.agents = agents
+        self.committer = committer
         self.config = config or PipelineConfig()
-        self.marks = marks or HighWaterMarks()
         self.rows = RowBuilder()
         self.clock = clock
+
+    @classmethod
+    def writing(cls, writer: Writer, config: PipelineConfig | None = None) -> FramePipeline:
+        """A pipeline whose every frame is written as its own group, at once, by the calling
+        thread (a committer not started): for tests and tools."""
+        return cls(GroupCommitter(writer.write, Marks()), config)
+
+    @property
+    def marks(self) -> Marks:
+        return self.committer.marks
 
     def check(self, frame: ingest_pb2.Frame) -> None:
         """The frame's name and sizes, without decompressing it; raises what `handle` refuses."""
@@ -99,41 +109,90 @@ class FramePipeline:
     def handle(
         self, frame: ingest_pb2.Frame, address: str = "", reservation: Reservation | None = None
     ) -> ingest_pb2.Ack:
-        """`address`: the peer the frame came from, recorded in the agents table. `reservation`:
-        the frame's share of the ingest budget, taken here step by step (the caller releases it)."""
+        """`submit`, then wait for the answer (StoreUnavailable when the group failed)."""
+        return self.submit(frame, address, reservation).result()
+
+    def submit(
+        self,
+        frame: ingest_pb2.Frame,
+        address: str = "",
+        reservation: Reservation | None = None,
+        stream: Stream | None = None,
+    ) -> Future:
+        """Decode `frame` and join its rows to a group; a future of its Ack. `address`: the peer
+        the frame came from, recorded in the agents table. `reservation`: the frame's share of
+        the ingest budget, taken here step by step and cut to what the frame keeps while it
+        waits in its group (the caller releases it once the future is done). `stream`: the
+        stream it came on, in order (a Push call is a stream of its own)."""
+        prepared = self._prepare(frame, address, reservation)
+        if isinstance(prepared, ingest_pb2.Ack):
+            return _done(prepared)
+        if reservation is not None:
+            reservation.keep(
+                sum(b.nbytes for b in prepared.blocks.values()) + SERIES_ROW_BYTES * len(prepared.series)
+            )
+        out: Future = Future()
+        try:
+            joined = self.committer.submit(prepared, stream or Stream())
+        except StoreUnavailable as exc:
+            out.set_exception(exc)
+            return out
+
+        def answered(f: Future) -> None:
+            try:
+                status = f.result()
+            except Exception as exc:
+                out.set_exception(exc)
+                return
+            out.set_result(self._ack(frame, ingest_pb2.DUPLICATE if status == DUPLICATE else ingest_pb2.OK))
+
+        joined.add_done_callback(answered)
+        return out
+
+    def _prepare(
+        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation | None
+    ) -> Prepared | ingest_pb2.Ack:
         m.FRAME_BYTES.inc(len(frame.payload))
         if reservation is None or not reservation.opened:  # an opened reservation passed check()
             try:
                 self.check(frame)
             except REFUSED as exc:
                 return self._refused(frame, exc)
-        if self.marks.is_duplicate(frame.agent_id, frame.epoch, frame.seq):
+        if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
         try:
             payload, batch = self._decode(frame, reservation)
         except REFUSED as exc:
             return self._refused(frame, exc)
-        rows = self.rows.build(batch, payload.resource)
+        res = payload.resource
+        identity = Identity(frame.agent_id, frame.epoch, frame.seq)
+        rows = self.rows.build(batch, res, identity)
+        blocks = {}
+        if rows.samples_block is not None:
+            blocks["samples"] = rows.samples_block
+        if rows.histograms_block is not None:
+            blocks["histograms"] = rows.histograms_block
+        records = {}
         for kind in KINDS:
-            block = record_block(kind, getattr(payload, kind.name), payload.resource.host, frame.agent_id)
+            items = getattr(payload, kind.name)
+            block = record_block(kind, items, res.host, identity)
             if block is not None:
-                rows.records[kind.name] = block
-        token = f"{frame.agent_id}:{frame.epoch}:{frame.seq}"
-        started = time.perf_counter()
-        try:
-            self.writer.write(rows, token)
-        except Exception as exc:
-            m.STORE_ERRORS.inc()
-            raise StoreUnavailable(f"store write of frame {token} failed: {exc}") from exc
-        m.INSERT_SECONDS.observe(time.perf_counter() - started)
-        m.POINTS.inc(len(batch))
-        for kind in KINDS:
-            m.RECORDS[kind.name].inc(len(getattr(payload, kind.name)))
-        self.marks.commit(frame.agent_id, frame.epoch, frame.seq)
-        if self.agents is not None:
-            res = payload.resource
-            self.agents.seen(frame.agent_id, res.host, res.agent_version, address)
-        return self._ack(frame, ingest_pb2.OK)
+                blocks[kind.name] = block
+                records[kind.name] = len(items)
+        return Prepared(
+            frame.agent_id,
+            frame.epoch,
+            frame.seq,
+            blocks,
+            rows.series,
+            rows.min_time_ms,
+            rows.max_time_ms,
+            res.host,
+            res.agent_version,
+            address,
+            len(batch),
+            records,
+        )
 
     def _decode(self, frame: ingest_pb2.Frame, reservation: Reservation | None):
         if reservation is not None and not reservation.open(len(frame.payload), frame.raw_size):
@@ -175,6 +234,12 @@ class FramePipeline:
             message=message,
             code=code.value[0] if code is not None else 0,
         )
+
+
+def _done(ack: ingest_pb2.Ack) -> Future:
+    f: Future = Future()
+    f.set_result(ack)
+    return f
 
 
 def _take(reservation: Reservation | None, cost: int) -> None:

@@ -5,7 +5,8 @@ per kind of `ferry.records.KINDS`. Records arrive as protobuf messages, one per 
 column is gathered with one pass over the records. The table (`ferry.collector.storage.tables`,
 named by the kind) says which columns there are: `ts` is the record's time_unix_ns, host and
 agent_id come from the frame (the same on every row), and every other column is the message
-field of its name, a `has_<field>` flag making an optional number NULL.
+field of its name, a `has_<field>` flag making an optional number NULL; `epoch` and `seq` (with
+agent_id, the frame's identity: the dedup ledger) are the frame's.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import numpy as np
 import pyarrow as pa
 from google.protobuf.message import Message
 
+from ferry.collector.rows import Identity
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary, Masked
 from ferry.records import RecordKind
 
 
-def _column(kind: RecordKind, name: str, records: Sequence[Message], frame: dict[str, str]):
+def _column(
+    kind: RecordKind, name: str, records: Sequence[Message], frame: dict[str, str], identity: Identity
+):
     n = len(records)
+    if name in ("epoch", "seq"):
+        return np.full(n, getattr(identity, name), dtype=np.uint64)
     if name == "ts":
         return np.fromiter((r.time_unix_ns for r in records), dtype=np.int64, count=n)
     if name in frame:
@@ -39,11 +45,13 @@ def _column(kind: RecordKind, name: str, records: Sequence[Message], frame: dict
     return [getattr(r, name) for r in records]
 
 
-def record_block(kind: RecordKind, records: Sequence[Message], host: str, agent_id: str) -> pa.Table | None:
-    """The rows of `kind`'s table for `records`; None when there are none."""
+def record_block(
+    kind: RecordKind, records: Sequence[Message], host: str, identity: Identity
+) -> pa.Table | None:
+    """The rows of `kind`'s table for `records`, from the frame `identity`; None when there are none."""
     n = len(records)
     if not n:
         return None
     table = tables.TABLES[kind.name]
-    frame = {"host": host, "agent_id": agent_id}
-    return blocks.block(table, n, {c: _column(kind, c, records, frame) for c in table.names})
+    frame = {"host": host, "agent_id": identity.agent_id}
+    return blocks.block(table, n, {c: _column(kind, c, records, frame, identity) for c in table.names})

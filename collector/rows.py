@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,25 @@ from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary, Ragged
 from ferry.v1 import payload_pb2
 from ferry.wire.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
+
+
+class Identity(NamedTuple):
+    """The frame a row came in: written into every raw row, the store's dedup ledger."""
+
+    agent_id: str = ""
+    epoch: int = 0
+    seq: int = 0
+
+    def columns(self, n: int) -> dict[str, object]:
+        """The identity columns of a block of `n` rows (`tables.IDENTITY_COLUMNS`)."""
+        return {
+            "agent_id": Dictionary([self.agent_id], np.zeros(n, dtype=np.int32)),
+            "epoch": np.full(n, self.epoch, dtype=np.uint64),
+            "seq": np.full(n, self.seq, dtype=np.uint64),
+        }
+
+
+NO_IDENTITY = Identity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +98,9 @@ class RowBuilder:
                 self._cache.popitem(last=False)
         return row
 
-    def build(self, batch: MetricBatch, resource: payload_pb2.Resource) -> FrameRows:
+    def build(
+        self, batch: MetricBatch, resource: payload_pb2.Resource, identity: Identity = NO_IDENTITY
+    ) -> FrameRows:
         res = dict(resource.labels)
         res["host"] = resource.host
         res_key = tuple(sorted(res.items()))
@@ -97,7 +119,7 @@ class RowBuilder:
         out.max_time_ms = int(batch.time_ms.max())
         if point_is_hist.any():
             plain = ~point_is_hist
-            out.histograms_block = _histogram_block(batch, point_is_hist, sids, names, name_idx)
+            out.histograms_block = _histogram_block(batch, point_is_hist, sids, names, name_idx, identity)
             refs, times, values = refs[plain], batch.time_ms[plain], batch.value[plain]
         else:
             times, values = batch.time_ms, batch.value
@@ -111,13 +133,19 @@ class RowBuilder:
                     "name": Dictionary(names, name_idx[refs]),
                     "ts": times,
                     "value": values,
+                    **identity.columns(out.samples_count),
                 },
             )
         return out
 
 
 def _histogram_block(
-    batch: MetricBatch, point_is_hist: np.ndarray, sids: np.ndarray, names: list[str], name_idx: np.ndarray
+    batch: MetricBatch,
+    point_is_hist: np.ndarray,
+    sids: np.ndarray,
+    names: list[str],
+    name_idx: np.ndarray,
+    identity: Identity,
 ) -> pa.Table:
     refs = batch.series_ref[point_is_hist]
     widths = np.array([len(s.bounds) + 1 for s in batch.series], dtype=np.int64)[refs]
@@ -138,5 +166,6 @@ def _histogram_block(
             "count": totals,
             "bounds": Ragged(widths - 1, flat_bounds),
             "counts": Ragged(widths, counts),
+            **identity.columns(int(refs.shape[0])),
         },
     )

@@ -14,15 +14,39 @@ RECORDS = {
     for k in KINDS
 }
 FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
-STORE_ERRORS = Counter("ferry_collector_store_errors", "Store writes that failed (the stream is ended)")
+STORE_ERRORS = Counter(
+    "ferry_collector_store_errors", "Groups whose store writes failed (their frames get UNAVAILABLE)"
+)
 STORE_OK = Gauge(
     "ferry_collector_store_ok",
     "1 while the store takes writes; 0 while frames get UNAVAILABLE (health NOT_SERVING)",
 )
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 INSERT_SECONDS = Histogram(
-    "ferry_collector_insert_seconds",
-    "Time to commit one frame's rows",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    "ferry_collector_insert_seconds", "Time of one group's insert into a table", ["table"], buckets=_SECONDS
+)
+GROUPS = Counter(
+    "ferry_collector_groups", "Groups written (one insert per table each), by outcome", ["outcome"]
+)
+GROUP_SECONDS = Histogram(
+    "ferry_collector_group_seconds", "Time to write one group, every table", buckets=_SECONDS
+)
+GROUP_FRAMES = Histogram(
+    "ferry_collector_group_frames",
+    "Frames per group written",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+GROUP_ROWS = Histogram(
+    "ferry_collector_group_rows",
+    "Rows (points and records) per group written",
+    buckets=(100, 1_000, 10_000, 50_000, 100_000, 200_000, 500_000, 1_000_000),
+)
+MARKS = Gauge(
+    "ferry_collector_dedup_marks",
+    "Dedup marks held: (agent, epoch, table, day) units the store holds frames of",
+)
+LEDGER_SECONDS = Gauge(
+    "ferry_collector_ledger_load_seconds", "Time the dedup marks took to rebuild from the store at start"
 )
 STREAMS = Gauge("ferry_collector_streams", "Open ingest streams")
 QUERIES = Counter(

@@ -1,88 +1,152 @@
-"""Writes one frame's rows to the store, with the frame's dedup token on every table.
+"""Writes a group (`ferry.collector.commit.Group`) to the store: one insert per table.
 
-Called from the ingest pipeline on worker threads. Each thread gets its own Store on the same
-DSN (a clickhouse-connect client serialises its calls). The series table is written only for
-series this process has not written within `series_refresh_s`, so steady-state frames cost one
-insert (samples), plus one each for histograms and each record kind when the frame carries them.
+Runs on the committer thread, with a Store of its own. In order: the `series` rows of series this
+process has not written within `series_refresh_s`, the `agents` rows that are due
+(`ferry.collector.agents`), then each raw table's rows and each rollup's rows (through its feed,
+with its ledger rows: `ferry.collector.storage.ledger`). Every insert is one block, so each
+part the engine makes of it (one per day) holds its rows and their ledger together.
 
-With a StoreHealth, a frame is written only while the store takes writes, and `write` returns
+With a StoreHealth, a group is written only while the store takes writes, and `write` returns
 only once the health check after the inserts says the rows are in the store: an insert that
 returned is not enough (see ferry.collector.storage.health). Anything else raises, and the
-pipeline answers UNAVAILABLE instead of acking.
+committer answers UNAVAILABLE to the group's frames instead of acking.
+
+Test-only: `fault_after` (the collector takes it from the environment variable
+`FERRY_FAULT_AFTER_INSERT`) names a table; right after the first insert into it returned the
+process SIGKILLs itself, between two tables of one group (tests/integration/test_group_commit.py).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 
 import numpy as np
 import pyarrow as pa
 
-from ferry.collector.rows import FrameRows, SeriesRow
-from ferry.collector.storage import blocks, tables
+from ferry.collector import selfmetrics as m
+from ferry.collector.agents import AgentRecorder
+from ferry.collector.commit import Group
+from ferry.collector.rows import SeriesRow
+from ferry.collector.storage import blocks, ledger, tables
 from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.store import ThreadStores
+
+FAULT_ENV = "FERRY_FAULT_AFTER_INSERT"
 
 
 class Writer:
     def __init__(
-        self, stores: ThreadStores, series_refresh_s: float = 3600.0, health: StoreHealth | None = None
+        self,
+        stores: ThreadStores,
+        series_refresh_s: float = 3600.0,
+        health: StoreHealth | None = None,
+        agents: AgentRecorder | None = None,
+        fault_after: str = "",
     ):
         self.stores = stores
         self.health = health
+        self.agents = agents
+        self.fault_after = fault_after
         self._lock = threading.Lock()
         self._written: dict[int, float] = {}  # series_id -> monotonic time its row was last written
         self._refresh = series_refresh_s
 
-    def write(self, rows: FrameRows, token: str) -> None:
+    def write(self, group: Group) -> None:
         if self.health is None:
-            self._insert(rows, token)
+            self._insert(group)
             return
         self.health.before_write()
         try:
-            self._insert(rows, token)
+            self._insert(group)
         except Exception as exc:
             self.health.write_failed(exc)
             raise
         self.health.after_write()
 
-    def _insert(self, rows: FrameRows, token: str) -> None:
+    def _insert(self, group: Group) -> None:
         store = self.stores.get()
-        fresh = self._series_to_write(rows)
+        fresh = self._series_to_write(group)
         if fresh:
-            store.insert("series", _series_block(fresh, rows), token)
-        if rows.histograms_block is not None:
-            store.insert("histograms", rows.histograms_block, token)
-        if rows.samples_block is not None:
-            store.insert("samples", rows.samples_block, token)
-        for table, block in rows.records.items():
-            store.insert(table, block, token)
+            self._timed(store, "series", _series_block(fresh))
+        sighted: list[str] = []
+        if self.agents is not None:
+            block, sighted = self.agents.take(
+                (p.frame.agent_id, p.frame.host, p.frame.version, p.frame.address) for p in group.frames
+            )
+            if block is not None:
+                try:
+                    self._timed(store, "agents", block)
+                except Exception:
+                    self.agents.forget(sighted)
+                    raise
+        for table in _written_tables(group):
+            parts = [p.writes[table] for p in group.frames if table in p.writes]
+            if table in tables.FEEDS:
+                marks: dict[tuple[str, int, int], int] = {}
+                for p in group.frames:
+                    f = p.frame
+                    for day in p.units.get(table, ()):
+                        k = (f.agent_id, f.epoch, day)
+                        marks[k] = max(marks.get(k, 0), f.seq)
+                parts.append(ledger.rollup_rows(table, marks))
+                target = tables.FEEDS[table].name
+            else:
+                target = table
+            block = parts[0] if len(parts) == 1 else pa.concat_tables(parts).combine_chunks()
+            self._timed(store, target, block, table)
         if fresh:
             now = time.monotonic()
             with self._lock:
-                for r in fresh:
-                    self._written[r.series_id] = now
+                for r in fresh.values():
+                    self._written[r[0].series_id] = now
 
-    def _series_to_write(self, rows: FrameRows) -> list[SeriesRow]:
+    def _timed(self, store, target: str, block: pa.Table, table: str = "") -> None:
+        started = time.perf_counter()
+        store.insert(target, block)
+        m.INSERT_SECONDS.labels(table or target).observe(time.perf_counter() - started)
+        if self.fault_after and (table or target) == self.fault_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _series_to_write(self, group: Group) -> dict[int, tuple[SeriesRow, int, int]]:
+        """Series due a row, with the first and last time the group's frames saw them."""
         now = time.monotonic()
+        out: dict[int, tuple[SeriesRow, int, int]] = {}
         with self._lock:
-            return [r for r in rows.series if now - self._written.get(r.series_id, -1e18) > self._refresh]
+            for p in group.frames:
+                f = p.frame
+                for r in f.series:
+                    seen = out.get(r.series_id)
+                    if seen is not None:
+                        out[r.series_id] = (r, min(seen[1], f.min_time_ms), max(seen[2], f.max_time_ms))
+                    elif now - self._written.get(r.series_id, -1e18) > self._refresh:
+                        out[r.series_id] = (r, f.min_time_ms, f.max_time_ms)
+        return out
 
 
-def _series_block(fresh: list[SeriesRow], rows: FrameRows) -> pa.Table:
-    n = len(fresh)
+def _written_tables(group: Group) -> list[str]:
+    """The tables the group has rows for, raw tables before their rollups."""
+    names = {t for p in group.frames for t in p.writes}
+    order = [t for raw in tables.RAW for t in (raw, *tables.ROLLUPS.get(raw, ()))]
+    return [t for t in order if t in names]
+
+
+def _series_block(fresh: dict[int, tuple[SeriesRow, int, int]]) -> pa.Table:
+    rows = list(fresh.values())
+    n = len(rows)
     return blocks.block(
         tables.SERIES,
         n,
         {
-            "series_id": np.array([r.series_id for r in fresh], dtype=np.uint64),
-            "name": [r.name for r in fresh],
-            "kind": [r.kind for r in fresh],
-            "unit": [r.unit for r in fresh],
-            "labels": [r.labels for r in fresh],
-            "host": [r.host for r in fresh],
-            "first_seen": np.full(n, rows.min_time_ms),
-            "last_seen": np.full(n, rows.max_time_ms),
+            "series_id": np.array([r.series_id for r, _, _ in rows], dtype=np.uint64),
+            "name": [r.name for r, _, _ in rows],
+            "kind": [r.kind for r, _, _ in rows],
+            "unit": [r.unit for r, _, _ in rows],
+            "labels": [r.labels for r, _, _ in rows],
+            "host": [r.host for r, _, _ in rows],
+            "first_seen": np.fromiter((a for _, a, _ in rows), dtype=np.int64, count=n),
+            "last_seen": np.fromiter((b for _, _, b in rows), dtype=np.int64, count=n),
         },
     )

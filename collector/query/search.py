@@ -58,7 +58,10 @@ class RecordTable:
             columns=kind.equals,
             map_column=kind.attributes,
             contains_sql=looks[0] if len(looks) == 1 else f"({' OR '.join(looks)})",
-            select=tables.TABLES[kind.name].names[1:],
+            # the frame's epoch and seq are the dedup ledger's, not the record's
+            select=tuple(
+                n for n in tables.TABLES[kind.name].names[1:] if n not in (tables.EPOCH.name, tables.SEQ.name)
+            ),
             nullable=kind.optional_numbers,
         )
 

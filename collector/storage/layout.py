@@ -83,7 +83,7 @@ class Layout:
         settings_sql = f"\nSETTINGS {', '.join(every)}" if every else ""
         create = (
             f"CREATE TABLE IF NOT EXISTS {self.db}.{local}{self.on_cluster} (\n{columns}\n) "
-            f"ENGINE = {self._engine(engine, local)}\n{keys}{settings_sql}"
+            f"ENGINE = {self._engine(engine, local)}" + (f"\n{keys}" if keys else "") + settings_sql
         )
         if not self.cluster:
             return [create]
@@ -114,6 +114,26 @@ class Layout:
         """MODIFY COLUMN `column` (name, type and codec) of `table`'s rows on every node."""
         return f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} MODIFY COLUMN {column}"
 
+    def add_columns(self, table: str, columns: list[str]) -> list[str]:
+        """ADD COLUMN IF NOT EXISTS each of `columns` (name, type and codec) to `table`: its rows
+        on every node and, on a cluster, the Distributed table over them."""
+        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+        names = [self.local(table), *([table] if self.cluster else [])]
+        return [f"ALTER TABLE {self.db}.{n}{self.on_cluster} {adds}" for n in names]
+
+    def add_projection(self, table: str, projection: str, name: str) -> list[str]:
+        """ADD PROJECTION IF NOT EXISTS (`projection` is its DDL) to `table`'s rows on every node,
+        then build it for the parts made before (a mutation, in the background)."""
+        target = f"{self.db}.{self.local(table)}{self.on_cluster}"
+        return [
+            f"ALTER TABLE {target} ADD PROJECTION IF NOT EXISTS {projection.removeprefix('PROJECTION ')}",
+            f"ALTER TABLE {target} MATERIALIZE PROJECTION {name}",
+        ]
+
+    def drop_view(self, name: str) -> str:
+        check_identifier(name, "view")
+        return f"DROP VIEW IF EXISTS {self.db}.{name}{self.on_cluster}"
+
     def alter_setting(self, table: str, setting: str) -> str:
         """MODIFY SETTING (a MergeTree setting, `name = value`) of `table`'s rows on every node."""
         return f"ALTER TABLE {self.db}.{self.local(table)}{self.on_cluster} MODIFY SETTING {setting}"
@@ -125,7 +145,7 @@ class Layout:
         )
 
     def _engine(self, engine: str, local: str) -> str:
-        if not self.cluster:
+        if not self.cluster or engine == "Null":  # a Null table holds nothing to replicate
             return engine
         family, _, args = engine.partition("(")
         args = args.rstrip(")")

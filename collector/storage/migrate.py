@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ferry.collector.storage.layout import Layout
-from ferry.collector.storage.rollups import histogram_rollup_tables, rollup_tables
+from ferry.collector.storage.rollups import feed_views, histogram_rollup_tables, rollup_tables
 from ferry.collector.storage.schema import (
     SchemaOptions,
     delta_codecs,
@@ -51,6 +51,11 @@ MIGRATIONS = [
     Migration(5, "values compressed with ZSTD(3), not Gorilla", lambda o: value_codecs(o.layout())),
     Migration(
         6, "sample and rollup values Delta-coded, 1 MiB compressed blocks", lambda o: delta_codecs(o.layout())
+    ),
+    Migration(
+        7,
+        "frame identity and ledger projections; rollups fed through their own feeds",
+        lambda o: feed_views(o.layout()),
     ),
 ]
 LATEST = MIGRATIONS[-1].version

@@ -1,6 +1,14 @@
 """DDL of the 1-minute and 1-hour rollups of `samples` and `histograms`, fed by materialized
 views.
 
+Since migration 7 (issue 16) each rollup is fed by its own view from its own Null table,
+`<rollup>_feed` (`feed_views`): the collector inserts a group's raw rows there, with the rollup's
+ledger rows (ferry.collector.storage.tables), as one insert per rollup, so that every table has
+its own dedup marks and a crash between two of a group's inserts is repaired table by table on
+resend. Until then (migrations 3 and 4, below, kept as they ran) the views read every insert into
+`samples` and `histograms`, and a crash between the raw part and a view's part lost that block
+from the rollup for good.
+
 Each `samples_*` row holds, per series and bucket: min, max, sum and count (SimpleAggregateFunction
 columns: a merge keeps them exact) and the last value (argMax state on the point's ms time).
 Each `histograms_*` row holds, per series, bucket and bound list: the observations' sum and
@@ -43,6 +51,48 @@ RESOLUTIONS = (
 )
 
 
+def feed_views(layout: Layout) -> list[str]:
+    """Migration 7: the ledger columns and projections, and the rollups fed from their feeds
+    instead of from every insert into the raw tables (the old views are dropped)."""
+    out: list[str] = []
+    for raw in tables.RAW:
+        if raw in tables.ROLLUPS:
+            added = [c.ddl() for c in tables.IDENTITY_COLUMNS]
+        else:  # a record table has had agent_id from the start
+            added = [tables.EPOCH.ddl(), tables.SEQ.ddl()]
+        out += layout.add_columns(raw, added)
+        out += layout.add_projection(raw, tables.LEDGER.ddl(), tables.LEDGER.name)
+    for rolled in tables.ROLLUPS.values():
+        for rollup in rolled:
+            out += layout.add_columns(rollup, [tables.ROLLUP_SEQ.ddl()])
+            out.append(layout.drop_view(f"{rollup}_mv"))
+            out += tables.FEEDS[rollup].create(layout)
+    for r in RESOLUTIONS:
+        out.append(layout.view(f"{r.table}_mv", r.table, _feed_select(layout, r)))
+        out.append(
+            layout.view(f"{r.histogram_table}_mv", r.histogram_table, _histogram_feed_select(layout, r))
+        )
+    return out
+
+
+def _ledger_seq() -> str:
+    """A rollup row's `seq`: a ledger row's own, 0 for data rows."""
+    return f"max(if(startsWith(s.name, '{tables.LEDGER_PREFIX}'), s.seq, 0)) AS seq"
+
+
+def _feed_select(layout: Layout, r: Resolution) -> str:
+    return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts,
+    min(value) AS min, max(value) AS max, sum(value) AS sum, count() AS count,
+    argMaxState(value, s.ts) AS last, {_ledger_seq()}
+FROM {_source(layout, f"{r.table}_feed", True)} AS s GROUP BY series_id, name, ts"""
+
+
+def _histogram_feed_select(layout: Layout, r: Resolution) -> str:
+    return f"""SELECT series_id, name, {r.bucket_fn}(s.ts) AS ts, bounds,
+    sum(s.sum) AS sum, sum(s.count) AS count, sumForEachState(s.counts) AS counts, {_ledger_seq()}
+FROM {_source(layout, f"{r.histogram_table}_feed", True)} AS s GROUP BY series_id, name, ts, bounds"""
+
+
 def rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[str]:
     """Tables, views, and a backfill from the raw samples already stored (for a store that had
     samples before this migration; the collector runs it before it takes any frame)."""
@@ -71,8 +121,10 @@ def histogram_rollup_tables(layout: Layout, ttl_days: dict[str, int]) -> list[st
 
 def _backfill(layout: Layout, table: str, select: str) -> str:
     """INSERT the rollup of what is stored into the rollup table. The select names the tables
-    the collector uses (on a cluster, the Distributed ones), so it runs once, from one node."""
-    return f"INSERT INTO {layout.db}.{table} {select}"
+    the collector uses (on a cluster, the Distributed ones), so it runs once, from one node.
+    It fills the columns the rollups had then (`seq`, added by migration 7, stays 0)."""
+    columns = ", ".join(c.name for c in tables.TABLES[table].columns if c != tables.ROLLUP_SEQ)
+    return f"INSERT INTO {layout.db}.{table} ({columns}) {select}"
 
 
 def _empty(layout: Layout, table: str) -> str:

@@ -59,8 +59,11 @@ class Store:
         self.path = path  # the embedded engine's directory; "" for a ClickHouse server
         self.db = check_identifier(database)
         self.cluster = cluster
-        # on a cluster, inserts go through Distributed tables: wait for the shards' commit
-        self._insert_settings = {"distributed_foreground_insert": 1} if cluster else {}
+        # one block per insert (a group is far below this many rows), no block dedup; on a
+        # cluster, inserts go through Distributed tables: wait for the shards' commit
+        self._insert_settings = {"insert_deduplicate": 0, "max_insert_block_size": 1 << 30}
+        if cluster:
+            self._insert_settings["distributed_foreground_insert"] = 1
 
     @classmethod
     def open(cls, dsn: str, database: str | None = None, cluster: str = "") -> Store:
@@ -97,14 +100,14 @@ class Store:
         except migrate.SchemaError as exc:
             raise StoreError(str(exc)) from exc
 
-    def insert(self, table: str, block: pa.Table, token: str | None = None) -> None:
+    def insert(self, table: str, block: pa.Table) -> None:
         """Insert `block` (`ferry.collector.storage.blocks.block`) into `table`, as an Arrow IPC
-        file (`insert_arrow`; on chDB through a temp file, INSERT ... FROM INFILE). `token`: the
-        frame's insert_deduplication_token, so the engine keeps a resend of the frame out."""
-        settings = dict(self._insert_settings)
-        if token:
-            settings["insert_deduplication_token"] = token
-        self.client.insert_arrow(table, block, database=self.db, settings=settings or None)
+        file (`insert_arrow`; on chDB through a temp file, INSERT ... FROM INFILE), as one block:
+        one part per day partition, each holding its rows and their ledger together. The
+        engine's own block dedup is off: a resend is kept out by the ledger (docs/delivery.md),
+        and two groups' identical blocks (say two refreshes of the same series rows) are both
+        meant to be written."""
+        self.client.insert_arrow(table, block, database=self.db, settings=self._insert_settings)
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Sequence[Sequence[Any]]:
         with self._fresh_after_failure():

@@ -12,6 +12,16 @@ as its line here, a migration that adds it to stores made before (`Layout.alter_
 
 The tables of the record kinds (`ferry.records.KINDS`) are named by the kind and hold `ts`,
 `host`, `agent_id`, then one column per field of the kind's message, under the field's name.
+
+The data is the dedup ledger (docs/delivery.md). The raw tables (samples, histograms, events,
+logs) carry the identity of the frame each row came in, `agent_id`, `epoch` and `seq`
+(IDENTITY_COLUMNS), and a `ledger` projection: max(seq) per (agent_id, epoch, day), kept by the
+engine inside every part, so it is committed atomically with the rows and read back at start
+without scanning them. The rollups (AggregatingMergeTree: their rows merge, so a projection would
+not survive) are written through `<rollup>_feed` tables (FEEDS: Null engine, the raw table's
+columns, a materialized view into the rollup) and hold ledger rows: `name` = LEDGER_PREFIX +
+agent_id, `series_id` = epoch, `ts` = the day, `seq` = the highest seq of that agent and epoch
+whose rows of that day the rollup holds (a SimpleAggregateFunction(max): merges keep it exact).
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ferry.collector.storage.layout import Layout, day_keys
+from ferry.records import KINDS
 
 # MergeTree compresses a column from one mark to the next; samples and the rollups compress
 # 1 MiB blocks instead (the measurements are with migration 6 in schema.py)
@@ -36,6 +47,15 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Projection:
+    name: str
+    select: str  # the projection's SELECT ... GROUP BY ..., without FROM
+
+    def ddl(self) -> str:
+        return f"PROJECTION {self.name} ({self.select})"
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     columns: tuple[Column, ...]
@@ -46,6 +66,7 @@ class Table:
     dedup: bool = True  # inserts carry a token the table remembers
     bloom_filters: tuple[str, ...] = ()  # columns with a bloom filter skip index
     settings: tuple[str, ...] = ()  # MergeTree settings, `name = value`
+    projections: tuple[Projection, ...] = ()
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -60,12 +81,16 @@ class Table:
     def columns_ddl(self) -> str:
         lines = [f"    {c.ddl()}" for c in self.columns]
         lines += [f"    INDEX {c}_bf {c} TYPE bloom_filter GRANULARITY 4" for c in self.bloom_filters]
+        lines += [f"    {p.ddl()}" for p in self.projections]
         return ",\n".join(lines)
 
     def create(self, layout: Layout, ttl_days: int = 0) -> list[str]:
         """The CREATE TABLE statements (one on a node; `_local` and Distributed on a cluster);
         `ttl_days` is the retention of a `daily` table."""
-        keys = day_keys(self.order_by, ttl_days) if self.daily else f"ORDER BY {self.order_by}"
+        if not self.order_by:  # a Null table (a feed) has no keys
+            keys = ""
+        else:
+            keys = day_keys(self.order_by, ttl_days) if self.daily else f"ORDER BY {self.order_by}"
         return layout.table(
             self.name,
             self.columns_ddl(),
@@ -90,6 +115,19 @@ NS = "DateTime64(9, 'UTC')"
 def _any(type_: str) -> str:
     """A column that is a function of the sort key: a merge keeps any one value."""
     return f"SimpleAggregateFunction(any, {type_})"
+
+
+# Which frame a raw row came in (docs/delivery.md). Along a series (the sort key) they hardly
+# change: agent_id and epoch are constant, seq goes up by one a frame (measured in bench/fleet.py
+# and the closing note of issue 16: well under 0.1 byte a point together).
+EPOCH = _c("epoch", "UInt64", "ZSTD(1)")
+SEQ = _c("seq", "UInt64", "DoubleDelta, ZSTD(1)")
+IDENTITY_COLUMNS = (_c("agent_id", LC), EPOCH, SEQ)
+LEDGER = Projection(
+    "ledger", "SELECT agent_id, epoch, toDate(ts), max(seq) GROUP BY agent_id, epoch, toDate(ts)"
+)
+# a rollup's ledger rows are named by this prefix and the agent id; no metric name starts with it
+LEDGER_PREFIX = "#"
 
 
 SERIES = Table(
@@ -118,11 +156,13 @@ SAMPLES = Table(
         _c("name", LC),
         _c("ts", MS, "DoubleDelta, ZSTD(1)"),
         _c("value", "Float64", "Delta, ZSTD(5)"),  # measured: schema.py, migrations 5 and 6
+        *IDENTITY_COLUMNS,
     ),
     "MergeTree",
     "name, series_id, ts",
     "series_id",
     settings=(MIN_COMPRESS_BLOCK,),
+    projections=(LEDGER,),
 )
 
 HISTOGRAMS = Table(
@@ -135,10 +175,12 @@ HISTOGRAMS = Table(
         _c("count", "UInt64", "T64, ZSTD(1)"),
         _c("bounds", "Array(Float64)", "ZSTD(1)"),
         _c("counts", "Array(UInt64)", "ZSTD(1)"),
+        *IDENTITY_COLUMNS,
     ),
     "MergeTree",
     "name, series_id, ts",
     "series_id",
+    projections=(LEDGER,),
 )
 
 AGENTS = Table(
@@ -158,8 +200,14 @@ AGENTS = Table(
 )
 
 
+# a rollup's ledger: the highest seq of its ledger rows (0 on data rows)
+ROLLUP_SEQ = _c("seq", "SimpleAggregateFunction(max, UInt64)", "T64, ZSTD(1)")
+
+
 def _rollup(name: str, *columns: Column, order_by: str, settings: tuple[str, ...] = ()) -> Table:
-    return Table(name, columns, "AggregatingMergeTree", order_by, "series_id", settings=settings)
+    return Table(
+        name, (*columns, ROLLUP_SEQ), "AggregatingMergeTree", order_by, "series_id", settings=settings
+    )
 
 
 def _samples_rollup(name: str) -> Table:
@@ -202,14 +250,16 @@ RECORD_COLUMNS = (_c("ts", NS, "Delta, ZSTD(1)"), _c("host", LC), _c("agent_id",
 def _records(name: str, *columns: Column, order_by: str, bloom_filters: tuple[str, ...] = ()) -> Table:
     """A record kind's table. The sort key puts the columns searches filter on most (service,
     then type or level) before ts, so those filters prune granules and each run is in time
-    order; a day partition prunes the time range. Sharded by agent, like `agents`."""
+    order; a day partition prunes the time range. Sharded by agent, like `agents`. `agent_id`
+    is among RECORD_COLUMNS; epoch and seq, added later, come last."""
     return Table(
         name,
-        (*RECORD_COLUMNS, *columns),
+        (*RECORD_COLUMNS, *columns, EPOCH, SEQ),
         "MergeTree",
         order_by,
         "cityHash64(agent_id)",
         bloom_filters=bloom_filters,
+        projections=(LEDGER,),
     )
 
 
@@ -240,6 +290,10 @@ LOGS = _records(
     bloom_filters=("trace_id",),
 )
 
+# the tables whose rows carry their frame's identity, and the rollups fed from each
+RAW = ("samples", "histograms", *(k.name for k in KINDS))
+ROLLUPS = {"samples": ("samples_1m", "samples_1h"), "histograms": ("histograms_1m", "histograms_1h")}
+
 TABLES = {
     t.name: t
     for t in (
@@ -255,3 +309,14 @@ TABLES = {
         _histograms_rollup("histograms_1h"),
     )
 }
+
+
+def feed(rollup: str) -> Table:
+    """`<rollup>_feed`: a Null table with the columns of the raw table `rollup` is made from; what
+    is inserted there reaches the rollup only, through its materialized view."""
+    source = next(raw for raw, rolled in ROLLUPS.items() if rollup in rolled)
+    t = TABLES[source]
+    return Table(f"{rollup}_feed", t.columns, "Null", "", t.shard_key, daily=False, dedup=False)
+
+
+FEEDS = {r: feed(r) for rolled in ROLLUPS.values() for r in rolled}

@@ -36,7 +36,7 @@ def stores(store, store_dsn):
 
 @pytest.fixture
 def pipeline(stores):
-    return FramePipeline(Writer(stores))
+    return FramePipeline.writing(Writer(stores))
 
 
 @pytest.fixture
@@ -97,7 +97,9 @@ def test_bad_log_rejects_the_frame_naming_its_index(pipeline, store, case):
 
 
 def test_record_limits_come_from_the_pipeline_config(stores, store):
-    pipeline = FramePipeline(Writer(stores), PipelineConfig(record_limits=RecordLimits(max_field_bytes=8)))
+    pipeline = FramePipeline.writing(
+        Writer(stores), PipelineConfig(record_limits=RecordLimits(max_field_bytes=8))
+    )
     ack = pipeline.handle(framegen.records_frame(1, [framegen.event("purchase.done")]))
     assert ack.message == "event 0: type is 13 bytes > 8 allowed"
     assert pipeline.handle(framegen.records_frame(2, [framegen.event("purchase")])).status == ingest_pb2.OK

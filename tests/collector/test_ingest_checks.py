@@ -26,7 +26,7 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 @pytest.fixture
 def pipeline(store, store_dsn):
     stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
-    yield FramePipeline(Writer(stores))
+    yield FramePipeline.writing(Writer(stores))
     stores.close_all()
 
 

@@ -24,7 +24,7 @@ QUERY = query_pb2.DESCRIPTOR.services_by_name["Query"]
 @pytest.fixture
 def servers(store, store_dsn):
     stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
-    pipeline = FramePipeline(Writer(stores))
+    pipeline = FramePipeline.writing(Writer(stores))
     executor = ThreadPoolExecutor(2)
     server = grpc_testing.server_from_dictionary(
         {INGEST: IngestService(pipeline, executor), QUERY: QueryService(stores)},

@@ -43,7 +43,9 @@ def test_same_frame_twice_stored_once(collector):
 
 
 def test_resend_after_collector_restart_is_stored_once(tmp_path):
-    """The restarted collector has no high-water marks: ClickHouse's insert token dedups."""
+    """The restarted collector rebuilds its dedup marks from the store's ledger: the resent frames
+    are answered DUPLICATE (before group commit, the store skipped them by their insert token
+    and they were answered OK)."""
     frames = [
         framegen.frame(framegen.gauge_batch("dup.b", n_series=2, points=10, value0=seq * 1000), seq=seq)
         for seq in (1, 2, 3)
@@ -57,7 +59,7 @@ def test_resend_after_collector_restart_is_stored_once(tmp_path):
     second = start_collector(tmp_path, store=tmp_path / "store")
     try:
         acks = _stream(second.addr, frames)
-        assert [a.status for a in acks] == [ingest_pb2.OK] * 3  # committed earlier: the store skips them
+        assert [a.status for a in acks] == [ingest_pb2.DUPLICATE] * 3  # the ledger knows them
         assert (
             _count(second.addr, "dup.b")
             == before

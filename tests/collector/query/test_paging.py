@@ -47,7 +47,7 @@ def test_list_series_is_cut_by_size(stores, query):
     batch = framegen.gauge_batch(
         "paged.series", n_series=40, points=1, labels={"blob": "b" * 240, "c": "c" * 240}
     )
-    pipeline = FramePipeline(Writer(stores))
+    pipeline = FramePipeline.writing(Writer(stores))
     assert pipeline.handle(framegen.frame(batch, seq=1)).status == ingest_pb2.OK
     resp = query("ListSeries", query_pb2.ListSeriesRequest(metric="paged.series", limit=1000))
     assert resp.truncated
@@ -59,7 +59,7 @@ def test_list_series_is_cut_by_size(stores, query):
 
 def test_search_pages_are_cut_by_size_and_cover_every_match_once(stores, query):
     logs = [framegen.log_record(f"{i:03d} " + "m" * 3000) for i in range(30)]  # ~90 KB of messages
-    pipeline = FramePipeline(Writer(stores))
+    pipeline = FramePipeline.writing(Writer(stores))
     assert pipeline.handle(framegen.records_frame(1, [], logs)).status == ingest_pb2.OK
     seen, token, pages = [], "", 0
     while True:

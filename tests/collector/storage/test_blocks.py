@@ -3,10 +3,10 @@ embedded ClickHouse.
 
 The write path's blocks are the real ones: a frame from tests/framegen.py (gauges of two metrics,
 a histogram between their points, events and logs) goes through FramePipeline (decode, validate,
-RowBuilder, the record blocks, Writer, the agents row) into the store, whose `insert` keeps each
-block (an Arrow table) on its way to the engine. The tests check each block against its table's
-columns in system.columns as the engine reads the Arrow file `insert_arrow` sends, the frame's
-values, what the engine stored, and that a changed resend under the frame's token stays out.
+RowBuilder, the record blocks, the group commit, Writer, the agents row) into the store, whose
+`insert` keeps each block (an Arrow table) on its way to the engine. The tests check each block
+against its table's columns in system.columns as the engine reads the Arrow file `insert_arrow`
+sends, the frame's values and identity, the rollups' ledger rows, and what the engine stored.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pytest
 
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.pipeline import FramePipeline
-from ferry.collector.storage import blocks
+from ferry.collector.storage import blocks, ledger, tables
 from ferry.collector.storage.blocks import Dictionary, Masked, Ragged
 from ferry.collector.storage.store import Store, ThreadStores
 from ferry.collector.storage.tables import Column, Table
@@ -47,15 +47,15 @@ def values_of(block: pa.Table, name: str) -> list:
 
 
 class KeepingStore(Store):
-    """The real store, keeping each block it is handed: (table, block, token) in order."""
+    """The real store, keeping each block it is handed: (table, block) in order."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.inserts: list[tuple[str, pa.Table, str | None]] = []
+        self.inserts: list[tuple[str, pa.Table]] = []
 
-    def insert(self, table: str, block: pa.Table, token: str | None = None) -> None:
-        self.inserts.append((table, block, token))
-        super().insert(table, block, token)
+    def insert(self, table: str, block: pa.Table) -> None:
+        self.inserts.append((table, block))
+        super().insert(table, block)
 
 
 @dataclass
@@ -87,7 +87,7 @@ def write_frame(dsn: str, database: str, frame: ingest_pb2.Frame) -> KeepingStor
     """`frame` through a fresh pipeline and writer (a collector just started) into `database`."""
     keeping = KeepingStore.open(dsn, database=database)
     stores = ThreadStores(lambda: keeping)
-    ack = FramePipeline(Writer(stores), agents=AgentRecorder(stores)).handle(frame, "127.0.0.1:5000")
+    ack = FramePipeline.writing(Writer(stores, agents=AgentRecorder())).handle(frame, "127.0.0.1:5000")
     assert ack.status == ingest_pb2.OK, ack.message
     return keeping
 
@@ -109,7 +109,7 @@ def written(store, store_dsn) -> Written:
     ]
     frame = framegen.records_frame(1, events=events, logs=logs, batch=batch)
     keeping = write_frame(store_dsn, store.db, frame)
-    written = {table: data for table, data, _ in keeping.inserts}
+    written = {table: data for table, data in keeping.inserts}
     assert len(written) == len(keeping.inserts), "one insert per table"
     yield Written(keeping, frame, batch, events, logs, written)
     keeping.close()
@@ -128,19 +128,47 @@ def ticks(column: str, type_: str) -> str:
     return f"toUnixTimestamp64{'Milli' if 'DateTime64(3' in type_ else 'Nano'}({column})"
 
 
-def test_every_block_carries_its_tables_columns_and_the_frames_token(written):
-    assert set(written.blocks) == {"series", "samples", "histograms", "events", "logs", "agents"}
+FEEDS = {f"{r}_feed" for r in tables.FEEDS}
+
+
+def test_every_block_carries_its_tables_columns_and_the_frames_identity(written):
+    assert set(written.blocks) == {"series", "samples", "histograms", "events", "logs", "agents"} | FEEDS
     expected_rows = {"series": 4, "samples": 11, "histograms": 2, "events": 2, "logs": 2, "agents": 1}
+    # each feed: the raw table's rows and one ledger row (one agent, epoch and day)
+    expected_rows |= {f: expected_rows[f.split("_")[0]] + 1 for f in FEEDS}
     for table, block in written.blocks.items():
         assert block.num_rows == expected_rows[table], table
         # the engine reads the Arrow file as the table's own types (the values of an aggregate
         # column as its argument's): it converts nothing
         reported = [(name, stored_type(type_)) for name, type_ in table_columns(written.store, table)]
         assert block_columns(written.store, block) == reported, table
-    # the agents row is a sighting, not the frame's data: it has no token
-    tokens = {table: token for table, _, token in written.store.inserts}
-    assert tokens.pop("agents") is None
-    assert set(tokens.values()) == {"agent-test:42:1"}
+    for table in ("samples", "histograms", "events", "logs"):  # the frame's name on every raw row
+        block = written.blocks[table]
+        n = block.num_rows
+        identity = [values_of(block, c) for c in ("agent_id", "epoch", "seq")]
+        assert identity == [["agent-test"] * n, [42] * n, [1] * n], table
+
+
+def test_a_rollups_feed_carries_the_raw_rows_and_its_ledger_row(written):
+    day = int(written.batch.time_ms.min()) // ledger.DAY_MS
+    for rollup in tables.FEEDS:
+        raw = rollup.split("_")[0]
+        feed = written.blocks[f"{rollup}_feed"]
+        assert feed.slice(0, feed.num_rows - 1).to_pylist() == written.blocks[raw].to_pylist(), rollup
+        row = {c: values_of(feed, c)[-1] for c in ("name", "series_id", "ts", "agent_id", "epoch", "seq")}
+        assert row == {
+            "name": "#agent-test",
+            "series_id": 42,
+            "ts": day * ledger.DAY_MS,
+            "agent_id": "agent-test",
+            "epoch": 42,
+            "seq": 1,
+        }, rollup
+        stored = written.store.query(
+            f"SELECT series_id, toDate(ts), max(seq) FROM {written.store.db}.{rollup} "
+            "WHERE name = '#agent-test' GROUP BY series_id, toDate(ts)"
+        )
+        assert [(e, (d - ledger._EPOCH_DATE).days, q) for e, d, q in stored] == [(42, day, 1)], rollup
 
 
 def test_samples_block_holds_the_frames_gauge_points_in_order(written):
@@ -227,6 +255,8 @@ def test_record_and_agent_blocks_hold_every_field(written):
 def test_the_engine_stores_what_the_blocks_hold(written):
     db = written.store.db
     for table, block in written.blocks.items():
+        if table in FEEDS:  # a feed keeps nothing: its rollup holds the aggregates
+            continue
         types = dict(table_columns(written.store, table))
         names = block.column_names
         select = ", ".join(ticks(n, types[n]) if "DateTime64" in types[n] else n for n in names)
@@ -234,31 +264,6 @@ def test_the_engine_stores_what_the_blocks_hold(written):
         stored = written.store.query(f"SELECT {select} FROM {db}.{table}{final}")
         sent = list(zip(*(values_of(block, n) for n in names), strict=True))
         assert sorted(map(repr, stored)) == sorted(map(repr, sent)), table
-
-
-def test_the_frames_token_rides_with_every_insert(written, store_dsn):
-    """A restarted collector (no high-water marks) gets a frame of the same name again: the
-    store keeps it out by the token alone. The resend differs in every value, because the engine
-    would drop a byte-identical block by its checksum even without a token."""
-    batch = written.batch
-    changed = MetricBatch(
-        batch.series, batch.series_ref, batch.time_ms + 7, batch.value + 1, batch.bucket_counts + 1
-    )
-    events = [framegen.event("other", t_ns=e.time_unix_ns + 7) for e in written.events]
-    logs = [framegen.log_record("other", t_ns=r.time_unix_ns + 7) for r in written.logs]
-    again = write_frame(store_dsn, written.store.db, framegen.records_frame(1, events, logs, batch=changed))
-    try:
-        assert {token for table, _, token in again.inserts if table != "agents"} == {"agent-test:42:1"}
-        assert {t for t, _, _ in again.inserts} >= {"samples", "histograms", "events", "logs"}
-        for table in ("samples", "histograms", "events", "logs"):
-            first = values_of(written.blocks[table], "ts")
-            resent = values_of(dict((t, b) for t, b, _ in again.inserts)[table], "ts")
-            assert set(first).isdisjoint(resent), table  # the resend really differs
-            type_ = dict(table_columns(again, table))["ts"]
-            stored = again.query(f"SELECT count(), sum({ticks('ts', type_)}) FROM {again.db}.{table}")
-            assert stored == [(len(first), sum(first))], table
-    finally:
-        again.close()
 
 
 # ---- the mapping, and what the engine makes of each type -------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ferry.collector.config import CollectorConfig
+from ferry.collector.rows import Identity
 from ferry.collector.storage import blocks, migrate, tables
 from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.layout import Layout
@@ -61,7 +62,9 @@ def test_every_statement_runs_on_the_cluster(cluster_ddl):
     for statement in cluster_ddl:
         if statement.startswith(("CREATE", "ALTER")):
             assert f" ON CLUSTER {CLUSTER}" in statement, statement
-    assert sum(s.startswith("CREATE") for s in cluster_ddl) == 2 + 2 * len(TABLES) + 4  # db, version, views
+    # db, version, each table (local + Distributed), the views of migrations 3/4 and 7, the feeds
+    creates = 2 + 2 * len(TABLES) + 4 + 4 + 2 * len(tables.FEEDS)
+    assert sum(s.startswith("CREATE") for s in cluster_ddl) == creates
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -101,16 +104,44 @@ def test_views_roll_up_each_shard_and_the_backfill_reads_the_whole_cluster(clust
             )
         )
     }
+    # migration 7's views (the last of each name): each rollup from its own feed, on each node
     assert views == {
-        "samples_1m_mv": ("samples_1m_local", "samples_local"),
-        "samples_1h_mv": ("samples_1h_local", "samples_1m_local"),
-        "histograms_1m_mv": ("histograms_1m_local", "histograms_local"),
-        "histograms_1h_mv": ("histograms_1h_local", "histograms_1m_local"),
+        "samples_1m_mv": ("samples_1m_local", "samples_1m_feed_local"),
+        "samples_1h_mv": ("samples_1h_local", "samples_1h_feed_local"),
+        "histograms_1m_mv": ("histograms_1m_local", "histograms_1m_feed_local"),
+        "histograms_1h_mv": ("histograms_1h_local", "histograms_1h_feed_local"),
     }
+    for view in views:  # the views of migrations 3 and 4 are dropped first
+        drop = f"DROP VIEW IF EXISTS ferry.{view} ON CLUSTER {CLUSTER}"
+        assert cluster_ddl.index(drop) < max(
+            i for i, s in enumerate(cluster_ddl) if f"VIEW IF NOT EXISTS ferry.{view} " in s
+        )
     backfills = [s for s in cluster_ddl if s.startswith("INSERT")]
     assert len(backfills) == 4
     for statement in backfills:
         assert "_local" not in statement, statement  # Distributed tables: run once, from one node
+
+
+def test_feeds_are_null_tables_on_each_node_behind_a_distributed_one(cluster_ddl):
+    for feed in tables.FEEDS.values():
+        local = creates(cluster_ddl, f"{feed.name}_local")
+        assert "ENGINE = Null" in local and "Replicated" not in local
+        assert f"ENGINE = Distributed('{CLUSTER}', 'ferry', '{feed.name}_local', series_id)" in creates(
+            cluster_ddl, feed.name
+        )
+
+
+def test_identity_columns_reach_the_local_and_the_distributed_tables(cluster_ddl):
+    on = f"ON CLUSTER {CLUSTER}"
+    for table in tables.RAW:
+        for name in (f"{table}_local", table):
+            assert any(
+                s.startswith(f"ALTER TABLE ferry.{name} {on} ADD COLUMN IF NOT EXISTS") and "seq UInt64" in s
+                for s in cluster_ddl
+            ), name
+        assert f"ALTER TABLE ferry.{table}_local {on} ADD PROJECTION IF NOT EXISTS ledger" in " ".join(
+            cluster_ddl
+        )
 
 
 def test_schema_version_is_one_copy_for_the_whole_cluster(cluster_ddl):
@@ -144,7 +175,7 @@ def test_clickhouse_parses_every_cluster_statement(cluster_ddl, store):
         formatted = store.query("SELECT formatQuery({q:String})", {"q": statement})[0][0]
         assert statement.startswith("INSERT") or f"ON CLUSTER {CLUSTER}" in formatted, statement
         for engine in re.findall(r"ENGINE = (\w+)", statement):
-            assert f"ENGINE = {engine}" in formatted
+            assert re.search(rf"ENGINE = `?{engine}`?", formatted), (engine, formatted)
 
 
 def test_cluster_names_and_stores_are_checked():
@@ -173,7 +204,8 @@ def test_the_foreground_insert_setting_is_one_clickhouse_knows(store):
             "name": Dictionary(["m"], np.zeros(n, dtype=np.uint32)),
             "ts": np.full(n, int(time.time() * 1000), dtype=np.int64),
             "value": np.ones(n),
+            **Identity("a", 1, 1).columns(n),
         },
     )
-    on_cluster.insert("samples", block, "a:1:1")
+    on_cluster.insert("samples", block)
     assert store.query(f"SELECT count() FROM {store.db}.samples")[0][0] == 3

@@ -7,7 +7,9 @@ import os
 
 import pytest
 
-from ferry.collector.rows import RowBuilder
+from ferry.collector.commit import GroupCommitter, Prepared, StoreUnavailable, Stream
+from ferry.collector.marks import Marks
+from ferry.collector.rows import Identity, RowBuilder
 from ferry.collector.storage.health import Anchor, StoreHealth
 from ferry.collector.storage.store import StoreError, ThreadStores
 from ferry.collector.writer import Writer
@@ -42,9 +44,12 @@ def test_a_removed_table_directory_is_final(tmp_path):
     health.close()
 
 
-def _rows():
+def _frame(seq: int) -> Prepared:
     batch = framegen.gauge_batch("health.gauge")
-    return RowBuilder().build(batch, framegen.resource())
+    rows = RowBuilder().build(batch, framegen.resource(), Identity("a", 1, seq))
+    return Prepared(
+        "a", 1, seq, {"samples": rows.samples_block}, rows.series, rows.min_time_ms, rows.max_time_ms
+    )
 
 
 class Clock:
@@ -60,21 +65,25 @@ def test_failed_write_refuses_frames_until_a_probe_finds_the_tables(store):
     health = StoreHealth.of(store)
     health.clock = clock
     assert "samples" in health.tables and health.probe(store)
-    writer = Writer(ThreadStores(lambda: store), health=health)
-    writer.write(_rows(), "a:1:1")
+    committer = GroupCommitter(Writer(ThreadStores(lambda: store), health=health).write, Marks())
+
+    def write(seq: int) -> str:
+        return committer.submit(_frame(seq), Stream()).result()
+
+    write(1)
     store.client.command(f"RENAME TABLE {store.db}.samples TO {store.db}.samples_away")
-    with pytest.raises(Exception, match="samples"):
-        writer.write(_rows(), "a:1:2")
+    with pytest.raises(StoreUnavailable, match="samples"):
+        write(2)
     assert not health.ok
-    with pytest.raises(StoreError, match="not taking writes: a write failed"):
-        writer.write(_rows(), "a:1:2")  # refused before any insert
+    with pytest.raises(StoreUnavailable, match="not taking writes: a write failed"):
+        write(2)  # refused before any insert
     assert not health.probe(store)
     assert "samples is missing" in health.reason
     store.client.command(f"RENAME TABLE {store.db}.samples_away TO {store.db}.samples")
     assert not health.probe(store)  # the tables are back, but a read proves no write: held 1 s
     clock.now += 1.0
     assert health.probe(store) and health.ok
-    writer.write(_rows(), "a:1:2")
+    assert write(2) == "OK"
     count = store.query(f"SELECT count() FROM {store.db}.samples")[0][0]
     assert count == 2 * len(framegen.gauge_batch("health.gauge"))
     health.close()

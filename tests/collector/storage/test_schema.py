@@ -11,6 +11,8 @@ from ferry.collector.storage import migrate
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError
 
+ALL = [m.version for m in migrate.MIGRATIONS]
+
 
 @pytest.fixture
 def bare(store_dsn):
@@ -83,17 +85,19 @@ def test_ttls_and_partitions_as_clickhouse_reports_them(store):
 
 def test_migrations_are_recorded_and_idempotent(bare):
     first = bare.ensure_schema(SchemaOptions(database=bare.db))
-    assert first.applied == [1, 2, 3, 4, 5, 6] and first.ttl_changed == {}
+    assert first.applied == ALL and first.ttl_changed == {}
     versions = bare.query(f"SELECT version, description FROM {bare.db}.schema_version ORDER BY version")
-    assert [v for v, _ in versions] == [1, 2, 3, 4, 5, 6]
+    assert [v for v, _ in versions] == ALL
     again = bare.ensure_schema(SchemaOptions(database=bare.db))
     assert again.applied == [] and again.ttl_changed == {}
-    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == 6
+    assert bare.query(f"SELECT count() FROM {bare.db}.schema_version")[0][0] == len(ALL)
 
 
 def test_retention_change_alters_the_tables_in_place(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
-    bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 1.5)")
+    bare.client.command(
+        f"INSERT INTO {bare.db}.samples (series_id, name, ts, value) VALUES (1, 'm', now64(3), 1.5)"
+    )
     report = bare.ensure_schema(SchemaOptions(database=bare.db, raw_ttl_days=45, logs_ttl_days=7))
     assert report.applied == [] and report.ttl_changed == {"samples": 45, "histograms": 45, "logs": 7}
     tables = engines(bare)
@@ -106,11 +110,14 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
     opts = SchemaOptions(database=bare.db)
     for statement in migrate.MIGRATIONS[0].statements(opts):  # what an older collector created
         bare.client.command(statement)
-    bare.client.command(f"INSERT INTO {bare.db}.samples VALUES (1, 'm', now64(3), 2.5)")
+    bare.client.command(
+        f"INSERT INTO {bare.db}.samples (series_id, name, ts, value) VALUES (1, 'm', now64(3), 2.5)"
+    )
     histogram = "(2, 'h', now64(3), 4.0, 3, [1, 2], [1, 1, 1])"
-    bare.client.command(f"INSERT INTO {bare.db}.histograms VALUES {histogram}")
+    columns = "series_id, name, ts, sum, count, bounds, counts"
+    bare.client.command(f"INSERT INTO {bare.db}.histograms ({columns}) VALUES {histogram}")
     report = bare.ensure_schema(opts)
-    assert report.applied == [1, 2, 3, 4, 5, 6]
+    assert report.applied == ALL
     assert bare.query(f"SELECT value FROM {bare.db}.samples")[0][0] == 2.5
     assert {"events", "logs", "schema_version", "samples_1m", "samples_1h"} <= set(engines(bare))
     # the rollups were backfilled from the samples stored before them
@@ -124,5 +131,50 @@ def test_a_store_from_before_schema_version_is_adopted_with_its_data(bare):
 def test_a_newer_store_is_refused_with_a_clear_error(bare):
     bare.ensure_schema(SchemaOptions(database=bare.db))
     bare.client.command(f"INSERT INTO {bare.db}.schema_version (version, description) VALUES (99, 'future')")
-    with pytest.raises(StoreError, match="schema is version 99, newer than this collector's 6"):
+    with pytest.raises(
+        StoreError, match=f"schema is version 99, newer than this collector's {migrate.LATEST}"
+    ):
         bare.ensure_schema(SchemaOptions(database=bare.db))
+
+
+def test_a_store_of_version_6_takes_the_ledger_and_the_feeds(bare):
+    """A store as version 6 left it (no identity columns, no ledger projections, rollups fed by
+    views on the raw tables), with rows in it: migration 7 adds what it lacks and keeps the rows."""
+    from ferry.collector.storage import rollups, tables
+
+    opts = SchemaOptions(database=bare.db)
+    bare.ensure_schema(opts)
+    db = bare.db
+    for feed in tables.FEEDS.values():  # back to version 6
+        bare.client.command(f"DROP VIEW {db}.{feed.name.removesuffix('_feed')}_mv")
+        bare.client.command(f"DROP TABLE {db}.{feed.name}")
+    for raw in tables.RAW:
+        bare.client.command(f"ALTER TABLE {db}.{raw} DROP PROJECTION ledger")
+        dropped = ["epoch", "seq"] if raw in ("events", "logs") else ["agent_id", "epoch", "seq"]
+        bare.client.command(f"ALTER TABLE {db}.{raw} " + ", ".join(f"DROP COLUMN {c}" for c in dropped))
+    for rolled in tables.ROLLUPS.values():
+        for rollup in rolled:
+            bare.client.command(f"ALTER TABLE {db}.{rollup} DROP COLUMN seq")
+    bare.client.command(
+        f"ALTER TABLE {db}.schema_version DELETE WHERE version = 7 SETTINGS mutations_sync = 1"
+    )
+    layout = opts.layout()
+    for r in rollups.RESOLUTIONS:  # version 3's views: the 1m rollup from samples, 1h from 1m
+        bare.client.command(layout.view(f"{r.table}_mv", r.table, rollups._select(layout, r, True)))
+    bare.client.command(f"INSERT INTO {db}.samples VALUES (1, 'm', now64(3), 2.5)")  # version 6's columns
+    assert bare.ensure_schema(opts).applied == [7]
+    assert bare.query(f"SELECT value, agent_id, epoch, seq FROM {db}.samples") == [(2.5, "", 0, 0)]
+    assert bare.query(f"SELECT sum(sum), sum(count), max(seq) FROM {db}.samples_1h")[0] == (2.5, 1, 0)
+    views = dict(
+        bare.query(
+            "SELECT name, create_table_query FROM system.tables WHERE database = {d:String}"
+            " AND engine = 'MaterializedView'",
+            {"d": db},
+        )
+    )
+    assert all(f"FROM {db}.{name.removesuffix('_mv')}_feed" in q for name, q in views.items()), views
+    assert sorted(views) == sorted(f"{r}_mv" for r in tables.FEEDS)
+    sql = (
+        f"SELECT agent_id, epoch, toDate(ts), max(seq) FROM {db}.samples GROUP BY agent_id, epoch, toDate(ts)"
+    )
+    assert len(bare.query(sql + " SETTINGS force_optimize_projection = 1")) == 1  # the ledger answers

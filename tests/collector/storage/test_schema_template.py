@@ -50,7 +50,10 @@ def test_a_copy_is_what_ensure_schema_gives(store, migrated):
 
 def test_a_copys_views_fill_its_own_rollups(store, migrated, schema_template):
     store.client.command(
-        f"INSERT INTO {store.db}.samples (series_id, name, ts, value) VALUES (7, 'm', now64(3), 1.5)"
+        f"INSERT INTO {store.db}.samples_1m_feed (series_id, name, ts, value) VALUES (7, 'm', now64(3), 1.5)"
+    )
+    store.client.command(
+        f"INSERT INTO {store.db}.samples_1h_feed (series_id, name, ts, value) VALUES (7, 'm', now64(3), 1.5)"
     )
     count = "SELECT count() FROM {}.samples_1m"
     assert store.query(count.format(store.db))[0][0] == 1

@@ -18,10 +18,10 @@ import pytest
 from clickhouse_connect.driver.query import arrow_buffer
 from google.protobuf.descriptor import FieldDescriptor
 
-from ferry.collector.agents import _agent_block
+from ferry.collector.agents import _agents_block
 from ferry.collector.records_rows import record_block
-from ferry.collector.rows import RowBuilder
-from ferry.collector.storage import migrate, rollups, tables
+from ferry.collector.rows import Identity, RowBuilder
+from ferry.collector.storage import ledger, migrate, rollups, tables
 from ferry.collector.storage.layout import Layout
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.writer import _series_block
@@ -30,13 +30,14 @@ from tests import framegen
 from tests.paths import ROOT
 
 ROLLUPS = {t for r in rollups.RESOLUTIONS for t in (r.table, r.histogram_table)}  # filled by views
-WRITTEN = set(tables.TABLES) - ROLLUPS  # the tables the collector inserts blocks into
+FEEDS = {f.name: f for f in tables.FEEDS.values()}  # Null tables the rollups are written through
+WRITTEN = set(tables.TABLES) - ROLLUPS | set(FEEDS)  # the tables the collector inserts blocks into
 
 
 # A digest of the declared tables at each schema version. A fresh store is created from the
 # declaration, so only this notices a change to it that existing stores never get: change the
 # declaration with a migration that brings them to it, then record the new digest under its version.
-DECLARED_AT = {6: "39b7592b60fa3346"}
+DECLARED_AT = {6: "39b7592b60fa3346", 7: "5c8ed328d95fbf9d"}
 
 
 def declaration_digest() -> str:
@@ -90,8 +91,8 @@ def test_a_migrated_store_has_exactly_the_declared_tables_and_columns(store):
             {"d": store.db},
         )
     )
-    assert set(engines) == set(tables.TABLES)
-    for name, table in tables.TABLES.items():
+    assert set(engines) == set(tables.TABLES) | set(FEEDS)
+    for name, table in {**tables.TABLES, **FEEDS}.items():
         assert reported_columns(store, name) == declared_columns(table), name
         for setting in table.settings:
             assert setting in engines[name], (name, setting)
@@ -123,15 +124,23 @@ def written_blocks() -> dict[str, pa.Table]:
     """A block for every table the collector writes, each from the builder the collector uses."""
     builder = RowBuilder()
     res = framegen.resource()
-    metrics = builder.build(framegen.gauge_batch(), res)
+    frame = Identity("agent-test", 7, 1)
+    metrics = builder.build(framegen.gauge_batch(), res, frame)
+    t = (metrics.min_time_ms, metrics.max_time_ms)
     out = {
         "samples": metrics.samples_block,
-        "histograms": builder.build(framegen.histogram_batch(), res).histograms_block,
-        "series": _series_block(metrics.series, metrics),
-        "agents": _agent_block("agent-test", "host-test", "0.1.0", "127.0.0.1:5000", time.time()),
+        "histograms": builder.build(framegen.histogram_batch(), res, frame).histograms_block,
+        "series": _series_block({r.series_id: (r, *t) for r in metrics.series}),
+        "agents": _agents_block({"agent-test": ("host-test", "0.1.0", "127.0.0.1:5000")}, time.time()),
     }
     for kind in KINDS:
-        out[kind.name] = record_block(kind, [_full_record(kind, time.time_ns() - 10**9)], "h", "a")
+        out[kind.name] = record_block(kind, [_full_record(kind, time.time_ns() - 10**9)], "h", frame)
+    day = metrics.min_time_ms // ledger.DAY_MS
+    for rollup, feed in tables.FEEDS.items():  # the raw rows and the rollup's ledger rows
+        raw = next(r for r, rolled in tables.ROLLUPS.items() if rollup in rolled)
+        out[feed.name] = pa.concat_tables(
+            [out[raw], ledger.rollup_rows(rollup, {("agent-test", 7, day): 1})]
+        ).combine_chunks()
     return out
 
 
@@ -139,10 +148,11 @@ def test_every_written_block_has_the_declared_columns_and_the_store_takes_it(sto
     blocks = written_blocks()
     assert set(blocks) == WRITTEN
     for name, block in blocks.items():
-        declared = [(c.name, stored_type(c.type)) for c in tables.TABLES[name].columns]
+        declared = [(c.name, stored_type(c.type)) for c in {**tables.TABLES, **FEEDS}[name].columns]
         assert block_columns(store, block) == declared, name
-        store.insert(name, block, f"t:1:{name}")
-        assert store.query(f"SELECT count() FROM {store.db}.{name}")[0][0] >= 1, name
+        store.insert(name, block)
+        filled = name.removesuffix("_feed")  # a feed holds nothing: its rollup gets the rows
+        assert store.query(f"SELECT count() FROM {store.db}.{filled}")[0][0] >= 1, name
 
 
 def test_each_record_kind_has_a_table_of_its_message_fields():
@@ -153,7 +163,8 @@ def test_each_record_kind_has_a_table_of_its_message_fields():
         table = tables.TABLES[kind.name]
         assert table.columns[:3] == tables.RECORD_COLUMNS
         fields = message_fields[kind.name] - {f"has_{n}" for n in kind.optional_numbers}
-        assert set(table.names[3:]) == fields, kind.name
+        assert table.columns[-2:] == (tables.EPOCH, tables.SEQ)  # the ledger's, added later
+        assert set(table.names[3:-2]) == fields, kind.name
         # every text field has a limit, the one map is the attributes, the doubles optional numbers
         described = {f.name: f for f in kind.message.DESCRIPTOR.fields}
         texts = {n for n in fields if described[n].type == FieldDescriptor.TYPE_STRING}
