@@ -6,8 +6,8 @@ has waited `max_age` seconds, whichever comes first; one committer thread (`star
 closed groups one after another (the inserts themselves run in the engine, off the event loop, and release
 the GIL), while the next group fills. Before a frame joins, its rows are checked against the
 dedup marks (`ferry.collector.marks`) table by table and day by day: rows a table already holds
-are left out of that table only, and a frame every table holds is answered DUPLICATE. A
-committer that was not started writes each frame's group in `submit` itself (tests, tools).
+are left out of that table only, and a frame every table holds is answered DUPLICATE. An
+`inline` committer writes each frame as a group of its own in `submit` (tests, tools).
 
 What keeps the marks exact (docs/delivery.md):
 - the frames of one (agent_id, epoch) join in seq order: a stream prepares its frames one at a
@@ -96,7 +96,8 @@ class Group:
         if not self.frames:
             self.opened = now
         self.frames.append(p)
-        self.rows += sum(b.num_rows for b in p.writes.values())
+        # points and records: the raw tables' rows (the rollups get as many again, or fewer)
+        self.rows += sum(b.num_rows for t, b in p.writes.items() if t in tables.RAW)
 
 
 # Answers the committer gives a frame's future: the ack status name
@@ -116,12 +117,14 @@ class GroupCommitter:
         max_rows: int = 100_000,
         max_age_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        inline: bool = False,
     ):
         self.write = write  # writes a group's inserts; raises if any failed
         self.marks = marks
         self.max_rows = max_rows
         self.max_age_s = max_age_s
         self.clock = clock
+        self.inline = inline  # each frame written as its own group by `submit` (tests, tools)
         self._cond = threading.Condition()
         self._open = Group()
         self._closed: deque[Group] = deque()
@@ -153,12 +156,11 @@ class GroupCommitter:
                 return future
             self._open.add(Pending(frame, stream, writes, units, future), self.clock())
             self._pending[key] = (stream, (owner[1] if owner else 0) + 1)
-            inline = self._thread is None
-            if inline or self._open.rows >= self.max_rows:
+            if self.inline or self._open.rows >= self.max_rows:
                 self._close()
-            group = self._closed.popleft() if inline else None
+            group = self._closed.popleft() if self.inline else None
             self._cond.notify_all()
-        if group is not None:  # not started (tests, tools): written here and now
+        if group is not None:  # written here and now
             self.flush(group)
         return future
 

@@ -91,8 +91,8 @@ class FramePipeline:
     @classmethod
     def writing(cls, writer: Writer, config: PipelineConfig | None = None) -> FramePipeline:
         """A pipeline whose every frame is written as its own group, at once, by the calling
-        thread (a committer not started): for tests and tools."""
-        return cls(GroupCommitter(writer.write, Marks()), config)
+        thread (an inline committer): for tests and tools."""
+        return cls(GroupCommitter(writer.write, Marks(), inline=True), config)
 
     @property
     def marks(self) -> Marks:

@@ -1,6 +1,6 @@
 """Frames as the committer takes them (`ferry.collector.commit.Prepared`), written through the real
 GroupCommitter and Writer into a test's store: each `submit` writes its frame's group at once
-(the committer is not started)."""
+(an inline committer)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ferry.collector.writer import Writer
 
 
 def committer(store: Store, marks: Marks | None = None) -> GroupCommitter:
-    return GroupCommitter(Writer(ThreadStores(lambda: store)).write, marks or Marks())
+    return GroupCommitter(Writer(ThreadStores(lambda: store)).write, marks or Marks(), inline=True)
 
 
 def write(

@@ -65,7 +65,7 @@ def test_failed_write_refuses_frames_until_a_probe_finds_the_tables(store):
     health = StoreHealth.of(store)
     health.clock = clock
     assert "samples" in health.tables and health.probe(store)
-    committer = GroupCommitter(Writer(ThreadStores(lambda: store), health=health).write, Marks())
+    committer = GroupCommitter(Writer(ThreadStores(lambda: store), health=health).write, Marks(), inline=True)
 
     def write(seq: int) -> str:
         return committer.submit(_frame(seq), Stream()).result()

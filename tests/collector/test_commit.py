@@ -1,0 +1,198 @@
+"""The group commit (ferry.collector.commit) on the real embedded store: frames of many streams in
+one insert per table, answered after it; dedup table by table and day by day against marks the
+store's ledger rebuilds; a failed group failing what came after it; a frame of an agent whose
+other stream still has frames in flight waiting for them."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ferry.collector.commit import GroupCommitter, Prepared, StoreUnavailable, Stream
+from ferry.collector.marks import Marks
+from ferry.collector.records_rows import record_block
+from ferry.collector.rows import Identity, RowBuilder
+from ferry.collector.storage import ledger
+from ferry.collector.storage.store import ThreadStores
+from ferry.collector.writer import Writer
+from ferry.records import KINDS
+from tests import framegen
+
+DAY = ledger.DAY_MS
+EVENTS = next(k for k in KINDS if k.name == "events")
+
+
+def frame(
+    agent: str, seq: int, times_ms: list[int], epoch: int = 5, events: int = 0, value: float = 1.0
+) -> Prepared:
+    """A frame of one gauge series with a point at each of `times_ms` (and `events` events)."""
+    n = len(times_ms)
+    batch = framegen.gauge_batch("c.g", n_series=1, points=n, t0_ms=0, value0=value)
+    batch.time_ms[:] = np.array(times_ms, dtype=np.int64)
+    identity = Identity(agent, epoch, seq)
+    rows = RowBuilder().build(batch, framegen.resource(agent, f"h-{agent}"), identity)
+    blocks = {"samples": rows.samples_block}
+    if events:
+        t_ns = times_ms[0] * 10**6
+        evs = [framegen.event(f"e{i}", t_ns=t_ns + i) for i in range(events)]
+        blocks["events"] = record_block(EVENTS, evs, f"h-{agent}", identity)
+    return Prepared(agent, epoch, seq, blocks, rows.series, min(times_ms), max(times_ms), f"h-{agent}")
+
+
+class Recording(Writer):
+    """The real Writer, noting which tables each group wrote and how many rows."""
+
+    def __init__(self, store, fail: list | None = None):
+        super().__init__(ThreadStores(lambda: store))
+        self.groups: list[dict[str, int]] = []
+        self.fail = fail if fail is not None else []
+
+    def write(self, group) -> None:
+        if self.fail:
+            raise self.fail.pop()
+        self.groups.append(
+            {
+                t: sum(p.writes[t].num_rows for p in group.frames if t in p.writes)
+                for p in group.frames
+                for t in p.writes
+            }
+        )
+        super().write(group)
+
+
+def count(store, table: str, where: str = "1") -> int:
+    return store.query(f"SELECT count() FROM {store.db}.{table} WHERE {where}")[0][0]
+
+
+def now_ms() -> int:
+    return (int(time.time()) - 120) * 1000
+
+
+def test_frames_of_many_streams_go_in_one_insert_per_table(store):
+    writer = Recording(store)
+    c = GroupCommitter(writer.write, Marks(), max_rows=10_000, max_age_s=0.3)
+    t = now_ms()
+    futures = [c.submit(frame(f"a{i}", 1, [t, t + 1000]), Stream()) for i in range(20)]
+    c.start()
+    assert [f.result(10) for f in futures] == ["OK"] * 20
+    c.stop()
+    assert writer.groups == [{"samples": 40, "samples_1m": 40, "samples_1h": 40}]  # one group
+    assert count(store, "samples") == 40
+    assert count(store, "samples_1m", "NOT startsWith(name, '#')") == 20  # 20 series, one minute each
+    assert count(store, "agents") == 0  # no AgentRecorder given: no agents rows
+    assert count(store, "series") == 20
+
+
+def test_a_group_closes_at_its_row_bound(store):
+    writer = Recording(store)
+    c = GroupCommitter(writer.write, Marks(), max_rows=4, max_age_s=60)
+    c.start()
+    t = now_ms()
+    futures = [c.submit(frame(f"a{i}", 1, [t, t + 1]), Stream()) for i in range(4)]
+    assert [f.result(10) for f in futures] == ["OK"] * 4  # well before the 60 s age bound
+    c.stop()
+    # each frame brings 2 points: the second frame closed the first group
+    assert [g["samples"] for g in writer.groups] == [4, 4]
+
+
+def test_a_resend_writes_only_what_each_table_lacks(store):
+    """The store's ledger says samples hold frame 3 and events do not (a crash between the
+    two inserts): the resend writes its events and nothing into samples."""
+    t = now_ms()
+    first = frame("a", 3, [t, t + 10], events=2)
+    marks = Marks()
+    c = GroupCommitter(Recording(store).write, marks, inline=True)
+    samples_only = Prepared("a", 5, 3, {"samples": first.blocks["samples"]}, first.series, t, t + 10)
+    assert c.submit(samples_only, Stream()).result() == "OK"
+    restarted = Marks()
+    assert restarted.load(ledger.read(store)) == 3  # samples, samples_1m, samples_1h
+    writer = Recording(store)
+    c = GroupCommitter(writer.write, restarted, inline=True)
+    assert c.submit(first, Stream()).result() == "OK"
+    assert writer.groups == [{"events": 2}]
+    assert (count(store, "samples"), count(store, "events")) == (2, 2)
+    # and once more: every table holds it now
+    again = Marks()
+    assert again.load(ledger.read(store)) == 4
+    assert GroupCommitter(Recording(store).write, again, inline=True).submit(first, Stream()).result() == (
+        "DUPLICATE"
+    )
+
+
+def test_a_frame_across_two_days_is_repaired_day_by_day(store):
+    """Frame 2 has points on two days; only the first day's part of samples was stored: the
+    resend writes the second day into samples, and both days into the rollups."""
+    today = now_ms() // DAY * DAY + 1000
+    yesterday = today - DAY
+    marks = Marks()
+    marks.load([ledger.Mark("samples", "a", 5, yesterday // DAY, 2)])
+    writer = Recording(store)
+    c = GroupCommitter(writer.write, marks, inline=True)
+    assert c.submit(frame("a", 2, [yesterday, today]), Stream()).result() == "OK"
+    assert writer.groups == [{"samples": 1, "samples_1m": 2, "samples_1h": 2}]
+    assert store.query(f"SELECT toUnixTimestamp64Milli(ts) FROM {store.db}.samples") == [(today,)]
+    rebuilt = {(m.table, m.day): m.seq for m in ledger.read(store)}
+    assert rebuilt == {
+        ("samples", today // DAY): 2,
+        ("samples_1m", yesterday // DAY): 2,
+        ("samples_1m", today // DAY): 2,
+        ("samples_1h", yesterday // DAY): 2,
+        ("samples_1h", today // DAY): 2,
+    }
+
+
+def test_a_failed_group_fails_the_groups_after_it_and_their_streams(store):
+    writer = Recording(store, fail=[RuntimeError("disk full")])
+    c = GroupCommitter(writer.write, Marks(), max_rows=2, max_age_s=60)
+    t = now_ms()
+    s1, s2 = Stream(), Stream()
+    first = c.submit(frame("a", 1, [t, t + 1]), s1)  # closes a group of its own (2 points)
+    later = c.submit(frame("b", 1, [t]), s2)  # waits in the open group
+    c.start()
+    with pytest.raises(StoreUnavailable, match="disk full"):
+        first.result(10)
+    with pytest.raises(StoreUnavailable, match="an earlier group failed"):
+        later.result(10)
+    assert s1.failed and s2.failed
+    with pytest.raises(StoreUnavailable, match="earlier frame of this stream"):
+        c.submit(frame("a", 2, [t + 2]), s1)
+    assert c.submit(frame("a", 1, [t, t + 1]), Stream()).result(10) == "OK"  # the resend, reconnected
+    c.stop()
+    assert count(store, "samples") == 2
+
+
+def test_a_reconnected_agent_waits_for_its_old_streams_frames(store):
+    """Frame 1 of agent a is in a group not yet written when a's new stream resends it: the
+    resend waits for the answer, then finds it stored (DUPLICATE) instead of writing it twice."""
+    c = GroupCommitter(Recording(store).write, Marks(), max_rows=2, max_age_s=60)
+    c.start()
+    t = now_ms()
+    old = c.submit(frame("a", 1, [t]), Stream())
+    answers: list[str] = []
+    resend = threading.Thread(
+        target=lambda: answers.append(c.submit(frame("a", 1, [t]), Stream()).result(10))
+    )
+    resend.start()
+    time.sleep(0.3)
+    assert answers == [] and not old.done()  # still waiting for the old stream's frame
+    assert c.submit(frame("b", 1, [t]), Stream()).result(10) == "OK"  # fills the group: written
+    resend.join(10)
+    c.stop()
+    assert old.result() == "OK" and answers == ["DUPLICATE"]
+    assert count(store, "samples") == 2  # a and b, once each
+
+
+def test_marks_rebuilt_from_the_store_are_the_ones_held(store):
+    marks = Marks()
+    c = GroupCommitter(Recording(store).write, marks, inline=True)
+    t = now_ms()
+    for seq in (1, 2, 3):
+        assert c.submit(frame("a", seq, [t + seq], events=1), Stream()).result() == "OK"
+    assert c.submit(frame("b", 7, [t], epoch=9), Stream()).result() == "OK"
+    rebuilt = Marks()
+    rebuilt.load(ledger.read(store))
+    assert sorted(rebuilt._units.items()) == sorted(marks._units.items())
+    assert len(rebuilt) == 4 + 3  # a: samples, 1m, 1h, events; b: samples, 1m, 1h
