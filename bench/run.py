@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, ingest, native, rawinsert, storage, wire
+from bench import agent, client, collectd, fleet, ingest, native, rawinsert, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
@@ -71,6 +71,8 @@ def main() -> None:
     client_logs = [client.throughput(client_records, "log") for _ in range(runs)]
     # one load of the day (bytes are deterministic for a seed); query medians over 3 or 7 runs
     store_run = storage.run_isolated(hosts=20 if quick else 200, runs=3 if quick else 7)
+    # N simulated agents (1,000 streams; 200 under QUICK) into one collector, and Prometheus 2.x
+    fleet_run = fleet.run(quick)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -89,6 +91,7 @@ def main() -> None:
         "client_logs_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_logs),
         "client_runs": client_gauges + client_logs,
         **store_run,  # storage_bytes_per_point, query_ms_*, rollup_query_speedup, storage: details
+        **fleet_run,  # fleet_*: frames/s, points/s, ack p50/p99, RSS, stored_ok; fleet_vs_prometheus
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -98,6 +101,12 @@ def main() -> None:
         "quick": quick,
     }
     results["ingest_vs_raw_insert"] = results["ingest_points_per_s"] / results["raw_insert_rows_per_s"]
+    # large frames against Prometheus's large remote-write requests (null when it was skipped)
+    prom_large = results.get("prometheus_large_samples_per_s")
+    results.setdefault("fleet_vs_prometheus", None)
+    results["ingest_vs_prometheus"] = (
+        results["ingest_points_per_s_large_frames"] / prom_large if prom_large else None
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     for key in (
@@ -124,9 +133,12 @@ def main() -> None:
         "client_logs_per_s",
         *storage.FIGURES,
         *native.FIGURES,
+        *fleet.FIGURES,
+        "ingest_vs_prometheus",
     ):
-        if key in results:
+        if results.get(key) is not None:
             print(f"{key:40} {results[key]:>14,.2f}")
+    print(f"{'fleet_stored_ok':40} {results['fleet_stored_ok']!s:>14}")
     for kind, ns in results["client_call_ns"].items():
         print(f"{'client_call_ns.' + kind:40} {ns:>14,.0f}")
     print(f"written to {RESULTS}")
