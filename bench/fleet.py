@@ -13,13 +13,15 @@ connection per `streams_per_channel` streams) that build every frame before the 
 2. latency: every stream paced at `latency_fraction` (0.5) of that maximum for `paced_duration`
    s; each frame's send → ack time gives p50/p99.
 3. the store's count of points equals 300 x the frames acked (OK, or DUPLICATE after a resend).
+   Every stream's window is full when the max-rate phase ends, so the run waits for those
+   streams x window frames to be acked: 6 s at 5,000 frames/s, 4 minutes at 125.
 
 Prometheus (bench/prometheus.py) gets the same number of connections, each a host posting
 300-sample remote-write requests one at a time (a remote-write shard's way), then a few
 connections posting large requests (`large_hosts` hosts x `large_samples` samples per series);
 its head's appended-samples counter must equal what it answered 2xx for.
 
-    python -m bench.fleet                    # 1,000 streams, about 3 minutes
+    python -m bench.fleet                    # 1,000 streams, about 3 minutes (plus that drain)
     python -m bench.fleet --quick            # 200 streams, under a minute
 """
 
@@ -502,6 +504,8 @@ def merge(results: list[dict]) -> dict:
     }
     out["max_late_s"] = max(r["max_late_s"] for r in results)
     out["first_error"] = next((r["first_error"] for r in results if r["first_error"]), "")
+    out["ok_by_worker"] = [r["ok"] for r in results]
+    out["last_ack_by_worker"] = [float(r["ack_times"].max()) if r["ok"] else None for r in results]
     out["ack_times"] = np.concatenate([r["ack_times"] for r in results])
     out["latencies"] = np.concatenate([r["latencies"] for r in results])
     return out
@@ -601,7 +605,7 @@ def run_ferry(
     cap_frames_per_s: float = 10_000,
     latency_fraction: float = 0.5,
     streams_per_channel: int = 25,
-    drain_timeout: float = 300.0,
+    drain_timeout: float = 900.0,
 ) -> dict:
     """The collector's side. `frames`: that many frames per stream for the max-rate phase (else
     as many as `cap_frames_per_s` for `duration` s could use; a stream that runs out stops)."""
@@ -635,6 +639,9 @@ def run_ferry(
                 out["max_phase"]["drain_s"] = (
                     float(got["ack_times"].max() - max_phase.end) if got["ok"] else 0.0
                 )
+                out["max_phase"]["last_ack_by_worker"] = [
+                    None if t is None else t - max_phase.end for t in got["last_ack_by_worker"]
+                ]
                 out["frames_per_s"] = rate(got, max_phase)
                 out["points_per_s"] = out["frames_per_s"] * POINTS
                 # the latency phase: each stream paced at latency_fraction of the maximum
@@ -684,7 +691,10 @@ def run_prometheus(
     requests (`large_hosts` x 300 series x `large_samples` samples) from `large_conns`."""
     out: dict = {}
     try:
-        with tempfile.TemporaryDirectory(prefix="fleet-prom-") as tmp, prometheus.server(Path(tmp)) as srv:
+        with (
+            tempfile.TemporaryDirectory(prefix="fleet-prom-") as tmp,
+            prometheus.server(Path(tmp), max(512, streams + 64)) as srv,
+        ):
             out["version"] = srv.version
             server = psutil.Process(srv.proc.pid)
             t0_ms = int(time.time() * 1000) - PAST_MS
@@ -790,6 +800,7 @@ def print_table(r: dict) -> None:
         ("streams (window)", f"{f['streams']} ({f['window']})"),
         ("frames/s acked, max", f"{f['frames_per_s']:,.0f}"),
         ("points/s acked, max", f"{f['points_per_s']:,.0f}"),
+        ("drain after the max phase (s)", f"{f['max_phase']['drain_s']:,.1f}"),
         ("paced at (frames/s)", f"{f['paced_frames_per_s']:,.0f} of {f['paced_target_frames_per_s']:,.0f}"),
         ("ack p50 / p99 (ms)", f"{f['ack_p50_ms'] or 0:,.1f} / {f['ack_p99_ms'] or 0:,.1f}"),
         ("collector peak RSS (MB)", f"{f['collector_rss_mb']:,.0f}"),

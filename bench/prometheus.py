@@ -79,8 +79,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(workdir: Path) -> Iterator[Server]:
-    """A Prometheus with no scrape jobs, its TSDB in `workdir`, taking remote writes on loopback."""
+def server(workdir: Path, max_connections: int = 512) -> Iterator[Server]:
+    """A Prometheus with no scrape jobs, its TSDB in `workdir`, taking remote writes on loopback.
+
+    `max_connections`: --web.max-connections (512 by default); the server leaves any connection
+    past it unread (accepted by the kernel, never served), so it must exceed the senders."""
     exe = binary()
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
     if "--web.enable-remote-write-receiver" in help_text.stdout + help_text.stderr:
@@ -98,6 +101,7 @@ def server(workdir: Path) -> Iterator[Server]:
             f"--storage.tsdb.path={workdir / 'tsdb'}",
             f"--web.listen-address={address}",
             "--log.level=warn",
+            f"--web.max-connections={max_connections}",
             *receiver,
         ],
         stdout=log,
