@@ -1,11 +1,12 @@
 """The engine's own insert rate for the columns Ferry ingests: blocks of `samples` rows
 (series_id, name, ts, value; `ferry.collector.storage.blocks`, built before the clock starts),
 the frame's size each, inserted back to back by `Store.insert` (Arrow) into a fresh embedded
-store with Ferry's schema, with an insert token each as the collector does.
+store with Ferry's schema, each carrying its frame's identity columns as the collector's do.
 
 This is the ceiling for `ingest_points_per_s`: what ClickHouse itself takes with no gRPC,
-decode, validation or dedup in front. It is measured twice: with the production schema (the
-rollup views run on every insert) and with the views dropped (what raw storage costs alone).
+decode, validation or dedup in front. It is measured twice: as the collector writes a group
+(each block into `samples` and into both rollups' feeds, whose views aggregate it) and into
+`samples` alone (what raw storage costs).
 Runs in its own process (`python -m bench.rawinsert`): chDB hosts one store path per process.
 
 It also measures the fixed cost of one insert: 300-row blocks (a host agent's frame at a 10 s
@@ -27,6 +28,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
+from ferry.collector.rows import Identity
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary
 from ferry.collector.storage.rollups import RESOLUTIONS
@@ -50,6 +52,7 @@ def _blocks(rows: int, block_rows: int, series: int = 1000) -> list[pa.Table]:
                     "name": Dictionary(["bench.points"], np.zeros(n, dtype=np.uint32)),
                     "ts": t0 + (i // series) * 1000,
                     "value": np.ones(n),
+                    **Identity("bench", 1, start // block_rows + 1).columns(n),
                 },
             )
         )
@@ -60,14 +63,12 @@ def measure(rows: int, block_rows: int, views: bool, where: str | None = None) -
     with tempfile.TemporaryDirectory(dir=where, ignore_cleanup_errors=True) as tmp:
         store = Store.open(f"chdb://{tmp}/store", database="ferry")
         store.ensure_schema()
-        if not views:
-            for r in RESOLUTIONS:
-                for table in (r.table, r.histogram_table):
-                    store.client.command(f"DROP VIEW IF EXISTS ferry.{table}_mv")
         made = _blocks(rows, block_rows)
+        feeds = [tables.FEEDS[r.table].name for r in RESOLUTIONS] if views else []
         started = time.perf_counter()
-        for seq, block in enumerate(made):
-            store.insert("samples", block, f"bench:1:{seq}")
+        for block in made:
+            for table in ("samples", *feeds):
+                store.insert(table, block)
         seconds = time.perf_counter() - started
         stored = store.query("SELECT count() FROM ferry.samples")[0][0]
         store.close()

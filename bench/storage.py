@@ -6,9 +6,10 @@ memory goes back when it exits); `python -m bench.storage --hosts 200` runs it s
 `--codecs` adds trials of other column codecs on scratch copies of `samples`.
 
 The dataset is `bench.hostday`'s (its docstring gives every value shape). Points go in
-through the collector's own RowBuilder and Writer (Arrow blocks, the materialized views fill
-samples_1m and samples_1h at insert), 10 hosts per insert; then OPTIMIZE TABLE ... FINAL, and
-bytes come from system.parts (active parts).
+through the collector's own RowBuilder, group commit and Writer (Arrow blocks into samples and
+into the rollups' feeds, whose views fill samples_1m and samples_1h), 10 hosts per group; then
+OPTIMIZE TABLE ... FINAL, and bytes come from system.parts (active parts). The samples rows
+carry their frame's identity (agent_id, epoch, seq: the dedup ledger), as the collector's do.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ import tempfile
 import time
 
 import numpy as np
-import pyarrow as pa
 
 from bench.hostday import DAY_MS, STEP_MS, host_batch, host_metrics
+from ferry.collector.commit import GroupCommitter, Prepared, Stream
+from ferry.collector.marks import Marks
 from ferry.collector.query.groups import matched
 from ferry.collector.query.service import QueryService
-from ferry.collector.rows import RowBuilder
+from ferry.collector.rows import Identity, RowBuilder
 from ferry.collector.storage.schema import MIN_COMPRESS_BLOCK
 from ferry.collector.storage.store import Store, ThreadStores
 from ferry.collector.writer import Writer
@@ -45,7 +47,7 @@ def load(store_dsn: str, db: str, hosts: int, steps: int, start_ms: int, seed: i
     """Generate and write `hosts` hosts through the collector's RowBuilder and Writer, CHUNK_HOSTS
     hosts per insert. Returns points, series and seconds spent generating and inserting."""
     stores = ThreadStores(lambda: Store.open(store_dsn, database=db))
-    writer, builder = Writer(stores), RowBuilder()
+    committer, builder = GroupCommitter(Writer(stores).write, Marks()), RowBuilder()
     rng = np.random.default_rng(seed)
     times = start_ms + np.arange(steps, dtype=np.int64) * STEP_MS
     points = series = 0
@@ -54,21 +56,20 @@ def load(store_dsn: str, db: str, hosts: int, steps: int, start_ms: int, seed: i
         t0 = time.perf_counter()
         n = min(CHUNK_HOSTS, hosts - first)
         family = host_metrics(rng, n, steps)
-        frames = []
+        futures = []
         for row in range(n):
-            res = payload_pb2.Resource(host=f"host-{first + row:03d}", agent_id=f"agent-{first + row:03d}")
-            frames.append(builder.build(host_batch(family, row, times), res))
-        rows = frames[0]
-        rows.series = [s for f in frames for s in f.series]
-        # one block of the hosts' rows (one dictionary of names: an Arrow file holds one per column)
-        rows.samples_block = pa.concat_tables(f.samples_block for f in frames).unify_dictionaries()
-        rows.samples_count = sum(f.samples_count for f in frames)
+            agent = f"agent-{first + row:03d}"
+            res = payload_pb2.Resource(host=f"host-{first + row:03d}", agent_id=agent)
+            rows = builder.build(host_batch(family, row, times), res, Identity(agent, 1, 1))
+            frame = Prepared(agent, 1, 1, {"samples": rows.samples_block}, rows.series)
+            futures.append(committer.submit(frame, Stream()))  # joins the one open group
+            points += rows.samples_count
+            series += len(rows.series)
         t1 = time.perf_counter()
-        writer.write(rows, token=f"bench-storage:{first}")
+        committer.write_open()  # the hosts' frames as one group: one insert per table
         insert_s += time.perf_counter() - t1
         gen_s += t1 - t0
-        points += rows.samples_count
-        series += len(rows.series)
+        assert all(f.result() == "OK" for f in futures)
     stores.close_all()
     return {"points": points, "series": series, "generate_s": gen_s, "insert_s": insert_s}
 

@@ -11,9 +11,10 @@ are left out of that table only, and a frame every table holds is answered DUPLI
 
 What keeps the marks exact (docs/delivery.md):
 - the frames of one (agent_id, epoch) join in seq order: a stream prepares its frames one at a
-  time, and a frame whose (agent_id, epoch) still has frames in a group from another stream (an
-  agent that reconnected while its old stream's frames were in flight) waits until those are
-  answered, then is checked again;
+  time, and a frame whose (agent_id, epoch) still has unanswered frames from another stream (an
+  agent that reconnected while its old stream's frames were in flight), or of a seq at or above
+  its own from the same stream (sent out of order), waits until those are answered, then is
+  checked again;
 - a group that fails fails every group after it, and the streams of its frames (`Stream.failed`)
   take no more frames: nothing after an unanswered frame is ever written.
 """
@@ -128,7 +129,8 @@ class GroupCommitter:
         self._cond = threading.Condition()
         self._open = Group()
         self._closed: deque[Group] = deque()
-        self._pending: dict[tuple[str, int], tuple[Stream, int]] = {}  # key → (stream, frames)
+        # (agent_id, epoch) → (the stream its unanswered frames came on, how many, highest seq)
+        self._pending: dict[tuple[str, int], tuple[Stream, int, int]] = {}
         self._stopping = False
         self._thread: threading.Thread | None = None
 
@@ -146,7 +148,9 @@ class GroupCommitter:
                 if self._stopping:
                     raise StoreUnavailable("collector is shutting down")
                 owner = self._pending.get(key)
-                if owner is None or owner[0] is stream:
+                # another stream's frames of this agent and epoch, or this stream's own of a
+                # seq at or above this one (sent out of order): answered first, then checked
+                if owner is None or (owner[0] is stream and frame.seq > owner[2]):
                     break
                 self._cond.wait(1.0)
             writes, units = self._unstored(frame)
@@ -155,7 +159,7 @@ class GroupCommitter:
                 future.set_result(DUPLICATE)
                 return future
             self._open.add(Pending(frame, stream, writes, units, future), self.clock())
-            self._pending[key] = (stream, (owner[1] if owner else 0) + 1)
+            self._pending[key] = (stream, (owner[1] if owner else 0) + 1, frame.seq)
             if self.inline or self._open.rows >= self.max_rows:
                 self._close()
             group = self._closed.popleft() if self.inline else None
@@ -185,6 +189,16 @@ class GroupCommitter:
                     writes[table] = block.filter(pa.array(np.isin(days, fresh)))
                 units[table] = fresh
         return writes, units
+
+    def write_open(self) -> None:
+        """Close the open group and write it on the calling thread: for a committer that is not
+        started (tools writing many frames as one group, like bench/storage.py)."""
+        with self._cond:
+            self._close()
+            groups = list(self._closed)
+            self._closed.clear()
+        for group in groups:
+            self.flush(group)
 
     def _close(self) -> None:
         if self._open.frames:
@@ -248,6 +262,7 @@ class GroupCommitter:
             m.POINTS.inc(f.points)
             for kind, n in f.records.items():
                 m.RECORDS[kind].inc(n)
+        m.MARKS.set(len(self.marks))
         self._answer(group, lambda fut: fut.set_result(OK))
 
     def _fail(self, failed: Group, exc: Exception) -> None:
@@ -275,9 +290,9 @@ class GroupCommitter:
         with self._cond:
             for p in group.frames:
                 key = (p.frame.agent_id, p.frame.epoch)
-                stream, n = self._pending[key]
+                stream, n, top = self._pending[key]
                 if n > 1:
-                    self._pending[key] = (stream, n - 1)
+                    self._pending[key] = (stream, n - 1, top)
                 else:
                     del self._pending[key]
             self._cond.notify_all()

@@ -134,6 +134,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     )
     # the probe has the bootstrap store to itself from here on
     watch = asyncio.create_task(watch_store(store_health, bootstrap, health_servicer, cfg, stop))
+    pruning = asyncio.create_task(prune_marks(marks, limits, stop))
     notifier = Notifier.from_env()
     watchdog = asyncio.create_task(notifier.watchdog(stop))
     notifier.ready(f"serving on {cfg.listen}")
@@ -141,6 +142,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     notifier.stopping()
     await watchdog
     await watch
+    await pruning
     log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -186,12 +188,27 @@ async def watch_store(
             await asyncio.wait_for(stop.wait(), cfg.store_probe_interval)
 
 
+def oldest_day(limits: Limits) -> int:
+    """The first day a frame may still carry points of (the day before the window starts)."""
+    return int(time.time() * 1000 - limits.max_past_ms) // DAY_MS - 1
+
+
+async def prune_marks(marks: Marks, limits: Limits, stop: asyncio.Event, every_s: float = 3600.0) -> None:
+    """Drop, hourly, the dedup marks of days no frame can carry any more."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        dropped = marks.prune(oldest_day(limits))
+        m.MARKS.set(len(marks))
+        if dropped:
+            log.info("dedup marks: %d of days before the window dropped", dropped)
+
+
 def load_marks(store: Store, limits: Limits) -> Marks:
     """The dedup marks, rebuilt from the store's ledger for the days a frame can still carry."""
     started = time.perf_counter()
     marks = Marks()
-    since = int(time.time() * 1000 - limits.max_past_ms) // DAY_MS - 1
-    n = marks.load(ledger.read(store, since))
+    n = marks.load(ledger.read(store, oldest_day(limits)))
     seconds = time.perf_counter() - started
     m.LEDGER_SECONDS.set(seconds)
     m.MARKS.set(len(marks))

@@ -34,6 +34,7 @@ class Marks:
         self._units: dict[Key, dict[Unit, int]] = {}
         self._frames: OrderedDict[Key, int] = OrderedDict()
         self._capacity = frame_capacity
+        self._count = 0  # unit marks held
         self._lock = threading.Lock()
 
     def load(self, marks: Iterable[Mark]) -> int:
@@ -43,6 +44,8 @@ class Marks:
             for m in marks:
                 units = self._units.setdefault((m.agent_id, m.epoch), {})
                 unit = (m.table, m.day)
+                if unit not in units:
+                    self._count += 1
                 if m.seq > units.get(unit, 0):
                     units[unit] = m.seq
                 n += 1
@@ -65,7 +68,10 @@ class Marks:
         with self._lock:
             held = self._units.setdefault(key, {})
             for unit in units:
-                if seq > held.get(unit, 0):
+                was = held.get(unit)
+                if was is None:
+                    self._count += 1
+                if seq > (was or 0):
                     held[unit] = seq
             if seq > self._frames.get(key, 0):
                 self._frames[key] = seq
@@ -84,8 +90,9 @@ class Marks:
                     dropped += 1
                 if not units:
                     del self._units[key]
+            self._count -= dropped
         return dropped
 
     def __len__(self) -> int:
         """How many unit marks are held."""
-        return sum(len(u) for u in self._units.values())
+        return self._count

@@ -196,3 +196,14 @@ def test_marks_rebuilt_from_the_store_are_the_ones_held(store):
     rebuilt.load(ledger.read(store))
     assert sorted(rebuilt._units.items()) == sorted(marks._units.items())
     assert len(rebuilt) == 4 + 3  # a: samples, 1m, 1h, events; b: samples, 1m, 1h
+
+
+def test_marks_are_counted_and_pruned_by_day():
+    marks = Marks()
+    marks.load([ledger.Mark("samples", "a", 1, 100, 5), ledger.Mark("samples", "a", 1, 101, 6)])
+    marks.commit("a", 1, 7, [("samples", 101), ("events", 101)])
+    assert len(marks) == 3
+    assert marks.stored("a", 1, 5, ("samples", 100)) and not marks.stored("a", 1, 6, ("samples", 100))
+    assert marks.prune(101) == 1 and len(marks) == 2
+    assert not marks.stored("a", 1, 5, ("samples", 100))  # a frame of that day is refused anyway
+    assert marks.frame_done("a", 1, 7) and not marks.frame_done("a", 1, 8)
