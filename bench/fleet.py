@@ -591,7 +591,7 @@ def stored_points(addr: str, streams: int) -> float:
 
 
 def _phase_summary(r: dict) -> dict:
-    return {k: v for k, v in r.items() if k not in ("ack_times", "latencies")}
+    return {k: v for k, v in r.items() if k not in ("ack_times", "latencies", "last_ack_by_worker")}
 
 
 def run_ferry(
