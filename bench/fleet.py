@@ -808,6 +808,8 @@ def print_table(r: dict) -> None:
         ("cpu cores, max phase", str(f["cpu_cores_max_phase"])),
         ("cpu cores, paced phase", str(f["cpu_cores_paced_phase"])),
     ]
+    if f["max_phase"]["ran_out"]:
+        rows.append(("note", f"{f['max_phase']['ran_out']} streams ran out of frames: rate capped"))
     prom = r.get("fleet_prometheus", {})
     if prom and "skipped" not in prom:
         for name in ("small", "large"):
