@@ -34,7 +34,7 @@ import pyarrow as pa
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.marks import Marks
-from ferry.collector.rows import SeriesRow
+from ferry.collector.rows import SeriesTable
 from ferry.collector.storage import tables
 from ferry.collector.storage.ledger import ticks_per_day
 
@@ -61,7 +61,7 @@ class Prepared:
     epoch: int
     seq: int
     blocks: dict[str, pa.Table]  # raw table → rows
-    series: list[SeriesRow] = field(default_factory=list)
+    series: SeriesTable | None = None
     min_time_ms: int = 0
     max_time_ms: int = 0
     host: str = ""

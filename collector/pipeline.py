@@ -33,6 +33,7 @@ from ferry.collector.commit import DUPLICATE, GroupCommitter, Prepared, StoreUna
 from ferry.collector.marks import Marks
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import Identity, RowBuilder
+from ferry.collector.seriescache import SeriesCache, digest
 from ferry.collector.validate import (
     Limits,
     RecordLimits,
@@ -45,7 +46,7 @@ from ferry.collector.writer import Writer
 from ferry.limits import check_resource_text
 from ferry.records import KINDS
 from ferry.v1 import ingest_pb2
-from ferry.wire.census import CensusError, census
+from ferry.wire.census import CensusError, census, series_census, series_span
 from ferry.wire.codec import CodecError, decode_metrics, decode_payload
 from ferry.wire.frames import FrameError, FrameLimits, check_frame, open_frame
 
@@ -53,8 +54,8 @@ AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
 __all__ = ["REFUSED", "Busy", "FramePipeline", "PipelineConfig", "StoreUnavailable"]
-# what a decoded frame keeps while it waits in a group, beyond its blocks: its SeriesRows
-SERIES_ROW_BYTES = 256
+# what a decoded frame keeps while it waits in a group, beyond its blocks: a series id a series
+SERIES_ID_BYTES = 8
 
 
 class Busy(RuntimeError):
@@ -85,7 +86,8 @@ class FramePipeline:
     ):
         self.committer = committer
         self.config = config or PipelineConfig()
-        self.rows = RowBuilder()
+        self.series = SeriesCache()
+        self.rows = RowBuilder(self.series)
         self.clock = clock
 
     @classmethod
@@ -129,7 +131,7 @@ class FramePipeline:
             return _done(prepared)
         if reservation is not None:
             reservation.keep(
-                sum(b.nbytes for b in prepared.blocks.values()) + SERIES_ROW_BYTES * len(prepared.series)
+                sum(b.nbytes for b in prepared.blocks.values()) + SERIES_ID_BYTES * len(prepared.series)
             )
         out: Future = Future()
         try:
@@ -161,12 +163,12 @@ class FramePipeline:
         if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
             return self._ack(frame, ingest_pb2.DUPLICATE)
         try:
-            payload, batch = self._decode(frame, reservation)
+            payload, batch, known = self._decode(frame, reservation)
         except REFUSED as exc:
             return self._refused(frame, exc)
         res = payload.resource
         identity = Identity(frame.agent_id, frame.epoch, frame.seq)
-        rows = self.rows.build(batch, res, identity)
+        rows = self.rows.build(batch, res, identity, known)
         blocks = {}
         if rows.samples_block is not None:
             blocks["samples"] = rows.samples_block
@@ -198,7 +200,16 @@ class FramePipeline:
         if reservation is not None and not reservation.open(len(frame.payload), frame.raw_size):
             raise Busy(opening_cost(len(frame.payload), frame.raw_size))
         raw = open_frame(frame, self.config.frame_limits)
-        counted = census(raw, self.config.limits, self.config.record_limits)
+        # a series table seen before (the same bytes) is taken as counted, decoded and checked
+        span = series_span(raw)
+        key = digest(memoryview(raw)[span[0] : span[1]]) if span is not None else None
+        known = self.series.table(key) if key is not None else None
+        counted = census(
+            raw,
+            self.config.limits,
+            self.config.record_limits,
+            (*span, known.census) if known is not None else None,
+        )
         _take(reservation, decoding_cost(frame.raw_size, counted))
         payload = decode_payload(raw)
         res = payload.resource
@@ -210,15 +221,17 @@ class FramePipeline:
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
         # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
-        batch = decode_metrics(payload.metrics)
+        batch = decode_metrics(payload.metrics, known.defs if known is not None else None)
         now = self.clock()
-        validate_batch(batch, int(now * 1000), self.config.limits)
+        validate_batch(batch, int(now * 1000), self.config.limits, series_checked=known is not None)
         validate_records(payload, int(now * 1e9), self.config.record_limits)
         if len(batch) != frame.point_count:
             raise ValidationError(
                 f"frame point_count {frame.point_count} != {len(batch)} points in the payload"
             )
-        return payload, batch
+        if key is not None and known is None and batch.series:
+            known = self.series.learn(key, batch.series, series_census(raw, span, self.config.limits))
+        return payload, batch, known
 
     def _refused(self, frame: ingest_pb2.Frame, exc: Exception) -> ingest_pb2.Ack:
         code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)

@@ -2,24 +2,26 @@
 (`ferry.collector.storage.blocks`: Arrow tables) of the `samples` and `histograms` tables
 (`ferry.collector.storage.tables` declares their columns).
 
-Called by the ingest service between validation and the store. Per-series work (label merge,
-series id hash) is cached across frames; per-point work is numpy gathers over whole columns.
+Called by the ingest pipeline between validation and the group commit. Per-series work (label
+merge, series id hash) is cached across frames by series table and host
+(ferry.collector.seriescache); per-point work is numpy gathers over whole columns.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
+from ferry.collector.seriescache import KnownTable, SeriesCache, describe
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Dictionary, Ragged
 from ferry.v1 import payload_pb2
-from ferry.wire.columns import HISTOGRAM, KIND_NAMES, MetricBatch, SeriesDef
+from ferry.wire.census import Census
+from ferry.wire.columns import KIND_NAMES, MetricBatch, SeriesDef
 
 
 class Identity(NamedTuple):
@@ -52,11 +54,34 @@ class SeriesRow:
 
 
 @dataclass(slots=True)
-class FrameRows:
-    """What one frame writes. `series` lists every series the frame touches; `records` (a block
-    per record table that gets rows) is set by the pipeline from `ferry.collector.records_rows`."""
+class SeriesTable:
+    """The series a frame touches, with its resource merged in: what `series` rows it writes.
+    `key` names the table and resource (frames with the same key touch the same series, so the
+    writer writes their rows once per refresh); None when the table was not recognised."""
 
-    series: list[SeriesRow]
+    key: tuple | None
+    defs: list[SeriesDef]
+    resource: dict[str, str]
+    host: str
+    ids: np.ndarray  # uint64 series_id of each of `defs`
+
+    def rows(self) -> list[SeriesRow]:
+        res = self.resource
+        return [
+            SeriesRow(int(sid), s.name, KIND_NAMES[s.kind], s.unit, merge_labels(s.labels, res), self.host)
+            for s, sid in zip(self.defs, self.ids.tolist(), strict=True)
+        ]
+
+    def __len__(self) -> int:
+        return len(self.defs)
+
+
+@dataclass(slots=True)
+class FrameRows:
+    """What one frame writes. `series`: every series the frame touches; `records` (a block per
+    record table that gets rows) is set by the pipeline from `ferry.collector.records_rows`."""
+
+    series: SeriesTable
     samples_block: pa.Table | None = None
     samples_count: int = 0
     histograms_block: pa.Table | None = None
@@ -82,39 +107,46 @@ def merge_labels(series_labels: tuple[tuple[str, str], ...], resource: dict[str,
     return tuple(sorted(merged.items()))
 
 
-class RowBuilder:
-    def __init__(self, cache_size: int = 200_000):
-        self._cache: OrderedDict[tuple, SeriesRow] = OrderedDict()
-        self._cache_size = cache_size
+def _ids(defs: list[SeriesDef], resource: dict[str, str]) -> np.ndarray:
+    n = len(defs)
+    return np.fromiter(
+        (series_id(s.name, merge_labels(s.labels, resource)) for s in defs), dtype=np.uint64, count=n
+    )
 
-    def _row(self, s: SeriesDef, host: str, resource_key: tuple, resource: dict[str, str]) -> SeriesRow:
-        key = (s, resource_key)
-        row = self._cache.get(key)
-        if row is None:
-            labels = merge_labels(s.labels, resource)
-            row = SeriesRow(series_id(s.name, labels), s.name, KIND_NAMES[s.kind], s.unit, labels, host)
-            self._cache[key] = row
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return row
+
+class RowBuilder:
+    """Builds a frame's insert blocks. With a recognised series table (`known`, from
+    ferry.collector.seriescache) the per-series work (names, histogram flags, series ids per
+    host) is the cache's, so a frame costs numpy gathers over its columns only."""
+
+    def __init__(self, cache: SeriesCache | None = None):
+        self.cache = cache or SeriesCache()
 
     def build(
-        self, batch: MetricBatch, resource: payload_pb2.Resource, identity: Identity = NO_IDENTITY
+        self,
+        batch: MetricBatch,
+        resource: payload_pb2.Resource,
+        identity: Identity = NO_IDENTITY,
+        known: KnownTable | None = None,
     ) -> FrameRows:
         res = dict(resource.labels)
         res["host"] = resource.host
-        res_key = tuple(sorted(res.items()))
-        rows = [self._row(s, resource.host, res_key, res) for s in batch.series]
-        out = FrameRows(series=rows)
+        if known is None:
+            known = describe(b"", batch.series, Census())
+            key = None
+            sids = _ids(batch.series, res)
+        else:
+            key = (known.key, tuple(sorted(res.items())))
+            sids = self.cache.host_ids(key)
+            if sids is None:
+                sids = _ids(batch.series, res)
+                self.cache.keep_host_ids(key, sids)
+        out = FrameRows(series=SeriesTable(key, batch.series, res, resource.host, sids))
         if not len(batch):
             return out
-        sids = np.fromiter((r.series_id for r in rows), dtype=np.uint64, count=len(rows))
-        names = sorted({r.name for r in rows})
-        name_pos = {n: i for i, n in enumerate(names)}
-        name_idx = np.fromiter((name_pos[r.name] for r in rows), dtype=np.uint32, count=len(rows))
-        is_hist = np.fromiter((s.kind == HISTOGRAM for s in batch.series), dtype=bool, count=len(rows))
+        names, name_idx = known.names, known.name_idx
         refs = batch.series_ref
-        point_is_hist = is_hist[refs]
+        point_is_hist = known.is_hist[refs]
         out.min_time_ms = int(batch.time_ms.min())
         out.max_time_ms = int(batch.time_ms.max())
         if point_is_hist.any():

@@ -1,7 +1,7 @@
 """Writes a group (`ferry.collector.commit.Group`) to the store: one insert per table.
 
-Runs on the committer thread, with a Store of its own. In order: the `series` rows of series this
-process has not written within `series_refresh_s`, the `agents` rows that are due
+Runs on the committer thread, with a Store of its own. In order: the `series` rows of the series
+tables (per host) this process has not written within `series_refresh_s`, the `agents` rows that are due
 (`ferry.collector.agents`), then each raw table's rows and each rollup's rows (through its feed,
 with its ledger rows: `ferry.collector.storage.ledger`). Every insert is one block, so each
 part the engine makes of it (one per day) holds its rows and their ledger together.
@@ -22,6 +22,7 @@ import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 
 import numpy as np
 import pyarrow as pa
@@ -45,13 +46,16 @@ class Writer:
         health: StoreHealth | None = None,
         agents: AgentRecorder | None = None,
         fault_after: str = "",
+        max_tables: int = 200_000,
     ):
         self.stores = stores
         self.health = health
         self.agents = agents
         self.fault_after = fault_after
         self._lock = threading.Lock()
-        self._written: dict[int, float] = {}  # series_id -> monotonic time its row was last written
+        # series table key (ferry.collector.rows.SeriesTable) -> monotonic time its rows were written
+        self._written: OrderedDict[tuple, float] = OrderedDict()
+        self.max_tables = max_tables
         self._refresh = series_refresh_s
 
     def write(self, group: Group) -> None:
@@ -68,7 +72,7 @@ class Writer:
 
     def _insert(self, group: Group) -> None:
         store = self.stores.get()
-        fresh = self._series_to_write(group)
+        fresh, written = self._series_to_write(group)
         if fresh:
             self._timed(store, "series", _series_block(fresh))
         sighted: list[str] = []
@@ -100,8 +104,11 @@ class Writer:
         if fresh:
             now = time.monotonic()
             with self._lock:
-                for r in fresh.values():
-                    self._written[r[0].series_id] = now
+                for key in written:
+                    self._written[key] = now
+                    self._written.move_to_end(key)
+                while len(self._written) > self.max_tables:
+                    self._written.popitem(last=False)
 
     def _timed(self, store, target: str, block: pa.Table, table: str = "") -> None:
         started = time.perf_counter()
@@ -110,20 +117,39 @@ class Writer:
         if self.fault_after and (table or target) == self.fault_after:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def _series_to_write(self, group: Group) -> dict[int, tuple[SeriesRow, int, int]]:
-        """Series due a row, with the first and last time the group's frames saw them."""
+    def _due(self, key: tuple | None, now: float) -> bool:
+        return key is None or now - self._written.get(key, -1e18) > self._refresh
+
+    def _series_to_write(self, group: Group) -> tuple[dict[int, tuple[SeriesRow, int, int]], list[tuple]]:
+        """Series due a row, with the first and last time the group's frames saw them, and the
+        series tables (with their hosts) those rows are for. A table's rows are written when
+        this process has not written them within `series_refresh_s` (an unrecognised table's,
+        key None, with every frame)."""
         now = time.monotonic()
         out: dict[int, tuple[SeriesRow, int, int]] = {}
+        keys: list[tuple] = []
         with self._lock:
-            for p in group.frames:
-                f = p.frame
-                for r in f.series:
-                    seen = out.get(r.series_id)
-                    if seen is not None:
-                        out[r.series_id] = (r, min(seen[1], f.min_time_ms), max(seen[2], f.max_time_ms))
-                    elif now - self._written.get(r.series_id, -1e18) > self._refresh:
-                        out[r.series_id] = (r, f.min_time_ms, f.max_time_ms)
-        return out
+            due = [
+                p.frame
+                for p in group.frames
+                if p.frame.series is not None
+                and (
+                    p.frame.series.key is None
+                    or now - self._written.get(p.frame.series.key, -1e18) > self._refresh
+                )
+            ]
+        for f in due:
+            if f.series.key is not None:
+                if f.series.key in keys:
+                    continue
+                keys.append(f.series.key)
+            for r in f.series.rows():
+                seen = out.get(r.series_id)
+                if seen is None:
+                    out[r.series_id] = (r, f.min_time_ms, f.max_time_ms)
+                else:
+                    out[r.series_id] = (r, min(seen[1], f.min_time_ms), max(seen[2], f.max_time_ms))
+        return out, keys
 
 
 def _written_tables(group: Group) -> list[str]:

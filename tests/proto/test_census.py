@@ -7,7 +7,7 @@ import pytest
 
 from ferry.limits import Limits, RecordLimits
 from ferry.v1 import payload_pb2
-from ferry.wire.census import CensusError, census
+from ferry.wire.census import CensusError, census, series_census, series_span
 from ferry.wire.codec import encode_payload
 from tests import framegen
 from tests.framegen import varint
@@ -72,3 +72,54 @@ def test_fields_at_every_level_are_capped():
 def test_bytes_that_are_not_protobuf(raw):
     with pytest.raises(CensusError, match=r"is not a ferry\.v1\.Payload"):
         census(raw, Limits(), RecordLimits())
+
+
+# ---- the series table's span, and a census that takes a counted span as counted ----------------
+
+
+def _payload(batch, **records) -> bytes:
+    return encode_payload(framegen.resource(), batch, **records)
+
+
+def test_series_span_is_the_run_of_series_entries():
+    batch = framegen.gauge_batch("span.g", n_series=4)
+    raw = _payload(batch, events=[framegen.event()])
+    start, end = series_span(raw)
+    table = payload_pb2.MetricColumns(series=payload_pb2.MetricColumns.FromString(raw[start:end]).series)
+    assert [s.name for s in table.series] == ["span.g"] * 4
+    parsed = payload_pb2.Payload.FromString(raw).metrics
+    assert table.SerializeToString() == payload_pb2.MetricColumns(series=parsed.series).SerializeToString()
+    # hosts with the same series table carry the same bytes there
+    other = encode_payload(
+        framegen.resource("b", "host-b"), framegen.gauge_batch("span.g", n_series=4, value0=9)
+    )
+    s2 = series_span(other)
+    assert other[s2[0] : s2[1]] == raw[start:end]
+
+
+def test_series_span_is_none_where_the_table_is_not_one_run():
+    batch = framegen.gauge_batch("span.g", n_series=2)
+    metrics = payload_pb2.Payload.FromString(_payload(batch)).metrics
+    s0, s1 = (s.SerializeToString() for s in metrics.series)
+    split = b"\x0a" + framegen.varint(len(s0)) + s0 + b"\x10\x05" + b"\x0a" + framegen.varint(len(s1)) + s1
+    assert series_span(b"\x12" + framegen.varint(len(split)) + split) is None  # a field between them
+    one = metrics.SerializeToString()
+    twice = (b"\x12" + framegen.varint(len(one)) + one) * 2  # two metrics fields: the parser merges
+    assert series_span(twice) is None
+    assert series_span(_payload(None, events=[framegen.event()])) is None  # no metrics at all
+    assert series_span(b"\xff\xff\xff") is None  # not protobuf: census says why
+
+
+def test_a_counted_span_counts_as_walking_it_would():
+    batch = framegen.gauge_batch("span.g", n_series=50, labels={"a": "1", "b": "2"})
+    raw = _payload(batch, logs=[framegen.log_record("x")])
+    span = series_span(raw)
+    counted = series_census(raw, span, Limits())
+    assert census(raw, Limits(), RecordLimits(), (*span, counted)) == census(raw, Limits(), RecordLimits())
+    # the caps hold for the counted span too
+    with pytest.raises(CensusError, match="more than 49 series"):
+        census(raw, Limits(max_series=49), RecordLimits(), (*span, counted))
+    with pytest.raises(CensusError, match="series label keys"):
+        census(raw, Limits(max_series_labels=99), RecordLimits(), (*span, counted))
+    with pytest.raises(CensusError, match="protobuf fields"):
+        census(raw, Limits(max_fields=counted.fields), RecordLimits(), (*span, counted))

@@ -38,6 +38,74 @@ class Census:
     fields: int = 0
 
 
+_SERIES_TAG = 0x0A  # MetricColumns.series: field 1, length-delimited
+_METRICS_TAG = 0x12  # Payload.metrics: field 2, length-delimited
+
+
+def _length(buf, pos: int, end: int) -> tuple[int, int]:
+    length = buf[pos] if pos < end else 0x80
+    if length < 0x80:
+        return length, pos + 1
+    return _varint(buf, pos, end)
+
+
+def series_span(raw: bytes | bytearray) -> tuple[int, int] | None:
+    """Where a serialized Payload's series table lies: the byte range [start, end) of its
+    `metrics.series` entries, when they are one unbroken run inside the one `metrics` field (as
+    every Ferry encoder writes them), else None. Frames of hosts with the same series table
+    carry the same bytes there, which the collector recognises (`ferry.collector.tables`).
+    Reads only the tags and lengths of the top-level fields: a few hundred steps for an agent's
+    frame, none of them inside a series. Malformed input gives None (census says why)."""
+    try:
+        pos, end, metrics = 0, len(raw), None
+        while pos < end:  # Payload: resource, metrics, events, logs
+            tag = raw[pos]
+            if tag >= 0x80:
+                return None  # no Payload field needs a two-byte tag
+            wire = tag & 7
+            pos += 1
+            if wire == 2:
+                length, pos = _length(raw, pos, end)
+                if tag == _METRICS_TAG:
+                    if metrics is not None:
+                        return None  # two metrics fields: the parser merges them
+                    metrics = (pos, pos + length)
+                pos += length
+            elif wire == 0:
+                _, pos = _varint(raw, pos, end)
+            else:
+                return None
+        if metrics is None:
+            return None
+        pos, end = metrics
+        start = stop = None
+        while pos < end:
+            tag = raw[pos]
+            if tag >= 0x80:
+                return None
+            field_start = pos
+            pos += 1
+            wire = tag & 7
+            if wire == 2:
+                length, pos = _length(raw, pos, end)
+                pos += length
+            elif wire == 0:
+                _, pos = _varint(raw, pos, end)
+            else:
+                return None
+            if tag == _SERIES_TAG:
+                if start is None:
+                    start = field_start
+                elif stop != field_start:
+                    return None  # a series after another field: not one run
+                stop = pos
+        if start is None or stop is None or stop > metrics[1]:
+            return None
+        return start, stop
+    except CensusError:
+        return None
+
+
 _PAYLOAD = payload_pb2.Payload.DESCRIPTOR
 _METRICS = payload_pb2.MetricColumns.DESCRIPTOR
 _SERIES = payload_pb2.Series.DESCRIPTOR
@@ -90,8 +158,15 @@ class _Cap:
             raise CensusError(f"more than {self.limit} {self.what} ({self.limit} allowed)")
 
 
-def census(raw: bytes | bytearray, limits: Limits, record_limits: RecordLimits) -> Census:
-    """Walk `raw` (a serialized Payload); raise CensusError at the first count over a limit."""
+def census(
+    raw: bytes | bytearray,
+    limits: Limits,
+    record_limits: RecordLimits,
+    known: tuple[int, int, Census] | None = None,
+) -> Census:
+    """Walk `raw` (a serialized Payload); raise CensusError at the first count over a limit.
+    `known`: (start, end, census) of a series table (`series_span`) counted before, whose counts
+    are taken instead of walking it again."""
     series = _Cap(limits.max_series, "series in one frame")
     keys = _Cap(limits.max_series_labels, "series label keys in one frame")
     values = _Cap(limits.max_series_labels, "series label values in one frame")
@@ -104,8 +179,19 @@ def census(raw: bytes | bytearray, limits: Limits, record_limits: RecordLimits) 
             _SERIES.fields_by_name["label_values"].number: values,
         },
     }
+    skip = None
+    if known is not None:
+        start, end, counted = known
+        skip = (
+            start,
+            end,
+            counted,
+            (series, counted.series),
+            (keys, counted.series_labels),
+            (values, counted.series_labels),
+        )
     try:
-        fields = _walk(raw, 0, len(raw), _PAYLOAD.full_name, caps, limits.max_fields)
+        fields = _walk(raw, 0, len(raw), _PAYLOAD.full_name, caps, limits.max_fields, skip)
     except _Malformed as exc:
         raise CensusError(f"payload of {len(raw)} bytes is not a ferry.v1.Payload: {exc}") from None
     except _TooManyFields:
@@ -114,12 +200,22 @@ def census(raw: bytes | bytearray, limits: Limits, record_limits: RecordLimits) 
     return Census(series=series.n, series_labels=keys.n, records=records.n, fields=fields)
 
 
-def _walk(buf, pos: int, end: int, name: str, caps: dict, budget: int) -> int:
-    """The fields in buf[pos:end], a message `name`, at most `budget` of them; returns how many."""
+def _walk(buf, pos: int, end: int, name: str, caps: dict, budget: int, skip=None) -> int:
+    """The fields in buf[pos:end], a message `name`, at most `budget` of them; returns how many.
+    `skip`: a span counted before (see `census`), taken as counted when the walk reaches it."""
     children = _TREE.get(name, {})
     mine = caps.get(name, {})
     used = 0
     while pos < end:
+        if skip is not None and pos == skip[0]:
+            for cap, n in skip[3:]:
+                cap.n += n - 1
+                cap.hit()
+            used += skip[2].fields
+            if used > budget:
+                raise _TooManyFields
+            pos = skip[1]
+            continue
         tag = buf[pos]
         if tag < 0x80:  # one-byte tags: every field ferry.v1 has (numbers below 16)
             pos += 1
@@ -142,7 +238,7 @@ def _walk(buf, pos: int, end: int, name: str, caps: dict, budget: int) -> int:
                 raise _Malformed(f"field {number} of {name} runs {pos + length - end} bytes past its end")
             child = children.get(number)
             if child is not None:
-                used += _walk(buf, pos, pos + length, child.full_name, caps, budget - used)
+                used += _walk(buf, pos, pos + length, child.full_name, caps, budget - used, skip)
             pos += length
         elif wire == 0:
             _, pos = _varint(buf, pos, end)
@@ -155,3 +251,19 @@ def _walk(buf, pos: int, end: int, name: str, caps: dict, budget: int) -> int:
         if pos > end:
             raise _Malformed(f"field {number} of {name} runs past the end of its message")
     return used
+
+
+def series_census(raw: bytes | bytearray, span: tuple[int, int], limits: Limits) -> Census:
+    """The counts of the series table at `span` (`series_span`) alone, for `census(known=...)`."""
+    series = _Cap(limits.max_series, "series in one frame")
+    keys = _Cap(limits.max_series_labels, "series label keys in one frame")
+    values = _Cap(limits.max_series_labels, "series label values in one frame")
+    caps = {
+        _METRICS.full_name: {_METRICS.fields_by_name["series"].number: series},
+        _SERIES.full_name: {
+            _SERIES.fields_by_name["label_keys"].number: keys,
+            _SERIES.fields_by_name["label_values"].number: values,
+        },
+    }
+    fields = _walk(raw, span[0], span[1], _METRICS.full_name, caps, limits.max_fields)
+    return Census(series=series.n, series_labels=keys.n, fields=fields)

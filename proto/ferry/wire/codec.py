@@ -57,7 +57,9 @@ def _column(raw: bytes, dtype: np.dtype, count: int | None, name: str) -> np.nda
     return arr
 
 
-def decode_metrics(msg: payload_pb2.MetricColumns) -> MetricBatch:
+def decode_metrics(msg: payload_pb2.MetricColumns, known: list[SeriesDef] | None = None) -> MetricBatch:
+    """`known`: the series table, decoded before from the same bytes (the collector's cache of
+    series tables), taken instead of decoding `msg.series` again."""
     n = msg.point_count
     if msg.series_ref and msg.series_ref_delta:
         raise CodecError("series_ref and series_ref_delta are both set; an encoder sends one of them")
@@ -67,8 +69,8 @@ def decode_metrics(msg: payload_pb2.MetricColumns) -> MetricBatch:
         refs = _column(msg.series_ref, _U32, n, "series_ref")
     times = np.cumsum(_column(msg.time_ms, _I64, n, "time_ms"), dtype=np.int64)
     values = _column(msg.value, _F64, n, "value")
-    series = []
-    for i, s in enumerate(msg.series):
+    series = known if known is not None and len(known) == len(msg.series) else []
+    for i, s in enumerate(msg.series if series is not known else ()):
         if len(s.label_keys) != len(s.label_values):
             raise CodecError(
                 f"series {i} ({s.name!r}): {len(s.label_keys)} label keys != {len(s.label_values)} values"

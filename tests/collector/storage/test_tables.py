@@ -130,7 +130,7 @@ def written_blocks() -> dict[str, pa.Table]:
     out = {
         "samples": metrics.samples_block,
         "histograms": builder.build(framegen.histogram_batch(), res, frame).histograms_block,
-        "series": _series_block({r.series_id: (r, *t) for r in metrics.series}),
+        "series": _series_block({r.series_id: (r, *t) for r in metrics.series.rows()}),
         "agents": _agents_block({"agent-test": ("host-test", "0.1.0", "127.0.0.1:5000")}, time.time()),
     }
     for kind in KINDS:
