@@ -606,6 +606,7 @@ def run_ferry(
     latency_fraction: float = 0.5,
     streams_per_channel: int = 25,
     drain_timeout: float = 900.0,
+    collector_args: tuple[str, ...] = (),
 ) -> dict:
     """The collector's side. `frames`: that many frames per stream for the max-rate phase (else
     as many as `cap_frames_per_s` for `duration` s could use; a stream that runs out stops)."""
@@ -613,7 +614,8 @@ def run_ferry(
     out: dict = {"streams": streams, "window": window, "points_per_frame": POINTS, "workers": workers}
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         limit = str(streams + 64)
-        with collector_process(Path(tmp), "--max-streams", limit, "--max-streams-per-peer", limit) as addr:
+        args = ("--max-streams", limit, "--max-streams-per-peer", limit, *collector_args)
+        with collector_process(Path(tmp), *args) as addr:
             collector = _child(addr)
             spec = {
                 "addr": addr,
@@ -767,9 +769,13 @@ SETTINGS = {
 }
 
 
-def run(quick: bool = False, with_prometheus: bool = True, workers: int = 2) -> dict:
+def run(
+    quick: bool = False, with_prometheus: bool = True, workers: int = 2, collector_args: tuple[str, ...] = ()
+) -> dict:
     s = SETTINGS[quick]
-    ferry = run_ferry(s["streams"], s["duration"], s["paced_duration"], s["warm"], workers)
+    ferry = run_ferry(
+        s["streams"], s["duration"], s["paced_duration"], s["warm"], workers, collector_args=collector_args
+    )
     out = {
         "fleet_frames_per_s": ferry["frames_per_s"],
         "fleet_points_per_s": ferry["points_per_s"],
@@ -836,8 +842,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--no-prometheus", action="store_true")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--collector-args", default="", help="more flags for ferry-collector, e.g. '--writers 1'")
     a = p.parse_args()
-    r = run(a.quick, not a.no_prometheus, a.workers)
+    r = run(a.quick, not a.no_prometheus, a.workers, tuple(a.collector_args.split()))
     print_table(r)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, fleet, ingest, native, rawinsert, storage, wire
+from bench import agent, client, collectd, fleet, ingest, rawinsert, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
@@ -60,8 +60,6 @@ def main() -> None:
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
     # the engine alone, same columns and block size, the same points in all (2 agents' worth)
     raw = rawinsert.run(rows=1_000_000 if quick else 4_000_000, block_rows=50_000, runs=runs)
-    # the collector's Arrow inserts against clickhouse-connect's insert(), 300- and 50k-row frames
-    encoders = native.run(**native.settings(quick))
     wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
     wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
     agent_run = agent_figures(15 if quick else 60, runs)
@@ -82,7 +80,6 @@ def main() -> None:
         "collector_points_per_s": statistics.median(r["points_per_s"] for r in ingest_runs),
         "collector_runs": ingest_runs,
         **raw,  # raw_insert_rows_per_s (production schema, views included), raw_insert_no_views_…
-        **encoders,  # native.FIGURES: {path}_insert_ms_{small,large}, {path}_encode_us_…, ratios to arrow
         "wire_bytes_per_point": wire_default["bytes_per_point"],
         "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
         **agent_run,
@@ -132,7 +129,6 @@ def main() -> None:
         "client_gauges_per_s",
         "client_logs_per_s",
         *storage.FIGURES,
-        *native.FIGURES,
         *fleet.FIGURES,
         "ingest_vs_prometheus",
     ):

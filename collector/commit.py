@@ -36,7 +36,7 @@ from ferry.collector import selfmetrics as m
 from ferry.collector.marks import Marks
 from ferry.collector.rows import SeriesTable
 from ferry.collector.storage import tables
-from ferry.collector.storage.ledger import ticks_per_day
+from ferry.collector.storage.ledger import DAY_MS, ticks_per_day
 
 log = logging.getLogger("ferry.collector.commit")
 
@@ -103,6 +103,10 @@ class Group:
 
 # Answers the committer gives a frame's future: the ack status name
 OK, DUPLICATE = "OK", "DUPLICATE"
+
+
+# whose rows' times are within the frame's min_time_ms..max_time_ms (set with its `points`)
+_METRIC_TABLES = frozenset(tables.ROLLUPS)
 
 
 def _days(block: pa.Table, per_day: int) -> np.ndarray:
@@ -172,10 +176,20 @@ class GroupCommitter:
         """The rows of `frame` each table does not hold yet, and the days they are in."""
         writes: dict[str, pa.Table] = {}
         units: dict[str, tuple[int, ...]] = {}
+        fresh_frame = not self.marks.any_stored(frame.agent_id, frame.epoch, frame.seq)
         for raw, block in frame.blocks.items():
-            days = _days(block, ticks_per_day(raw))
-            distinct = tuple(int(d) for d in np.unique(days))
+            per_day = ticks_per_day(raw)
+            days = None
+            one_day = frame.points and frame.min_time_ms // DAY_MS == frame.max_time_ms // DAY_MS
+            if raw in _METRIC_TABLES and one_day:
+                distinct: tuple[int, ...] = (frame.min_time_ms // DAY_MS,)  # the usual frame: one day
+            else:
+                days = _days(block, per_day)
+                distinct = tuple(int(d) for d in np.unique(days))
             for table in (raw, *tables.ROLLUPS.get(raw, ())):
+                if fresh_frame:  # no table holds anything of it (the usual case)
+                    writes[table], units[table] = block, distinct
+                    continue
                 fresh = tuple(
                     d
                     for d in distinct
@@ -186,6 +200,8 @@ class GroupCommitter:
                 if len(fresh) == len(distinct):
                     writes[table] = block
                 else:  # some days of this table were stored before a crash: the others only
+                    if days is None:
+                        days = _days(block, per_day)
                     writes[table] = block.filter(pa.array(np.isin(days, fresh)))
                 units[table] = fresh
         return writes, units

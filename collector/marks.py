@@ -35,6 +35,7 @@ class Marks:
         self._frames: OrderedDict[Key, int] = OrderedDict()
         self._capacity = frame_capacity
         self._count = 0  # unit marks held
+        self._top: dict[Key, int] = {}  # the highest unit mark of each (agent_id, epoch)
         self._lock = threading.Lock()
 
     def load(self, marks: Iterable[Mark]) -> int:
@@ -48,6 +49,8 @@ class Marks:
                     self._count += 1
                 if m.seq > units.get(unit, 0):
                     units[unit] = m.seq
+                key = (m.agent_id, m.epoch)
+                self._top[key] = max(self._top.get(key, 0), m.seq)
                 n += 1
         return n
 
@@ -55,6 +58,11 @@ class Marks:
         with self._lock:
             mark = self._frames.get((agent_id, epoch))
             return mark is not None and seq <= mark
+
+    def any_stored(self, agent_id: str, epoch: int, seq: int) -> bool:
+        """Whether any table may hold rows of frame `seq` (False: none does, checked at once)."""
+        with self._lock:
+            return seq <= self._top.get((agent_id, epoch), 0)
 
     def stored(self, agent_id: str, epoch: int, seq: int, unit: Unit) -> bool:
         """Whether `unit` already holds the rows of frame `seq` (of that unit)."""
@@ -73,6 +81,8 @@ class Marks:
                     self._count += 1
                 if seq > (was or 0):
                     held[unit] = seq
+            if seq > self._top.get(key, 0):
+                self._top[key] = seq
             if seq > self._frames.get(key, 0):
                 self._frames[key] = seq
             self._frames.move_to_end(key)
@@ -90,6 +100,7 @@ class Marks:
                     dropped += 1
                 if not units:
                     del self._units[key]
+                    self._top.pop(key, None)
             self._count -= dropped
         return dropped
 

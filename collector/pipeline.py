@@ -201,7 +201,7 @@ class FramePipeline:
             raise Busy(opening_cost(len(frame.payload), frame.raw_size))
         raw = open_frame(frame, self.config.frame_limits)
         # a series table seen before (the same bytes) is taken as counted, decoded and checked
-        span = series_span(raw)
+        span = series_span(raw, self.config.limits.max_series + 100)  # + the columns' few fields
         key = digest(memoryview(raw)[span[0] : span[1]]) if span is not None else None
         known = self.series.table(key) if key is not None else None
         counted = census(

@@ -23,6 +23,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 
 from ferry.wire.census import Census
 from ferry.wire.columns import HISTOGRAM, SeriesDef
@@ -33,7 +34,7 @@ class KnownTable:
     key: bytes
     defs: list[SeriesDef]
     census: Census  # what the table's bytes count, for census(known=...)
-    names: list[str]  # the metric names, sorted
+    names: pa.Array  # the metric names, sorted (an Arrow string array: a block's dictionary)
     name_idx: np.ndarray  # uint32: each series' name in `names`
     is_hist: np.ndarray  # bool: each series a histogram
 
@@ -50,7 +51,7 @@ def describe(key: bytes, defs: list[SeriesDef], census: Census) -> KnownTable:
         key,
         defs,
         census,
-        names,
+        pa.array(names, type=pa.string()),
         np.fromiter((pos[s.name] for s in defs), dtype=np.uint32, count=n),
         np.fromiter((s.kind == HISTOGRAM for s in defs), dtype=bool, count=n),
     )

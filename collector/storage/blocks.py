@@ -4,7 +4,7 @@ The row builders (collector.rows, records_rows, writer, agents) call `block` wit
 column of a `ferry.collector.storage.tables.Table`; the Table's schema is `schema(table)`, made
 from the declaration by `arrow_type`, so a block can neither miss a column nor carry a type the
 table does not have. `Store.insert` sends it with clickhouse-connect's `insert_arrow` (an Arrow
-IPC file, FORMAT Arrow), which bench/native.py measured within 10% of the hand-written Native
+IPC file, FORMAT Arrow), which bench/native.py (issue 14) measured within 10% of the hand-written Native
 encoder this replaced, end to end (docs/performance.md). What a column's value is, by type:
 
 - UInt64, Float64, Int64, ...: a numpy array (or anything np.asarray takes); a numpy array of
@@ -100,9 +100,16 @@ def arrow_type(type_: str) -> pa.DataType:
 def schema(table: Table) -> pa.Schema:
     """The Arrow schema of `table`'s insert blocks: its columns in order, a field nullable only
     where the column is Nullable (so the engine reads each field as the declared type)."""
-    return pa.schema(
-        pa.field(c.name, arrow_type(c.type), nullable=c.type.startswith("Nullable(")) for c in table.columns
-    )
+    found = _SCHEMAS.get(table)
+    if found is None:
+        found = _SCHEMAS[table] = pa.schema(
+            pa.field(c.name, arrow_type(c.type), nullable=c.type.startswith("Nullable("))
+            for c in table.columns
+        )
+    return found
+
+
+_SCHEMAS: dict[Table, pa.Schema] = {}  # a block per frame: the schema is built once per table
 
 
 def _numbers(values: Any, dtype: type) -> pa.Array:
@@ -121,7 +128,9 @@ def _array(type_: str, value: Any) -> pa.Array:
     if type_ == "LowCardinality(String)":
         if isinstance(value, Dictionary):
             index = _numbers(value.index, np.int32)
-            return pa.DictionaryArray.from_arrays(index, pa.array(value.keys, type=pa.string()))
+            keys = value.keys if isinstance(value.keys, pa.Array) else pa.array(value.keys, type=pa.string())
+            # the builders make the indexes, each within its keys: no check of every row
+            return pa.DictionaryArray.from_arrays(index, keys, safe=False)
         return pa.array(value, type=pa.string()).dictionary_encode()
     if type_ == "Map(String, String)":
         return pa.array(value, type=arrow_type(type_))

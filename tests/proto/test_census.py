@@ -123,3 +123,10 @@ def test_a_counted_span_counts_as_walking_it_would():
         census(raw, Limits(max_series_labels=99), RecordLimits(), (*span, counted))
     with pytest.raises(CensusError, match="protobuf fields"):
         census(raw, Limits(max_fields=counted.fields), RecordLimits(), (*span, counted))
+
+
+def test_series_span_stops_at_its_step_bound():
+    batch = framegen.gauge_batch("span.g", n_series=50)
+    raw = _payload(batch)
+    assert series_span(raw, 60) is not None
+    assert series_span(raw, 40) is None  # more entries than allowed: the census refuses the frame

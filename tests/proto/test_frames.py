@@ -202,3 +202,21 @@ def test_lz4_frame_with_trailing_data(extra):
 def test_two_concatenated_lz4_frames():
     f = frame()
     refused(_with_payload(f.payload + lz4.frame.compress(b"smuggled", store_size=True), 1000))
+
+
+def test_the_lz4_header_is_read_as_the_lz4_library_reads_it():
+    import os
+
+    import lz4.frame
+
+    from ferry.wire.frames import lz4_content_size
+
+    for n in (0, 1, 1000, 300_000):
+        body = lz4.frame.compress(os.urandom(n), store_size=True)
+        assert lz4_content_size(body) == lz4.frame.get_frame_info(body)["content_size"] == n
+    assert lz4_content_size(lz4.frame.compress(b"abc", store_size=False)) == 0
+    for bad, why in ((b"\x04\x22\x4d", "no lz4 frame magic"), (b"\x04\x22\x4d\x18\x00\x40\x00", "version 0")):
+        with pytest.raises(FrameError, match=why):
+            lz4_content_size(bad)
+    with pytest.raises(FrameError, match="cut short"):
+        lz4_content_size(lz4.frame.compress(b"abc", store_size=True)[:10])

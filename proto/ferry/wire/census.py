@@ -49,16 +49,21 @@ def _length(buf, pos: int, end: int) -> tuple[int, int]:
     return _varint(buf, pos, end)
 
 
-def series_span(raw: bytes | bytearray) -> tuple[int, int] | None:
+def series_span(raw: bytes | bytearray, max_fields: int = Limits.max_series) -> tuple[int, int] | None:
     """Where a serialized Payload's series table lies: the byte range [start, end) of its
     `metrics.series` entries, when they are one unbroken run inside the one `metrics` field (as
     every Ferry encoder writes them), else None. Frames of hosts with the same series table
     carry the same bytes there, which the collector recognises (`ferry.collector.tables`).
     Reads only the tags and lengths of the top-level fields: a few hundred steps for an agent's
-    frame, none of them inside a series. Malformed input gives None (census says why)."""
+    frame, none of them inside a series, and at most `max_fields` of them (a payload with more
+    is one the census refuses: None). Malformed input gives None (census says why)."""
     try:
+        steps = 0
         pos, end, metrics = 0, len(raw), None
         while pos < end:  # Payload: resource, metrics, events, logs
+            steps += 1
+            if steps > max_fields:
+                return None
             tag = raw[pos]
             if tag >= 0x80:
                 return None  # no Payload field needs a two-byte tag
@@ -80,6 +85,9 @@ def series_span(raw: bytes | bytearray) -> tuple[int, int] | None:
         pos, end = metrics
         start = stop = None
         while pos < end:
+            steps += 1
+            if steps > max_fields:
+                return None
             tag = raw[pos]
             if tag >= 0x80:
                 return None
