@@ -16,7 +16,10 @@ What keeps the marks exact (docs/delivery.md):
   its own from the same stream (sent out of order), waits until those are answered, then is
   checked again;
 - a group that fails fails every group after it, and the streams of its frames (`Stream.failed`)
-  take no more frames: nothing after an unanswered frame is ever written.
+  take no more frames: nothing after an unanswered frame is ever written;
+- a failed group may still have written some of its tables (an insert that raised after others
+  returned, or after some of its day parts): before any frame joins again, the marks take the
+  store's ledger once more (`reload`), so a resend skips what was written.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -36,7 +39,7 @@ from ferry.collector import selfmetrics as m
 from ferry.collector.marks import Marks
 from ferry.collector.rows import SeriesTable
 from ferry.collector.storage import tables
-from ferry.collector.storage.ledger import DAY_MS, ticks_per_day
+from ferry.collector.storage.ledger import DAY_MS, Mark, ticks_per_day
 
 log = logging.getLogger("ferry.collector.commit")
 
@@ -123,6 +126,7 @@ class GroupCommitter:
         max_age_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         inline: bool = False,
+        reload: Callable[[], Iterable[Mark]] | None = None,
     ):
         self.write = write  # writes a group's inserts; raises if any failed
         self.marks = marks
@@ -130,6 +134,10 @@ class GroupCommitter:
         self.max_age_s = max_age_s
         self.clock = clock
         self.inline = inline  # each frame written as its own group by `submit` (tests, tools)
+        # the store's ledger, read again after a failed write: a group that failed may have left
+        # some tables (or days) written, which the marks then do not know of
+        self.reload = reload
+        self._stale = False
         self._cond = threading.Condition()
         self._open = Group()
         self._closed: deque[Group] = deque()
@@ -149,6 +157,10 @@ class GroupCommitter:
             while True:
                 if stream.failed:
                     raise StoreUnavailable("an earlier frame of this stream was not committed")
+                if self._stale:
+                    raise StoreUnavailable(
+                        "a write failed: the dedup marks are read again from the store first; retry"
+                    )
                 if self._stopping:
                     raise StoreUnavailable("collector is shutting down")
                 owner = self._pending.get(key)
@@ -170,6 +182,8 @@ class GroupCommitter:
             self._cond.notify_all()
         if group is not None:  # written here and now
             self.flush(group)
+            if self._stale:
+                self._reload()
         return future
 
     def _unstored(self, frame: Prepared) -> tuple[dict[str, pa.Table], dict[str, tuple[int, ...]]]:
@@ -253,8 +267,34 @@ class GroupCommitter:
                 self._cond.wait(wait)
 
     def _run(self) -> None:
-        while (group := self._next()) is not None:
-            self.flush(group)
+        while True:
+            if self._stale:
+                self._reload()
+                continue
+            group = self._next()
+            if group is None:
+                return
+            try:
+                self.flush(group)
+            except Exception as exc:  # a bug past the write: fail the group rather than hang it
+                log.exception("answering a group failed")
+                self._fail(group, exc)
+
+    def _reload(self) -> None:
+        """Merge the store's ledger into the marks (after a failed write), retrying each second
+        while the store does not answer; frames are refused (UNAVAILABLE) meanwhile."""
+        assert self.reload is not None
+        try:
+            n = self.marks.load(self.reload())
+        except Exception as exc:
+            log.warning("reading the dedup ledger after a failed write failed (retrying): %s", exc)
+            with self._cond:
+                self._cond.wait(1.0)
+            return
+        log.info("dedup marks: %d read again from the store after a failed write", n)
+        with self._cond:
+            self._stale = False
+            self._cond.notify_all()
 
     def flush(self, group: Group) -> None:
         """Write `group` and answer its frames (the committer thread; tests call it directly)."""
@@ -287,6 +327,9 @@ class GroupCommitter:
             groups = [failed, *self._closed, self._open]
             self._closed.clear()
             self._open = Group()
+            # the failed group may have written some of its tables: nothing joins until the
+            # marks know what (in an inline committer, the caller's next submit reads it)
+            self._stale = self.reload is not None
             for g in groups:
                 for p in g.frames:
                     p.stream.failed = True

@@ -42,7 +42,7 @@ class CollectorConfig:
         300.0, "duration", "end an ingest stream that sends no frame for this long", metavar="DUR"
     )
     stream_window: int = setting(
-        16, "int", "frames of one stream decoded or waiting for their group at once (more wait unread)"
+        4, "int", "frames of one stream decoded or waiting for their group at once (more wait unread)"
     )
     group_max_rows: int = setting(
         100_000, "int", "a group (one insert per table) is written once it holds this many points and records"

@@ -66,6 +66,12 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
             cluster=cfg.cluster,
         ),
     )
+    if cfg.cluster:
+        log.warning(
+            "cluster %s: a frame's metric rows spread over shards, each shard's part holding its own "
+            "ledger; a crash between the shards' commits can lose or double rows (docs/delivery.md)",
+            cfg.cluster,
+        )
     store_health = await asyncio.to_thread(StoreHealth.of, bootstrap)
     limits = Limits()
     marks = await asyncio.to_thread(load_marks, bootstrap, limits)
@@ -73,7 +79,13 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     writer = Writer(
         stores, health=store_health, agents=AgentRecorder(), fault_after=os.environ.get(FAULT_ENV, "")
     )
-    committer = GroupCommitter(writer.write, marks, cfg.group_max_rows, cfg.group_max_age)
+    committer = GroupCommitter(
+        writer.write,
+        marks,
+        cfg.group_max_rows,
+        cfg.group_max_age,
+        reload=lambda: ledger.read(stores.get(), oldest_day(limits)),  # on the committer's thread
+    )
     committer.start()
     pipeline = FramePipeline(
         committer,

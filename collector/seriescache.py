@@ -10,9 +10,10 @@ its census counts, its metric names with each series' index, which series are hi
 host (the table with the frame's resource labels merged in), the series ids are kept too.
 
 Only a table that passed validation is learned, and the bytes are the key (a 16-byte BLAKE2b
-digest), so a cached table is exactly the one the frame carries. Both caches are bounded and
-forget the least recently used: `max_tables` tables (each a few hundred SeriesDefs) and
-`max_hosts` hosts (8 bytes a series each). A table not in the cache costs what it always did.
+digest), so a cached table is the one the frame carries (short of a BLAKE2b collision someone
+engineered). Both caches are bounded by what they hold and forget the least recently used:
+`max_series` SeriesDefs over all tables (500,000: ~100 MB) and `max_ids` series ids over all
+hosts (5 M: 40 MB). A table not in the cache costs what it always did.
 """
 
 from __future__ import annotations
@@ -58,11 +59,16 @@ def describe(key: bytes, defs: list[SeriesDef], census: Census) -> KnownTable:
 
 
 class SeriesCache:
-    def __init__(self, max_tables: int = 10_000, max_hosts: int = 100_000):
+    """`max_series`: SeriesDefs held across all tables (~200 bytes each); `max_ids`: series ids
+    held across all hosts (8 bytes each). Past either, the least recently used go."""
+
+    def __init__(self, max_series: int = 500_000, max_ids: int = 5_000_000):
         self._tables: OrderedDict[bytes, KnownTable] = OrderedDict()
         self._hosts: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self.max_tables = max_tables
-        self.max_hosts = max_hosts
+        self.max_series = max_series
+        self.max_ids = max_ids
+        self._series = 0
+        self._ids = 0
         self._lock = threading.Lock()
 
     def table(self, key: bytes) -> KnownTable | None:
@@ -76,9 +82,11 @@ class SeriesCache:
         """Keep a table that passed validation."""
         known = describe(key, defs, census)
         with self._lock:
-            self._tables[key] = known
-            while len(self._tables) > self.max_tables:
-                self._tables.popitem(last=False)
+            if key not in self._tables:
+                self._tables[key] = known
+                self._series += len(defs)
+            while self._series > self.max_series and self._tables:
+                self._series -= len(self._tables.popitem(last=False)[1].defs)
         return known
 
     def host_ids(self, key: tuple) -> np.ndarray | None:
@@ -90,6 +98,8 @@ class SeriesCache:
 
     def keep_host_ids(self, key: tuple, ids: np.ndarray) -> None:
         with self._lock:
-            self._hosts[key] = ids
-            while len(self._hosts) > self.max_hosts:
-                self._hosts.popitem(last=False)
+            if key not in self._hosts:
+                self._hosts[key] = ids
+                self._ids += len(ids)
+            while self._ids > self.max_ids and self._hosts:
+                self._ids -= len(self._hosts.popitem(last=False)[1])

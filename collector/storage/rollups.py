@@ -22,10 +22,9 @@ There is no quantile state for plain series: a t-digest column made every insert
 3.0 M points/s; 1m view with min/max/sum/count 2.0 M; + last 1.5 M; + t-digest and the 1h view
 0.7 M), and quantiles are answered exactly from the raw samples (within their retention)
 instead.
-The 1m view reads each insert into `samples`; the 1h view reads what the 1m view writes (its
-partial aggregates, far fewer rows than the raw points) and merges them, which keeps min, max,
-sum, count and last exact. A deduplicated insert into `samples` (a resent frame's token) reaches
-neither view.
+Until migration 7 the 1m view read each insert into `samples` and the 1h view what the 1m view
+wrote; since, each view reads its own feed, the raw rows of a group (each insert aggregated in
+the view, merged exactly by the engine later).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ class Table:
     order_by: str  # the sort key; with `daily`, inside ORDER BY (...)
     shard_key: str  # on a cluster, the Distributed table's sharding key
     daily: bool = True  # day partitions and a retention (TTL) on ts
-    dedup: bool = True  # inserts carry a token the table remembers
+    dedup: bool = True  # keeps a window of insert tokens (unused since group commit: see Dedup)
     bloom_filters: tuple[str, ...] = ()  # columns with a bloom filter skip index
     settings: tuple[str, ...] = ()  # MergeTree settings, `name = value`
     projections: tuple[Projection, ...] = ()

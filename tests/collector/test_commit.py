@@ -207,3 +207,60 @@ def test_marks_are_counted_and_pruned_by_day():
     assert marks.prune(101) == 1 and len(marks) == 2
     assert not marks.stored("a", 1, 5, ("samples", 100))  # a frame of that day is refused anyway
     assert marks.frame_done("a", 1, 7) and not marks.frame_done("a", 1, 8)
+
+
+class FailingAfter(Writer):
+    """The real Writer, whose insert into `target` raises once, after the tables before it took
+    their rows (a disk that fills up between two of a group's inserts, say)."""
+
+    def __init__(self, store, target: str):
+        super().__init__(ThreadStores(lambda: store))
+        self.target = target
+
+    def _timed(self, store, target, block, table=""):
+        if target == self.target:
+            self.target = ""
+            raise RuntimeError(f"{target}: no space left on device")
+        super()._timed(store, target, block, table)
+
+
+def test_a_write_that_failed_halfway_is_repaired_without_a_restart(store):
+    """samples took the group's rows, samples_1m's insert raised: the resend (same process) must
+    not write samples again. The marks are read again from the store's ledger before any frame
+    joins (found by review: without it the resend wrote samples twice)."""
+    writer = FailingAfter(store, "samples_1m_feed")
+    c = GroupCommitter(writer.write, Marks(), inline=True, reload=lambda: ledger.read(store))
+    t = now_ms()
+    with pytest.raises(StoreUnavailable, match="no space left"):
+        c.submit(frame("a", 1, [t, t + 10]), Stream()).result()
+    assert (count(store, "samples"), count(store, "samples_1m", "NOT startsWith(name, '#')")) == (2, 0)
+    assert c.submit(frame("a", 1, [t, t + 10]), Stream()).result() == "OK"  # the resend
+    assert count(store, "samples") == 2  # once
+    assert store.query(f"SELECT sum(count) FROM {store.db}.samples_1m WHERE name = 'c.g'")[0][0] == 2
+
+
+def test_frames_are_refused_while_the_ledger_cannot_be_read_again(store):
+    calls = []
+
+    def reload():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("store does not answer")
+        return ledger.read(store)
+
+    c = GroupCommitter(FailingAfter(store, "samples").write, Marks(), max_age_s=0.0, reload=reload)
+    c.start()
+    t = now_ms()
+    with pytest.raises(StoreUnavailable):
+        c.submit(frame("a", 1, [t]), Stream()).result(10)
+    deadline = time.monotonic() + 10
+    while True:  # refused until the second read of the ledger succeeded (a second later)
+        try:
+            assert c.submit(frame("a", 1, [t]), Stream()).result(10) == "OK"
+            break
+        except StoreUnavailable as exc:
+            assert "read again from the store" in str(exc)
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    c.stop()
+    assert len(calls) == 2 and count(store, "samples") == 1

@@ -108,6 +108,11 @@ def test_series_span_is_none_where_the_table_is_not_one_run():
     assert series_span(twice) is None
     assert series_span(_payload(None, events=[framegen.event()])) is None  # no metrics at all
     assert series_span(b"\xff\xff\xff") is None  # not protobuf: census says why
+    # a metrics field longer than the payload (found by review: these raised IndexError)
+    for cut in (b"\x12\x05\x0a\x01", b"\x12\x7f\x0a\x05abcde", b"\x12\x03\x0a\x05"):
+        assert series_span(cut) is None
+        with pytest.raises(CensusError):
+            census(cut, Limits(), RecordLimits())
 
 
 def test_a_counted_span_counts_as_walking_it_would():

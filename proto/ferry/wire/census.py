@@ -53,7 +53,7 @@ def series_span(raw: bytes | bytearray, max_fields: int = Limits.max_series) -> 
     """Where a serialized Payload's series table lies: the byte range [start, end) of its
     `metrics.series` entries, when they are one unbroken run inside the one `metrics` field (as
     every Ferry encoder writes them), else None. Frames of hosts with the same series table
-    carry the same bytes there, which the collector recognises (`ferry.collector.tables`).
+    carry the same bytes there, which the collector recognises (`ferry.collector.seriescache`).
     Reads only the tags and lengths of the top-level fields: a few hundred steps for an agent's
     frame, none of them inside a series, and at most `max_fields` of them (a payload with more
     is one the census refuses: None). Malformed input gives None (census says why)."""
@@ -80,8 +80,8 @@ def series_span(raw: bytes | bytearray, max_fields: int = Limits.max_series) -> 
                 _, pos = _varint(raw, pos, end)
             else:
                 return None
-        if metrics is None:
-            return None
+        if metrics is None or metrics[1] > len(raw):
+            return None  # cut short: the census says why
         pos, end = metrics
         start = stop = None
         while pos < end:
@@ -110,7 +110,7 @@ def series_span(raw: bytes | bytearray, max_fields: int = Limits.max_series) -> 
         if start is None or stop is None or stop > metrics[1]:
             return None
         return start, stop
-    except CensusError:
+    except (CensusError, IndexError):
         return None
 
 

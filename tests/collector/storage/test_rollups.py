@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ferry.collector.rows import Identity
-from ferry.collector.storage import blocks, tables
+from ferry.collector.storage import blocks, ledger, tables
 from ferry.collector.storage.blocks import Dictionary, Ragged
 from tests.collector.groups import committer, write
 
@@ -138,3 +138,37 @@ def test_histogram_rollups_hold_the_raw_bucket_counts(store):
         f"SELECT ts, bounds FROM {db}.histograms_1h FINAL WHERE series_id = 7 ORDER BY ts, bounds"
     )
     assert [len(b) for _, b in hours] == [3, 3, 2]
+
+
+def test_one_insert_into_a_feed_makes_one_part_per_day_however_many_rows(store):
+    """A view's output is cut at ~1 M rows by default, each cut its own part, which would split a
+    group's rollup rows from their ledger row (measured: 2.5 M rows made 3 parts of samples_1m).
+    Store.insert asks for whole blocks: one part, holding the ledger row with the rows."""
+    db = store.db
+    store.client.command(f"SYSTEM STOP MERGES {db}.samples_1m")
+    n = 1_100_000  # distinct series, one point each: the view's output is as long as its input
+    t = (int(time.time()) - 600) * 1000
+    frame = Identity("big", 3, 1)
+    rows = blocks.block(
+        tables.SAMPLES,
+        n,
+        {
+            "series_id": np.arange(n, dtype=np.uint64),
+            "name": Dictionary(["big"], np.zeros(n, dtype=np.uint32)),
+            "ts": np.full(n, t, dtype=np.int64),
+            "value": np.ones(n),
+            **frame.columns(n),
+        },
+    )
+    store.insert(
+        "samples_1m_feed",
+        pa.concat_tables(
+            [rows, ledger.rollup_rows("samples_1m", {("big", 3, t // ledger.DAY_MS): 1})]
+        ).combine_chunks(),
+    )
+    parts = store.query(
+        "SELECT count(), sum(rows) FROM system.parts"
+        " WHERE database = {d:String} AND table = 'samples_1m' AND active",
+        {"d": db},
+    )
+    assert parts == [(1, n + 1)]
