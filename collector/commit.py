@@ -138,6 +138,7 @@ class GroupCommitter:
         # some tables (or days) written, which the marks then do not know of
         self.reload = reload
         self._stale = False
+        self._stale_why = ""
         self._cond = threading.Condition()
         self._open = Group()
         self._closed: deque[Group] = deque()
@@ -159,7 +160,8 @@ class GroupCommitter:
                     raise StoreUnavailable("an earlier frame of this stream was not committed")
                 if self._stale:
                     raise StoreUnavailable(
-                        "a write failed: the dedup marks are read again from the store first; retry"
+                        f"{self._stale_why}; no frame is taken until the dedup marks are read again "
+                        "from the store: retry"
                     )
                 if self._stopping:
                     raise StoreUnavailable("collector is shutting down")
@@ -289,6 +291,7 @@ class GroupCommitter:
         except Exception as exc:
             log.warning("reading the dedup ledger after a failed write failed (retrying): %s", exc)
             with self._cond:
+                self._stale_why = f"store not taking writes: {exc}"
                 self._cond.wait(1.0)
             return
         log.info("dedup marks: %d read again from the store after a failed write", n)
@@ -330,6 +333,7 @@ class GroupCommitter:
             # the failed group may have written some of its tables: nothing joins until the
             # marks know what (in an inline committer, the caller's next submit reads it)
             self._stale = self.reload is not None
+            self._stale_why = f"a write failed: {exc}"
             for g in groups:
                 for p in g.frames:
                     p.stream.failed = True

@@ -84,7 +84,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         marks,
         cfg.group_max_rows,
         cfg.group_max_age,
-        reload=lambda: ledger.read(stores.get(), oldest_day(limits)),  # on the committer's thread
+        reload=lambda: reread_ledger(stores.get(), store_health, limits),  # on the committer's thread
     )
     committer.start()
     pipeline = FramePipeline(
@@ -214,6 +214,15 @@ async def prune_marks(marks: Marks, limits: Limits, stop: asyncio.Event, every_s
         m.MARKS.set(len(marks))
         if dropped:
             log.info("dedup marks: %d of days before the window dropped", dropped)
+
+
+def reread_ledger(store: Store, store_health: StoreHealth, limits: Limits) -> list[ledger.Mark]:
+    """The ledger again after a failed write, unless the store was lost: the engine then still
+    answers for rows that are not on its disk, and marks taken from it would answer DUPLICATE
+    for frames a restart no longer has (so frames stay refused until the restart)."""
+    if store_health.lost:
+        raise StoreError(f"not read again: {store_health.lost}")
+    return list(ledger.read(store, oldest_day(limits)))
 
 
 def load_marks(store: Store, limits: Limits) -> Marks:

@@ -115,6 +115,11 @@ class StoreHealth:
         return not (self._lost or self._failing)
 
     @property
+    def lost(self) -> str:
+        """Why the store's disk is no longer the engine's ('' while it is): final."""
+        return self._lost
+
+    @property
     def reason(self) -> str:
         return self._lost or self._failing
 
