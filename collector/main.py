@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     setup(cfg.log_level)
     try:
         run(serve(cfg))
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # the store, or an address that cannot be listened on
         log.error("%s", exc)
         raise SystemExit(1) from None
 

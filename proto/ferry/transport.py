@@ -64,8 +64,12 @@ def server(
     options: Sequence[Option] = (),
     **kwargs: Any,
 ) -> grpc.aio.Server:
-    """An asyncio server; its ports are added with `bind`. kwargs go to grpc.aio.server."""
-    return grpc.aio.server(options=_options(max_send_bytes, max_receive_bytes, options), **kwargs)
+    """An asyncio server; its ports are added with `bind`. kwargs go to grpc.aio.server.
+    SO_REUSEPORT is off: gRPC sets it by default, and then a second server on a port in use binds
+    without an error and shares the port's connections with the first (a test collector sat
+    behind another process's listener and never answered its health checks)."""
+    opts = (("grpc.so_reuseport", 0), *options)
+    return grpc.aio.server(options=_options(max_send_bytes, max_receive_bytes, opts), **kwargs)
 
 
 def bind(srv: grpc.aio.Server | grpc.Server, target: Endpoint | str) -> int:

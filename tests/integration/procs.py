@@ -69,8 +69,24 @@ def start_collector(
     port: int | None = None,
     env: dict[str, str] | None = None,
 ) -> Proc:
-    """`env`: variables set for the collector on top of this process's environment."""
-    port = port or free_port()
+    """`env`: variables set for the collector on top of this process's environment. A port
+    chosen here that another process took meanwhile (free_port is a guess; xdist workers guess
+    in parallel) is chosen again."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        try:
+            return _start_collector(workdir, extra, store, chosen, env)
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def _start_collector(workdir: Path, extra, store: Path | None, port: int, env) -> Proc:
     addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
     store = store or workdir / "store"
     log = workdir / f"collector-{port}.log"
@@ -80,7 +96,10 @@ def start_collector(
         wait_healthy(addr, timeout_s=60, proc=proc.popen)
     except Exception as exc:
         proc.stop(signal.SIGKILL)
-        raise RuntimeError(f"collector did not start: {exc}\n{proc.output()}") from exc
+        output = proc.output()
+        if f"cannot listen on {addr}" in output or "Address already in use" in output:
+            raise PortTaken(f"port {port} was taken: {output[-500:]}") from exc
+        raise RuntimeError(f"collector did not start: {exc}\n{output}") from exc
     return proc
 
 
