@@ -26,6 +26,7 @@ whose rows of that day the rollup holds (a SimpleAggregateFunction(max): merges 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ferry.collector.storage.layout import Layout, day_keys
@@ -74,8 +75,9 @@ class Table:
                 return c
         raise KeyError(f"table {self.name} has no column {name!r}")
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
+        """The column names in order (asked for with every insert block: kept once made)."""
         return tuple(c.name for c in self.columns)
 
     def columns_ddl(self) -> str:
