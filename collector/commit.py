@@ -73,10 +73,6 @@ class Prepared:
     points: int = 0
     records: dict[str, int] = field(default_factory=dict)
 
-    @property
-    def rows(self) -> int:
-        return sum(b.num_rows for b in self.blocks.values())
-
 
 @dataclass
 class Pending:

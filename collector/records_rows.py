@@ -23,16 +23,12 @@ from ferry.collector.storage.blocks import Dictionary, Masked
 from ferry.records import RecordKind
 
 
-def _column(
-    kind: RecordKind, name: str, records: Sequence[Message], frame: dict[str, str], identity: Identity
-):
+def _column(kind: RecordKind, name: str, records: Sequence[Message], frame: dict[str, object]):
     n = len(records)
-    if name in ("epoch", "seq"):
-        return np.full(n, getattr(identity, name), dtype=np.uint64)
     if name == "ts":
         return np.fromiter((r.time_unix_ns for r in records), dtype=np.int64, count=n)
     if name in frame:
-        return Dictionary([frame[name]], np.zeros(n, dtype=np.uint8))
+        return frame[name]
     if name in kind.optional_numbers:
         flag = f"has_{name}"
         present = np.fromiter((getattr(r, flag) for r in records), dtype=bool, count=n)
@@ -53,5 +49,6 @@ def record_block(
     if not n:
         return None
     table = tables.TABLES[kind.name]
-    frame = {"host": host, "agent_id": identity.agent_id}
-    return blocks.block(table, n, {c: _column(kind, c, records, frame, identity) for c in table.names})
+    # what is the same on every row: the host, and the frame's identity (the dedup ledger)
+    frame = {"host": Dictionary([host], np.zeros(n, dtype=np.uint8)), **identity.columns(n)}
+    return blocks.block(table, n, {c: _column(kind, c, records, frame) for c in table.names})

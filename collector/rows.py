@@ -10,7 +10,7 @@ merge, series id hash) is cached across frames by series table and host
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -78,8 +78,8 @@ class SeriesTable:
 
 @dataclass(slots=True)
 class FrameRows:
-    """What one frame writes. `series`: every series the frame touches; `records` (a block per
-    record table that gets rows) is set by the pipeline from `ferry.collector.records_rows`."""
+    """What one frame's metrics write. `series`: every series the frame touches (the record
+    kinds' blocks come from `ferry.collector.records_rows`)."""
 
     series: SeriesTable
     samples_block: pa.Table | None = None
@@ -87,7 +87,6 @@ class FrameRows:
     histograms_block: pa.Table | None = None
     min_time_ms: int = 0
     max_time_ms: int = 0
-    records: dict[str, pa.Table] = field(default_factory=dict)
 
 
 def series_id(name: str, labels: tuple[tuple[str, str], ...]) -> int:
