@@ -3,7 +3,9 @@
 One bidi `Ingest.Stream` at a time with at most `window` unacked frames in flight, sent in spool
 order. Acks come in the same order: OK and DUPLICATE remove the frame from the spool; REJECTED
 with INVALID_ARGUMENT removes it too and counts it (it can never succeed); RESOURCE_EXHAUSTED
-ends the stream and waits `retry_after_ms`. Any failure reconnects (next address, exponential
+ends the stream and waits `retry_after_ms` (a busy collector, or a principal over its rate
+limit). Any failure reconnects (UNAUTHENTICATED and PERMISSION_DENIED too: the frames stay in
+the spool until the credentials are fixed, logged as errors) (next address, exponential
 backoff with full jitter, capped) and resends every unacked frame in order.
 
 A frame that no collector can take is never sent: one that fails the collector's own size and
@@ -29,6 +31,7 @@ import grpc
 
 from ferry import transport
 from ferry.agent import selfmetrics as m
+from ferry.agent.credentials import Credentials
 from ferry.agent.spool import Spool
 from ferry.transport import Endpoint
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
@@ -36,6 +39,7 @@ from ferry.wire.frames import FrameError, FrameLimits, check_frame, receive_limi
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+_REFUSED = ("UNAUTHENTICATED", "PERMISSION_DENIED")
 MAX_SEND_BYTES = receive_limit()
 # gRPC's words when a message passes a side's limit: the receiver's limit is the second number
 _TOO_LARGE = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
@@ -67,8 +71,10 @@ class Sender:
         window: int = 32,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 10.0,
+        credentials: Credentials | None = None,
     ):
         self.spool = spool
+        self.credentials = credentials or Credentials()  # replaced on reload; used from the next stream on
         self.addresses = addresses
         self.window = window
         self.base = backoff_base_s
@@ -93,7 +99,9 @@ class Sender:
             except (grpc.aio.AioRpcError, ProtocolError, OSError) as exc:
                 code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
                 details = (exc.details() or "") if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-                log.warning("stream to %s failed: %s %s", address, code, details)
+                # refused credentials are the operator's to fix: frames stay spooled meanwhile
+                level = logging.ERROR if code in _REFUSED else logging.WARNING
+                log.log(level, "stream to %s failed: %s %s", address, code, details)
                 self._learn_limit(details)
                 index += 1
             except Exception:
@@ -145,7 +153,9 @@ class Sender:
             )
 
     async def _session(self, address: str, stop: asyncio.Event) -> None:
-        async with transport.aio_channel(Endpoint(address, max_send_bytes=MAX_SEND_BYTES)) as channel:
+        creds = self.credentials
+        endpoint = Endpoint(address, max_send_bytes=MAX_SEND_BYTES, tls=creds.tls, token=creds.token)
+        async with transport.aio_channel(endpoint) as channel:
             call = ingest_pb2_grpc.IngestStub(channel).Stream()
             inflight: deque[InFlight] = deque()
             room = asyncio.Event()

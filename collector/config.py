@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from ferry.collector.query.sql import QueryLimits
@@ -24,6 +25,27 @@ class CollectorConfig:
         "chdb:///path (embedded) or http(s)://user:pass@host:8123/db",
         metavar="DSN",
     )
+    tls_cert: str = setting(
+        "",
+        "str",
+        "serve TLS with this certificate chain (PEM; with tls_key); SIGHUP reloads it",
+        metavar="FILE",
+    )
+    tls_key: str = setting("", "str", "the private key of tls_cert (PEM)", metavar="FILE")
+    tls_client_ca: str = setting(
+        "", "str", "require client certificates that chain to this CA (mTLS; PEM)", metavar="FILE"
+    )
+    auth: str = setting(
+        "",
+        "str",
+        "auth file: principals, their tokens, roles and rate limits (TOML; SIGHUP reloads it)",
+        metavar="FILE",
+    )
+    insecure: bool = setting(
+        False,
+        "bool",
+        "serve a non-loopback listen address without TLS and an auth file (logs a warning)",
+    )
     metrics_listen: str = setting(
         "127.0.0.1:9470", "optional_address", "self-metrics HTTP address ('' disables)", metavar="HOST:PORT"
     )
@@ -36,7 +58,7 @@ class CollectorConfig:
     )
     max_streams: int = setting(1024, "int", "ingest streams open at once")
     max_streams_per_peer: int = setting(
-        64, "int", "ingest streams open at once from one peer (its host, until agents have credentials)"
+        64, "int", "ingest streams open at once from one peer (its host)"
     )
     stream_idle_timeout: float = setting(
         300.0, "duration", "end an ingest stream that sends no frame for this long", metavar="DUR"
@@ -84,6 +106,7 @@ class CollectorConfig:
     )
 
     def check(self) -> None:
+        self.check_security()
         if self.writers < 1:
             raise ConfigError(f"writers {self.writers} must be >= 1")
         for key in ("max_frame_bytes", "max_raw_bytes"):  # an agent's frame must always fit
@@ -124,3 +147,36 @@ class CollectorConfig:
                     f"cluster {self.cluster!r} needs a ClickHouse server store (http(s)://...), "
                     f"not {self.store.split(':', 1)[0]}:"
                 )
+
+    def check_security(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("tls_client_ca (mTLS) needs TLS: give tls_cert and tls_key too")
+        if self.auth and not self.tls_cert:
+            raise ConfigError(
+                "auth needs TLS (tls_cert, tls_key): bearer tokens must not cross the network in plaintext"
+            )
+        if not is_loopback(self.listen) and not (self.tls_cert and self.auth) and not self.insecure:
+            missing = " and ".join(
+                w for w, given in (("TLS (--tls-cert, --tls-key)", self.tls_cert), ("--auth", self.auth))
+                if not given
+            )  # fmt: skip
+            raise ConfigError(
+                f"listen {self.listen} is not a loopback address: serving it needs {missing}, "
+                "or --insecure to serve it without (anyone who reaches the port could write as any "
+                "agent and read everything, in plaintext)"
+            )
+
+
+def is_loopback(address: str) -> bool:
+    """HOST:PORT on a loopback host (127.0.0.0/8, ::1, localhost), or a unix socket."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -38,6 +38,8 @@ from google.protobuf.message import DecodeError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
+from ferry.collector.auth.gate import Gate, current
+from ferry.collector.auth.principals import Principal
 from ferry.collector.budget import Budget, Reservation, opening_cost
 from ferry.collector.commit import Stream as StreamState
 from ferry.collector.config import CollectorConfig
@@ -108,8 +110,10 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         max_streams: int = 1024,
         retry_after_ms: int = 500,
         stream_limits: StreamLimits | None = None,
+        gate: Gate | None = None,
     ):
         self.pipeline = pipeline
+        self.gate = gate or Gate(None)
         self.executor = executor
         self.budget = budget or Budget(256 * 1024 * 1024)
         self.limits = stream_limits or StreamLimits(max_streams=max_streams)
@@ -132,6 +136,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             retry_after_ms=self.retry_after_ms + random.randrange(self.retry_after_ms + 1),
             message=f"write queue full: {self.budget.used} bytes pending + {cost} for this frame "
             f"> {self.budget.max_bytes} allowed; retry later",
+        )
+
+    def _limited_ack(self, frame: ingest_pb2.Frame, principal: Principal, wait_s: float) -> ingest_pb2.Ack:
+        m.BACKPRESSURE.labels("rate_limit").inc()
+        m.FRAMES.labels("RESOURCE_EXHAUSTED").inc()
+        rate = principal.rate
+        return ingest_pb2.Ack(
+            seq=frame.seq,
+            epoch=frame.epoch,
+            status=ingest_pb2.REJECTED,
+            code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
+            retry_after_ms=max(1, int(wait_s * 1000)),
+            message=f"principal {principal.name!r} over its rate limit ({rate.points_per_s:g} points/s, "
+            f"{rate.frames_per_s:g} frames/s, 0 = none) with a frame of {frame.point_count} points; "
+            f"retry in {wait_s:.2f} s",
         )
 
     def _handle(
@@ -178,6 +197,15 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if self.draining:
             context.abort(grpc.StatusCode.UNAVAILABLE, "collector is shutting down")
         peer = _peer(context)
+        principal = current()
+        refusal = self.gate.frame_refusal(principal, request.agent_id, request.point_count, peer)
+        if refusal is not None:
+            context.abort(refusal.code, refusal.message)
+        wait_s = self.gate.wait_s(principal, request.point_count)
+        if wait_s:
+            ack = self._limited_ack(request, principal, wait_s)
+            context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, ack.message)
         try:
             ack = self._handle(request, peer_address(peer))
         except StoreUnavailable as exc:
@@ -222,7 +250,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         await self._open(key, context)
         state = StreamState()
         answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
-        reader = asyncio.create_task(self._read(aiter(request_iterator), peer_address(peer), state, answers))
+        reader = asyncio.create_task(
+            self._read(aiter(request_iterator), peer_address(peer), state, answers, current())
+        )
         try:
             while True:
                 item = await answers.get()
@@ -246,18 +276,23 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             reader.cancel()
             self._close(key)
 
-    async def _read(self, frames, address: str, state: StreamState, answers: asyncio.Queue) -> None:
+    async def _read(
+        self, frames, address: str, state: StreamState, answers: asyncio.Queue, principal: Principal
+    ) -> None:
         """Take the stream's frames in order, prepare each on a writer thread and queue its
         answer (a future) for the stream; None ends the stream, an Abort ends it with a status."""
         try:
-            await self._take(frames, address, state, answers)
+            await self._take(frames, address, state, answers, principal)
         except Exception as exc:  # the request stream broke: end the stream (the agent resends)
             log.warning("reading stream from %s failed: %s", address, exc)
             await answers.put(Abort(grpc.StatusCode.UNAVAILABLE, f"reading the stream failed: {exc}"))
 
-    async def _take(self, frames, address: str, state: StreamState, answers: asyncio.Queue) -> None:
+    async def _take(
+        self, frames, address: str, state: StreamState, answers: asyncio.Queue, principal: Principal
+    ) -> None:
         loop = asyncio.get_running_loop()
         idle = self.limits.idle_timeout_s
+        allowed = ""  # the agent id this principal was last allowed to write as (one per stream)
         while True:
             try:
                 frame = await asyncio.wait_for(anext(frames), idle)
@@ -277,6 +312,18 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                 return
             if self.draining or state.failed:
                 await answers.put(None)  # unanswered: the agent resends it after reconnecting
+                return
+            if frame.agent_id != allowed:
+                refusal = self.gate.frame_refusal(principal, frame.agent_id, frame.point_count, address)
+                if refusal is not None:  # the stream ends; the agent keeps the frame and retries
+                    state.failed = True
+                    await answers.put(Abort(refusal.code, refusal.message))
+                    return
+                allowed = frame.agent_id
+            wait_s = self.gate.wait_s(principal, frame.point_count)
+            if wait_s:
+                state.failed = True
+                await answers.put((frame, _done(self._limited_ack(frame, principal, wait_s))))
                 return
             # a frame whose header passes reserves its opening step here, before it waits for
             # a worker; one that fails reserves nothing and the pipeline answers why

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,6 +19,8 @@ from ferry import transport
 from ferry.collector import __version__
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
+from ferry.collector.auth import tokens
+from ferry.collector.auth.setup import Security
 from ferry.collector.budget import Budget
 from ferry.collector.commit import GroupCommitter
 from ferry.collector.config import CollectorConfig
@@ -35,7 +38,7 @@ from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
 from ferry.collector.validate import Limits
 from ferry.collector.writer import FAULT_ENV, Writer
-from ferry.runtime.config import parse_args
+from ferry.runtime.config import ConfigError, parse_args
 from ferry.runtime.logs import setup
 from ferry.runtime.loop import run
 from ferry.runtime.sdnotify import Notifier
@@ -49,8 +52,12 @@ SERVICES = (
 )
 
 
-async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None:
+async def serve(
+    cfg: CollectorConfig, stop: asyncio.Event | None = None, security: Security | None = None
+) -> None:
     stop = stop or asyncio.Event()
+    security = security or Security.load(cfg)
+    security.warn_if_open()
     loop = asyncio.get_running_loop()
     stores = ThreadStores(lambda: Store.open(cfg.store, cluster=cfg.cluster))
     bootstrap = await asyncio.to_thread(Store.open, cfg.store, cluster=cfg.cluster)
@@ -95,6 +102,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         max_receive_bytes=receive_limit(cfg.max_frame_bytes),
         max_send_bytes=max(CLIENT_MAX_RECEIVE_BYTES, cfg.query_max_answer_bytes + 1024 * 1024),
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
+        interceptors=[security.gate.interceptor()],
     )
     ingest = IngestService(
         pipeline,
@@ -104,6 +112,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
         stream_limits=StreamLimits(
             cfg.max_streams, cfg.max_streams_per_peer, cfg.stream_idle_timeout, cfg.stream_window
         ),
+        gate=security.gate,
     )
     register_ingest(ingest, server)
     queries = ThreadPoolExecutor(cfg.queries, thread_name_prefix="query")
@@ -123,7 +132,7 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = transport.bind(server, cfg.listen)
+    port = transport.bind(server, cfg.listen, security.credentials)
     if cfg.metrics_listen:
         host, _, mport = cfg.metrics_listen.rpartition(":")
         start_http_server(int(mport), addr=host.strip("[]"))
@@ -131,19 +140,17 @@ async def serve(cfg: CollectorConfig, stop: asyncio.Event | None = None) -> None
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
-        "collector %s listening on %s (port %d), store %s, metrics %s",
+        "collector %s listening on %s (port %d, %s), store %s, metrics %s",
         __version__,
         cfg.listen,
         port,
+        security.describe(),
         redact(cfg.store),
         cfg.metrics_listen or "off",
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: log.warning("SIGHUP ignored: the collector has nothing to reload; restart to apply"),
-    )
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(security))
     # the probe has the bootstrap store to itself from here on
     watch = asyncio.create_task(watch_store(store_health, bootstrap, health_servicer, cfg, stop))
     pruning = asyncio.create_task(prune_marks(marks, limits, stop))
@@ -216,6 +223,14 @@ async def prune_marks(marks: Marks, limits: Limits, stop: asyncio.Event, every_s
             log.info("dedup marks: %d of days before the window dropped", dropped)
 
 
+def reload(security: Security) -> None:
+    """SIGHUP: certificates, keys and the auth file read again (other keys need a restart)."""
+    if security.credentials is None and not security.cfg.auth:
+        log.warning("SIGHUP: no TLS files or auth file to reload; other keys need a restart")
+        return
+    security.reload()
+
+
 def reread_ledger(store: Store, store_health: StoreHealth, limits: Limits) -> list[ledger.Mark]:
     """The ledger again after a failed write, unless the store was lost: the engine then still
     answers for rows that are not on its disk, and marks taken from it would answer DUPLICATE
@@ -238,12 +253,20 @@ def load_marks(store: Store, limits: Limits) -> Marks:
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["token"]:
+        raise SystemExit(tokens.main(args[1:]))
     cfg = parse_args(
-        CollectorConfig, argv, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries."
+        CollectorConfig, args, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries."
     )
     setup(cfg.log_level)
     try:
-        run(serve(cfg))
+        security = Security.load(cfg)
+    except ConfigError as exc:
+        print(f"ferry-collector: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        run(serve(cfg, security=security))
     except (StoreError, OSError) as exc:  # the store, or an address that cannot be listened on
         log.error("%s", exc)
         raise SystemExit(1) from None

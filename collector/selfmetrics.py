@@ -14,6 +14,11 @@ RECORDS = {
     for k in KINDS
 }
 FRAME_BYTES = Counter("ferry_collector_frame_bytes", "Frame payload bytes received (as sent, compressed)")
+AUTH_FAILURES = Counter(
+    "ferry_collector_auth_failures",
+    "Calls and frames refused by authentication or authorization, by reason (docs/security.md)",
+    ["reason"],
+)
 STORE_ERRORS = Counter(
     "ferry_collector_store_errors", "Groups whose store writes failed (their frames get UNAVAILABLE)"
 )

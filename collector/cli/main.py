@@ -16,7 +16,7 @@ import sys
 import grpc
 
 from ferry import transport
-from ferry.collector.cli import UsageError, listing, output, records, send
+from ferry.collector.cli import UsageError, connection, listing, output, records, send
 from ferry.collector.cli.expr import ExprError, parse
 from ferry.collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from ferry.collector.query.resolution import NAMES as RESOLUTION_NAMES
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="HOST:PORT",
             help=f"collector address (default {DEFAULT_ADDR}; env FERRY_ADDR)",
         )
+        connection.add_arguments(sp)
         sp.add_argument("--format", choices=FORMATS, default="table")
         sp.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "send":
             text = send.run_send(args)
         else:
-            endpoint = transport.Endpoint(args.addr, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)
+            endpoint = connection.endpoint(args, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)
             with transport.channel(endpoint) as channel:
                 text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
     except (UsageError, send.LabelError) as exc:

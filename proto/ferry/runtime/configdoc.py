@@ -131,6 +131,7 @@ def render_config(cls: type, note: Callable[[type], str] = lambda part: "") -> l
 
 def render_markdown() -> str:
     from ferry.agent.config import COMPONENTS, AgentConfig
+    from ferry.collector.auth.principals import AuthFile
     from ferry.collector.config import CollectorConfig
 
     redo = {c.config: c.reload for c in COMPONENTS}
@@ -148,6 +149,8 @@ def render_markdown() -> str:
     lines += render_config(AgentConfig, reload_note)
     lines += ["## ferry-collector", ""]
     lines += render_config(CollectorConfig)
+    lines += ["## The collector's auth file (`--auth FILE`)", ""]
+    lines += render_config(AuthFile, lambda part: "SIGHUP reloads it; docs/security.md explains it.")
     return "\n".join(lines).rstrip() + "\n"
 
 

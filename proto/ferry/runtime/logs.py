@@ -20,6 +20,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        fields = getattr(record, "audit", None)  # ferry.collector.auth.audit's structured fields
+        if fields:
+            doc["audit"] = fields
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc).decode()
