@@ -99,8 +99,10 @@ class AsyncTelemetry(Recorder):
             while outbox.ready():
                 request = outbox.next()
                 try:
-                    response = await self._stub.Send(request, timeout=max(0.1, deadline - time.monotonic()))
+                    response = await self._stub.Send(
+                        request, timeout=max(0.1, deadline - time.monotonic()), metadata=self._token.metadata
+                    )
                 except grpc.RpcError as exc:
-                    outbox.failed(request, exc)
+                    self._send_failed(request, exc)
                     return
                 outbox.done(request, response.accepted)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import grpc
+
+from ferry.client.auth import LocalToken
 from ferry.client.buffer import CLOSED, ERROR, INVALID, Buffer
 from ferry.client.outbox import Outbox
 from ferry.client.stats import Stats, invalid_logger
@@ -17,7 +20,10 @@ class Recorder:
     its events and logs. Sends every `flush_interval` seconds, or sooner when `batch_size`
     gauges, events and logs wait. At most `max_queue` of those wait (and as many again for a
     retry while the agent is unreachable), and at most `max_series` counter and histogram series
-    are summed between sends; past that, records are dropped and counted (`stats()`)."""
+    are summed between sends; past that, records are dropped and counted (`stats()`).
+    When the agent has a `local_token_file`, give its token as `token=` or `token_file=`, or in
+    the environment variable FERRY_LOCAL_TOKEN (that order: the first one given wins); records
+    the agent refuses UNAUTHENTICATED are kept and sent again like those of any failed send."""
 
     _wake_pending: bool = False  # set when a wake was asked for; the sender clears it on drain
 
@@ -30,8 +36,11 @@ class Recorder:
         max_queue: int = 100_000,
         max_series: int = 10_000,
         batch_size: int = 10_000,
+        token: str | None = None,
+        token_file: str | None = None,
     ):
         self.target = target
+        self._token = LocalToken(token, token_file)
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self._buffer = Buffer(max_queue, max_series, service, on_invalid=invalid_logger(log))
@@ -43,6 +52,12 @@ class Recorder:
 
     def _wake_sender(self) -> None:
         raise NotImplementedError
+
+    def _send_failed(self, request, exc: grpc.RpcError) -> None:
+        """A send the agent did not answer with an ack (the outbox decides: retry or drop)."""
+        self._outbox.failed(request, exc)
+        if getattr(exc, "code", None) and exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+            self._token.refused(exc.details() or "")
 
     def counter(self, name: str, value: float = 1.0, labels: Mapping | None = None) -> None:
         """Add `value` (>= 0) to a counter; sent as one DELTA record per series per flush."""

@@ -106,9 +106,11 @@ class Telemetry(Recorder):
         while outbox.ready() and not self._stop:
             request = outbox.next()
             try:
-                response = self._stub.Send(request, timeout=max(0.1, deadline - time.monotonic()))
+                response = self._stub.Send(
+                    request, timeout=max(0.1, deadline - time.monotonic()), metadata=self._token.metadata
+                )
             except grpc.RpcError as exc:
-                outbox.failed(request, exc)
+                self._send_failed(request, exc)
                 return
             outbox.done(request, response.accepted)
 

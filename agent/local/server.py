@@ -1,5 +1,8 @@
 """`ferry.v1.Local` on a unix socket and loopback TCP, served on the agent's event loop.
 
+Who may call it is decided before a request is read: the socket file's mode and group
+(ferry.agent.local.access), and the token check (ferry.agent.local.auth, an interceptor).
+
 A request is validated whole (`records.convert`) and answered at once; its points go to the
 pipeline thread, which owns the batcher. Refusals: INVALID_ARGUMENT for a bad record (its index
 and reason), RESOURCE_EXHAUSTED for a request over the record limit or while more than
@@ -12,11 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -25,6 +27,7 @@ import grpc
 from ferry import rpc, transport
 from ferry.agent import selfmetrics as m
 from ferry.agent.intake import Intake
+from ferry.agent.local.access import apply_to_socket
 from ferry.agent.local.records import KnownSeries, RecordError, convert
 from ferry.limits import Limits, RecordLimits, on_arrival, records_on_arrival
 from ferry.records import count
@@ -106,30 +109,43 @@ def _unlink_stale_socket(path: Path) -> None:
             raise OSError(f"{path} exists and is not a socket")
 
 
-async def start(service: LocalService, listen: str, socket_path: str) -> grpc.aio.Server | None:
-    """Serve on the addresses that are set ('' disables one); None when both are off."""
+async def start(
+    service: LocalService,
+    listen: str,
+    socket_path: str,
+    *,
+    socket_mode: str = "0660",
+    socket_group: str = "",
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> grpc.aio.Server | None:
+    """Serve on the addresses that are set ('' disables one); None when both are off. The socket
+    file gets `socket_group` and `socket_mode` (ferry.agent.local.access) before the server
+    starts, so no connection is taken under other permissions."""
     if not listen and not socket_path:
         return None
-    server = transport.server(max_receive_bytes=MAX_MESSAGE_BYTES, options=[("grpc.so_reuseport", 0)])
+    server = transport.server(
+        max_receive_bytes=MAX_MESSAGE_BYTES, options=[("grpc.so_reuseport", 0)], interceptors=interceptors
+    )
     # requests parsed by ferry.rpc: bytes that are not Records answer INVALID_ARGUMENT, not UNKNOWN
     rpc.add_servicer(server, service, local_pb2.DESCRIPTOR.services_by_name["Local"])
     if socket_path:
         path = Path(socket_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         _unlink_stale_socket(path)
-        transport.bind(server, f"unix:{path}")
+        transport.bind(server, f"unix:{path}")  # the socket file exists once bound
+        try:
+            apply_to_socket(socket_path, socket_mode, socket_group)
+        except OSError:
+            path.unlink(missing_ok=True)  # never left behind open to the wrong users
+            raise
     if listen:
         try:
             transport.bind(server, listen)
         except OSError as exc:
             raise OSError(f"{exc} (--local-listen)") from None
     await server.start()
-    if socket_path:
-        os.chmod(socket_path, 0o666)  # any local user may send; the agent only ships what it gets
-    log.info(
-        "local service on %s",
-        ", ".join(a for a in (f"unix:{socket_path}" if socket_path else "", listen) if a),
-    )
+    where = f"unix:{socket_path} (mode {socket_mode}{', group ' + socket_group if socket_group else ''})"
+    log.info("local service on %s", ", ".join(a for a in (where if socket_path else "", listen) if a))
     return server
 
 
