@@ -1,6 +1,7 @@
 """A development certificate authority: the CA, server and client certificates `make run` and
-the tests use (with `cryptography`). Not for production: keys are written unencrypted and the CA
-key sits next to the certificates; docs/security.md says how to use openssl or a company CA.
+the tests use (with `cryptography`). Not for production: keys are written unencrypted (mode 0600)
+and the CA's own key is never written (a new CA is made to issue more); docs/security.md says
+how to use openssl or a company CA instead.
 
     ca = DevCA.create("ferry dev CA")
     ca.write_ca(dir / "ca.pem")

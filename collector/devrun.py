@@ -1,7 +1,11 @@
 """`make run`: a collector and an agent on loopback with an embedded store under ./.ferry/.
 
+The secure path, as a fleet would run it: a development CA, certificates and tokens under
+./.ferry/tls/ (made once, `ferry.collector.devcerts`), the collector serving TLS with client
+certificates required (mTLS) and an auth file, the agent presenting its certificate and token.
 Starts both as child processes, waits until the collector answers its health check, prints the
-commands to try, and on Ctrl-C (or SIGTERM) stops the agent, then the collector.
+commands to try (the `ferry` CLI finds the CA, its certificate and its token in the environment
+variables printed first), and on Ctrl-C (or SIGTERM) stops the agent, then the collector.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -77,21 +82,92 @@ def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
     ]
 
 
-def wait_healthy(addr: str, timeout_s: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+def wait_healthy(
+    addr: str | transport.Endpoint, timeout_s: float = 60.0, proc: subprocess.Popen | None = None
+) -> None:
     """Block until the gRPC health service at `addr` says SERVING; raise TimeoutError otherwise."""
     deadline = time.monotonic() + timeout_s
+    addr = transport.endpoint(addr)
     with transport.channel(addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"process exited with status {proc.returncode} before serving on {addr}")
+                raise RuntimeError(
+                    f"process exited with status {proc.returncode} before serving on {addr.address}"
+                )
             try:
                 if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == 1:
                     return
             except grpc.RpcError:
                 pass
             time.sleep(0.2)
-    raise TimeoutError(f"nothing healthy on {addr} after {timeout_s}s")
+    raise TimeoutError(f"nothing healthy on {addr.address} after {timeout_s}s")
+
+
+@dataclass(frozen=True)
+class DevSecrets:
+    """The files of make run's secure path."""
+
+    dir: Path
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def collector_flags(self) -> list[str]:
+        p = self.path
+        return [
+            *("--tls-cert", str(p("collector.pem")), "--tls-key", str(p("collector.key"))),
+            *("--tls-client-ca", str(p("ca.pem")), "--auth", str(p("auth.toml"))),
+        ]
+
+    def client_flags(self, who: str) -> list[str]:
+        p = self.path
+        return [
+            *("--tls-ca", str(p("ca.pem")), "--tls-cert", str(p(f"{who}.pem"))),
+            *("--tls-key", str(p(f"{who}.key")), "--token-file", str(p(f"{who}.token"))),
+        ]
+
+    def cli_env(self) -> dict[str, str]:
+        p = self.path
+        return {
+            "FERRY_TLS_CA": str(p("ca.pem")),
+            "FERRY_TLS_CERT": str(p("cli.pem")),
+            "FERRY_TLS_KEY": str(p("cli.key")),
+            "FERRY_TOKEN_FILE": str(p("cli.token")),
+        }
+
+    def endpoint(self, addr: str) -> transport.Endpoint:
+        """The CLI's view of the collector (for the health check: its certificate and CA)."""
+        p = self.path
+        tls = transport.ClientTLS.from_files(str(p("ca.pem")), str(p("cli.pem")), str(p("cli.key")))
+        return transport.Endpoint(addr, tls=tls)
+
+
+def dev_secrets(base: Path, agent_id: str = "*") -> DevSecrets:
+    """Make the development CA, the collector's, agent's and CLI's certificates and tokens, and
+    the auth file, unless a previous run made them (delete the folder to start again)."""
+    from ferry.collector.auth.tokens import new_token, principal_table, write_secret
+    from ferry.collector.devcerts import DevCA
+
+    secrets = DevSecrets(base / "tls")
+    if secrets.path("auth.toml").exists():
+        return secrets
+    secrets.dir.mkdir(parents=True, exist_ok=True)
+    secrets.dir.chmod(0o700)
+    ca = DevCA.create("ferry make-run CA")
+    ca.write_ca(secrets.path("ca.pem"))
+    ca.issue("ferry-collector", ["localhost", "127.0.0.1", "::1"]).write(secrets.path("collector"))
+    tables = []
+    for who, roles in (("agent", ["ingest"]), ("cli", ["query", "admin"])):
+        ca.issue(f"dev-{who}", client=True).write(secrets.path(who))
+        token = new_token()
+        write_secret(secrets.path(f"{who}.token"), token)
+        tables.append(principal_table(f"dev-{who}", token, roles, [agent_id]))
+    secrets.path("auth.toml").write_text(
+        "# made by make run (ferry.collector.devrun); ferry-collector token new adds principals\n\n"
+        + "\n".join(tables)
+    )
+    return secrets
 
 
 def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
@@ -119,13 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     base = Path(args.dir).resolve()
     base.mkdir(parents=True, exist_ok=True)
+    secrets = dev_secrets(base)
     collector = subprocess.Popen(
-        collector_command(args.collector, base / "store", args.collector_metrics),
+        collector_command(args.collector, base / "store", args.collector_metrics, *secrets.collector_flags()),
         start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
     )
     agent = None
     try:
-        wait_healthy(args.collector, proc=collector)
+        wait_healthy(secrets.endpoint(args.collector), proc=collector)
         agent = subprocess.Popen(
             agent_command(
                 args.collector,
@@ -140,13 +217,18 @@ def main(argv: list[str] | None = None) -> int:
                 str(base / "agent.sock"),
                 "--local-listen",
                 args.agent_local,
+                *secrets.client_flags("agent"),
             ),
             start_new_session=True,
         )
         bin_dir = Path(sys.executable).parent
+        env = " ".join(f"{k}={v}" for k, v in secrets.cli_env().items())
         print(
-            f"\nFerry is running: collector on {args.collector}, agent every {args.interval}, "
-            f"store in {base / 'store'}.\nIn another terminal, within a few seconds:\n\n"
+            f"\nFerry is running: collector on {args.collector} (TLS, client certificates and tokens "
+            f"from {secrets.dir}), agent every {args.interval}, store in {base / 'store'}.\n"
+            f"In another terminal, within a few seconds (the CLI finds the CA, its certificate and "
+            f"its token in these variables):\n\n"
+            f"  export {env}\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
             f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n"
             f"  {bin_dir / 'ferry'} send app.hello 1 --label from=me --agent unix:{base / 'agent.sock'}\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 
@@ -11,7 +12,7 @@ from ferry.v1 import query_pb2, query_pb2_grpc
 
 
 def query_range(
-    addr: str,
+    addr: str | transport.Endpoint,
     metric: str,
     *,
     agg: str = "avg",
@@ -34,11 +35,14 @@ def query_range(
         group_by=list(by),
         matchers=list(matchers),
     )
-    with transport.channel(transport.Endpoint(addr, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)) as channel:
+    endpoint = dataclasses.replace(transport.endpoint(addr), max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)
+    with transport.channel(endpoint) as channel:
         return query_pb2_grpc.QueryStub(channel).QueryRange(req, timeout=timeout)
 
 
-def total(addr: str, metric: str, agg: str = "count", window_ms: int = 3_600_000) -> float:
+def total(
+    addr: str | transport.Endpoint, metric: str, agg: str = "count", window_ms: int = 3_600_000
+) -> float:
     """`agg` (count or sum) over every series of `metric` in the window, as one number."""
     resp = query_range(addr, metric, agg=agg, window_ms=window_ms, by=["__all__"])
     return float(sum(v for s in resp.series for v in s.value))

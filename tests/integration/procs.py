@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ferry.collector.devrun import agent_command, collector_command, free_port, wait_healthy
 from ferry.collector.query.client import total
+from ferry.transport import ClientTLS, Endpoint
 
 
 @dataclass
@@ -68,14 +69,16 @@ def start_collector(
     store: Path | None = None,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    tls: ClientTLS | None = None,
 ) -> Proc:
-    """`env`: variables set for the collector on top of this process's environment. A port
+    """`env`: variables set for the collector on top of this process's environment; `tls`: how
+    the health check reaches a collector serving TLS (its CA, a client certificate). A port
     chosen here that another process took meanwhile (free_port is a guess; xdist workers guess
     in parallel) is chosen again."""
     for attempt in range(3):
         chosen = port or free_port()
         try:
-            return _start_collector(workdir, extra, store, chosen, env)
+            return _start_collector(workdir, extra, store, chosen, env, tls)
         except PortTaken:
             if port is not None or attempt == 2:
                 raise
@@ -86,14 +89,14 @@ class PortTaken(RuntimeError):
     pass
 
 
-def _start_collector(workdir: Path, extra, store: Path | None, port: int, env) -> Proc:
+def _start_collector(workdir: Path, extra, store: Path | None, port: int, env, tls=None) -> Proc:
     addr, metrics = f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}"
     store = store or workdir / "store"
     log = workdir / f"collector-{port}.log"
     args = collector_command(addr, store, metrics, *extra)
     proc = Proc(_spawn(args, log, env), log, addr, metrics, args)
     try:
-        wait_healthy(addr, timeout_s=60, proc=proc.popen)
+        wait_healthy(Endpoint(addr, tls=tls), timeout_s=60, proc=proc.popen)
     except Exception as exc:
         proc.stop(signal.SIGKILL)
         output = proc.output()
@@ -180,13 +183,17 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def ferry_cli(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    """Run the `ferry` CLI as a user would; returns the completed process (never raises on status)."""
+def ferry_cli(
+    *args: str, timeout: float = 30.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run the `ferry` CLI as a user would; returns the completed process (never raises on status).
+    `env`: variables set on top of this process's environment (FERRY_TLS_CA, FERRY_TOKEN, ...)."""
     return subprocess.run(
         [sys.executable, "-m", "ferry.collector.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **env} if env else None,
     )
 
 

@@ -46,12 +46,23 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         )
         text = (tmp_path / "devrun.log").read_text()
         assert "ferry query system.memory.usage --since 1m --format json" in text
+        # the secure path: the CLI's CA, certificate and token come from the printed variables
+        export = next(line.strip() for line in text.splitlines() if line.strip().startswith("export "))
+        env = dict(item.split("=", 1) for item in export.removeprefix("export ").split())
+        assert set(env) == {"FERRY_TLS_CA", "FERRY_TLS_CERT", "FERRY_TLS_KEY", "FERRY_TOKEN_FILE"}
+        plain = ferry_cli("query", "system.memory.usage", "--since", "1m", "--addr", addr)
+        assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr  # a TLS port: no plaintext
+        no_token = ferry_cli(
+            "query", "system.memory.usage", "--addr", addr,
+            env={k: v for k, v in env.items() if k != "FERRY_TOKEN_FILE"},
+        )  # fmt: skip
+        assert no_token.returncode == 1 and "UNAUTHENTICATED" in no_token.stderr, no_token.stderr
         children = psutil.Process(proc.pid).children()
         assert len(children) == 2
 
         def query():
             out = ferry_cli(
-                "query", "system.memory.usage", "--since", "1m", "--format", "json", "--addr", addr
+                "query", "system.memory.usage", "--since", "1m", "--format", "json", "--addr", addr, env=env
             )
             return [orjson.loads(line) for line in out.stdout.splitlines()] if out.returncode == 0 else []
 
@@ -66,7 +77,9 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         wait_for(
             lambda: (
                 '"from":"me"'
-                in ferry_cli("query", "app.hello", "--since", "1m", "--format", "json", "--addr", addr).stdout
+                in ferry_cli(
+                    "query", "app.hello", "--since", "1m", "--format", "json", "--addr", addr, env=env
+                ).stdout
             ),
             what="the record sent through the agent's socket",
         )
