@@ -5,12 +5,13 @@ series-major, consecutive points of a series together (the better lz4 ratio), wi
 Series are looked up by identity: collectors hand out the same `SeriesDef` object every cycle
 (`SeriesCache`), and the batch holds a reference to each, so an id cannot be reused within it.
 An equal series under another object only costs a second row in the frame's series table.
+A `relabel` function (the agent's redaction rules) says what each series is sent as.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ferry.series import SeriesDef
@@ -35,12 +36,15 @@ class Columns(NamedTuple):
 
 
 class Accumulator:
-    def __init__(self) -> None:
+    def __init__(self, relabel: Callable[[SeriesDef], SeriesDef] | None = None) -> None:
+        # what a series becomes in the frame (ferry.agent.redact), asked once per series per batch
+        self.relabel = relabel
         self._reset()
 
     def _reset(self) -> None:
         self._slots: dict[int, tuple[array, array, int]] = {}  # id(series) -> times, values, ref
         self._series: list[SeriesDef] = []
+        self._held: list[SeriesDef] = []  # series relabelled: held, so their ids stay theirs
         self._buckets: dict[int, array] = {}  # ref -> counts of a HISTOGRAM series' points
         self._n = 0
         self._series_bytes = 0  # what the series table will take, serialized (an upper bound)
@@ -84,6 +88,11 @@ class Accumulator:
 
     def _new(self, series: SeriesDef) -> tuple[array, array, int]:
         slot = self._slots[id(series)] = (array("q"), array("d"), len(self._series))
+        if self.relabel is not None:
+            sent = self.relabel(series)
+            if sent is not series:
+                self._held.append(series)
+                series = sent
         self._series.append(series)
         self._series_bytes += series_bytes(series)
         self.series_fields += 4 + 2 * len(series.labels)

@@ -41,6 +41,7 @@ class Batcher:
         max_bytes: int = CUT_PAYLOAD_BYTES,
         limits: Limits | None = None,
         record_limits: RecordLimits | None = None,
+        relabel: Callable[[SeriesDef], SeriesDef] | None = None,
     ):
         self.resource = resource
         self.before_cut = before_cut  # points held elsewhere until a frame is cut (summed deltas)
@@ -54,7 +55,7 @@ class Batcher:
         self._max_count = min(limits.max_points, limits.max_series, record_limits.max_records) // 2
         self._max_fields = limits.max_fields // 2
         self._max_labels = limits.max_series_labels // 2
-        self.acc = Accumulator()
+        self.acc = Accumulator(relabel)  # relabel: what a series is sent as (ferry.agent.redact)
         self.series_messages = SeriesMessages()
         self._records: dict[str, list] = {k.name: [] for k in KINDS}  # kind → its records, in order
         self._record_bytes = 0
