@@ -216,6 +216,19 @@ def test_series_labels_by_key_and_the_frame_the_batcher_cuts(tmp_path):
     assert {n: count(n) - before[n] for n in before} == {"s-hash": 1, "s-drop": 1, "s-mask": 1}  # per frame
 
 
+def test_host_collectors_points_are_relabelled_too(tmp_path):
+    r = Redactor(config(tmp_path, '[[redact]]\nkeys = ["cmd*"]\naction = "mask"\nname = "host-mask"\n'))
+    frames = []
+    batcher = Batcher(payload_pb2.Resource(host="h"), lambda b, n: frames.append(b), relabel=r.series)
+    emit = batcher.emitter(1000)  # the host collectors' path: a point per call, no Intake
+    series = SeriesDef("proc.cpu", GAUGE, "", (("cmdline", "run --password=x"), ("group", "web")))
+    emit(series, 1.0)
+    batcher.settle()
+    batcher.cut()
+    (s,) = payload_pb2.Payload.FromString(frames[0]).metrics.series
+    assert dict(zip(s.label_keys, s.label_values, strict=True)) == {"cmdline": MASK, "group": "web"}
+
+
 def test_no_rules_leave_everything_alone(tmp_path):
     r = Redactor(config(tmp_path, "redact_defaults = false\n"))
     s = SeriesDef("m", GAUGE, "", (("password", "p"),))
