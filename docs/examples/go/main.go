@@ -4,6 +4,7 @@
 //	go run . -stream [TARGET]  # the same records over SendStream, one message per kind
 //
 // TARGET: unix:///run/ferry/agent.sock (default) or 127.0.0.1:4771.
+// FERRY_LOCAL_TOKEN: the agent's local token, when it has a local_token_file (unset: none).
 package main
 
 import (
@@ -11,11 +12,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	ferryv1 "example.com/ordersvc/gen/ferry/v1"
@@ -93,6 +96,10 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// every call carries the token, when there is one, as "authorization: Bearer <token>"
+	if token := strings.TrimSpace(os.Getenv("FERRY_LOCAL_TOKEN")); token != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+	}
 	var resp *ferryv1.SendResponse
 	if *stream {
 		resp, err = sendStream(ctx, client, records(time.Now()))
@@ -106,6 +113,8 @@ func main() {
 		case codes.InvalidArgument:
 			// a bad record (the message names its index): the whole request was refused and
 			// sending it again fails the same way; fix the record, drop the request
+		case codes.Unauthenticated:
+			// no token, or not the agent's: set FERRY_LOCAL_TOKEN (a rotated token: read it again)
 		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
 			// no agent (yet), too slow, or busy: keep the records and retry with backoff
 		}

@@ -7,6 +7,7 @@
 //   node send.js [TARGET] --refused  # a metric record with an empty name: INVALID_ARGUMENT
 //
 // TARGET: unix:/run/ferry/agent.sock (default; env FERRY_AGENT) or 127.0.0.1:4771.
+// FERRY_LOCAL_TOKEN: the agent's local token, when it has a local_token_file (unset: none).
 // The .proto files are read from the repository's proto/ directory (env FERRY_PROTO).
 'use strict';
 
@@ -65,6 +66,16 @@ function records() {
   };
 }
 
+// Every call carries the token, when there is one, as the metadata "authorization: Bearer <token>".
+function metadata() {
+  const md = new grpc.Metadata();
+  const token = (process.env.FERRY_LOCAL_TOKEN || '').trim();
+  if (token) {
+    md.set('authorization', `Bearer ${token}`);
+  }
+  return md;
+}
+
 function deadline(seconds) {
   return { deadline: new Date(Date.now() + seconds * 1000) };
 }
@@ -79,6 +90,8 @@ function report(err, resp) {
   console.error(`${name}: ${err.details}`);
   if (err.code === grpc.status.INVALID_ARGUMENT) {
     // a bad record: the whole request was refused; sending it again fails the same way
+  } else if (err.code === grpc.status.UNAUTHENTICATED) {
+    // no token, or not the agent's: set FERRY_LOCAL_TOKEN (a rotated token: read it again)
   } else {
     // UNAVAILABLE (no agent yet), DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED (agent busy):
     // a real client keeps the records and retries with backoff
@@ -97,17 +110,17 @@ function main() {
 
   if (args.includes('--refused')) {
     client.Send({ metrics: [{ name: 'app.ok', kind: 'GAUGE', value: 1 }, { name: '', kind: 'GAUGE', value: 1 }] },
-      deadline(5), done);
+      metadata(), deadline(5), done);
   } else if (args.includes('--stream')) {
     // SendStream: many Records messages on one call, one SendResponse (the total) at the end
-    const call = client.SendStream(deadline(5), done);
+    const call = client.SendStream(metadata(), deadline(5), done);
     const all = records();
     for (const kind of ['metrics', 'histograms', 'events', 'logs']) {
       call.write({ [kind]: all[kind] });
     }
     call.end();
   } else {
-    client.Send(records(), deadline(5), done);
+    client.Send(records(), metadata(), deadline(5), done);
   }
 }
 
