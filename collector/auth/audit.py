@@ -40,4 +40,4 @@ class Audit:
         if skipped:
             doc["not_logged_before"] = skipped
         what = fields.get("message") or fields.get("method") or ""
-        log.log(level, "audit %s: %s", event, what, extra={"audit": doc})
+        log.log(level, "audit %s%s", event, f": {what}" if what else "", extra={"audit": doc})

@@ -83,16 +83,17 @@ class ClientTLS:
         """Read and check the files; raises CredentialsError naming the one that cannot be used."""
         if bool(cert) != bool(key):
             raise CredentialsError("a client certificate needs its key, and a key its certificate")
-        if ca:
-            _check_ca(ca, "CA file")
-        if cert:
-            _check_pair(cert, key)
-        return cls(
+        tls = cls(
             _read(ca, "CA file") if ca else None,
             _read(cert, "certificate") if cert else None,
             _read(key, "key") if key else None,
             server_name,
         )
+        if ca:
+            _check_ca(ca, "CA file")
+        if cert:
+            _check_pair(cert, key)
+        return tls
 
     def credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
@@ -185,14 +186,15 @@ class ServerTLS:
 
     @classmethod
     def from_files(cls, cert: str, key: str, client_ca: str = "") -> ServerTLS:
-        _check_pair(cert, key)
-        if client_ca:
-            _check_ca(client_ca, "client CA file")
-        return cls(
+        tls = cls(
             _read(cert, "certificate"),
             _read(key, "key"),
             _read(client_ca, "client CA file") if client_ca else None,
         )
+        _check_pair(cert, key)
+        if client_ca:
+            _check_ca(client_ca, "client CA file")
+        return tls
 
     def configuration(self):
         return grpc.ssl_server_certificate_configuration([(self.key, self.cert)], self.client_ca)
