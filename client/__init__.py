@@ -8,7 +8,8 @@
     telemetry.log("error", "payment declined", order="o-17")
 
 Recording never raises and never blocks on the agent; what cannot be kept is dropped and
-counted (`telemetry.stats()`). See docs/local-api.md.
+counted (`telemetry.stats()`). An agent with a local token wants it on every call: pass
+`token=` or `token_file=`, or set FERRY_LOCAL_TOKEN. See docs/local-api.md.
 """
 
 if __name__ != "ferry.client":  # the folder client/ is the package ferry.client; never a top-level `client`

@@ -115,12 +115,18 @@ class LocalEndpoint:
     async def apply(self, cfg: LocalTokenConfig) -> None:
         """On SIGHUP: read local_token_file again (a new path, or new contents); the listeners stay.
         A file that cannot be read leaves the token in use."""
+        was = self.tokens.enabled
         try:
             self.tokens.load(cfg.local_token_file)
         except ConfigError as exc:
             log.error("reload: %s; the local token in use stays", exc)
             return
-        log.info("reload: local token %s", f"read from {self.tokens.path}" if self.tokens.enabled else "off")
+        if self.tokens.enabled:
+            log.info("reload: local token read from %s", self.tokens.path)
+        elif was:
+            log.warning(
+                "reload: local token off (local_token_file is ''): any caller that reaches it may send"
+            )
 
     async def stop(self) -> None:
         await local_server.stop(self._server, self.socket)

@@ -198,3 +198,15 @@ def test_a_server_with_a_token_refuses_calls_without_it_and_reads_it_again(tmp_p
             sock.parent.rmdir()
 
     asyncio.run(run())
+
+
+def test_a_reload_applies_a_new_token_file_and_the_listener_keys_wait_for_a_restart(tmp_path):
+    from ferry.agent.reload import split
+
+    token = tmp_path / "local.token"
+    token.write_text("t")
+    old = load(tmp_path)
+    new = load(tmp_path, f'local_token_file = "{token}"\nlocal_socket_mode = "0600"\ninsecure = true\n')
+    live, restart = split(old, new)
+    assert live == ["local_token_file"]
+    assert sorted(restart) == ["insecure", "local_socket_mode"]

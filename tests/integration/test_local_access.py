@@ -71,6 +71,38 @@ def other_group() -> grp.struct_group:
     return grp.getgrgid(candidates[0] if candidates else primary)
 
 
+SEND_ONE = """
+import sys, grpc
+from ferry import transport
+from ferry.v1 import local_pb2, local_pb2_grpc
+with transport.channel(sys.argv[1]) as channel:
+    try:
+        local_pb2_grpc.LocalStub(channel).Send(local_pb2.Records(), timeout=5)
+        print("OK")
+    except grpc.RpcError as exc:
+        print(exc.code().name, exc.details())
+"""
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup"]
+
+
+def _nobody_can_run_python() -> bool:
+    """Root with setpriv, and this checkout and interpreter readable by the user nobody."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        return False
+    probe = [*NOBODY, "--clear-groups", sys.executable, "-c", "import ferry.v1.local_pb2"]
+    return subprocess.run(probe, capture_output=True, cwd=ROOT, timeout=60).returncode == 0
+
+
+def send_as_nobody(target: str, *groups: int) -> str:
+    """One empty Send from a process of the user nobody (in `groups` only): 'OK' or the error."""
+    who = list(NOBODY)
+    who += [f"--groups={','.join(map(str, groups))}"] if groups else ["--clear-groups"]
+    done = subprocess.run(
+        [*who, sys.executable, "-c", SEND_ONE, target], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    return done.stdout.strip() or done.stderr
+
+
 def test_the_socket_is_0660_by_default_and_takes_a_configured_mode_and_group(tmp_path, sock_dir):
     default_sock, configured_sock = sock_dir / "a.sock", sock_dir / "b.sock"
     group = other_group()
@@ -89,18 +121,26 @@ def test_the_socket_is_0660_by_default_and_takes_a_configured_mode_and_group(tmp
             "--local-socket",
             str(configured_sock),
             "--local-socket-mode",
-            "0600",
+            "0620",  # connecting needs write permission: the owner and the group may
             "--local-socket-group",
             group.gr_name,
             agent_id="it-agent-2",
         )
         try:
             st = configured_sock.stat()
-            assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o600, group.gr_gid)
-            assert f"(mode 0600, group {group.gr_name})" in agent.output()
-            # the owner (this user) still sends through it
-            assert send(f"unix:{configured_sock}", None, gauge("app.mode", 6.5, via="0600")) == "OK 1"
-            assert wait_for(lambda: last_values(c.addr, "app.mode", "via")) == {"0600": 6.5}
+            assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o620, group.gr_gid)
+            assert f"(mode 0620, group {group.gr_name})" in agent.output()
+            # the owner (this user) sends through it
+            assert send(f"unix:{configured_sock}", None, gauge("app.mode", 6.5, via="0620")) == "OK 1"
+            assert wait_for(lambda: last_values(c.addr, "app.mode", "via")) == {"0620": 6.5}
+            if (
+                _nobody_can_run_python()
+            ):  # another user: refused by both sockets, unless in the socket's group
+                sock_dir.chmod(0o755)
+                for sock in (default_sock, configured_sock):
+                    refused = send_as_nobody(f"unix:{sock}")
+                    assert refused.startswith("UNAVAILABLE") and "Permission denied" in refused, refused
+                assert send_as_nobody(f"unix:{configured_sock}", group.gr_gid) == "OK"
         finally:
             agent.stop()
     assert not configured_sock.exists() and not default_sock.exists()
