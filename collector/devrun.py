@@ -163,6 +163,8 @@ def dev_secrets(base: Path, agent_id: str = "*") -> DevSecrets:
         token = new_token()
         write_secret(secrets.path(f"{who}.token"), token)
         tables.append(principal_table(f"dev-{who}", token, roles, [agent_id]))
+    env = "".join(f"export {k}={v}\n" for k, v in secrets.cli_env().items())
+    secrets.path("env").write_text("# . this file: the `ferry` CLI then reaches make run's collector\n" + env)
     secrets.path("auth.toml").write_text(
         "# made by make run (ferry.collector.devrun); ferry-collector token new adds principals\n\n"
         + "\n".join(tables)
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             f"In another terminal, within a few seconds (the CLI finds the CA, its certificate and "
             f"its token in these variables):\n\n"
             f"  export {env}\n"
+            f"  (or: . {secrets.path('env')})\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
             f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n"
             f"  {bin_dir / 'ferry'} send app.hello 1 --label from=me --agent unix:{base / 'agent.sock'}\n\n"

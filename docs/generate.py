@@ -3,8 +3,10 @@
 - docs/self-metrics.md, whole, from the prometheus_client metrics `ferry.agent.selfmetrics` and
   `ferry.collector.selfmetrics` declare (a metric added there is documented with its help text);
 - the fields table of docs/events-logs.md, from the record kinds of `ferry.records` and the
-  limits of `ferry.limits.RecordLimits`: the text between its `<!-- generated: NAME -->` and
-  `<!-- end generated: NAME -->` lines is replaced, the prose around it is written by hand.
+  limits of `ferry.limits.RecordLimits`, and the roles table of docs/security.md, from the
+  services the collector serves and the roles `ferry.collector.auth.gate` gives them: the text
+  between a page's `<!-- generated: NAME -->` and `<!-- end generated: NAME -->` lines is
+  replaced, the prose around it is written by hand.
 
 `make docs` runs this (`python docs/generate.py`); tests/docs/test_docs.py calls `pages()` and
 fails when a committed page differs from what it renders now.
@@ -21,6 +23,7 @@ from prometheus_client.metrics import MetricWrapperBase
 DOCS = Path(__file__).resolve().parent
 PAGE = DOCS / "self-metrics.md"
 EVENTS_LOGS = DOCS / "events-logs.md"
+SECURITY = DOCS / "security.md"
 
 HEAD = """\
 # Self-metrics: what the agent and the collector say about themselves
@@ -162,6 +165,25 @@ def record_kinds_markdown() -> str:
     return "\n".join(lines)
 
 
+def roles_markdown() -> str:
+    """Every method the collector serves and the role that may call it."""
+    from grpc_health.v1 import health_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    from ferry.collector.auth.gate import role_of
+    from ferry.v1 import ingest_pb2, query_pb2
+
+    lines = ["| Method | Who may call it |", "| --- | --- |"]
+    for module in (ingest_pb2, query_pb2, health_pb2, reflection_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                role = role_of(f"/{service.full_name}/{method.name}")
+                who = "anyone (no credentials)" if role is None else f"`{role}` or `admin`"
+                lines.append(f"| `{service.full_name}/{method.name}` | {who} |")
+    lines.append("| any other method (future services) | `admin` |")
+    return "\n".join(lines)
+
+
 def with_generated(text: str, name: str, body: str) -> str:
     """`text` with the lines between its markers for `name` replaced by `body`."""
     begin, end = f"<!-- generated: {name} -->\n", f"<!-- end generated: {name} -->"
@@ -176,6 +198,7 @@ def pages() -> dict[Path, str]:
     return {
         PAGE: render_markdown(),
         EVENTS_LOGS: with_generated(EVENTS_LOGS.read_text(), "record kinds", record_kinds_markdown()),
+        SECURITY: with_generated(SECURITY.read_text(), "roles", roles_markdown()),
     }
 
 
