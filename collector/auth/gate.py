@@ -183,7 +183,8 @@ class _Interceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         role = role_of(details.method)
-        if handler is None or role is None:
+        # without an auth file at start there never is one (a reload reads only the file given)
+        if handler is None or role is None or self.gate.principals is None:
             return handler
         gate, method = self.gate, details.method
         kind = next(k for k in _KINDS if getattr(handler, k) is not None)
