@@ -18,7 +18,9 @@ from pathlib import Path
 
 from ferry.agent.checks import ChecksConfig
 from ferry.agent.collectors.system import HOST_COLLECTORS, HostConfig
-from ferry.agent.local.config import LocalConfig
+from ferry.agent.credentials import CredentialsConfig
+from ferry.agent.local.config import LocalConfig, LocalTokenConfig
+from ferry.agent.redact import RedactConfig
 from ferry.agent.schedule import ScheduleConfig
 from ferry.agent.scrape.config import ScrapeConfig
 from ferry.agent.spool import SpoolConfig
@@ -96,13 +98,16 @@ class Component:
 
 COMPONENTS = (
     Component(SenderConfig),  # the channels are open
+    Component(CredentialsConfig, "credentials"),  # the files are read again on every SIGHUP anyway
     Component(ScheduleConfig, "schedule"),
     Component(HostConfig, "collectors"),
     # each host collector's own keys: rebuilding the collectors keeps those whose keys did not change
     *(Component(c.config, "collectors") for c in HOST_COLLECTORS if c.config is not None),
     Component(ChecksConfig, "checks"),
     Component(ScrapeConfig, "scrape"),
+    Component(RedactConfig, "redact"),
     Component(LocalConfig),  # the listeners are bound
+    Component(LocalTokenConfig, "local"),  # read again on every SIGHUP
     Component(SpoolConfig),  # the spool is open
     Component(SyntheticConfig),
     Component(IdentityConfig),  # the spool's frames carry it

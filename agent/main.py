@@ -13,6 +13,7 @@ import logging
 import resource
 import signal
 import socket
+import sys
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
     memory.return_large_blocks()
     try:
         run(serve(cfg, source=source))
+    except ConfigError as exc:  # a file a key names (TLS, token) cannot be used
+        print(f"ferry-agent: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     except (SpoolError, OSError) as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(1) from None

@@ -2,8 +2,10 @@
 
 Which keys apply in place is declared once, per component, in ferry.agent.config.COMPONENTS
 (docs/configuration.md shows it for each part): the interval and jitter, the host collectors and
-their settings, the health checks, the scrape targets, labels and host (the batch so far is cut
-first, under the old ones), batch limits and the log level. The rest (addresses, spool, agent
+their settings, the health checks, the scrape targets, the redaction rules, labels and host
+(the batch so far is cut first, under the old ones), batch limits and the log level; and on every
+reload, changed or not, the collector's TLS files and token and the Local service's token file
+are read again (rotated in place). The rest (addresses, spool, agent
 id, listeners, synthetic source, send window) is wired into running parts; a change there is
 reported as needing a restart and not applied. ferry.agent.wiring.Agent.reload asks `split`
 which keys changed and `redo` what to redo for them.

@@ -49,6 +49,12 @@ BACKPRESSURE = Counter(
 )
 SYNTHETIC_POINTS = Counter("ferry_agent_synthetic_points", "Points the synthetic source produced in this run")
 RELOADS = Counter("ferry_agent_config_reloads", "SIGHUP reloads, by result (ok, error)", ["result"])
+REDACTIONS = Counter(
+    "ferry_agent_redactions",
+    "Values redacted at the source, by [[redact]] rule: keys dropped, masked or hashed, pattern matches "
+    "replaced (a metric series' labels: once per frame carrying the series)",
+    ["rule"],
+)
 
 
 @functools.cache
@@ -62,6 +68,11 @@ LOCAL_RECORDS = Counter(
 )
 LOCAL_REJECTED = Counter(
     "ferry_agent_local_rejected", "Local requests refused whole, by gRPC status", ["code"]
+)
+LOCAL_AUTH_FAILURES = Counter(
+    "ferry_agent_local_auth_failures",
+    "Local calls refused UNAUTHENTICATED (local_token_file is set), by reason: missing, malformed, wrong",
+    ["reason"],
 )
 RECORDS_DROPPED = Counter(
     "ferry_agent_records_dropped",

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future
 from typing import Protocol
 
-from ferry.agent import __version__, checks, spool, synthetic
+from ferry.agent import __version__, checks, credentials, redact, spool, synthetic
 from ferry.agent import selfmetrics as m
 from ferry.agent.batcher import Batcher
 from ferry.agent.collectors.base import Collector
@@ -31,6 +31,7 @@ from ferry.agent.reload import redo, split
 from ferry.agent.schedule import Collection, Schedule, offset_s
 from ferry.agent.scrape import config as scrape
 from ferry.agent.sender import Sender
+from ferry.runtime.config import ConfigError
 from ferry.runtime.logs import set_level
 from ferry.v1 import payload_pb2
 
@@ -53,19 +54,29 @@ class Agent:
         self.agent_id = cfg.agent_id or default_agent_id()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.spool = spool.build(cfg, self.agent_id, on_append=self._wake_sender)
-        self.sender = Sender(self.spool, cfg.collector, window=cfg.send_window)
+        self.sender = Sender(
+            self.spool, cfg.collector, window=cfg.send_window, credentials=credentials.load(cfg)
+        )
+        self.redactor = redact.build(cfg)  # before anything is spooled: series labels, app records
         self.deltas = DeltaSums()  # app DELTA increments, summed until the next frame; pipeline thread
         # the synthetic source, when configured, records its progress with each frame (so it is
         # the batcher's sink) and replaces the sources it names
         self.synthetic = synthetic.build(cfg, self.spool)
         self.replaced = synthetic.REPLACES if self.synthetic else frozenset()
         sink = self.synthetic.append if self.synthetic else self.spool.append
-        self.batcher = Batcher(self._resource(cfg), sink, cfg.batch_max_points, cfg.batch_max_age)
+        self.batcher = Batcher(
+            self._resource(cfg), sink, cfg.batch_max_points, cfg.batch_max_age, relabel=self.redactor.series
+        )
         # what apps send (the Local service) goes in frames of its own: a frame the collector
         # refuses for an app's record, however it came to (a record that aged past the window
         # in a long outage), never takes host metrics with it
         self.app_batcher = Batcher(
-            self._resource(cfg), self.spool.append, cfg.batch_max_points, cfg.batch_max_age, self.deltas.flush
+            self._resource(cfg),
+            self.spool.append,
+            cfg.batch_max_points,
+            cfg.batch_max_age,
+            self.deltas.flush,
+            relabel=self.redactor.series,
         )
         self._submitted = 0  # points handed to the pipeline thread from the event loop ...
         self._taken = 0  # ... and taken in by it (each counter written by one thread only)
@@ -101,6 +112,7 @@ class Agent:
         the Local service, '') to the pipeline thread, which owns the batchers: the host's, and
         the apps' (`app_batcher`); the apps' deltas are summed until the next frame of theirs
         (or until they hold as many series as a frame should). Done when the thread took them."""
+        self.redactor.records(intake)  # the apps' events and logs
         n = len(intake)
         self._submitted += n
         batcher = self.batcher if counted_as else self.app_batcher
@@ -140,12 +152,27 @@ class Agent:
         for name in ("checks", "scrape"):
             if name in todo:
                 await self.services[name].apply(self.cfg)
+        self._reload_credentials()
+        await self.services["local"].apply(self.cfg)  # the token file, its contents may be new
+        if "redact" in todo:
+            self.redactor.apply(self.cfg)
         if "log" in todo:
             set_level(new.log_level)
         if "schedule" in todo:
             args = (self.cfg.interval, self._offset_s(), time.time())
             await loop.run_in_executor(self.pipeline, self.collection.reschedule, *args)
         log.info("reload: applied %s", ", ".join(live) or "nothing (no change)")
+
+    def _reload_credentials(self) -> None:
+        """The TLS and token files read again (rotated in place, or named anew): the open stream
+        keeps going, the next one uses them; files that cannot be used leave the old ones."""
+        try:
+            self.sender.credentials = credentials.load(self.cfg)
+        except ConfigError as exc:
+            log.error("reload: credentials not reloaded, the ones in use stay: %s", exc)
+            return
+        if self.sender.credentials.tls is not None:
+            log.info("reload: TLS files and token read again; the next connection uses them")
 
     def _swap_collectors(self, old: AgentConfig) -> list[Collector]:
         """Rebuild the host collectors whose settings changed; keep the others and their state."""

@@ -57,9 +57,7 @@ class CollectorConfig:
         256 * 1024 * 1024, "int", "bound on frames accepted and not yet written (backpressure past it)"
     )
     max_streams: int = setting(1024, "int", "ingest streams open at once")
-    max_streams_per_peer: int = setting(
-        64, "int", "ingest streams open at once from one peer (its host)"
-    )
+    max_streams_per_peer: int = setting(64, "int", "ingest streams open at once from one peer (its host)")
     stream_idle_timeout: float = setting(
         300.0, "duration", "end an ingest stream that sends no frame for this long", metavar="DUR"
     )

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ferry import transport
+from ferry.client.auth import LocalToken
 from ferry.series import KINDS_BY_NAME
 from ferry.v1 import local_pb2, local_pb2_grpc
 
@@ -27,10 +28,16 @@ def add_parser(sub) -> None:
         help=f"HOST:PORT or unix:/path (default {DEFAULT_AGENT}; env FERRY_AGENT)",
     )
     s.add_argument("--timeout", type=float, default=10.0)
+    s.add_argument(
+        "--local-token-file",
+        default=None,
+        metavar="FILE",
+        help="the agent's local token (its local_token_file), else env FERRY_LOCAL_TOKEN",
+    )
 
 
 class LabelError(ValueError):
-    """A --label that is not K=V (a usage error)."""
+    """A usage error of `ferry send`: a --label that is not K=V, a local token that cannot be read."""
 
 
 def labels(pairs: list[str]) -> dict[str, str]:
@@ -51,8 +58,12 @@ def run_send(args: argparse.Namespace) -> str:
         labels=labels(args.label),
         unit=args.unit,
     )
+    try:
+        token = LocalToken(token_file=args.local_token_file)
+    except (OSError, ValueError) as exc:
+        raise LabelError(f"local token: {exc}") from None
     with transport.channel(args.agent) as channel:
         resp = local_pb2_grpc.LocalStub(channel).Send(
-            local_pb2.Records(metrics=[record]), timeout=args.timeout
+            local_pb2.Records(metrics=[record]), timeout=args.timeout, metadata=token.metadata
         )
     return f"accepted {resp.accepted}\n"

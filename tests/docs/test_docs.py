@@ -176,11 +176,17 @@ def _cli_flags() -> dict[str, set[str]]:
         )
         assert out.returncode == 0, out.stderr
         flags[exe] = set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout))
+    out = subprocess.run(
+        [sys.executable, "-m", "ferry.collector.main", "token", "new", "--help"],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    flags["ferry-collector token"] = set(re.findall(r"--[a-z][a-z0-9-]*", out.stdout))
     return flags
 
 
 # `ferry query ... --since 5m`, `.venv/bin/ferry-agent --collector ...`: a command and its flags
-COMMAND = re.compile(r"\b(ferry-agent|ferry-collector|ferry [a-z]+)\b([^`\n]*)")
+COMMAND = re.compile(r"\b(ferry-agent|ferry-collector token|ferry-collector|ferry [a-z]+)\b([^`\n]*)")
 
 
 def test_every_flag_the_docs_name_exists():
@@ -267,14 +273,28 @@ def _toml_blocks(page: Path) -> list[str]:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _toml_blocks(p)], ids=lambda p: p.name)
 def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
-    """Every ```toml block is an agent config file the agent accepts, as written."""
+    """Every ```toml block is an agent config file the agent accepts, as written (or, where it says
+    so, the collector's config file or its auth file)."""
     from ferry.agent.config import AgentConfig
     from ferry.runtime.config import ConfigSource
 
+    from ferry.collector.auth.principals import Principals
+    from ferry.collector.config import CollectorConfig
+
     for i, block in enumerate(_toml_blocks(page)):
         path = tmp_path / f"{page.stem}-{i}.toml"
+        # a file the example names and its parser reads (a key file) is made with 32 bytes in it
+        for name in set(re.findall(r'"(/etc/ferry/[^"]+\.key)"', block)):
+            made = tmp_path / Path(name).name
+            made.write_text("k" * 32)
+            block = block.replace(name, str(made))
         path.write_text(block)
-        ConfigSource(AgentConfig, str(path), {}).load()  # raises ConfigError naming file, line, key
+        if "[[principals]]" in block:  # the collector's auth file (security.md)
+            Principals.load(str(path))
+        elif block.startswith("# /etc/ferry/collector.toml"):
+            ConfigSource(CollectorConfig, str(path), {}).load()
+        else:
+            ConfigSource(AgentConfig, str(path), {}).load()  # raises ConfigError naming file, line, key
 
 
 def test_querying_page_lists_every_aggregation():

@@ -225,6 +225,18 @@ def test_without_the_token_or_with_a_wrong_one_nothing_is_stored(token_stack):
     assert TOKEN not in agent.output()  # never logged
 
 
+def test_ferry_send_presents_the_local_token(token_stack):
+    collector, _agent, target, token_file = token_stack
+    refused = ferry_cli("send", "app.cli", "1.5", "--agent", target)
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    done = ferry_cli("send", "app.cli", "2.5", "--agent", target, "--local-token-file", str(token_file))
+    assert (done.returncode, done.stdout) == (0, "accepted 1\n"), done.stderr
+    by_env = ferry_cli("send", "app.cli2", "3.5", "--agent", target, env={"FERRY_LOCAL_TOKEN": TOKEN})
+    assert (by_env.returncode, by_env.stdout) == (0, "accepted 1\n"), by_env.stderr
+    assert wait_for(lambda: last_values(collector.addr, "app.cli", "host")).popitem()[1] == 2.5
+    assert wait_for(lambda: last_values(collector.addr, "app.cli2", "host")).popitem()[1] == 3.5
+
+
 def test_an_app_with_the_token_in_its_environment_is_stored_exactly(token_stack):
     collector, _agent, target, _token_file = token_stack
     env = {**os.environ, "FERRY_LOCAL_TOKEN": TOKEN}

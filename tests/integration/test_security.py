@@ -21,6 +21,7 @@ import pytest
 from cryptography import x509
 
 from ferry import transport
+from ferry.collector.auth.principals import token_hash
 from ferry.collector.auth.tokens import new_token, principal_table
 from ferry.collector.devcerts import DevCA
 from ferry.collector.query.client import total
@@ -380,3 +381,48 @@ def test_bad_credentials_files_stop_the_collector_with_exit_2(tmp_path, pki):
                              timeout=60)  # fmt: skip
         assert out.returncode == 2, (flags, out.stderr)
         assert message in out.stderr, (flags, out.stderr)
+
+
+def test_token_rotation_on_both_sides(tmp_path, pki):
+    """The principal takes the old and the new token; the agent is given the new one by SIGHUP
+    (its stream stays up), the old hash is removed; after a reconnect the agent gets in with the
+    new token, and every point is stored once."""
+    old, new = new_token(), new_token()
+    auth = tmp_path / "auth.toml"
+    both = principal_table("web", old, ["ingest"], ["web-*"]).replace(
+        f'token_sha256 = "{token_hash(old).hex()}"',
+        f'token_sha256 = ["{token_hash(old).hex()}", "{token_hash(new).hex()}"]',
+    )
+    ops = principal_table("ops", pki.tokens["ops"], ["query"], [])
+    auth.write_text(both + ops)
+    flags = [f.replace(pki.path("auth.toml"), str(auth)) for f in pki.collector_flags()]
+    collector = start_collector(tmp_path, *flags, tls=pki.tls())
+    token_file = tmp_path / "agent.token"
+    token_file.write_text(old)
+    total_points = 6000
+    agent_flags = [*pki.agent_flags("web-1", None), "--token-file", str(token_file)]
+    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"300:{total_points}",
+                        "--batch-max-age", "200ms", *agent_flags, agent_id="web-tok")  # fmt: skip
+    try:
+        with diagnose(collector, agent):
+            wait_for(lambda: acked(agent) >= 2, what="the agent streaming with the old token")
+            token_file.write_text(new)
+            agent.popen.send_signal(signal.SIGHUP)
+            wait_for(lambda: "TLS files and token read again" in agent.output(), what="the agent's reload")
+            auth.write_text(principal_table("web", new, ["ingest"], ["web-*"]) + ops)
+            collector.popen.send_signal(signal.SIGHUP)
+            wait_for(lambda: "auth file reloaded" in collector.output(), what="the collector's reload")
+            assert agent.scrape()["ferry_agent_reconnects_total"] == 0
+            port = int(collector.addr.rpartition(":")[2])
+            collector.stop(signal.SIGKILL)  # the agent must connect again: with the new token
+            collector = start_collector(tmp_path, *flags, store=tmp_path / "store", port=port, tls=pki.tls())
+            wait_for(lambda: agent.scrape()["ferry_agent_synthetic_points_total"] == total_points,
+                     timeout=60, what="all points made")  # fmt: skip
+            ops_ep = pki.endpoint(collector.addr)
+            wait_for(lambda: synthetic_stored(ops_ep)[0] >= total_points, timeout=60, what="all stored")
+            assert synthetic_stored(ops_ep) == (total_points, total_points)
+            assert "UNAUTHENTICATED" not in agent.output()
+            assert agent.scrape()["ferry_agent_reconnects_total"] >= 1
+    finally:
+        agent.stop()
+        collector.stop()
