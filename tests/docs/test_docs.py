@@ -276,10 +276,9 @@ def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
     """Every ```toml block is an agent config file the agent accepts, as written (or, where it says
     so, the collector's config file or its auth file)."""
     from ferry.agent.config import AgentConfig
-    from ferry.runtime.config import ConfigSource
-
     from ferry.collector.auth.principals import Principals
     from ferry.collector.config import CollectorConfig
+    from ferry.runtime.config import ConfigSource
 
     for i, block in enumerate(_toml_blocks(page)):
         path = tmp_path / f"{page.stem}-{i}.toml"
