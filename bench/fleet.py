@@ -23,6 +23,12 @@ its head's appended-samples counter must equal what it answered 2xx for.
 
     python -m bench.fleet                    # 1,000 streams, about 3 minutes (plus that drain)
     python -m bench.fleet --quick            # 200 streams, under a minute
+    python -m bench.fleet --quick --secure   # the collector with TLS, mTLS and an auth file
+
+`--secure` (bench/pki.py): the collector serves TLS, requires client certificates and checks
+an auth file of `--principals` ingest principals (a token each, rate limits no stream reaches);
+each stream's channel presents the client certificate and its principal's token
+(Endpoint(tls=..., token=...)), as an agent's does. bench/security.py sets the two side by side.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import grpc
 import numpy as np
 import psutil
 
-from bench import prometheus
+from bench import pki, prometheus
 from bench.procs import collector_process
 from ferry import transport
 from ferry.collector.query.client import query_range
@@ -228,7 +234,10 @@ class FerryStreams:
         self.frames: list[list[bytes]] = [[] for _ in self.hosts]
         self.next = [0] * len(self.hosts)  # index of the first frame not yet acked
         self.per_channel = spec["streams_per_channel"]
-        self.channels: list = []
+        self.secrets: pki.BenchSecrets | None = spec.get("secrets")
+        self.tls = self.secrets.client_tls() if self.secrets else None
+        self.channels: dict[tuple[str, int], object] = {}
+        self.slots: dict[int, tuple[str, int]] = {}  # stream k -> its channel's key
         self.acked_points = 0
 
     def build(self, upto: int) -> None:
@@ -236,13 +245,24 @@ class FerryStreams:
             frames.extend(host.frame(seq).SerializeToString() for seq in range(len(frames) + 1, upto + 1))
 
     def _channel(self, k: int):
-        while len(self.channels) <= k // self.per_channel:
+        """Stream k's channel, shared by up to `per_channel` streams (of one principal, whose
+        token the channel sends, when secure)."""
+        key = self.slots.get(k)
+        if key is None:
+            token = self.secrets.token_for(self.hosts[k].index) if self.secrets else ""
+            n = sum(1 for t, _ in self.slots.values() if t == token)
+            key = self.slots[k] = (token, n // self.per_channel)
+        if key not in self.channels:
             # a subchannel pool of its own: one TCP connection per channel, as agents have
             ep = Endpoint(
-                self.addr, max_send_bytes=64 << 20, options=(("grpc.use_local_subchannel_pool", 1),)
+                self.addr,
+                max_send_bytes=64 << 20,
+                options=(("grpc.use_local_subchannel_pool", 1),),
+                tls=self.tls,
+                token=key[0],
             )
-            self.channels.append(transport.aio_channel(ep))
-        return self.channels[k // self.per_channel]
+            self.channels[key] = transport.aio_channel(ep)
+        return self.channels[key]
 
     async def phase(self, phase: Phase) -> dict:
         tally = Tally()
@@ -346,7 +366,7 @@ class FerryStreams:
                 await writer
 
     async def close(self) -> None:
-        for ch in self.channels:
+        for ch in self.channels.values():
             await ch.close()
 
 
@@ -570,7 +590,7 @@ def _child(arg: str) -> psutil.Process:
     raise RuntimeError(f"no child process with {arg} on its command line")
 
 
-def stored_points(addr: str, streams: int) -> float:
+def stored_points(addr: str | Endpoint, streams: int) -> float:
     """Points of every fleet metric in the store. A query may match at most 10,000 series, so a
     metric with more (over all hosts) is counted in parts, by the last digits of the host."""
     out = 0.0
@@ -607,17 +627,28 @@ def run_ferry(
     streams_per_channel: int = 25,
     drain_timeout: float = 900.0,
     collector_args: tuple[str, ...] = (),
+    secure: bool = False,
+    principals: int = 10,
+    paced: bool = True,
 ) -> dict:
     """The collector's side. `frames`: that many frames per stream for the max-rate phase (else
-    as many as `cap_frames_per_s` for `duration` s could use; a stream that runs out stops)."""
+    as many as `cap_frames_per_s` for `duration` s could use; a stream that runs out stops).
+    `secure`: TLS, mTLS and an auth file of `principals` (bench/pki.py); `paced`: False skips
+    the latency phase (bench/security.py compares max rates only)."""
     per_stream = frames or math.ceil(cap_frames_per_s * duration / streams) + 1
     out: dict = {"streams": streams, "window": window, "points_per_frame": POINTS, "workers": workers}
+    out["secure"] = f"tls, mtls, auth ({principals} principals)" if secure else "plaintext"
     with tempfile.TemporaryDirectory(prefix="fleet-") as tmp:
         limit = str(streams + 64)
         args = ("--max-streams", limit, "--max-streams-per-peer", limit, *collector_args)
-        with collector_process(Path(tmp), *args) as addr:
+        secrets = pki.make(Path(tmp) / "tls", principals) if secure else None
+        if secrets is not None:
+            args = (*args, *secrets.collector_flags())
+        tls = secrets.client_tls() if secrets else None
+        with collector_process(Path(tmp), *args, tls=tls) as addr:
             collector = _child(addr)
             spec = {
+                "secrets": secrets,
                 "addr": addr,
                 "window": window,
                 "streams": streams,
@@ -646,35 +677,54 @@ def run_ferry(
                 ]
                 out["frames_per_s"] = rate(got, max_phase)
                 out["points_per_s"] = out["frames_per_s"] * POINTS
-                # the latency phase: each stream paced at latency_fraction of the maximum
-                target = latency_fraction * out["frames_per_s"]
-                interval = streams / target if target > 0 else paced_duration
-                need = math.ceil(paced_duration / interval) + 2
-                pool.call("build", per_stream + need, "built")
-                start = time.monotonic() + 1.0
-                paced = Phase(
-                    start, start + paced_duration, min(warm, paced_duration / 4), interval, drain_timeout
-                )
-                with timed(watch, out, "cpu_cores_paced_phase"):
-                    slow = pool.phase(paced)
-                out["paced_phase"] = _phase_summary(slow)
-                out["paced_target_frames_per_s"] = target
-                out["paced_frames_per_s"] = rate(slow, paced)
-                lat = slow["latencies"]
-                out["ack_p50_ms"] = float(np.percentile(lat, 50) * 1000) if lat.size else None
-                out["ack_p99_ms"] = float(np.percentile(lat, 99) * 1000) if lat.size else None
-                out["latency_samples"] = int(lat.size)
+                slow = None
+                if paced:
+                    slow = _paced_phase(
+                        pool, watch, out, per_stream, streams, paced_duration, warm, drain_timeout,
+                        latency_fraction,
+                    )  # fmt: skip
             finally:
                 pool.close()
                 watch.stop()
             out["collector_rss_mb"] = watch.peak_rss / 2**20
-            acked = sum(r["ok"] + r["dup"] for r in (got, slow))
+            acked = sum(r["ok"] + r["dup"] for r in (got, slow) if r is not None)
             out["acked_frames"] = acked
             out["acked_points"] = acked * POINTS
-            out["stored_points"] = stored_points(addr, streams)
+            out["stored_points"] = stored_points(secrets.query_endpoint(addr) if secrets else addr, streams)
             out["stored_ok"] = out["stored_points"] == out["acked_points"]
             out["generator_build_cpu_s"] = round(pool.build_cpu_s, 2)
     return out
+
+
+def _paced_phase(
+    pool: Pool,
+    watch: Watch,
+    out: dict,
+    per_stream: int,
+    streams: int,
+    paced_duration: float,
+    warm: float,
+    drain_timeout: float,
+    latency_fraction: float = 0.5,
+) -> dict:
+    """The latency phase: each stream paced at `latency_fraction` of the maximum; its figures
+    go into `out`, its tally is returned."""
+    target = latency_fraction * out["frames_per_s"]
+    interval = streams / target if target > 0 else paced_duration
+    need = math.ceil(paced_duration / interval) + 2
+    pool.call("build", per_stream + need, "built")
+    start = time.monotonic() + 1.0
+    paced = Phase(start, start + paced_duration, min(warm, paced_duration / 4), interval, drain_timeout)
+    with timed(watch, out, "cpu_cores_paced_phase"):
+        slow = pool.phase(paced)
+    out["paced_phase"] = _phase_summary(slow)
+    out["paced_target_frames_per_s"] = target
+    out["paced_frames_per_s"] = rate(slow, paced)
+    lat = slow["latencies"]
+    out["ack_p50_ms"] = float(np.percentile(lat, 50) * 1000) if lat.size else None
+    out["ack_p99_ms"] = float(np.percentile(lat, 99) * 1000) if lat.size else None
+    out["latency_samples"] = int(lat.size)
+    return slow
 
 
 def run_prometheus(
@@ -770,12 +820,18 @@ SETTINGS = {
 
 
 def run(
-    quick: bool = False, with_prometheus: bool = True, workers: int = 2, collector_args: tuple[str, ...] = ()
+    quick: bool = False,
+    with_prometheus: bool = True,
+    workers: int = 2,
+    collector_args: tuple[str, ...] = (),
+    secure: bool = False,
+    principals: int = 10,
 ) -> dict:
     s = SETTINGS[quick]
     ferry = run_ferry(
-        s["streams"], s["duration"], s["paced_duration"], s["warm"], workers, collector_args=collector_args
-    )
+        s["streams"], s["duration"], s["paced_duration"], s["warm"], workers, collector_args=collector_args,
+        secure=secure, principals=principals,
+    )  # fmt: skip
     out = {
         "fleet_frames_per_s": ferry["frames_per_s"],
         "fleet_points_per_s": ferry["points_per_s"],
@@ -804,6 +860,7 @@ def print_table(r: dict) -> None:
     f = r["fleet"]
     rows = [
         ("streams (window)", f"{f['streams']} ({f['window']})"),
+        ("transport", f["secure"]),
         ("frames/s acked, max", f"{f['frames_per_s']:,.0f}"),
         ("points/s acked, max", f"{f['points_per_s']:,.0f}"),
         ("drain after the max phase (s)", f"{f['max_phase']['drain_s']:,.1f}"),
@@ -843,8 +900,10 @@ def main() -> None:
     p.add_argument("--no-prometheus", action="store_true")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--collector-args", default="", help="more flags for ferry-collector, e.g. '--writers 1'")
+    p.add_argument("--secure", action="store_true", help="TLS, mTLS and an auth file (bench/pki.py)")
+    p.add_argument("--principals", type=int, default=10, help="--secure: ingest principals (1, 10, 100...)")
     a = p.parse_args()
-    r = run(a.quick, not a.no_prometheus, a.workers, tuple(a.collector_args.split()))
+    r = run(a.quick, not a.no_prometheus, a.workers, tuple(a.collector_args.split()), a.secure, a.principals)
     print_table(r)
 
 

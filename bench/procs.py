@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ferry.collector.devrun import collector_command, free_port, stop, wait_healthy
+from ferry.transport import ClientTLS, Endpoint
 
 
 @contextlib.contextmanager
-def collector_process(workdir: Path, *extra: str) -> Iterator[str]:
+def collector_process(workdir: Path, *extra: str, tls: ClientTLS | None = None) -> Iterator[str]:
+    """A collector on a free loopback port, stopped on the way out; `tls`: how its health check
+    reaches it when `extra` makes it serve TLS (the CA, and a client certificate for mTLS)."""
     addr = f"127.0.0.1:{free_port()}"
     log = (workdir / "collector.log").open("wb")
     proc = subprocess.Popen(
@@ -23,7 +26,7 @@ def collector_process(workdir: Path, *extra: str) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        wait_healthy(addr, proc=proc)
+        wait_healthy(Endpoint(addr, tls=tls), proc=proc)
         yield addr
     finally:
         stop(proc)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, fleet, ingest, rawinsert, storage, wire
+from bench import agent, client, collectd, fleet, ingest, rawinsert, security, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
@@ -71,6 +71,8 @@ def main() -> None:
     store_run = storage.run_isolated(hosts=20 if quick else 200, runs=3 if quick else 7)
     # N simulated agents (1,000 streams; 200 under QUICK) into one collector, and Prometheus 2.x
     fleet_run = fleet.run(quick)
+    # TLS handshakes/s vs plaintext connections; fleet max frames/s with TLS + mTLS + auth vs without
+    security_run = security.run(quick)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -89,6 +91,7 @@ def main() -> None:
         "client_runs": client_gauges + client_logs,
         **store_run,  # storage_bytes_per_point, query_ms_*, rollup_query_speedup, storage: details
         **fleet_run,  # fleet_*: frames/s, points/s, ack p50/p99, RSS, stored_ok; fleet_vs_prometheus
+        **security_run,  # tls_handshakes_per_s, fleet_frames_per_s_secure, secure_vs_plain, ...
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -131,10 +134,12 @@ def main() -> None:
         *storage.FIGURES,
         *fleet.FIGURES,
         "ingest_vs_prometheus",
+        *security.FIGURES,
     ):
         if results.get(key) is not None:
             print(f"{key:40} {results[key]:>14,.2f}")
     print(f"{'fleet_stored_ok':40} {results['fleet_stored_ok']!s:>14}")
+    print(f"{'security_stored_ok':40} {results['security_stored_ok']!s:>14}")
     for kind, ns in results["client_call_ns"].items():
         print(f"{'client_call_ns.' + kind:40} {ns:>14,.0f}")
     print(f"written to {RESULTS}")
