@@ -10,6 +10,9 @@
     principal's token, every frame is checked against its agent_ids and rate limits), in
     alternating order in one run; medians of `repeats` of each, their ratio, and the
     collector's CPU microseconds per acked frame in each.
+(c) The auth checks alone, in this process: the per-frame check a Stream makes (agent id
+    against the principal's globs, its token buckets) and the per-call token lookup (SHA-256,
+    compared with every principal's hash), in microseconds, with bench/pki.py's 10 principals.
 
 Client and collector share the machine: (a)'s rates are of the two together; the collector's
 CPU per connection is its own share.
@@ -34,6 +37,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench import fleet, pki
 from bench.procs import collector_process
 from ferry import transport
+from ferry.collector.auth.gate import Gate
+from ferry.collector.auth.principals import Principals
 from ferry.transport import ClientTLS, Endpoint
 
 FIGURES = (  # what bench/run.py prints
@@ -48,6 +53,8 @@ FIGURES = (  # what bench/run.py prints
     "secure_vs_plain",
     "fleet_collector_cpu_us_per_frame_secure",
     "fleet_collector_cpu_us_per_frame_plain",
+    "auth_check_us_per_frame",
+    "token_check_us_per_call",
 )
 
 SETTINGS = {
@@ -148,6 +155,33 @@ def fleet_figures(streams: int, duration: float, warm: float, repeats: int) -> d
     return runs
 
 
+def auth_checks(principals: int = 10, n: int = 200_000, agents: int = 1000) -> dict:
+    """(c): Gate.frame_refusal + Gate.wait_s per frame, Principals.by_token per call (median of
+    5 timings of `n` each)."""
+    with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp:
+        secrets = pki.make(Path(tmp) / "pki", principals)
+        loaded = Principals.load(str(Path(tmp) / "pki" / "auth.toml"))
+    gate = Gate(loaded)
+    ids = [f"fleet-bench-{i:05d}" for i in range(agents)]
+    tokens = [secrets.token_for(i) for i in range(agents)]
+    owners = [loaded.by_token(t) for t in tokens]
+    frame_us, token_us = [], []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for k in range(n):
+            i = k % agents
+            if gate.frame_refusal(owners[i], ids[i], fleet.POINTS, "ipv4:127.0.0.1:1") or gate.wait_s(
+                owners[i], fleet.POINTS
+            ):
+                raise RuntimeError(f"frame of {ids[i]} refused")
+        frame_us.append((time.perf_counter() - t0) * 1e6 / n)
+        t0 = time.perf_counter()
+        for k in range(n // 10):
+            loaded.by_token(tokens[k % agents])
+        token_us.append((time.perf_counter() - t0) * 1e6 / (n // 10))
+    return {"frame_us": statistics.median(frame_us), "token_us": statistics.median(token_us)}
+
+
 def _median(runs: list[dict], key: str) -> float | None:
     values = [r[key] for r in runs if r[key] is not None]
     return statistics.median(values) if values else None
@@ -156,6 +190,7 @@ def _median(runs: list[dict], key: str) -> float | None:
 def run(quick: bool = False) -> dict:
     s = SETTINGS[quick]
     conns = handshake_figures(s["seconds"])
+    checks = auth_checks()
     runs = fleet_figures(s["streams"], s["duration"], s["warm"], s["repeats"])
     secure, plain = _median(runs["secure"], "frames_per_s"), _median(runs["plain"], "frames_per_s")
     out = {
@@ -170,6 +205,8 @@ def run(quick: bool = False) -> dict:
         "secure_vs_plain": secure / plain if secure and plain else None,
         "fleet_collector_cpu_us_per_frame_secure": _median(runs["secure"], "collector_cpu_us_per_frame"),
         "fleet_collector_cpu_us_per_frame_plain": _median(runs["plain"], "collector_cpu_us_per_frame"),
+        "auth_check_us_per_frame": checks["frame_us"],
+        "token_check_us_per_call": checks["token_us"],
         "security_stored_ok": all(r["stored_ok"] for kind in runs.values() for r in kind),
         "security": {"connections": conns, "fleet_runs": runs, "fleet_streams": s["streams"], **s},
     }
