@@ -269,7 +269,8 @@ def cluster(tmp_path):
     collector = start_collector(
         tmp_path,
         "--listen",
-        f"[::]:{port}",
+        f"[::]:{port}",  # both ::1 and 127.0.0.1 as peers: not loopback-only, so --insecure
+        "--insecure",
         "--max-streams-per-peer",
         str(PER_PEER),
         "--stream-idle-timeout",

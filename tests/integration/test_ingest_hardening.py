@@ -358,7 +358,10 @@ def test_a_hoarding_peer_cannot_lock_out_a_new_agent(tmp_path):
     one machine): the hoarder gets its per-peer share only, the agent streams."""
     port = free_port()
     collector = start_collector(
-        tmp_path, "--listen", f"[::]:{port}", "--max-streams", "8", "--max-streams-per-peer", "4", port=port
+        tmp_path,
+        *("--listen", f"[::]:{port}", "--insecure"),  # [::] is not loopback: plaintext only with --insecure
+        *("--max-streams", "8", "--max-streams-per-peer", "4"),
+        port=port,
     )
     hoarder = None
     try:
