@@ -8,7 +8,7 @@ the ones in use and says why.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ferry import transport
 from ferry.runtime.config import ConfigError, setting
@@ -43,7 +43,7 @@ class CredentialsConfig:
 @dataclass(frozen=True)
 class Credentials:
     tls: transport.ClientTLS | None = None
-    token: str = ""
+    token: str = field(default="", repr=False)
 
 
 def load(cfg: CredentialsConfig) -> Credentials:

@@ -73,7 +73,7 @@ def make(d: Path, principals: int = 10) -> BenchSecrets:
         suffix = f"{i:0{digits}d}" if digits else ""
         tables.append(
             f'[[principals]]\nname = "fleet-p{i}"\ntoken_sha256 = "{token_hash(token).hex()}"\n'
-            f'roles = ["ingest"]\nagent_ids = ["fleet-*{suffix}"]\n'
+            f'roles = ["ingest"]\nagent_ids = ["fleet-*{suffix}"]\nhosts = ["*"]\n'
             f"points_per_second = {POINTS_PER_S:.0f}\nframes_per_second = {FRAMES_PER_S:.0f}\n"
         )
     tables.append(

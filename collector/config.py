@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from ferry.collector.query.sql import QueryLimits
 from ferry.collector.storage.layout import check_identifier
-from ferry.runtime.config import ConfigError, setting
+from ferry.runtime.config import ConfigError, is_loopback, setting
 from ferry.runtime.logs import LEVELS
 from ferry.wire.frames import AGENT_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
 
@@ -165,16 +164,3 @@ class CollectorConfig:
                 "or --insecure to serve it without (anyone who reaches the port could write as any "
                 "agent and read everything, in plaintext)"
             )
-
-
-def is_loopback(address: str) -> bool:
-    """HOST:PORT on a loopback host (127.0.0.0/8, ::1, localhost), or a unix socket."""
-    if address.startswith("unix:"):
-        return True
-    host = address.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,11 +62,11 @@ class Issued:
 
     def write(self, stem: Path) -> tuple[Path, Path]:
         """`stem`.pem and `stem`.key (the key readable by its owner only)."""
+        from ferry.collector.auth.tokens import write_private
+
         cert, key = stem.with_suffix(".pem"), stem.with_suffix(".key")
         cert.write_bytes(self.cert_pem)
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(self.key_pem)
+        write_private(key, self.key_pem)
         return cert, key
 
 

@@ -27,78 +27,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import threading
-import time
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
-from urllib.parse import unquote
 
 import grpc
 from google.protobuf.message import DecodeError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import peer_address
-from ferry.collector.auth.gate import Gate, current
+from ferry.collector.auth.frames import Denied, FrameGuard
+from ferry.collector.auth.gate import Gate, Refusal, drain
 from ferry.collector.auth.principals import Principal
 from ferry.collector.budget import Budget, Reservation, opening_cost
 from ferry.collector.commit import Stream as StreamState
-from ferry.collector.config import CollectorConfig
 from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StoreUnavailable
+from ferry.collector.streams import (
+    Abort,
+    BadMessage,
+    RejectLog,
+    StreamLimits,
+    peer_key,
+    status_of,
+)
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("ferry.collector.ingest")
-REJECT_LOG_INTERVAL_S = 10.0
-
-
-def peer_key(peer: str) -> str:
-    """What streams are counted by for `max_streams_per_peer`: the peer's host, without its port
-    ('ipv4:10.0.0.5:40122' → '10.0.0.5', 'ipv6:[::1]:5000' → '[::1]'). One function, so that it
-    can become the authenticated identity once agents have credentials."""
-    address = unquote(peer_address(peer))  # grpc percent-encodes the brackets of ipv6 peers
-    host, sep, _ = address.rpartition(":")
-    return host if sep else address
-
-
-_DEFAULTS = CollectorConfig()
-
-
-@dataclass(frozen=True)
-class StreamLimits:
-    """The collector's stream settings (CollectorConfig declares them and their defaults)."""
-
-    max_streams: int = _DEFAULTS.max_streams
-    max_streams_per_peer: int = _DEFAULTS.max_streams_per_peer
-    idle_timeout_s: float = _DEFAULTS.stream_idle_timeout
-    window: int = _DEFAULTS.stream_window
-
-
-class RejectLog:
-    """One warning per peer per interval for rejected frames, naming how many went unlogged."""
-
-    def __init__(self, interval_s: float = REJECT_LOG_INTERVAL_S, clock=time.monotonic):
-        self.interval_s = interval_s
-        self.clock = clock
-        self._last: dict[str, tuple[float, int]] = {}  # peer key → (last logged, suppressed since)
-        self._lock = threading.Lock()  # Push calls come on grpc's threads, streams on the loop
-
-    def rejected(self, key: str, what: str) -> None:
-        now = self.clock()
-        with self._lock:
-            last, suppressed = self._last.get(key, (None, 0))
-            if last is not None and now - last < self.interval_s:
-                self._last[key] = (last, suppressed + 1)
-                return
-            self._last[key] = (now, 0)
-            if len(self._last) > 10_000:  # peers come and go: forget the oldest half
-                for k in list(self._last)[:5_000]:
-                    del self._last[k]
-        more = f" ({suppressed} more rejected from {key} since the last of these lines)" if suppressed else ""
-        log.warning("%s%s", what, more)
-
-
-def status_of(code: int) -> grpc.StatusCode:
-    """The grpc.StatusCode whose number is `code` (INVALID_ARGUMENT if none is)."""
-    return next((s for s in grpc.StatusCode if s.value[0] == code), grpc.StatusCode.INVALID_ARGUMENT)
+STREAM, PUSH = "/ferry.v1.Ingest/Stream", "/ferry.v1.Ingest/Push"
 
 
 class IngestService(ingest_pb2_grpc.IngestServicer):
@@ -149,23 +102,35 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
             retry_after_ms=max(1, int(wait_s * 1000)),
             message=f"principal {principal.name!r} over its rate limit ({rate.points_per_s:g} points/s, "
-            f"{rate.frames_per_s:g} frames/s, 0 = none) with a frame of {frame.point_count} points; "
-            f"retry in {wait_s:.2f} s",
+            f"{rate.frames_per_s:g} frames/s, {rate.bytes_per_s:g} bytes/s, 0 = none) with a frame of "
+            f"{frame.point_count} points, {frame.raw_size} bytes; retry in {wait_s:.2f} s",
         )
 
     def _handle(
-        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation | None = None
+        self,
+        frame: ingest_pb2.Frame,
+        address: str,
+        reservation: Reservation | None = None,
+        guard: FrameGuard | None = None,
     ) -> ingest_pb2.Ack:
         """The pipeline with this frame's reservation, released when it is answered (Push)."""
-        return self._submit(frame, address, reservation or self.budget.reservation(), None).result()
+        reservation = reservation or self.budget.reservation()
+        return self._submit(frame, address, reservation, None, guard).result()
 
     def _submit(
-        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation, stream: StreamState | None
+        self,
+        frame: ingest_pb2.Frame,
+        address: str,
+        reservation: Reservation,
+        stream: StreamState | None,
+        guard: FrameGuard | None = None,
     ) -> Future:
         """Prepare `frame` and join it to a group (a writer thread); a future of its Ack. The
         reservation is released when the future is done; a busy frame fails its stream."""
         try:
-            future = self.pipeline.submit(frame, address, reservation, stream)
+            future = self.pipeline.submit(
+                frame, address, reservation, stream, guard.host if guard is not None else None
+            )
         except Busy as exc:
             if stream is not None:
                 stream.failed = True
@@ -197,17 +162,18 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         if self.draining:
             context.abort(grpc.StatusCode.UNAVAILABLE, "collector is shutting down")
         peer = _peer(context)
-        principal = current()
-        refusal = self.gate.frame_refusal(principal, request.agent_id, request.point_count, peer)
-        if refusal is not None:
-            context.abort(refusal.code, refusal.message)
-        wait_s = self.gate.wait_s(principal, request.point_count)
-        if wait_s:
-            ack = self._limited_ack(request, principal, wait_s)
+        guard = FrameGuard(self.gate, self.gate.caller(context), PUSH)
+        checked = guard.check(request)
+        if isinstance(checked, Refusal):
+            context.abort(checked.code, checked.message)
+        if checked:
+            ack = self._limited_ack(request, guard.principal, checked)
             context.set_trailing_metadata((("retry-after-ms", str(ack.retry_after_ms)),))
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, ack.message)
         try:
-            ack = self._handle(request, peer_address(peer))
+            ack = self._handle(request, peer_address(peer), guard=guard)
+        except Denied as exc:
+            context.abort(exc.refusal.code, exc.refusal.message)
         except StoreUnavailable as exc:
             log.warning("%s", exc)
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
@@ -251,7 +217,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         state = StreamState()
         answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
         reader = asyncio.create_task(
-            self._read(aiter(request_iterator), peer_address(peer), state, answers, current())
+            self._read(
+                aiter(request_iterator),
+                peer_address(peer),
+                state,
+                answers,
+                FrameGuard(self.gate, self.gate.caller(context), STREAM),
+            )
         )
         try:
             while True:
@@ -277,22 +249,21 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             self._close(key)
 
     async def _read(
-        self, frames, address: str, state: StreamState, answers: asyncio.Queue, principal: Principal
+        self, frames, address: str, state: StreamState, answers: asyncio.Queue, guard: FrameGuard
     ) -> None:
         """Take the stream's frames in order, prepare each on a writer thread and queue its
         answer (a future) for the stream; None ends the stream, an Abort ends it with a status."""
         try:
-            await self._take(frames, address, state, answers, principal)
+            await self._take(frames, address, state, answers, guard)
         except Exception as exc:  # the request stream broke: end the stream (the agent resends)
             log.warning("reading stream from %s failed: %s", address, exc)
             await answers.put(Abort(grpc.StatusCode.UNAVAILABLE, f"reading the stream failed: {exc}"))
 
     async def _take(
-        self, frames, address: str, state: StreamState, answers: asyncio.Queue, principal: Principal
+        self, frames, address: str, state: StreamState, answers: asyncio.Queue, guard: FrameGuard
     ) -> None:
         loop = asyncio.get_running_loop()
         idle = self.limits.idle_timeout_s
-        allowed = ""  # the agent id this principal was last allowed to write as (one per stream)
         while True:
             try:
                 frame = await asyncio.wait_for(anext(frames), idle)
@@ -313,17 +284,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             if self.draining or state.failed:
                 await answers.put(None)  # unanswered: the agent resends it after reconnecting
                 return
-            if frame.agent_id != allowed:
-                refusal = self.gate.frame_refusal(principal, frame.agent_id, frame.point_count, address)
-                if refusal is not None:  # the stream ends; the agent keeps the frame and retries
-                    state.failed = True
-                    await answers.put(Abort(refusal.code, refusal.message))
-                    return
-                allowed = frame.agent_id
-            wait_s = self.gate.wait_s(principal, frame.point_count)
-            if wait_s:
+            checked = guard.check(frame)
+            if isinstance(checked, Refusal):  # the stream ends; the agent keeps the frame and retries
+                await self._refuse(frames, state, answers, checked)
+                return
+            if checked:
                 state.failed = True
-                await answers.put((frame, _done(self._limited_ack(frame, principal, wait_s))))
+                await answers.put((frame, _done(self._limited_ack(frame, guard.principal, checked))))
                 return
             # a frame whose header passes reserves its opening step here, before it waits for
             # a worker; one that fails reserves nothing and the pipeline answers why
@@ -337,8 +304,12 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             self.in_progress += 1
             try:
                 future = await loop.run_in_executor(
-                    self.executor, self._submit, frame, address, reservation, state
+                    self.executor, self._submit, frame, address, reservation, state, guard
                 )
+            except Denied as exc:  # its host: found once decoded
+                self.in_progress -= 1
+                await self._refuse(frames, state, answers, exc.refusal)
+                return
             except BaseException:
                 self.in_progress -= 1
                 raise
@@ -346,6 +317,14 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
             await answers.put((frame, future))
             if future.done() and _busy(future):
                 return
+
+    @staticmethod
+    async def _refuse(frames, state: StreamState, answers: asyncio.Queue, refusal: Refusal) -> None:
+        """End the stream with `refusal` after the answers before it, once what the client had
+        in flight is read (unread, it can turn the status into INTERNAL)."""
+        state.failed = True
+        await drain(frames)
+        await answers.put(Abort(refusal.code, refusal.message))
 
     def _answered(self) -> None:
         self.in_progress -= 1
@@ -356,14 +335,6 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.in_progress and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
-
-
-@dataclass(frozen=True)
-class Abort:
-    """End the stream with this status (after the answers queued before it)."""
-
-    code: grpc.StatusCode
-    message: str
 
 
 def _done(ack: ingest_pb2.Ack) -> Future:
@@ -377,14 +348,6 @@ def _busy(future: Future) -> bool:
     if future.exception() is not None:
         return False
     return future.result().code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
-
-
-@dataclass(frozen=True)
-class BadMessage:
-    """A stream message that is not a Frame: the handler ends the stream with INVALID_ARGUMENT
-    (from its own body: aborting inside the request iterator could surface as INTERNAL)."""
-
-    message: str
 
 
 def _peer(context) -> str:

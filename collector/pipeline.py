@@ -120,13 +120,15 @@ class FramePipeline:
         address: str = "",
         reservation: Reservation | None = None,
         stream: Stream | None = None,
+        check_host: Callable[[str], None] | None = None,
     ) -> Future:
         """Decode `frame` and join its rows to a group; a future of its Ack. `address`: the peer
         the frame came from, recorded in the agents table. `reservation`: the frame's share of
         the ingest budget, taken here step by step and cut to what the frame keeps while it
         waits in its group (the caller releases it once the future is done). `stream`: the
-        stream it came on, in order (a Push call is a stream of its own)."""
-        prepared = self._prepare(frame, address, reservation)
+        stream it came on, in order (a Push call is a stream of its own). `check_host`: raises
+        (out of this call, nothing joined) for a host the frame's principal may not write."""
+        prepared = self._prepare(frame, address, reservation, check_host)
         if isinstance(prepared, ingest_pb2.Ack):
             return _done(prepared)
         if reservation is not None:
@@ -152,7 +154,11 @@ class FramePipeline:
         return out
 
     def _prepare(
-        self, frame: ingest_pb2.Frame, address: str, reservation: Reservation | None
+        self,
+        frame: ingest_pb2.Frame,
+        address: str,
+        reservation: Reservation | None,
+        check_host: Callable[[str], None] | None = None,
     ) -> Prepared | ingest_pb2.Ack:
         m.FRAME_BYTES.inc(len(frame.payload))
         if reservation is None or not reservation.opened:  # an opened reservation passed check()
@@ -167,6 +173,8 @@ class FramePipeline:
         except REFUSED as exc:
             return self._refused(frame, exc)
         res = payload.resource
+        if check_host is not None:
+            check_host(res.host)
         identity = Identity(frame.agent_id, frame.epoch, frame.seq)
         rows = self.rows.build(batch, res, identity, known)
         blocks = {}

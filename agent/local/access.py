@@ -8,12 +8,11 @@ socket file by ferry.agent.local.server once it is bound.
 from __future__ import annotations
 
 import grp
-import ipaddress
 import os
 import re
 from typing import Any
 
-from ferry.runtime.config import ConfigError
+from ferry.runtime.config import ConfigError, is_loopback
 
 _OCTAL = re.compile(r"^(?:0o|0)?([0-7]{1,4})$")
 MAX_MODE = 0o777
@@ -75,20 +74,6 @@ def apply_to_socket(path: str, mode: str, group: str) -> None:
             f"cannot set group {group or '(unchanged)'} and mode {mode} on {path}: {exc.strerror} "
             "(local_socket_group, local_socket_mode)"
         ) from None
-
-
-def is_loopback(address: str) -> bool:
-    """Whether HOST:PORT names a loopback address: 'localhost', 127.0.0.0/8 or ::1 (IPv4-mapped
-    too). Any other name counts as not loopback: what it resolves to is not known here."""
-    host = address.rpartition(":")[0].strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
 
 
 def check_listen(listen: str, insecure: bool) -> None:

@@ -1,10 +1,12 @@
 """The audit trail: one structured log line (logger `ferry.collector.audit`, the fields under
 `audit` in the JSON line) per refused call, admin call and reload of credentials.
 
-Lines are bounded: past `max_per_s` in a second the rest of that second's lines are counted, not
-written, and the next line written says how many were left out; the counters
-(`ferry_collector_auth_failures`) count every refusal, so a flood of bad tokens cannot fill the
-disk through the log while it is still seen.
+Refusals are bounded: past `max_per_s` in a second the rest of that second's refusals are
+counted, not written, and the next refusal written says how many were left out
+(`not_logged_before`); the counters (`ferry_collector_auth_failures`) count every refusal, so a
+flood of bad tokens cannot fill the disk through the log while it is still seen. Admin calls and
+reloads (made by an admitted principal or the operator) are always written: a flood cannot
+push them out.
 """
 
 from __future__ import annotations
@@ -27,15 +29,17 @@ class Audit:
         self._lock = threading.Lock()
 
     def record(self, event: str, level: int = logging.WARNING, **fields: object) -> None:
-        now = int(self.clock())
-        with self._lock:
-            if now != self._second:
-                self._second, self._written = now, 0
-            if self._written >= self.max_per_s:
-                self._skipped += 1
-                return
-            self._written += 1
-            skipped, self._skipped = self._skipped, 0
+        skipped = 0
+        if event == "refused":
+            now = int(self.clock())
+            with self._lock:
+                if now != self._second:
+                    self._second, self._written = now, 0
+                if self._written >= self.max_per_s:
+                    self._skipped += 1
+                    return
+                self._written += 1
+                skipped, self._skipped = self._skipped, 0
         doc = {"event": event, **{k: v for k, v in fields.items() if v not in (None, "")}}
         if skipped:
             doc["not_logged_before"] = skipped

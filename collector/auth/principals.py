@@ -10,6 +10,7 @@
     cert_subject = "web-*"       # a client certificate whose CN or a SAN matches also identifies it
     roles = ["ingest"]           # any of ingest, query, admin
     agent_ids = ["web-*"]        # ingest: the agent ids it may write as
+    hosts = ["web-*"]            # ingest: the host names its frames may carry (the series' host)
     points_per_second = 5000     # its own limits, instead of the defaults
 
 A call is identified by its bearer token (SHA-256 compared with every principal's hashes in
@@ -20,6 +21,7 @@ The keys are declared once below; docs/configuration.md lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import hmac
@@ -92,17 +94,32 @@ class PrincipalKeys:
     agent_ids: list = setting(
         None, "names", "globs of the agent ids it may write as (required with the ingest role)"
     )
+    hosts: list = setting(
+        None,
+        "names",
+        "globs of the host names its frames may carry: every series, event and log of a frame is "
+        "stored under its host (required with the ingest role)",
+    )
     points_per_second: float = setting(None, help="its points/s limit (default: the file's)", parse=_rate)
     frames_per_second: float = setting(None, help="its frames/s limit (default: the file's)", parse=_rate)
+    bytes_per_second: float = setting(
+        None, help="its limit of decompressed payload bytes/s (default: the file's)", parse=_rate
+    )
 
 
 @dataclass(frozen=True)
 class Rate:
-    """A principal's limits: points and frames per second (0: none), bursts of `burst_s`."""
+    """A principal's limits per second (0: none), in bursts of `burst_s`: metric points, frames,
+    and decompressed payload bytes (which bound events and logs too)."""
 
     points_per_s: float = 0.0
     frames_per_s: float = 0.0
     burst_s: float = 10.0
+    bytes_per_s: float = 0.0
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.points_per_s or self.frames_per_s or self.bytes_per_s)
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,7 @@ class Principal:
     cert_subject: str = ""
     agent_ids: tuple[str, ...] = ()
     rate: Rate = Rate()
+    hosts: tuple[str, ...] = ()
 
     def may(self, role: str) -> bool:
         return "admin" in self.roles or role in self.roles
@@ -120,11 +138,14 @@ class Principal:
     def may_write(self, agent_id: str) -> bool:
         return any(fnmatch.fnmatchcase(agent_id, glob) for glob in self.agent_ids)
 
+    def may_host(self, host: str) -> bool:
+        return any(fnmatch.fnmatchcase(host, glob) for glob in self.hosts)
+
     def matches_cert(self, names: Iterable[str]) -> bool:
         return bool(self.cert_subject) and any(fnmatch.fnmatchcase(n, self.cert_subject) for n in names)
 
 
-ANONYMOUS = Principal("anonymous", frozenset(ROLES), agent_ids=("*",))  # no --auth: everyone may do all
+ANONYMOUS = Principal("anonymous", frozenset(ROLES), agent_ids=("*",), hosts=("*",))  # no --auth: all
 
 
 def _principal(values: dict[str, Any], at: str, earlier: list[Principal]) -> Principal:
@@ -138,19 +159,28 @@ def _principal(values: dict[str, Any], at: str, earlier: list[Principal]) -> Pri
         shared = set(hashes) & set(other.token_hashes)
         if shared:
             raise ConfigError(f"{at}: principal {name!r} has the token hash of principal {other.name!r}")
-    agent_ids = values["agent_ids"]
-    if "ingest" in values["roles"] and not agent_ids:
-        raise ConfigError(
-            f"{at}: principal {name!r} has the ingest role: agent_ids is required "
-            '(the agent ids it may write as; ["*"] for any)'
-        )
+    for key, what in (("agent_ids", "agent ids it may write as"), ("hosts", "host names it may write")):
+        if "ingest" in values["roles"] and not values[key]:
+            raise ConfigError(
+                f'{at}: principal {name!r} has the ingest role: {key} is required (the {what}; ["*"] for any)'
+            )
     rate = Rate(
-        values["points_per_second"] if values["points_per_second"] is not None else -1,
-        values["frames_per_second"] if values["frames_per_second"] is not None else -1,
-    )
+        _given(values["points_per_second"]), _given(values["frames_per_second"]), -1.0,
+        _given(values["bytes_per_second"]),
+    )  # fmt: skip
     return Principal(
-        name, values["roles"], tuple(hashes), values["cert_subject"], tuple(agent_ids or ()), rate
+        name,
+        values["roles"],
+        tuple(hashes),
+        values["cert_subject"],
+        tuple(values["agent_ids"] or ()),
+        rate,
+        tuple(values["hosts"] or ()),
     )
+
+
+def _given(value: float | None) -> float:
+    return -1.0 if value is None else value  # -1: the file's default, resolved by Principals.load
 
 
 @dataclass
@@ -166,6 +196,9 @@ class AuthFile:
     frames_per_second: float = setting(
         0.0, help="default frames/s per principal (0: no limit)", parse=_rate, flag=False
     )
+    bytes_per_second: float = setting(
+        0.0, help="default decompressed payload bytes/s per principal (0: no limit)", parse=_rate, flag=False
+    )
     burst_seconds: float = setting(
         10.0, "duration", "a principal may send this many seconds' worth at once", flag=False
     )
@@ -178,6 +211,7 @@ class Principals:
         self.all = tuple(principals)
         self.path = path
         self._hashes = [(h, p) for p in self.all for h in p.token_hashes]
+        self._named = {p.name: p for p in self.all}
 
     @classmethod
     def load(cls, path: str) -> Principals:
@@ -192,9 +226,13 @@ class Principals:
                 keys.points_per_second if p.rate.points_per_s < 0 else p.rate.points_per_s,
                 keys.frames_per_second if p.rate.frames_per_s < 0 else p.rate.frames_per_s,
                 keys.burst_seconds,
+                keys.bytes_per_second if p.rate.bytes_per_s < 0 else p.rate.bytes_per_s,
             )
-            resolved.append(Principal(p.name, p.roles, p.token_hashes, p.cert_subject, p.agent_ids, rate))
+            resolved.append(dataclasses.replace(p, rate=rate))
         return cls(resolved, path)
+
+    def named(self, name: str) -> Principal | None:
+        return self._named.get(name)
 
     def by_token(self, token: str) -> Principal | None:
         """The principal holding `token`: its hash compared with every hash in constant time (the

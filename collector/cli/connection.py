@@ -53,7 +53,12 @@ def endpoint(args: argparse.Namespace, **limits) -> transport.Endpoint:
     token_file = _value(args, "token_file")
     try:
         tls = transport.ClientTLS.from_files(ca, cert, key, name) if (ca or cert) else None
-        token = transport.read_token(token_file) if token_file else os.environ.get("FERRY_TOKEN", "").strip()
+        if token_file:
+            token = transport.read_token(token_file)
+        else:
+            token = os.environ.get("FERRY_TOKEN", "").strip()
+            if token:
+                transport.check_token(token, "FERRY_TOKEN")
     except transport.CredentialsError as exc:
         raise UsageError(str(exc)) from None
     if token and tls is None:

@@ -13,10 +13,12 @@ library ships this module.
 
 from __future__ import annotations
 
+import os
 import ssl
+import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +32,37 @@ class CredentialsError(ValueError):
     """A certificate, key, CA or token file that cannot be used; the message names the file."""
 
 
-def read_token(path: str) -> str:
-    """The bearer token in a file (its first line, whitespace stripped)."""
-    try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CredentialsError(f"token file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    token = text.strip().splitlines()[0].strip() if text.strip() else ""
-    if not token or any(c.isspace() or not c.isprintable() for c in token):
-        raise CredentialsError(f"token file {path}: expected one token on its first line")
+MAX_TOKEN_BYTES = 4096
+
+
+def check_token(token: str, where: str) -> str:
+    """`token` if it can be sent as a bearer token: 1..4096 visible ASCII characters."""
+    if not token:
+        raise CredentialsError(f"{where}: empty (a token is one line of visible ASCII characters)")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise CredentialsError(f"{where}: {len(token)} characters > {MAX_TOKEN_BYTES} allowed for a token")
+    bad = next((c for c in token if not ("!" <= c <= "~")), None)
+    if bad is not None:
+        raise CredentialsError(
+            f"{where}: a token is visible ASCII only (no spaces or other characters); found {bad!r}"
+        )
     return token
+
+
+def read_token(path: str) -> str:
+    """The bearer token in a file: its one line, surrounding whitespace stripped."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_TOKEN_BYTES + 2)
+    except OSError as exc:
+        raise CredentialsError(f"token file {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise CredentialsError(f"token file {path}: a token is visible ASCII only") from None
+    if "\n" in text:
+        raise CredentialsError(f"token file {path}: expected one line, the token")
+    return check_token(text, f"token file {path}")
 
 
 def _read(path: str, what: str) -> bytes:
@@ -52,19 +75,26 @@ def _read(path: str, what: str) -> bytes:
     return data
 
 
-def _check_pair(cert: str, key: str) -> None:
-    """`cert` and `key` are PEM and belong together (the standard library's TLS checks it)."""
-    try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(cert, key)
-    except ssl.SSLError as exc:
-        raise CredentialsError(
-            f"certificate {cert} and key {key} cannot be used together: {exc.reason or exc}"
-        ) from None
+def _check_pair(cert: str, key: str, cert_pem: bytes, key_pem: bytes) -> None:
+    """The bytes read from `cert` and `key` are PEM and belong together (the standard library's
+    TLS checks it, on a private copy: the files may change under a rotation meanwhile)."""
+    with tempfile.TemporaryDirectory(prefix="ferry-tls-") as tmp:
+        pair = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        for path, data in zip(pair, (cert_pem, key_pem), strict=True):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_cert_chain(*pair)
+        except ssl.SSLError as exc:
+            raise CredentialsError(
+                f"certificate {cert} and key {key} cannot be used together: {exc.reason or exc}"
+            ) from None
 
 
-def _check_ca(path: str, what: str) -> None:
+def _check_ca(path: str, what: str, pem: bytes) -> None:
     try:
-        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=pem.decode("ascii", "replace"))
     except ssl.SSLError as exc:
         raise CredentialsError(f"{what} {path}: no CA certificate in it: {exc.reason or exc}") from None
 
@@ -75,7 +105,7 @@ class ClientTLS:
 
     ca: bytes | None = None  # None: the system's trusted roots
     cert: bytes | None = None  # client certificate (mTLS), with `key`
-    key: bytes | None = None
+    key: bytes | None = field(default=None, repr=False)
     server_name: str = ""  # the name the server's certificate must carry ('' = the address's host)
 
     @classmethod
@@ -90,9 +120,9 @@ class ClientTLS:
             server_name,
         )
         if ca:
-            _check_ca(ca, "CA file")
+            _check_ca(ca, "CA file", tls.ca)
         if cert:
-            _check_pair(cert, key)
+            _check_pair(cert, key, tls.cert, tls.key)
         return tls
 
     def credentials(self) -> grpc.ChannelCredentials:
@@ -108,7 +138,7 @@ class Endpoint:
     max_receive_bytes: int | None = None  # None: gRPC's default (4 MiB)
     options: tuple[Option, ...] = ()  # further gRPC channel/server arguments
     tls: ClientTLS | None = None  # None: plaintext
-    token: str = ""  # bearer token sent with every call ("authorization: Bearer ..."); TLS only
+    token: str = field(default="", repr=False)  # sent with every call ("authorization: Bearer ..."); TLS only
 
     def grpc_options(self) -> list[Option]:
         extra = self.options
@@ -181,7 +211,7 @@ class ServerTLS:
     (None: no client certificate asked for). PEM bytes, checked when read."""
 
     cert: bytes
-    key: bytes
+    key: bytes = field(repr=False)
     client_ca: bytes | None = None
 
     @classmethod
@@ -191,9 +221,9 @@ class ServerTLS:
             _read(key, "key"),
             _read(client_ca, "client CA file") if client_ca else None,
         )
-        _check_pair(cert, key)
+        _check_pair(cert, key, tls.cert, tls.key)
         if client_ca:
-            _check_ca(client_ca, "client CA file")
+            _check_ca(client_ca, "client CA file", tls.client_ca)
         return tls
 
     def configuration(self):

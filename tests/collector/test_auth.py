@@ -26,10 +26,13 @@ def write(tmp_path, text: str) -> str:
 
 SENSORS = (
     '[[principals]]\nname = "sensors"\ncert_subject = "sensor-*"\nroles = ["ingest"]\nagent_ids = ["*"]\n'
+    'hosts = ["*"]\n'
 )
 
 
-def table(name: str, token: str, roles: str = '["ingest"]', extra: str = 'agent_ids = ["web-*"]') -> str:
+def table(
+    name: str, token: str, roles: str = '["ingest"]', extra: str = 'agent_ids = ["web-*"]\nhosts = ["*"]'
+) -> str:
     digest = token_hash(token).hex()
     return f'[[principals]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = {roles}\n{extra}\n'
 
@@ -47,6 +50,7 @@ def test_principals_load_and_find_by_token_and_certificate(tmp_path):
     assert principals.by_token("t-nope") is None
     assert principals.by_cert(["sensor-7", "x"]) is sensors and principals.by_cert(["web-1"]) is None
     assert web.rate == Rate(100.0, 0.0, 2.0) and ops.rate == Rate(100.0, 5.0, 2.0)
+    assert web.may_host("anything") and web.hosts == ("*",)
     assert web.may("ingest") and not web.may("query")
     assert ops.may("query") and ops.may("ingest")  # admin covers every method
     assert web.may_write("web-12") and not web.may_write("db-1")
@@ -67,6 +71,7 @@ def test_a_list_of_token_hashes_lets_both_in_while_rotating(tmp_path):
         ('[[principals]]\nname = "a"\nroles = ["query"]\n', "needs token_sha256 or cert_subject"),
         (table("a", "x", '["root"]'), "root given; roles are any of ingest, query, admin"),
         (table("a", "x", extra=""), "has the ingest role: agent_ids is required"),
+        (table("a", "x", extra='agent_ids = ["*"]'), "has the ingest role: hosts is required"),
         (table("a", "x") + table("a", "y"), "principal 'a' is named twice"),
         (table("a", "x") + table("b", "x"), "principal 'b' has the token hash of principal 'a'"),
         (
@@ -115,6 +120,7 @@ def gate(tmp_path) -> Gate:
     text = table("web", "t-web") + table("ops", "t-ops", '["query"]', "")
     text += (
         '[[principals]]\nname = "sensors"\ncert_subject = "sensor-*"\nroles = ["ingest"]\nagent_ids = ["*"]\n'
+        'hosts = ["*"]\n'
     )
     return Gate(Principals.load(write(tmp_path, text)))
 

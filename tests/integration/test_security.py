@@ -52,15 +52,16 @@ class Pki:
         other = DevCA.create("another CA")
         other.issue("web-1", client=True).write(root / "other-web-1")
         self.ca.issue("web-1", client=True, days=1, starts_days_ago=3).write(root / "expired-web-1")
-        self.tokens = {name: new_token() for name in ("web", "ops", "slow")}
+        self.tokens = {name: new_token() for name in ("web", "ops", "slow", "pinned")}
         for name, token in self.tokens.items():
             (root / f"{name}.token").write_text(token + "\n")
         tables = [
-            principal_table("web", self.tokens["web"], ["ingest"], ["web-*"]),
+            principal_table("web", self.tokens["web"], ["ingest"], ["web-*"], ["*"]),
             principal_table("ops", self.tokens["ops"], ["query"], []),
-            principal_table("slow", self.tokens["slow"], ["ingest"], ["slow-*"]),
+            principal_table("slow", self.tokens["slow"], ["ingest"], ["slow-*"], ["*"]),
             '[[principals]]\nname = "sensors"\ncert_subject = "sensor-*"\nroles = ["ingest"]\n'
-            'agent_ids = ["sensor-*"]\n',
+            'agent_ids = ["sensor-*"]\nhosts = ["*"]\n',
+            principal_table("pinned", self.tokens["pinned"], ["ingest"], ["pin-*"], ["pin-host"]),
         ]
         tables[2] = tables[2].replace(
             'agent_ids = ["slow-*"]', 'agent_ids = ["slow-*"]\npoints_per_second = 1'
@@ -216,6 +217,45 @@ def test_roles_and_agent_ids(tmp_path, pki, collector):
     assert "PERMISSION_DENIED: principal 'web' may not call /ferry.v1.Query/ListAgents" in out.stderr
 
 
+def test_hosts_bound_what_a_principal_writes(pki, collector):
+    """Every series, event and log of a frame is stored under its resource's host: a principal
+    writes only the hosts its globs allow (the agent id alone would let it write another
+    host's series)."""
+    pinned = pki.endpoint(collector.addr, "web-1", "pinned")
+    frame = framegen.frame(framegen.gauge_batch("sec.host"), 1, agent_id="pin-1", host="db-1")
+    with transport.channel(pinned) as channel:
+        stub = ingest_pb2_grpc.IngestStub(channel)
+        with pytest.raises(grpc.RpcError) as denied:
+            stub.Push(frame, timeout=10)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert (
+            denied.value.details() == "principal 'pinned' may not write as host 'db-1' (its hosts: pin-host)"
+        )
+        ok = framegen.frame(framegen.gauge_batch("sec.host"), 2, agent_id="pin-1", host="pin-host")
+        assert stub.Push(ok, timeout=10).seq == 2
+        # on a stream: the refusal ends it with the status, after the frames before it are acked
+        earlier = framegen.gauge_batch("sec.host", t0_ms=(int(time.time()) - 60) * 1000)
+        frames = [
+            framegen.frame(earlier, 3, agent_id="pin-1", host="pin-host"),
+            framegen.frame(framegen.gauge_batch("sec.host"), 4, agent_id="pin-1", host="db-1"),
+        ]
+        call = stub.Stream(iter(frames), timeout=10)
+        acks = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for ack in call:
+                acks.append(ack.seq)
+        assert acks == [3]
+        assert ended.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    hosts = {a.host for a in _listed_agents(pki, collector.addr) if a.agent_id == "pin-1"}
+    assert hosts == {"pin-host"}
+    assert collector.scrape()['ferry_collector_auth_failures_total{reason="host"}'] == 2
+
+
+def _listed_agents(pki: Pki, addr: str):
+    with transport.channel(pki.endpoint(addr)) as channel:
+        return query_pb2_grpc.QueryStub(channel).ListAgents(query_pb2.ListAgentsRequest(), timeout=10).agents
+
+
 def test_certificate_subject_identifies_a_principal(tmp_path, pki, collector):
     agent = start_agent(tmp_path, collector.addr, "--interval", "1s", "--batch-max-age", "1s",
                         *pki.agent_flags("sensor-1", None), agent_id="sensor-1")  # fmt: skip
@@ -317,9 +357,9 @@ def test_auth_file_reload_by_sighup(tmp_path, pki):
         fresh = new_token()
         err = push(pki.endpoint(collector.addr, "web-1", fresh), "new-1", 1)
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
-        auth.write_text(auth.read_text() + "\n" + principal_table("new", fresh, ["ingest"], ["new-*"]))
+        auth.write_text(auth.read_text() + "\n" + principal_table("new", fresh, ["ingest"], ["new-*"], ["*"]))
         collector.popen.send_signal(signal.SIGHUP)
-        wait_for(lambda: "auth file reloaded: 5 principals" in collector.output(), what="the reload")
+        wait_for(lambda: "auth file reloaded: 6 principals" in collector.output(), what="the reload")
         assert push(pki.endpoint(collector.addr, "web-1", fresh), "new-1", 1) is None
         auth.write_text(auth.read_text() + '\n[[principals]]\nname = "broken"\nroles = ["superuser"]\n')
         collector.popen.send_signal(signal.SIGHUP)
@@ -385,11 +425,12 @@ def test_bad_credentials_files_stop_the_collector_with_exit_2(tmp_path, pki):
 
 def test_token_rotation_on_both_sides(tmp_path, pki):
     """The principal takes the old and the new token; the agent is given the new one by SIGHUP
-    (its stream stays up), the old hash is removed; after a reconnect the agent gets in with the
-    new token, and every point is stored once."""
+    (its stream stays up); the old hash is removed by SIGHUP on the collector, which ends the
+    stream still using it at its next frame (UNAUTHENTICATED: a removed token stops working at
+    once); the agent connects again with the new token, and every point is stored once."""
     old, new = new_token(), new_token()
     auth = tmp_path / "auth.toml"
-    both = principal_table("web", old, ["ingest"], ["web-*"]).replace(
+    both = principal_table("web", old, ["ingest"], ["web-*"], ["*"]).replace(
         f'token_sha256 = "{token_hash(old).hex()}"',
         f'token_sha256 = ["{token_hash(old).hex()}", "{token_hash(new).hex()}"]',
     )
@@ -409,20 +450,20 @@ def test_token_rotation_on_both_sides(tmp_path, pki):
             token_file.write_text(new)
             agent.popen.send_signal(signal.SIGHUP)
             wait_for(lambda: "TLS files and token read again" in agent.output(), what="the agent's reload")
-            auth.write_text(principal_table("web", new, ["ingest"], ["web-*"]) + ops)
+            assert agent.scrape()["ferry_agent_reconnects_total"] == 0  # its stream kept going
+            auth.write_text(principal_table("web", new, ["ingest"], ["web-*"], ["*"]) + ops)
             collector.popen.send_signal(signal.SIGHUP)
             wait_for(lambda: "auth file reloaded" in collector.output(), what="the collector's reload")
-            assert agent.scrape()["ferry_agent_reconnects_total"] == 0
-            port = int(collector.addr.rpartition(":")[2])
-            collector.stop(signal.SIGKILL)  # the agent must connect again: with the new token
-            collector = start_collector(tmp_path, *flags, store=tmp_path / "store", port=port, tls=pki.tls())
+            wait_for(lambda: "UNAUTHENTICATED the bearer token is not known" in agent.output(),
+                     what="the old token's stream refused")  # fmt: skip
             wait_for(lambda: agent.scrape()["ferry_agent_synthetic_points_total"] == total_points,
                      timeout=60, what="all points made")  # fmt: skip
             ops_ep = pki.endpoint(collector.addr)
             wait_for(lambda: synthetic_stored(ops_ep)[0] >= total_points, timeout=60, what="all stored")
             assert synthetic_stored(ops_ep) == (total_points, total_points)
-            assert "UNAUTHENTICATED" not in agent.output()
-            assert agent.scrape()["ferry_agent_reconnects_total"] >= 1
+            assert agent.scrape()["ferry_agent_reconnects_total"] == 1  # once, then with the new token
+            failures = collector.scrape()['ferry_collector_auth_failures_total{reason="unknown_token"}']
+            assert failures == 1
     finally:
         agent.stop()
         collector.stop()

@@ -56,11 +56,19 @@ def test_token_files(tmp_path):
     (tmp_path / "t").write_text("  ferry_abc  \n")
     assert transport.read_token(str(tmp_path / "t")) == "ferry_abc"
     (tmp_path / "e").write_text("\n")
-    with pytest.raises(transport.CredentialsError, match="expected one token on its first line"):
+    with pytest.raises(transport.CredentialsError, match="empty"):
         transport.read_token(str(tmp_path / "e"))
     (tmp_path / "s").write_text("two words\n")
-    with pytest.raises(transport.CredentialsError, match="expected one token"):
+    with pytest.raises(transport.CredentialsError, match=r"visible ASCII only .* found ' '"):
         transport.read_token(str(tmp_path / "s"))
+    (tmp_path / "l").write_text("one\ntwo\n")
+    with pytest.raises(transport.CredentialsError, match="expected one line"):
+        transport.read_token(str(tmp_path / "l"))
+    (tmp_path / "u").write_text("tökén\n")
+    with pytest.raises(transport.CredentialsError, match="visible ASCII only"):
+        transport.read_token(str(tmp_path / "u"))
+    with pytest.raises(transport.CredentialsError, match="4097 characters > 4096 allowed"):
+        transport.check_token("x" * 4097, "FERRY_TOKEN")
 
 
 def test_a_reload_cannot_switch_client_certificates_on_or_off(files):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import ipaddress
 import re
 import tomllib
 from pathlib import Path
@@ -45,6 +46,23 @@ def parse_address(value: Any, what: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{what}: {text!r} is not HOST:PORT")
     return text
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names a loopback address: 'localhost', 127.0.0.0/8 or ::1 (IPv4-mapped
+    too), or is a unix socket. Any other name counts as not loopback: what it resolves to is not
+    known here."""
+    if address.startswith("unix:"):
+        return True
+    host = address.rpartition(":")[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 def parse_addresses(value: Any, what: str) -> list[str]:
