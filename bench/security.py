@@ -10,9 +10,10 @@
     principal's token, every frame is checked against its agent_ids and rate limits), in
     alternating order in one run; medians of `repeats` of each, their ratio, and the
     collector's CPU microseconds per acked frame in each.
-(c) The auth checks alone, in this process: the per-frame check a Stream makes (agent id
-    against the principal's globs, its token buckets) and the per-call token lookup (SHA-256,
-    compared with every principal's hash), in microseconds, with bench/pki.py's 10 principals.
+(c) The auth checks alone, in this process: the per-frame checks a Stream makes (its principal
+    still admitted, agent id and host against the principal's globs, its token buckets) and the
+    per-call token lookup (SHA-256, compared with every principal's hash), in microseconds, with
+    bench/pki.py's 10 principals.
 
 Client and collector share the machine: (a)'s rates are of the two together; the collector's
 CPU per connection is its own share.
@@ -37,8 +38,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench import fleet, pki
 from bench.procs import collector_process
 from ferry import transport
-from ferry.collector.auth.gate import Gate
+from ferry.collector.auth.frames import FrameGuard
+from ferry.collector.auth.gate import Caller, Gate
 from ferry.collector.auth.principals import Principals
+from ferry.collector.ingest import STREAM
 from ferry.transport import ClientTLS, Endpoint
 
 FIGURES = (  # what bench/run.py prints
@@ -156,24 +159,29 @@ def fleet_figures(streams: int, duration: float, warm: float, repeats: int) -> d
 
 
 def auth_checks(principals: int = 10, n: int = 200_000, agents: int = 1000) -> dict:
-    """(c): Gate.frame_refusal + Gate.wait_s per frame, Principals.by_token per call (median of
-    5 timings of `n` each)."""
+    """(c): a frame's checks as a Stream makes them (ferry.collector.auth.frames.FrameGuard: one
+    guard per stream, frames from `agents` streams in turn; its check and its host check), and a
+    call's token lookup (Principals.by_token); microseconds, median of 5 timings of `n` each."""
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp:
         secrets = pki.make(Path(tmp) / "pki", principals)
         loaded = Principals.load(str(Path(tmp) / "pki" / "auth.toml"))
     gate = Gate(loaded)
-    ids = [f"fleet-bench-{i:05d}" for i in range(agents)]
+    t0_ms = int(time.time() * 1000)
+    hosts = [fleet.Host(i, "auth", t0_ms) for i in range(agents)]
+    frames = [h.frame(1) for h in hosts]
     tokens = [secrets.token_for(i) for i in range(agents)]
-    owners = [loaded.by_token(t) for t in tokens]
+    guards = [
+        FrameGuard(gate, Caller(loaded.by_token(t), (), [], "ipv4:127.0.0.1:1", gate.generation), STREAM)
+        for t in tokens
+    ]
     frame_us, token_us = [], []
     for _ in range(5):
         t0 = time.perf_counter()
         for k in range(n):
             i = k % agents
-            if gate.frame_refusal(owners[i], ids[i], fleet.POINTS, "ipv4:127.0.0.1:1") or gate.wait_s(
-                owners[i], fleet.POINTS
-            ):
-                raise RuntimeError(f"frame of {ids[i]} refused")
+            if guards[i].check(frames[i]) != 0:
+                raise RuntimeError(f"frame of {hosts[i].agent_id} refused or limited")
+            guards[i].host(hosts[i].host)
         frame_us.append((time.perf_counter() - t0) * 1e6 / n)
         t0 = time.perf_counter()
         for k in range(n // 10):

@@ -36,17 +36,28 @@ class Files:
     foreign_key: Path
 
 
-def client_hello(rng: random.Random) -> bytes:
+def client_hello(rng: random.Random, server_name: str = "") -> bytes:
     """A real TLS ClientHello (OpenSSL's, ALPN h2) as it goes on the wire: one or more records."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.set_alpn_protocols(["h2"])
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=rng.choice(["localhost", "collector"]))
+    name = server_name or rng.choice(["localhost", "collector"])
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=name)
     with contextlib.suppress(ssl.SSLWantReadError):
         obj.do_handshake()
     return outgoing.read()
+
+
+def hello_with_server_name(raw: bytes) -> bytes:
+    """A ClientHello whose SNI is `raw`, any bytes (newlines too): a placeholder name of the same
+    length is put in by OpenSSL, then replaced, so every length field stays right."""
+    placeholder = ".".join("x" * 60 for _ in range(len(raw) // 61 + 1))[: len(raw)].rstrip(".")
+    placeholder += "x" * (len(raw) - len(placeholder))
+    hello = client_hello(random.Random(0), placeholder)
+    assert hello.count(placeholder.encode()) == 1
+    return hello.replace(placeholder.encode(), raw)
 
 
 def _connect(addr: tuple[str, int]) -> socket.socket:

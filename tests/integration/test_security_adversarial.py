@@ -11,6 +11,11 @@ traceback, the agent's points are stored exactly once over one unbroken stream, 
 RSS grows by less than RSS_GROWTH_MB, and the audit trail writes at most its 100 lines a second
 while its `not_logged_before` counts account for every refusal it did not write.
 
+A second test shows what the flood's log check cannot: a ClientHello's server name reaches the
+collector's log as sent (grpc's core writes it), so a client that never authenticates can write
+a line that reads as one of the collector's own JSON lines (xfail until grpc's core lines are
+kept out of that log).
+
 Deterministic per seed (FERRY_ADVERSARY_SEED, default 17). Run with -s for the figures.
 """
 
@@ -30,6 +35,7 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import psutil
+import pytest
 
 from ferry import transport
 from ferry.collector.auth.audit import Audit
@@ -120,7 +126,8 @@ def make_pki(d: Path) -> Pki:
         f'token_sha256 = "{token_hash(pki.agent_token).hex()}"\n'
         'cert_subject = "good-*"\n'
         'roles = ["ingest"]\n'
-        'agent_ids = ["good-*"]\n\n'
+        'agent_ids = ["good-*"]\n'
+        'hosts = ["*"]\n\n'
         "[[principals]]\n"
         'name = "reader"\n'
         f'token_sha256 = "{token_hash(pki.reader_token).hex()}"\n'
@@ -166,8 +173,7 @@ class Flood:
     Query.ListAgents, and a Stream of one frame, each with a token of its own, most on channels
     presenting a valid client certificate (an intruder's, or the good agent's own: a good
     certificate does not stand in for a bad token) without call credentials. Blocking stubs on
-    a thread pool: grpc.aio's client reports a Stream refused while its first message is being
-    written as its own INTERNAL ("Internal error from Core"), not the server's status."""
+    a thread pool."""
 
     def __init__(self, addr: str, pki: Pki, tokens: list[str]):
         self.addr, self.pki, self.tokens = addr, pki, tokens
@@ -398,3 +404,31 @@ def check(seen: Seen, text: str, collector_rc: int) -> None:
     assert len(refused) <= Audit().max_per_s * seconds + 1  # + the probe's line
     # grpc's own lines are not rate-limited: one (or two) per failed handshake, no more
     assert len(core_lines) <= 2 * GARBAGE
+
+
+FORGED = {
+    "level": "warning",
+    "logger": "ferry.collector.audit",
+    "msg": "audit forged",
+    "audit": {"event": "x"},
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="grpc's core logs a ClientHello's server name as it came (ssl_transport_security.cc, "
+    "'No match found for server name: ...'), so anyone who reaches the port writes lines into the "
+    "collector's JSON log; GRPC_VERBOSITY=NONE in the collector's environment stops it",
+)
+def test_a_client_hello_cannot_write_a_line_into_the_collector_log(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+    collector = start_collector(tmp_path, *pki.collector_flags(), tls=pki.tls("reader"))
+    forged = json.dumps(FORGED, separators=(",", ":"))
+    try:
+        host, port = collector.addr.rsplit(":", 1)
+        hello = handshakes.hello_with_server_name(f"\n{forged}\n".encode())
+        # the server answers with its flight: it has read the server name by then
+        assert handshakes._send_and_wait((host, int(port)), hello) == "answered"
+    finally:
+        assert collector.stop() == 0
+    assert forged not in collector.output().splitlines()
