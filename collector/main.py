@@ -24,7 +24,7 @@ from ferry.collector.auth.setup import Security
 from ferry.collector.budget import Budget
 from ferry.collector.commit import GroupCommitter
 from ferry.collector.config import CollectorConfig
-from ferry.collector.ingest import IngestService, StreamLimits
+from ferry.collector.ingest import IngestService
 from ferry.collector.ingest import register as register_ingest
 from ferry.collector.marks import Marks
 from ferry.collector.pipeline import FramePipeline, PipelineConfig
@@ -36,6 +36,7 @@ from ferry.collector.storage.health import StoreHealth
 from ferry.collector.storage.ledger import DAY_MS
 from ferry.collector.storage.schema import SchemaOptions
 from ferry.collector.storage.store import Store, StoreError, ThreadStores, redact
+from ferry.collector.streams import StreamLimits
 from ferry.collector.validate import Limits
 from ferry.collector.writer import FAULT_ENV, Writer
 from ferry.runtime.config import ConfigError, parse_args

@@ -9,9 +9,9 @@ import grpc
 import pytest
 
 from ferry.collector.budget import Budget
-from ferry.collector.ingest import RejectLog, peer_key
 from ferry.collector.pipeline import Busy, FramePipeline
 from ferry.collector.storage.store import Store, ThreadStores
+from ferry.collector.streams import RejectLog, peer_key
 from ferry.collector.writer import Writer
 from ferry.v1 import ingest_pb2, payload_pb2
 from ferry.wire.codec import encode_payload

@@ -7,6 +7,7 @@ cases are also tried with direct calls, to see the exact status each side gets.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -168,6 +169,38 @@ def test_good_agent_streams_and_bad_credentials_are_refused(tmp_path, pki, colle
         good.stop()
         if wrong_token is not None:
             wrong_token.stop()
+
+
+def test_a_refused_stream_gets_its_status_not_internal(pki, collector):
+    """A stream refused by the gate while its client is still writing what an agent has in
+    flight (30 frames, within its send window): the client is told UNAUTHENTICATED. Refused
+    with those frames unread, grpc.aio's client ended 4 of 10 such calls INTERNAL ("Internal
+    error from Core") and the agent could not tell a bad token from a glitch."""
+    batch = framegen.gauge_batch("sec.flood", n_series=300, points=1)
+    frames = [framegen.frame(batch, seq, agent_id="web-8") for seq in range(1, 31)]
+
+    async def refused_with() -> str:
+        async with transport.aio_channel(pki.endpoint(collector.addr, "web-1", new_token())) as channel:
+            call = ingest_pb2_grpc.IngestStub(channel).Stream()
+
+            async def write() -> None:
+                for frame in frames:
+                    await call.write(frame)
+
+            writer = asyncio.create_task(write())
+            try:
+                async for _ack in call:
+                    pass
+            except grpc.aio.AioRpcError as exc:
+                return exc.code().name
+            finally:
+                writer.cancel()
+            return "OK"
+
+    async def ten() -> list[str]:
+        return [await refused_with() for _ in range(10)]
+
+    assert asyncio.run(ten()) == ["UNAUTHENTICATED"] * 10
 
 
 def test_plaintext_and_wrong_server_name_are_refused(pki, collector):
