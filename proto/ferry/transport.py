@@ -226,7 +226,7 @@ class ServerTLS:
             _check_ca(client_ca, "client CA file", tls.client_ca)
         return tls
 
-    def configuration(self):
+    def configuration(self) -> grpc.ServerCertificateConfiguration:
         return grpc.ssl_server_certificate_configuration([(self.key, self.cert)], self.client_ca)
 
 
@@ -251,7 +251,7 @@ class ServerCredentials:
         with self._lock:
             self._next = tls
 
-    def _fetch(self):
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
         """Called by gRPC before each handshake: a new configuration once, after a reload."""
         with self._lock:
             tls, self._next = self._next, None
