@@ -10,7 +10,9 @@ text of events (label, action) and every property / attribute value; metric labe
 not searched. The first key rule that matches a key wins (the file's rules, then the defaults:
 `authorization`, `cookie`, `set-cookie`, `password` dropped unless `redact_defaults = false`);
 a value a key rule handled is not searched by patterns. Every redaction is counted under its
-rule's name (`ferry_agent_redactions_total{rule}`). docs/redaction.md says all of it.
+rule's name (`ferry_agent_redactions_total{rule}`). A `drop` or `mask` key rule of the file is
+warned about at load and reload: on metric labels it merges series (use `hash` there).
+docs/redaction.md says all of it.
 
 ferry.agent.wiring builds one `Redactor`: the batchers call `series` for each series a frame
 takes (ferry.agent.accumulator), and `submit` calls `records` on what the Local service took.
@@ -174,6 +176,20 @@ def default_rules(cfg: RedactConfig) -> list[Rule]:
     return [*cfg.redact, *defaults]
 
 
+def label_warnings(cfg: RedactConfig) -> list[str]:
+    """What to warn about at load and reload: each `drop` or `mask` key rule of the file (not the
+    defaults), since key rules apply to metric label keys too, and there dropping or masking a
+    label merges the series that differ only in its value into one series."""
+    return [
+        f"[[redact]] rule {r.name!r} ({r.action} {', '.join(r.keys)}) also applies to metric label "
+        f"keys: series that differ only in such a label become one series, which the collector "
+        f"takes as one (two values per timestamp, counters interleaved); "
+        f'use action = "hash" for metric labels, distinct values stay distinct (docs/redaction.md)'
+        for r in cfg.redact
+        if r.keys and r.action in ("drop", "mask")
+    ]
+
+
 def compile_rules(cfg: RedactConfig) -> RuleSet:
     key = read_hash_key(cfg.redact_hash_key_file) if cfg.redact_hash_key_file else None
     return RuleSet(default_rules(cfg), key)
@@ -185,6 +201,8 @@ class Redactor:
 
     def __init__(self, cfg: RedactConfig):
         self.rules = compile_rules(cfg)
+        for warning in label_warnings(cfg):
+            log.warning("%s", warning)
 
     def series(self, series: SeriesDef) -> SeriesDef:
         return self.rules.series(series)
@@ -200,6 +218,8 @@ class Redactor:
             log.error("reload: %s; the redaction rules in use stay", exc)
             return
         log.info("reload: redaction rules now %s", ", ".join(self.rules.names) or "none")
+        for warning in label_warnings(cfg):
+            log.warning("reload: %s", warning)
 
 
 def build(cfg: RedactConfig) -> Redactor:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -13,9 +16,9 @@ from prometheus_client import REGISTRY
 from ferry.agent.batcher import Batcher
 from ferry.agent.intake import Intake
 from ferry.agent.redact import RedactConfig, Redactor
-from ferry.agent.redact.rules import BUILTINS, MASK, luhn_ok
+from ferry.agent.redact.rules import BUILTINS, MASK, card_spans, luhn_ok
 from ferry.runtime.config import ConfigError, ConfigSource
-from ferry.series import GAUGE, SeriesDef
+from ferry.series import COUNTER, GAUGE, SeriesDef
 from ferry.v1 import payload_pb2
 
 KEY = b"0123456789abcdef-test-key"
@@ -138,6 +141,31 @@ def test_defaults_drop_credentials_unless_turned_off(tmp_path):
         ("credit_card", "order 4111111111111112 (fails Luhn)", None),
         ("credit_card", "id 1234567812345678", None),
         ("credit_card", "short 411111111111", None),
+        # a card next to other digits: the card is masked, its neighbours kept
+        ("credit_card", "card 4111 1111 1111 1111 12/27", f"card {MASK} 12/27"),
+        ("credit_card", "order 12 4111 1111 1111 1111", f"order 12 {MASK}"),
+        ("credit_card", "4111-1111-1111-1111 99 times", f"{MASK} 99 times"),
+        ("credit_card", "x 4111111111111111 12", f"x {MASK} 12"),
+        ("credit_card", "n 2 4111111111111111", f"n 2 {MASK}"),
+        # mixed separators; 13 (Visa), 15 (Amex), 16 and 19 (Visa) digits, grouped or not, alone or
+        # with neighbours
+        ("credit_card", "mixed 4111-1111 1111-1111 ok", f"mixed {MASK} ok"),
+        ("credit_card", "mixed 5555 5555-5555 4444", f"mixed {MASK}"),
+        ("credit_card", "amex 3782 822463 10005 ok", f"amex {MASK} ok"),
+        ("credit_card", "amex 3782-822463-10005 12 27", f"amex {MASK} 12 27"),
+        ("credit_card", "visa 4222222222222 x", f"visa {MASK} x"),
+        ("credit_card", "visa 4222 2222 22222 7", f"visa {MASK} 7"),
+        ("credit_card", "visa 4012-8888-8888-1881.", f"visa {MASK}."),
+        ("credit_card", "visa 4000 0000 0000 0000 006 end", f"visa {MASK} end"),
+        ("credit_card", "ref 55 4000 0000 0000 0000 006", f"ref 55 {MASK}"),
+        ("credit_card", "two 4111 1111 1111 1111, 5555-5555-5555-4444", f"two {MASK}, {MASK}"),
+        # Luhn-failing numbers are kept, grouped or not, with neighbours or not
+        ("credit_card", "id 1234 5678 9012 3456", None),
+        ("credit_card", "order 4111 1111 1111 1112", None),
+        ("credit_card", "digits 4111 1111 1111 1112 5555", None),
+        # a group is never split: no card inside a longer run of digits
+        ("credit_card", "run 124111111111111111", None),
+        ("credit_card", "run 41111111111111111111", None),
         ("ipv4", "from 10.0.12.255, to 192.168.1.1.", f"from {MASK}, to {MASK}."),
         ("ipv4", "version 1.2.3.4.5 and 256.1.1.1 and 10.0.0", None),
         (
@@ -163,6 +191,76 @@ def test_built_in_patterns(tmp_path, pattern, text, expected):
 def test_luhn():
     assert luhn_ok("4111111111111111") and luhn_ok("79927398713") and luhn_ok("5555555555554444")
     assert not luhn_ok("4111111111111112") and not luhn_ok("79927398710")
+
+
+def windows_by_brute_force(run: str) -> list[tuple[int, int]]:
+    """card_spans the slow way: the whole run if it is a card, else every window of whole digit
+    groups with 13 to 19 digits that passes Luhn, overlapping ones merged."""
+    digits = re.sub(r"\D", "", run)
+    if 13 <= len(digits) <= 19 and luhn_ok(digits):
+        return [(0, len(run))]
+    groups = [g.span() for g in re.finditer(r"\d+", run)]
+    found = []
+    for i, (start, _) in enumerate(groups):
+        for _, end in groups[i:]:
+            window = re.sub(r"\D", "", run[start:end])
+            if 13 <= len(window) <= 19 and luhn_ok(window):
+                found.append((start, end))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def test_card_spans_are_the_luhn_windows_on_group_boundaries():
+    rnd = random.Random(7)
+    for _ in range(3000):
+        groups = [str(rnd.randrange(10**8)).zfill(8)[: rnd.randint(1, 8)] for _ in range(rnd.randint(1, 9))]
+        run = "".join(g + rnd.choice(" -") for g in groups)[:-1]
+        assert card_spans(run) == windows_by_brute_force(run), run
+    assert card_spans("4111 1111 1111 1111 12") == [(0, 19)]
+    assert card_spans("12 4111 1111 1111 1111") == [(3, 22)]
+    assert card_spans("4111111111111112") == [] and card_spans("124111111111111111") == []
+
+
+def test_random_luhn_failing_numbers_are_kept(tmp_path):
+    r = Redactor(config(tmp_path, 'redact_defaults = false\n[[redact]]\npattern = "credit_card"\n'))
+    rnd = random.Random(11)
+    kept = 0
+    for _ in range(500):
+        digits = "".join(rnd.choice("0123456789") for _ in range(16))
+        if luhn_ok(digits):
+            continue
+        grouped = " ".join(digits[i : i + 4] for i in range(0, 16, 4))
+        dashed = "-".join(digits[i : i + 4] for i in range(0, 16, 4))
+        texts = [
+            f"order {digits} failed",
+            f"ref {grouped}.",
+            f"id {dashed} ok",
+            f"n {digits}{rnd.randrange(10**4):04d}",
+        ]
+        for entry, text in zip(redacted(r, *(log(t) for t in texts)), texts, strict=True):
+            assert entry.message == text
+        kept += 1
+    assert kept > 400
+
+
+def test_a_card_among_digits_can_be_hashed_and_is_counted_once(tmp_path):
+    r = redactor(tmp_path, '[[redact]]\npattern = "credit_card"\naction = "hash"\nname = "cc-hash"\n')
+    before = count("cc-hash")
+    (entry,) = redacted(r, log("card 4111 1111 1111 1111 12/27"))
+    assert entry.message == f"card {hashed('4111 1111 1111 1111')} 12/27"
+    assert count("cc-hash") - before == 1
+
+
+def test_a_long_run_of_short_groups_is_searched_in_one_pass(tmp_path):
+    r = Redactor(config(tmp_path, 'redact_defaults = false\n[[redact]]\npattern = "credit_card"\n'))
+    cards = " ".join(["4111 1111 1111 1111", "5555 5555 5555 4444"] * 100)  # one run of 3200 digits
+    (entry,) = redacted(r, log("m", cards=cards))
+    assert not re.search(r"\d", entry.attributes["cards"])  # every card found (some masked as one)
 
 
 def test_patterns_apply_to_values_and_free_text_and_can_hash(tmp_path):
@@ -227,6 +325,81 @@ def test_host_collectors_points_are_relabelled_too(tmp_path):
     batcher.cut()
     (s,) = payload_pb2.Payload.FromString(frames[0]).metrics.series
     assert dict(zip(s.label_keys, s.label_values, strict=True)) == {"cmdline": MASK, "group": "web"}
+
+
+def warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_drop_and_mask_key_rules_warn_at_load_and_reload_that_they_merge_series(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "ferry.agent.redact")
+    Redactor(config(tmp_path, ""))  # the defaults drop credentials: no warning
+    redactor(tmp_path, '[[redact]]\nkeys = ["user"]\naction = "hash"\n[[redact]]\npattern = "email"\n')
+    assert warnings(caplog) == []
+    r = Redactor(
+        config(
+            tmp_path,
+            '[[redact]]\nkeys = ["user", "team"]\naction = "mask"\n'
+            '[[redact]]\nkeys = "pass*"\naction = "drop"\nname = "no-pass"\n',
+        )
+    )
+    first, second = warnings(caplog)
+    assert first.startswith(
+        "[[redact]] rule 'mask:user,team' (mask user, team) also applies to metric label keys: "
+        "series that differ only in such a label become one series"
+    )
+    assert 'use action = "hash" for metric labels, distinct values stay distinct' in first
+    assert second.startswith("[[redact]] rule 'no-pass' (drop pass*) also applies to metric label keys")
+    caplog.clear()
+    r.apply(config(tmp_path, '[[redact]]\nkeys = ["email"]\naction = "drop"\n'))
+    (reload,) = warnings(caplog)
+    assert reload.startswith("reload: [[redact]] rule 'drop:email' (drop email) also applies to metric label")
+
+
+def test_a_drop_or_mask_that_makes_two_series_one_is_warned_once_without_values(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, "ferry.agent.redact")
+    r = Redactor(config(tmp_path, '[[redact]]\nkeys = ["user"]\naction = "mask"\nname = "m-user"\n'))
+    caplog.clear()  # the warning at load
+    alice = SeriesDef("logins", COUNTER, "", (("host", "h1"), ("user", "alice")))
+    bob = SeriesDef("logins", COUNTER, "", (("host", "h1"), ("user", "bob")))
+    assert r.series(alice) == SeriesDef("logins", COUNTER, "", (("host", "h1"), ("user", MASK)))
+    r.series(SeriesDef("logins", COUNTER, "", (("host", "h1"), ("user", "alice"))))  # equal: no merge
+    r.series(SeriesDef("logins", COUNTER, "", (("host", "h2"), ("user", "alice"))))  # another series
+    assert warnings(caplog) == []
+    assert r.series(bob) == r.series(alice)  # what the doc warns about: one series now
+    r.series(SeriesDef("logins", COUNTER, "", (("host", "h1"), ("user", "carol"))))
+    (warning,) = warnings(caplog)  # once per rule
+    assert warning.startswith(
+        "[[redact]] rule 'm-user': series logins with distinct values of label user now send the same "
+        "labels, and the collector takes them as one series"
+    )
+    assert not [v for v in ("alice", "bob", "carol", "h1") if v in warning]
+
+    # the defaults too: password dropped from {password=x,path=/a} and {password=y,path=/a}
+    caplog.clear()
+    d = Redactor(config(tmp_path, ""))
+    x = SeriesDef("req", GAUGE, "", (("password", "x"), ("path", "/a")))
+    y = SeriesDef("req", GAUGE, "", (("password", "y"), ("path", "/a")))
+    assert d.series(x) == d.series(y) == SeriesDef("req", GAUGE, "", (("path", "/a"),))
+    (warning,) = warnings(caplog)
+    assert warning.startswith(
+        "[[redact]] rule 'drop:password': series req with distinct values of label password"
+    )
+
+
+def test_hash_keeps_distinct_label_values_distinct_in_the_frame(tmp_path, caplog):
+    r = redactor(tmp_path, '[[redact]]\nkeys = ["user"]\naction = "hash"\n')
+    caplog.set_level(logging.WARNING, "ferry.agent.redact")
+    frames = []
+    batcher = Batcher(payload_pb2.Resource(host="h"), lambda b, n: frames.append(b), relabel=r.series)
+    alice = SeriesDef("logins", COUNTER, "", (("user", "alice"),))
+    bob = SeriesDef("logins", COUNTER, "", (("user", "bob"),))
+    batcher.take(Intake(points=[(alice, 1000, 1.0), (bob, 1000, 5.0), (alice, 2000, 2.0), (bob, 2000, 6.0)]))
+    batcher.cut()
+    payload = payload_pb2.Payload.FromString(frames[0])
+    tables = [dict(zip(s.label_keys, s.label_values, strict=True)) for s in payload.metrics.series]
+    assert tables == [{"user": hashed("alice")}, {"user": hashed("bob")}]
+    assert warnings(caplog) == []
 
 
 def test_no_rules_leave_everything_alone(tmp_path):
