@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(
         CollectorConfig, args, "ferry-collector", "Ferry collector: ingest into ClickHouse, serve queries."
     )
-    setup(cfg.log_level)
+    setup(cfg.log_level, native_stderr=True)  # core logs what peers send: kept inside JSON strings
     try:
         security = Security.load(cfg)
     except ConfigError as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
 
 import orjson
@@ -47,7 +49,55 @@ class ClientGone(logging.Filter):
         return True
 
 
-def setup(level: str) -> None:
+_NATIVE_LEVELS = {"E": "error", "W": "warning", "I": "info", "D": "debug", "F": "critical"}
+MAX_NATIVE_LINE = 2000
+
+
+def native_line(line: bytes, now: float | None = None) -> bytes:
+    """A line gRPC's core wrote to stderr ("E1201 14:21:10.036 28673 file.cc:3238] text") as one
+    of our JSON lines: its text becomes a JSON string, so bytes a peer made core log (a TLS
+    server name, say) cannot pass for a line of ours."""
+    text = line.decode("utf-8", "replace").rstrip("\r\n")[:MAX_NATIVE_LINE]
+    created = time.time() if now is None else now
+    doc = {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z",
+        "level": _NATIVE_LEVELS.get(text[:1], "warning") if text[1:2].isdigit() else "warning",
+        "logger": "grpc.core",
+        "msg": text,
+    }
+    return orjson.dumps(doc) + b"\n"
+
+
+def capture_native_stderr() -> None:
+    """Route what native code (gRPC's core) writes to file descriptor 2 through `native_line`
+    into the real stderr, where Python's log lines go straight. For a process serving the
+    network: its core logs what peers send (a ClientHello's server name) as it came."""
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    sys.stderr = open(real, "w", buffering=1, closefd=False)  # noqa: SIM115 (for the process's life)
+
+    def pump() -> None:
+        with open(read_end, "rb", buffering=0) as pipe:
+            pending = b""
+            while chunk := pipe.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        os.write(real, native_line(line))
+                if len(pending) > MAX_NATIVE_LINE * 4:  # a line without an end: cut it
+                    os.write(real, native_line(pending))
+                    pending = b""
+
+    threading.Thread(target=pump, name="native-stderr", daemon=True).start()
+
+
+def setup(level: str, native_stderr: bool = False) -> None:
+    """JSON lines on stderr at `level`; `native_stderr`: see capture_native_stderr."""
+    if native_stderr:
+        capture_native_stderr()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
