@@ -40,6 +40,12 @@ class CollectorConfig:
         "auth file: principals, their tokens, roles and rate limits (TOML; SIGHUP reloads it)",
         metavar="FILE",
     )
+    handshake_timeout: float = setting(
+        10.0,
+        "duration",
+        "a connection that has not finished its TLS handshake (or HTTP/2 preface) by then is closed",
+        metavar="DUR",
+    )
     insecure: bool = setting(
         False,
         "bool",

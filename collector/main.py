@@ -102,6 +102,7 @@ async def serve(
     server = transport.server(
         max_receive_bytes=receive_limit(cfg.max_frame_bytes),
         max_send_bytes=max(CLIENT_MAX_RECEIVE_BYTES, cfg.query_max_answer_bytes + 1024 * 1024),
+        options=[("grpc.server_handshake_timeout_ms", int(cfg.handshake_timeout * 1000))],
         migration_thread_pool=ThreadPoolExecutor(8, thread_name_prefix="rpc"),
         interceptors=[security.gate.interceptor()],
     )
@@ -155,6 +156,7 @@ async def serve(
     # the probe has the bootstrap store to itself from here on
     watch = asyncio.create_task(watch_store(store_health, bootstrap, health_servicer, cfg, stop))
     pruning = asyncio.create_task(prune_marks(marks, limits, stop))
+    auditing = asyncio.create_task(flush_audit(security, stop))
     notifier = Notifier.from_env()
     watchdog = asyncio.create_task(notifier.watchdog(stop))
     notifier.ready(f"serving on {cfg.listen}")
@@ -163,6 +165,7 @@ async def serve(
     await watchdog
     await watch
     await pruning
+    await auditing
     log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -206,6 +209,14 @@ async def watch_store(
             )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), cfg.store_probe_interval)
+
+
+async def flush_audit(security: Security, stop: asyncio.Event, every_s: float = 1.0) -> None:
+    """Every second (and at the end): the count of refusals the audit trail left unwritten."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+        security.gate.audit.flush()
 
 
 def oldest_day(limits: Limits) -> int:

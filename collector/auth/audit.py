@@ -28,6 +28,18 @@ class Audit:
         self._skipped = 0
         self._lock = threading.Lock()
 
+    def flush(self) -> None:
+        """Write how many refusals went unwritten, if some did and no later refusal said so (a
+        flood that ended); the collector calls it every second and when it stops."""
+        with self._lock:
+            skipped, self._skipped = self._skipped, 0
+        if skipped:
+            log.warning(
+                "audit refusals not logged: %d",
+                skipped,
+                extra={"audit": {"event": "not_logged", "count": skipped}},
+            )
+
     def record(self, event: str, level: int = logging.WARNING, **fields: object) -> None:
         skipped = 0
         if event == "refused":

@@ -211,9 +211,15 @@ def test_the_audit_trail_is_bounded_and_says_how_many_it_left_out(caplog):
             audit.record("refused", reason="unknown_token")
         clock.now += 1
         audit.record("refused", reason="unknown_token")
+        for _ in range(5):  # a flood that ends: flush() says what it left unwritten
+            audit.record("refused", reason="unknown_token")
+        audit.record("auth_reloaded", principals=3)  # never held back
+        audit.flush()
+        audit.flush()  # nothing more to say
     records = [r for r in caplog.records if r.name == "ferry.collector.audit"]
-    assert len(records) == 4
-    assert records[-1].audit["not_logged_before"] == 7
+    assert [r.audit["event"] for r in records] == ["refused"] * 6 + ["auth_reloaded", "not_logged"]
+    assert records[3].audit["not_logged_before"] == 7
+    assert records[-1].audit["count"] == 3
 
 
 def test_token_new_prints_a_table_that_lets_the_token_in(tmp_path):

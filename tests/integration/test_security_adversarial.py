@@ -26,6 +26,7 @@ import json
 import os
 import random
 import secrets
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -426,3 +427,27 @@ def test_a_client_hello_cannot_write_a_line_into_the_collector_log(tmp_path):
     finally:
         assert collector.stop() == 0
     assert forged not in collector.output().splitlines()
+
+
+def test_a_handshake_left_half_done_is_closed_at_the_handshake_timeout(tmp_path):
+    """gRPC holds a connection whose handshake never finishes for 120 s by default (3,000 half-sent
+    ClientHellos held 3,073 descriptors): the collector's handshake_timeout closes it. With 1 s,
+    a half-sent hello and a silent connection are closed by the server well within 15 s."""
+    pki = make_pki(tmp_path / "pki")
+    collector = start_collector(
+        tmp_path, *pki.collector_flags(), "--handshake-timeout", "1s", tls=pki.tls("reader")
+    )
+    try:
+        host, port = collector.addr.rsplit(":", 1)
+        hello = handshakes.client_hello(random.Random(1))
+        ends = []
+        for data in (hello[: len(hello) // 2], b""):
+            with socket.create_connection((host, int(port)), timeout=15) as sock:
+                sock.sendall(data)
+                try:
+                    ends.append(sock.recv(65536))  # b"" once the server closes it
+                except ConnectionResetError:
+                    ends.append(b"")
+        assert ends == [b"", b""]
+    finally:
+        assert collector.stop() == 0
