@@ -9,7 +9,8 @@ Every random-token call is UNAUTHENTICATED and counted once as `unknown_token` (
 counted), nothing of the attack's agent ids is stored, the collector lives, answers and logs no
 traceback, the agent's points are stored exactly once over one unbroken stream, the collector's
 RSS grows by less than RSS_GROWTH_MB, and the audit trail writes at most its 100 lines a second
-while its `not_logged_before` counts account for every refusal it did not write.
+while its `not_logged_before` and `not_logged` counts account for every refusal it did not
+write.
 
 A second test: a ClientHello's server name reaches the collector's log (grpc's core writes
 "No match found for server name: ..."), and must not be able to write a line that reads as one
@@ -359,7 +360,9 @@ def check(seen: Seen, text: str, collector_rc: int) -> None:
     flood, garbage = seen.flood, seen.garbage
     trail = audit_trail(text)
     refused = [a for a in trail if a.get("event") == "refused"]
+    # counted in the next refusal written, or (a flood that ended) in the next second's not_logged line
     not_logged = sum(a.get("not_logged_before", 0) for a in trail)
+    not_logged += sum(a["count"] for a in trail if a.get("event") == "not_logged")
     seconds = int(seen.ended) - int(seen.started) + 1  # the collector's monotonic seconds it spanned
     core_lines = [line for line in text.splitlines() if '"logger":"grpc.core"' in line]
     assert all(line.startswith("{") for line in text.splitlines())  # core's lines too, as JSON
