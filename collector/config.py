@@ -101,6 +101,7 @@ class CollectorConfig:
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
     rollup_1m_ttl_days: int = setting(90, "int", "retention of the 1-minute rollup, days")
     rollup_1h_ttl_days: int = setting(730, "int", "retention of the 1-hour rollup, days")
+    alerts_ttl_days: int = setting(90, "int", "retention of alert transitions and acknowledgements, days")
     cluster: str = setting(
         "",
         "str",
@@ -137,6 +138,7 @@ class CollectorConfig:
             "logs_ttl_days",
             "rollup_1m_ttl_days",
             "rollup_1h_ttl_days",
+            "alerts_ttl_days",
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")

@@ -18,6 +18,7 @@ from ferry.collector.storage.layout import Layout
 from ferry.collector.storage.rollups import feed_views, histogram_rollup_tables, rollup_tables
 from ferry.collector.storage.schema import (
     SchemaOptions,
+    alert_tables,
     delta_codecs,
     metric_tables,
     record_tables,
@@ -57,6 +58,11 @@ MIGRATIONS = [
         "frame identity and ledger projections; rollups fed through their own feeds",
         lambda o: feed_views(o.layout()),
     ),
+    Migration(
+        8,
+        "alert transitions, acknowledgements and silences",
+        lambda o: alert_tables(o.layout(), int(o.alerts_ttl_days)),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
@@ -72,6 +78,8 @@ def ttl_days(opts: SchemaOptions) -> dict[str, int]:
         "samples_1h": int(opts.rollup_1h_ttl_days),
         "histograms_1m": int(opts.rollup_1m_ttl_days),
         "histograms_1h": int(opts.rollup_1h_ttl_days),
+        "alerts": int(opts.alerts_ttl_days),
+        "alert_acks": int(opts.alerts_ttl_days),
     }
 
 

@@ -22,6 +22,7 @@ class SchemaOptions:
     logs_ttl_days: int = 15
     rollup_1m_ttl_days: int = 90
     rollup_1h_ttl_days: int = 730
+    alerts_ttl_days: int = 90  # alert transitions and acknowledgements
     # how many recent insert tokens each table remembers for dedup
     dedup_window: int = 10_000
     cluster: str = ""  # a ClickHouse cluster name: Replicated + Distributed tables ON CLUSTER
@@ -47,6 +48,16 @@ def record_tables(
     """Migration 2: the tables of the record kinds `kinds` (a kind added later brings its own
     migration naming it), retention `<kind>_ttl_days`."""
     return [s for k in kinds for s in tables.TABLES[k].create(layout, int(getattr(opts, f"{k}_ttl_days")))]
+
+
+def alert_tables(layout: Layout, ttl_days: int) -> list[str]:
+    """Migration 8: alert transitions and acknowledgements (retention `alerts_ttl_days`) and
+    silences (no retention: a row per silence)."""
+    return [
+        *tables.ALERTS.create(layout, ttl_days),
+        *tables.ALERT_ACKS.create(layout, ttl_days),
+        *tables.SILENCES.create(layout),
+    ]
 
 
 # Measured on a generated day of 200 hosts' metrics (bench/storage.py --codecs): the value column

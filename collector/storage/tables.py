@@ -292,6 +292,63 @@ LOGS = _records(
     bloom_filters=("trace_id",),
 )
 
+# Alerting (ferry.collector.alerting.store): each state transition of an alert instance; the
+# acknowledgements (a row per ack, and one with `cleared` when its instance resolves); the
+# silences, a row per version (expiring one writes it again with `ends` = now), read FINAL.
+# Sharded by the instance's or silence's id, so an id's rows are on one shard (FINAL per shard).
+ALERTS = Table(
+    "alerts",
+    (
+        _c("ts", MS, "DoubleDelta, ZSTD(1)"),
+        _c("rule", LC),
+        _c("id", "String"),
+        _c("labels", MAP, "ZSTD(1)"),
+        _c("state", LC),
+        _c("previous", LC),
+        _c("value", "Nullable(Float64)"),
+        _c("threshold", "String"),
+        _c("severity", LC),
+        _c("annotations", MAP, "ZSTD(3)"),
+    ),
+    "MergeTree",
+    "rule, id, ts",
+    "cityHash64(id)",
+    dedup=False,
+)
+
+ALERT_ACKS = Table(
+    "alert_acks",
+    (
+        _c("ts", MS),
+        _c("id", "String"),
+        _c("acked_by", "String"),
+        _c("note", "String"),
+        _c("cleared", "UInt8"),
+    ),
+    "MergeTree",
+    "id, ts",
+    "cityHash64(id)",
+    dedup=False,
+)
+
+SILENCES = Table(
+    "silences",
+    (
+        _c("id", "String"),
+        _c("matchers", "String"),
+        _c("starts", MS),
+        _c("ends", MS),
+        _c("comment", "String"),
+        _c("created_by", "String"),
+        _c("updated", MS),
+    ),
+    "ReplacingMergeTree(updated)",
+    "id",
+    "cityHash64(id)",
+    daily=False,
+    dedup=False,
+)
+
 # the tables whose rows carry their frame's identity, and the rollups fed from each
 RAW = ("samples", "histograms", *(k.name for k in KINDS))
 ROLLUPS = {"samples": ("samples_1m", "samples_1h"), "histograms": ("histograms_1m", "histograms_1h")}
@@ -309,6 +366,9 @@ TABLES = {
         _samples_rollup("samples_1h"),
         _histograms_rollup("histograms_1m"),
         _histograms_rollup("histograms_1h"),
+        ALERTS,
+        ALERT_ACKS,
+        SILENCES,
     )
 }
 

@@ -31,6 +31,9 @@ TABLES = {  # every table the collector reads and writes, and its sharding key
     "samples_1h": "series_id",
     "histograms_1m": "series_id",
     "histograms_1h": "series_id",
+    "alerts": "cityHash64(id)",
+    "alert_acks": "cityHash64(id)",
+    "silences": "cityHash64(id)",
 }
 
 

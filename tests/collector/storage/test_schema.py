@@ -156,13 +156,13 @@ def test_a_store_of_version_6_takes_the_ledger_and_the_feeds(bare):
         for rollup in rolled:
             bare.client.command(f"ALTER TABLE {db}.{rollup} DROP COLUMN seq")
     bare.client.command(
-        f"ALTER TABLE {db}.schema_version DELETE WHERE version = 7 SETTINGS mutations_sync = 1"
+        f"ALTER TABLE {db}.schema_version DELETE WHERE version >= 7 SETTINGS mutations_sync = 1"
     )
     layout = opts.layout()
     for r in rollups.RESOLUTIONS:  # version 3's views: the 1m rollup from samples, 1h from 1m
         bare.client.command(layout.view(f"{r.table}_mv", r.table, rollups._select(layout, r, True)))
     bare.client.command(f"INSERT INTO {db}.samples VALUES (1, 'm', now64(3), 2.5)")  # version 6's columns
-    assert bare.ensure_schema(opts).applied == [7]
+    assert bare.ensure_schema(opts).applied == [v for v in ALL if v >= 7]  # later ones: idempotent
     assert bare.query(f"SELECT value, agent_id, epoch, seq FROM {db}.samples") == [(2.5, "", 0, 0)]
     assert bare.query(f"SELECT sum(sum), sum(count), max(seq) FROM {db}.samples_1h")[0] == (2.5, 1, 0)
     views = dict(

@@ -19,6 +19,8 @@ from clickhouse_connect.driver.query import arrow_buffer
 from google.protobuf.descriptor import FieldDescriptor
 
 from ferry.collector.agents import _agents_block
+from ferry.collector.alerting import store as alert_store
+from ferry.collector.alerting.model import Silence, State, Transition, parse_matchers
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import Identity, RowBuilder
 from ferry.collector.storage import ledger, migrate, rollups, tables
@@ -37,7 +39,7 @@ WRITTEN = set(tables.TABLES) - ROLLUPS | set(FEEDS)  # the tables the collector 
 # A digest of the declared tables at each schema version. A fresh store is created from the
 # declaration, so only this notices a change to it that existing stores never get: change the
 # declaration with a migration that brings them to it, then record the new digest under its version.
-DECLARED_AT = {6: "39b7592b60fa3346", 7: "4cbcf516191f6ba7"}
+DECLARED_AT = {6: "39b7592b60fa3346", 7: "4cbcf516191f6ba7", 8: "2e7a63bd8d5e6466"}
 
 
 def declaration_digest() -> str:
@@ -135,6 +137,18 @@ def written_blocks() -> dict[str, pa.Table]:
     }
     for kind in KINDS:
         out[kind.name] = record_block(kind, [_full_record(kind, time.time_ns() - 10**9)], "h", frame)
+    now_ms = time.time_ns() // 1_000_000
+    out["alerts"] = alert_store.transitions_block(
+        [
+            Transition(
+                now_ms, "R", "f", (("alertname", "R"),), State.FIRING, State.PENDING, 0.9, "> 0.8", "w", {}
+            ),
+            Transition(now_ms, "R", "g", (), State.PENDING, State.INACTIVE, None, "> 0.8", "w", {"s": "x"}),
+        ]
+    )
+    out["alert_acks"] = alert_store.ack_block("f", "ops", "looking", now_ms, False)
+    silence = Silence("s1", parse_matchers('{alertname="R"}'), now_ms, now_ms + 60_000, "c", "ops")
+    out["silences"] = alert_store.silence_block(silence, now_ms)
     day = metrics.min_time_ms // ledger.DAY_MS
     for rollup, feed in tables.FEEDS.items():  # the raw rows and the rollup's ledger rows
         raw = next(r for r, rolled in tables.ROLLUPS.items() if rollup in rolled)
