@@ -96,6 +96,15 @@ class QueryService(query_pb2_grpc.QueryServicer):
     def TopProcesses(self, request: query_pb2.TopProcessesRequest, context) -> query_pb2.TopProcessesResponse:
         return self._answer("TopProcesses", self._top_processes, request, context)
 
+    def query_range(
+        self, request: query_pb2.QueryRangeRequest, timeout_s: float = 10.0
+    ) -> query_pb2.QueryRangeResponse:
+        """QueryRange in process (the alert evaluator), within the same limits, bounded by
+        `timeout_s`; raises what the RPC would answer as an error (LimitExceeded, QueryError,
+        the store's errors)."""
+        call = QueryCall(min(timeout_s, self.limits.max_execution_s), self.limits.max_memory_bytes)
+        return self._query_range(request, call)
+
     def _answer(self, method: str, fn, request, context):
         call = context.call if isinstance(context, CallContext) else self.new_call(context)
         try:

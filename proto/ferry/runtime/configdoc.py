@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.runtime.config import parts
+from ferry.runtime.tables import key_of
 
 HEAD = """\
 # Configuration reference
@@ -115,7 +116,7 @@ def render_part(part: type, note: str = "") -> list[str]:
             only = key.metadata.get("only")
             when = f" (only for {section.kind} {', '.join(only)})" if only else ""
             lines.append(
-                f"| `{key.name}` | {_cell(_type(key))} | {_cell(_default(key))} "
+                f"| `{key_of(key)}` | {_cell(_type(key))} | {_cell(_default(key))} "
                 f"| {_cell(key.metadata.get('help', '') + when)} |"
             )
     return [*lines, ""]

@@ -64,11 +64,12 @@ class Section:
         if self.kind:
             values[self.kind] = kind = _value(fields[self.kind], table, at)
         allowed = [n for n, f in fields.items() if kind in f.metadata.get("only", (kind,))]
-        unknown = sorted(set(table) - set(allowed))
+        keys = {key_of(fields[n]): n for n in allowed}  # the file's key: the field's name, or its `key`
+        unknown = sorted(set(table) - set(keys))
         if unknown:
             qualifier = f" for a {kind} {self.noun}" if kind else ""
             raise ConfigError(
-                f"{at}: unknown key(s) {', '.join(unknown)}{qualifier} (known: {', '.join(sorted(allowed))})"
+                f"{at}: unknown key(s) {', '.join(unknown)}{qualifier} (known: {', '.join(sorted(keys))})"
             )
         for name in allowed:
             if name not in values:
@@ -76,15 +77,21 @@ class Section:
         return values
 
 
+def key_of(field: dataclasses.Field) -> str:
+    """The key a field is written as: its name, or `key=` where the name cannot be (`for`)."""
+    return field.metadata.get("key", field.name)
+
+
 def _value(field: dataclasses.Field, table: dict[str, Any], at: str) -> Any:
     """A key's value parsed, or its default parsed when the table lacks it; a default of None
     (nothing to parse) stays None unless the key's parser refuses it (a required key)."""
-    if field.name in table:
-        return checked(field, table[field.name], f"{at}: key {field.name!r}")
+    key = key_of(field)
+    if key in table:
+        return checked(field, table[key], f"{at}: key {key!r}")
     default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
     if default is None and not field.metadata.get("required"):
         return None
-    return checked(field, default, f"{at}: key {field.name!r}")
+    return checked(field, default, f"{at}: key {key!r}")
 
 
 def tables(section: Section, help: str) -> Any:
