@@ -171,14 +171,16 @@ def roles_markdown() -> str:
     from grpc_reflection.v1alpha import reflection_pb2
 
     from ferry.collector.auth.gate import role_of
-    from ferry.v1 import ingest_pb2, query_pb2
+    from ferry.v1 import alerts_pb2, ingest_pb2, query_pb2
 
     lines = ["| Method | Who may call it |", "| --- | --- |"]
-    for module in (ingest_pb2, query_pb2, health_pb2, reflection_pb2):
+    for module in (ingest_pb2, query_pb2, alerts_pb2, health_pb2, reflection_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
                 role = role_of(f"/{service.full_name}/{method.name}")
                 who = "anyone (no credentials)" if role is None else f"`{role}` or `admin`"
+                if role == "admin":
+                    who = "`admin`"
                 lines.append(f"| `{service.full_name}/{method.name}` | {who} |")
     lines.append("| any other method (future services) | `admin` |")
     return "\n".join(lines)

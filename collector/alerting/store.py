@@ -38,7 +38,7 @@ from ferry.collector.alerting.model import (
 )
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Masked
-from ferry.collector.storage.store import Store
+from ferry.collector.storage.store import Store, ThreadStores
 
 DAY_MS = 86_400_000
 # a resolved instance is kept by `current` this long after it resolved (then forgotten)
@@ -55,13 +55,21 @@ def _now_ms() -> int:
 
 
 class AlertStore:
-    """The alerting tables of one Store. Not thread-safe (a Store is used by one thread at a time):
-    give each thread its own, e.g. `AlertStore(stores.get())` with a ThreadStores."""
+    """The alerting tables of a Store. On a ThreadStores every thread calling it uses a Store of
+    its own (the engine's evaluation thread and the Alerts service's, at once); on one Store,
+    one thread at a time."""
 
-    def __init__(self, store: Store, clock: Callable[[], int] = _now_ms):
-        self.store = store
-        self.db = store.db
+    def __init__(self, store: Store | ThreadStores, clock: Callable[[], int] = _now_ms):
+        self._stores = store
         self.clock = clock  # ms since the epoch: what `current` measures "older than a day" from
+
+    @property
+    def store(self) -> Store:
+        return self._stores.get() if isinstance(self._stores, ThreadStores) else self._stores
+
+    @property
+    def db(self) -> str:
+        return self.store.db
 
     # transitions
 

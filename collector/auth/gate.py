@@ -34,6 +34,8 @@ OPEN_SERVICES = (
     "grpc.reflection.v1.ServerReflection",
 )
 SERVICE_ROLES = {"ferry.v1.Ingest": "ingest", "ferry.v1.Query": "query"}  # any other method: admin
+# methods of a service that needs another role for them: the Alerts service's reads
+METHOD_ROLES = {f"ferry.v1.Alerts/{m}": "query" for m in ("ListAlerts", "History", "ListSilences")}
 REASONS = (
     "no_credentials",
     "bad_header",
@@ -54,7 +56,7 @@ def role_of(method: str) -> str | None:
     service = method.strip("/").split("/", 1)[0]
     if service in OPEN_SERVICES:
         return None
-    return SERVICE_ROLES.get(service, "admin")
+    return METHOD_ROLES.get(method.strip("/")) or SERVICE_ROLES.get(service, "admin")
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,12 @@ def test_methods_and_their_roles():
     assert role_of("/ferry.v1.Ingest/Stream") == "ingest"
     assert role_of("/ferry.v1.Query/QueryRange") == "query"
     assert role_of("/ferry.v1.Alerts/Silence") == "admin"  # a service not listed needs admin
+    # the Alerts service: reads need query, writes admin
+    for read in ("ListAlerts", "History", "ListSilences"):
+        assert role_of(f"/ferry.v1.Alerts/{read}") == "query", read
+    for write in ("Ack", "AddSilence", "ExpireSilence"):
+        assert role_of(f"/ferry.v1.Alerts/{write}") == "admin", write
+    assert role_of("/ferry.v1.Alerts/ListAlertsAndMore") == "admin"  # whole names only
 
 
 def test_without_an_auth_file_everyone_may_do_everything():

@@ -1,0 +1,289 @@
+"""The Alerts service on a real grpc.aio server behind the real auth gate, answering from a small
+AlertBook over AlertStore on the embedded store: what each method answers, the roles each
+needs, the caller recorded as who acked or silenced, and the statuses of every refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import grpc
+import grpc.aio
+import pytest
+
+from ferry.collector.alerting import service
+from ferry.collector.alerting.model import InstanceState, Silence, State, Transition, fingerprint, labels_of
+from ferry.collector.alerting.store import AlertStore
+from ferry.collector.auth.gate import Gate
+from ferry.collector.auth.principals import Principals, token_hash
+from ferry.v1 import alerts_pb2, alerts_pb2_grpc
+
+NOW = 1_790_000_000_000
+RULES = [("HighCPU", "ok", "", NOW - 5_000), ("Broken", "error", "query failed: no such metric", NOW - 5_000)]
+
+
+class Book:
+    """An AlertBook as the engine keeps one, straight over the store: instances as `current`
+    rebuilds them, acks of pending or firing ones only."""
+
+    def __init__(self, alerts: AlertStore):
+        self.alerts = alerts
+
+    def instances(self) -> list[InstanceState]:
+        return self.alerts.current(NOW)
+
+    def rule_status(self) -> list[tuple[str, str, str, int]]:
+        return RULES
+
+    def ack(self, id: str, by: str, note: str) -> InstanceState:
+        found = next((i for i in self.instances() if i.id == id), None)
+        if found is None or found.state not in (State.PENDING, State.FIRING):
+            raise KeyError(id)
+        self.alerts.ack(id, by, note, NOW)
+        return replace(found, acked_by=by, acked_at_ms=NOW, ack_note=note)
+
+    def add_silence(self, s: Silence) -> None:
+        self.alerts.add_silence(s, NOW)
+
+    def silences(self, include_expired: bool) -> list[Silence]:
+        return self.alerts.silences(NOW, include_expired)
+
+    def expire_silence(self, id: str) -> Silence:
+        return self.alerts.expire_silence(id, NOW)
+
+    def history(self, since_ms: int, limit: int, state: str) -> list[Transition]:
+        return self.alerts.history(since_ms, limit, state)
+
+
+def principals_file(tmp_path) -> str:
+    text = "".join(
+        f'[[principals]]\nname = "{name}"\ntoken_sha256 = "{token_hash(token).hex()}"\nroles = {roles}\n'
+        for name, token, roles in (("reader", "t-read", '["query"]'), ("ops", "t-ops", '["admin"]'))
+    )
+    path = tmp_path / "auth.toml"
+    path.write_text(text)
+    return str(path)
+
+
+WEB1 = labels_of({"alertname": "HighCPU", "severity": "warning", "host": "web-1"})
+WEB2 = labels_of({"alertname": "HighCPU", "severity": "warning", "host": "web-2"})
+DB1 = labels_of({"alertname": "HighCPU", "severity": "warning", "host": "db-1"})
+
+
+def transition(at: int, lab, state: State, previous: State, value: float | None) -> Transition:
+    return Transition(
+        at, "HighCPU", fingerprint(lab), lab, state, previous, value, "> 0.8", "warning", {"s": "x"}
+    )
+
+
+@pytest.fixture
+def alerts(store):
+    for table in ("alerts", "alert_acks"):  # rows of NOW are kept whatever day the test runs
+        store.client.command(f"ALTER TABLE {store.db}.{table} REMOVE TTL")
+    s = AlertStore(store, clock=lambda: NOW)
+    s.write(
+        [
+            transition(NOW - 300_000, WEB1, State.PENDING, State.INACTIVE, 0.9),
+            transition(NOW - 240_000, WEB1, State.FIRING, State.PENDING, 0.95),
+            transition(NOW - 60_000, WEB2, State.PENDING, State.INACTIVE, 0.85),
+            transition(NOW - 200_000, DB1, State.FIRING, State.INACTIVE, 0.99),
+            transition(NOW - 100_000, DB1, State.RESOLVED, State.FIRING, None),
+        ]
+    )
+    return s
+
+
+def call(book, tmp_path, calls):
+    """Run `calls(stubs)` (an async function given {principal: AlertsStub}) against a server with
+    the gate in front of the Alerts service on `book`."""
+    gate = Gate(Principals.load(principals_file(tmp_path)))
+
+    async def main():
+        server = grpc.aio.server(interceptors=[gate.interceptor()])
+        svc = service.add_to_server(book, server, who=lambda: gate.current().name, clock=lambda: NOW)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        try:
+            stubs = {
+                who: Stub(alerts_pb2_grpc.AlertsStub(channel), token)
+                for who, token in (("reader", "t-read"), ("ops", "t-ops"), ("nobody", "t-nope"))
+            }
+            return await calls(stubs)
+        finally:
+            await channel.close()
+            await server.stop(None)
+            svc.close()
+
+    return asyncio.run(main())
+
+
+class Stub:
+    """An AlertsStub whose every call carries a principal's bearer token."""
+
+    def __init__(self, stub, token: str):
+        self.stub, self.metadata = stub, (("authorization", f"Bearer {token}"),)
+
+    def __getattr__(self, method: str):
+        return lambda request: getattr(self.stub, method)(request, metadata=self.metadata, timeout=10)
+
+
+async def refused(pending) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await pending
+    return caught.value.code(), caught.value.details()
+
+
+def test_list_alerts_by_state_with_the_rules_health(alerts, tmp_path):
+    async def calls(s):
+        every = await s["reader"].ListAlerts(alerts_pb2.ListAlertsRequest())
+        firing = await s["reader"].ListAlerts(alerts_pb2.ListAlertsRequest(state="firing"))
+        bad = await refused(s["reader"].ListAlerts(alerts_pb2.ListAlertsRequest(state="burning")))
+        return every, firing, bad
+
+    every, firing, bad = call(Book(alerts), tmp_path, calls)
+    got = {dict(a.labels)["host"]: a for a in every.alerts}
+    assert set(got) == {"web-1", "web-2", "db-1"}
+    web1 = got["web-1"]
+    assert (web1.id, web1.rule, web1.state, web1.severity) == (
+        fingerprint(WEB1),
+        "HighCPU",
+        "firing",
+        "warning",
+    )
+    assert (web1.has_value, web1.value, web1.active_since_ms, web1.fired_at_ms) == (
+        True, 0.95, NOW - 300_000, NOW - 240_000,
+    )  # fmt: skip
+    assert dict(web1.annotations) == {"s": "x"} and web1.resolved_at_ms == 0
+    db1 = got["db-1"]
+    assert (db1.state, db1.has_value, db1.resolved_at_ms) == ("resolved", False, NOW - 100_000)
+    assert [dict(a.labels)["host"] for a in firing.alerts] == ["web-1"]
+    assert [(r.name, r.health, r.message) for r in every.rules] == [
+        ("Broken", "error", "query failed: no such metric"), ("HighCPU", "ok", ""),
+    ]  # fmt: skip
+    assert bad == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "state 'burning' is not one of all, pending, firing, resolved",
+    )
+
+
+def test_ack_is_the_callers_and_needs_admin(alerts, tmp_path):
+    web1 = fingerprint(WEB1)
+
+    async def calls(s):
+        denied = await refused(s["reader"].Ack(alerts_pb2.AckRequest(id=web1, note="mine")))
+        unknown = await refused(s["nobody"].ListAlerts(alerts_pb2.ListAlertsRequest()))
+        acked = await s["ops"].Ack(alerts_pb2.AckRequest(id=web1, note="looking into it"))
+        missing = await refused(s["ops"].Ack(alerts_pb2.AckRequest(id="0123456789abcdef")))
+        resolved = await refused(s["ops"].Ack(alerts_pb2.AckRequest(id=fingerprint(DB1))))
+        too_long = await refused(s["ops"].Ack(alerts_pb2.AckRequest(id=web1, note="x" * 5000)))
+        listed = await s["reader"].ListAlerts(alerts_pb2.ListAlertsRequest(state="firing"))
+        return denied, unknown, acked, missing, resolved, too_long, listed
+
+    denied, unknown, acked, missing, resolved, too_long, listed = call(Book(alerts), tmp_path, calls)
+    assert denied[0] == grpc.StatusCode.PERMISSION_DENIED and "needs the admin role" in denied[1]
+    assert unknown[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert (acked.alert.acked_by, acked.alert.acked_at_ms, acked.alert.ack_note) == (
+        "ops",
+        NOW,
+        "looking into it",
+    )
+    assert missing == (grpc.StatusCode.NOT_FOUND, "no pending or firing alert '0123456789abcdef'")
+    assert resolved[0] == grpc.StatusCode.NOT_FOUND
+    assert too_long == (grpc.StatusCode.INVALID_ARGUMENT, "note of 5000 characters is longer than 4096")
+    (shown,) = listed.alerts
+    assert (shown.acked_by, shown.ack_note) == ("ops", "looking into it")
+    assert alerts.acks() == {web1: ("ops", NOW, "looking into it")}
+
+
+def test_history_newest_first_by_state_and_bounded(alerts, tmp_path):
+    async def calls(s):
+        every = await s["reader"].History(alerts_pb2.HistoryRequest())  # since: a day before now
+        firing = await s["reader"].History(alerts_pb2.HistoryRequest(state="firing", limit=1))
+        recent = await s["reader"].History(alerts_pb2.HistoryRequest(since_ms=NOW - 100_000))
+        big = await refused(s["reader"].History(alerts_pb2.HistoryRequest(limit=20_000)))
+        bad = await refused(s["reader"].History(alerts_pb2.HistoryRequest(state="on")))
+        return every, firing, recent, big, bad
+
+    every, firing, recent, big, bad = call(Book(alerts), tmp_path, calls)
+    assert [t.time_ms for t in every.transitions] == [
+        NOW - d for d in (60_000, 100_000, 200_000, 240_000, 300_000)
+    ]
+    first = every.transitions[0]
+    assert (first.state, first.previous, first.value, first.threshold, dict(first.labels)["host"]) == (
+        "pending", "inactive", 0.85, "> 0.8", "web-2",
+    )  # fmt: skip
+    assert not every.transitions[1].has_value  # the resolved one
+    assert [(t.state, dict(t.labels)["host"]) for t in firing.transitions] == [
+        ("firing", "db-1")
+    ]  # the newest
+    assert len(recent.transitions) == 2
+    assert big == (grpc.StatusCode.RESOURCE_EXHAUSTED, "limit 20000 is more than 10000 transitions")
+    assert bad[0] == grpc.StatusCode.INVALID_ARGUMENT and "state 'on'" in bad[1]
+
+
+def test_silences_added_listed_and_expired(alerts, tmp_path):
+    async def calls(s):
+        add = alerts_pb2.AddSilenceRequest(
+            matchers='{alertname="HighCPU",host=~"web-\\\\d+"}', duration_ms=3_600_000, comment="deploy"
+        )
+        denied = await refused(s["reader"].AddSilence(add))
+        added = await s["ops"].AddSilence(add)
+        bad = await refused(
+            s["ops"].AddSilence(alerts_pb2.AddSilenceRequest(matchers="{host=}", duration_ms=1))
+        )
+        empty = await refused(s["ops"].AddSilence(alerts_pb2.AddSilenceRequest(matchers="{}", duration_ms=1)))
+        forever = await refused(
+            s["ops"].AddSilence(alerts_pb2.AddSilenceRequest(matchers="HighCPU", duration_ms=0))
+        )
+        listed = await s["reader"].ListSilences(alerts_pb2.ListSilencesRequest())
+        expired = await s["ops"].ExpireSilence(alerts_pb2.ExpireSilenceRequest(id=added.silence.id))
+        after = await s["reader"].ListSilences(alerts_pb2.ListSilencesRequest())
+        every = await s["reader"].ListSilences(alerts_pb2.ListSilencesRequest(include_expired=True))
+        missing = await refused(s["ops"].ExpireSilence(alerts_pb2.ExpireSilenceRequest(id="nope")))
+        return denied, added, bad, empty, forever, listed, expired, after, every, missing
+
+    denied, added, bad, empty, forever, listed, expired, after, every, missing = call(
+        Book(alerts), tmp_path, calls
+    )
+    assert denied[0] == grpc.StatusCode.PERMISSION_DENIED
+    s = added.silence
+    assert len(s.id) == 16 and s.matchers == '{alertname="HighCPU",host=~"web-\\\\d+"}'
+    assert (s.starts_ms, s.ends_ms, s.comment, s.created_by) == (NOW, NOW + 3_600_000, "deploy", "ops")
+    assert bad[0] == grpc.StatusCode.INVALID_ARGUMENT and "matchers '{host=}'" in bad[1]
+    assert empty[0] == grpc.StatusCode.INVALID_ARGUMENT and "at least one matcher" in empty[1]
+    assert forever == (
+        grpc.StatusCode.INVALID_ARGUMENT, "duration_ms 0 must be > 0 (how long the silence lasts)",
+    )  # fmt: skip
+    assert list(listed.silences) == [s]
+    assert (expired.silence.id, expired.silence.ends_ms) == (s.id, NOW)
+    assert list(after.silences) == [] and [x.id for x in every.silences] == [s.id]
+    assert missing == (grpc.StatusCode.NOT_FOUND, "no silence 'nope'")
+
+
+def test_without_rules_every_method_says_so(tmp_path):
+    requests = {
+        "ListAlerts": alerts_pb2.ListAlertsRequest(),
+        "Ack": alerts_pb2.AckRequest(id="x"),
+        "History": alerts_pb2.HistoryRequest(),
+        "AddSilence": alerts_pb2.AddSilenceRequest(matchers="A", duration_ms=1),
+        "ListSilences": alerts_pb2.ListSilencesRequest(),
+        "ExpireSilence": alerts_pb2.ExpireSilenceRequest(id="x"),
+    }
+
+    async def calls(s):
+        return [await refused(getattr(s["ops"], m)(r)) for m, r in requests.items()]
+
+    answers = call(None, tmp_path, calls)
+    assert answers == [(grpc.StatusCode.FAILED_PRECONDITION, service.NO_RULES)] * len(requests)
+    assert service.NO_RULES == "this collector evaluates no rules (started without --rules)"
+
+
+def test_a_failing_store_is_unavailable(alerts, tmp_path):
+    alerts.store.client.command(f"DROP TABLE {alerts.db}.silences")
+
+    async def calls(s):
+        return await refused(s["reader"].ListSilences(alerts_pb2.ListSilencesRequest()))
+
+    code, message = call(Book(alerts), tmp_path, calls)
+    assert code == grpc.StatusCode.UNAVAILABLE and message.startswith("alert store: ")
