@@ -64,3 +64,19 @@ PENDING_BYTES_MAX = Gauge("ferry_collector_pending_bytes_max", "Highest ferry_co
 BACKPRESSURE = Counter(
     "ferry_collector_backpressure", "Frames or streams refused with RESOURCE_EXHAUSTED", ["reason"]
 )
+NOTIFICATIONS = Counter(
+    "ferry_collector_notifications",
+    "Alert notifications by receiver and outcome: sent; retried (an attempt failed, another follows); "
+    "failed (given up after max_retries, or refused for good: lost); dropped (its receiver's queue was "
+    "full: the oldest waiting is dropped) (docs/alerting.md)",
+    ["receiver", "outcome"],
+)
+NOTIFICATION_SECONDS = Histogram(
+    "ferry_collector_notification_seconds",
+    "Time of one attempt to send a notification, by receiver",
+    ["receiver"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ALERTS_UNROUTED = Counter(
+    "ferry_collector_alerts_unrouted", "Alerts no [[routes]] table matched (not sent; logged once each)"
+)
