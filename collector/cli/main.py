@@ -2,7 +2,8 @@
 
 `query` and `series` live here; one command per record kind (`events`, `logs`) in
 `ferry.collector.cli.records`; `agents`, `top` and `series --label` in
-`ferry.collector.cli.listing`, `send` in `ferry.collector.cli.send`.
+`ferry.collector.cli.listing`, `send` in `ferry.collector.cli.send`, `alerts` and `silence` (the
+Alerts service) in `ferry.collector.cli.alerts`.
 
 Exit status: 0 ok, 1 server or data error (message on stderr), 2 usage error.
 """
@@ -16,7 +17,7 @@ import sys
 import grpc
 
 from ferry import transport
-from ferry.collector.cli import UsageError, connection, listing, output, records, send
+from ferry.collector.cli import UsageError, alerts, connection, listing, output, records, send
 from ferry.collector.cli.expr import ExprError, parse
 from ferry.collector.cli.timeparse import auto_step_ms, duration_ms, instant_ms
 from ferry.collector.query.resolution import NAMES as RESOLUTION_NAMES
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(s)
     records.add_parsers(sub, common)
     listing.add_parsers(sub, common)
+    alerts.add_parsers(sub, common)
     send.add_parser(sub)
     return p
 
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         **dict.fromkeys(records.KINDS, records.run),  # `ferry events`, `ferry logs`
         "agents": listing.run_agents,
         "top": listing.run_top,
+        "alerts": alerts.run_alerts,
+        "silence": alerts.run_silence,
     }
     try:
         if args.command == "send":
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             endpoint = connection.endpoint(args, max_receive_bytes=CLIENT_MAX_RECEIVE_BYTES)
             with transport.channel(endpoint) as channel:
-                text = commands[args.command](args, query_pb2_grpc.QueryStub(channel))
+                stub = alerts.stub if args.command in alerts.COMMANDS else query_pb2_grpc.QueryStub
+                text = commands[args.command](args, stub(channel))
     except (UsageError, send.LabelError) as exc:
         print(f"ferry {args.command}: {exc}", file=sys.stderr)
         return 2
