@@ -51,6 +51,15 @@ class CollectorConfig:
         "bool",
         "serve a non-loopback listen address without TLS and an auth file (logs a warning)",
     )
+    rules: str = setting(
+        "",
+        "str",
+        "alert rules, receivers and routes (TOML; SIGHUP reloads it); without it nothing is evaluated",
+        metavar="FILE",
+    )
+    alert_eval_interval: float = setting(
+        15.0, "duration", "how often every alert rule is evaluated", metavar="DUR"
+    )
     metrics_listen: str = setting(
         "127.0.0.1:9470", "optional_address", "self-metrics HTTP address ('' disables)", metavar="HOST:PORT"
     )

@@ -19,6 +19,8 @@ from ferry import transport
 from ferry.collector import __version__
 from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
+from ferry.collector.alerting import service as alerts_service
+from ferry.collector.alerting.rulesfile import load_rules
 from ferry.collector.auth import tokens
 from ferry.collector.auth.setup import Security
 from ferry.collector.budget import Budget
@@ -131,6 +133,17 @@ async def serve(
         lambda tag: stores.get().client.command(calls.kill_sql(tag)),
         query_service.new_call,
     )
+    alerting = None
+    if cfg.rules:
+        from ferry.collector.alerting.run import Alerting
+
+        alerting = await asyncio.to_thread(
+            Alerting.build, cfg.rules, cfg.alert_eval_interval, query_service, stores,
+            lambda: store_health.ok,
+        )  # fmt: skip
+    alerts_service.add_to_server(
+        alerting.engine if alerting else None, server, lambda: security.gate.current().name
+    )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
@@ -152,13 +165,15 @@ async def serve(
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: reload(security))
+    loop.add_signal_handler(signal.SIGHUP, lambda: reload(security, alerting))
     # the probe has the bootstrap store to itself from here on
     watch = asyncio.create_task(watch_store(store_health, bootstrap, health_servicer, cfg, stop))
     pruning = asyncio.create_task(prune_marks(marks, limits, stop))
     auditing = asyncio.create_task(flush_audit(security, stop))
     notifier = Notifier.from_env()
     watchdog = asyncio.create_task(notifier.watchdog(stop))
+    if alerting is not None:
+        alerting.start()
     notifier.ready(f"serving on {cfg.listen}")
     await stop.wait()
     notifier.stopping()
@@ -166,6 +181,8 @@ async def serve(
     await watch
     await pruning
     await auditing
+    if alerting is not None:
+        await alerting.stop()
     log.info("stopping: answering the %d frames in progress, then closing streams", ingest.in_progress)
     for name in ("", *SERVICES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -235,12 +252,20 @@ async def prune_marks(marks: Marks, limits: Limits, stop: asyncio.Event, every_s
             log.info("dedup marks: %d of days before the window dropped", dropped)
 
 
-def reload(security: Security) -> None:
-    """SIGHUP: certificates, keys and the auth file read again (other keys need a restart)."""
-    if security.credentials is None and not security.cfg.auth:
-        log.warning("SIGHUP: no TLS files or auth file to reload; other keys need a restart")
+_RELOADS: set[asyncio.Future] = set()
+
+
+def reload(security: Security, alerting=None) -> None:
+    """SIGHUP: certificates, keys, the auth file and the rules file read again (other keys need
+    a restart)."""
+    if security.credentials is None and not security.cfg.auth and alerting is None:
+        log.warning("SIGHUP: no TLS files, auth file or rules file to reload; other keys need a restart")
         return
     security.reload()
+    if alerting is not None:
+        task = asyncio.ensure_future(alerting.reload())
+        _RELOADS.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(_RELOADS.discard)
 
 
 def reread_ledger(store: Store, store_health: StoreHealth, limits: Limits) -> list[ledger.Mark]:
@@ -274,6 +299,8 @@ def main(argv: list[str] | None = None) -> None:
     setup(cfg.log_level, native_stderr=True)  # core logs what peers send: kept inside JSON strings
     try:
         security = Security.load(cfg)
+        if cfg.rules:
+            load_rules(cfg.rules)  # refused before anything starts
     except ConfigError as exc:
         print(f"ferry-collector: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -132,6 +132,7 @@ def render_config(cls: type, note: Callable[[type], str] = lambda part: "") -> l
 
 def render_markdown() -> str:
     from ferry.agent.config import COMPONENTS, AgentConfig
+    from ferry.collector.alerting.rulesfile import RulesFile
     from ferry.collector.auth.principals import AuthFile
     from ferry.collector.config import CollectorConfig
 
@@ -152,6 +153,8 @@ def render_markdown() -> str:
     lines += render_config(CollectorConfig)
     lines += ["## The collector's auth file (`--auth FILE`)", ""]
     lines += render_config(AuthFile, lambda part: "SIGHUP reloads it; docs/security.md explains it.")
+    lines += ["## The collector's rules file (`--rules FILE`)", ""]
+    lines += render_config(RulesFile, lambda part: "SIGHUP reloads it; docs/alerting.md explains it.")
     return "\n".join(lines).rstrip() + "\n"
 
 
