@@ -1,5 +1,5 @@
 """Sending, against real servers on loopback: a local HTTP server for the webhook and Slack
-receivers (retries, backoff, timeouts), and aiosmtpd for e-mail. The Notifier runs as the
+receivers (retries, backoff, timeouts), and aiosmtpd for e-mail (AUTH, STARTTLS). The Notifier runs as the
 collector runs it (`run` on an event loop of its own thread, `update` called from another)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import ssl
 import threading
 import time
 
@@ -18,6 +19,7 @@ from prometheus_client import REGISTRY
 from ferry.collector.alerting.model import Alert, fingerprint, labels_of
 from ferry.collector.alerting.notify import Notifier, Receiver, Route
 from ferry.collector.alerting.notify.channel import backoff
+from ferry.collector.devcerts import DevCA
 from ferry.collector.devrun import free_port
 from tests.collector.notify_sink import Sink, running
 
@@ -161,7 +163,7 @@ def test_backoff_doubles_is_bounded_and_jittered():
 def test_a_receiver_that_times_out_delays_neither_another_receiver_nor_update():
     with Sink(delay_s=3.0) as slow, Sink() as fast:
         receivers = [
-            Receiver("hook-slow", "webhook", url=slow.url, timeout=0.5, max_retries=1),
+            Receiver("hook-slow", "webhook", url=slow.url, timeout=1.0, max_retries=1),
             Receiver("hook-fast", "webhook", url=fast.url),
         ]
         routes = [route("hook-slow", match=(("host", "slow"),)), route("hook-fast")]
@@ -171,9 +173,9 @@ def test_a_receiver_that_times_out_delays_neither_another_receiver_nor_update():
             slow.wait(1)  # the slow receiver is now holding its first attempt
             started = time.monotonic()
             n.update([alert("slow"), alert("fast")], [], now_ms())
-            assert time.monotonic() - started < 0.05  # update does no I/O
+            assert time.monotonic() - started < 0.25  # update does no I/O (a send here takes 1 s)
             fast.wait(1, timeout=2.0)
-            assert time.monotonic() - started < 0.5  # not behind the slow one's 0.5 s timeout
+            assert time.monotonic() - started < 0.8  # not behind the slow one's 1 s timeout
             slow.wait(2, timeout=5.0)  # its retry after the timeout
             deadline = time.monotonic() + 5
             while outcomes("hook-slow")["failed"] == before["failed"] and time.monotonic() < deadline:
@@ -264,3 +266,32 @@ def test_a_refused_smtp_login_is_not_retried(smtp_server, tmp_path):
     assert delta(outcomes("mail-badauth"), before) == {"failed": 1}  # no "retried": one attempt
     # which smtplib makes with each mechanism the server offers (PLAIN, then LOGIN)
     assert mailbox.logins == [(b"ferry", b"wrong")] * 2 and mailbox.envelopes == []
+
+
+def test_email_with_starttls_verifies_the_server_and_logs_in_over_tls(tmp_path, monkeypatch):
+    ca = DevCA.create("notify test CA")
+    cert, key = ca.issue("smtp", ["localhost", "127.0.0.1"]).write(tmp_path / "smtp")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.write_ca(tmp_path / "ca.pem")))  # the "system" CAs
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(
+        mailbox, hostname="127.0.0.1", port=port, authenticator=mailbox.authenticate,
+        tls_context=server_tls, require_starttls=True, auth_require_tls=True,
+    )  # fmt: skip
+    controller.start()
+    secret = tmp_path / "password"
+    secret.write_text("s3cret")
+    mail = Receiver(
+        "mail-tls", "email", smtp_host="127.0.0.1", smtp_port=port, sender="ferry@example.com",
+        to=("ops@example.com",), username="ferry", password_file=str(secret), starttls=True,
+    )  # fmt: skip
+    try:
+        with running(Notifier([mail], [route("mail-tls")], **FAST)) as n:
+            n.update([alert()], [], now_ms())
+            assert mailbox.arrived.wait(10), "no message reached the SMTP server"
+    finally:
+        controller.stop()
+    (envelope,) = mailbox.envelopes
+    assert mailbox.logins == [(b"ferry", b"s3cret")] and envelope.rcpt_tos == ["ops@example.com"]
+    assert email.message_from_bytes(envelope.content)["Subject"] == "[FIRING:1] HighCPU"

@@ -240,7 +240,10 @@ class Notifier:
         tasks = [asyncio.create_task(c.run(stop), name=f"notify-{name}") for name, c in self.channels.items()]
         try:
             while not stop.is_set():
-                self.tick(int(self.clock() * 1000))
+                try:
+                    self.tick(int(self.clock() * 1000))
+                except Exception:  # a defect here must not end notifications for good
+                    log.exception("notifier tick failed")
                 await first_set(stop, timeout=self.tick_s)
         finally:
             _, pending = await asyncio.wait(tasks, timeout=1.0) if tasks else (set(), set())
