@@ -276,6 +276,7 @@ def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
     """Every ```toml block is an agent config file the agent accepts, as written (or, where it says
     so, the collector's config file or its auth file)."""
     from ferry.agent.config import AgentConfig
+    from ferry.collector.alerting.rulesfile import load_rules
     from ferry.collector.auth.principals import Principals
     from ferry.collector.config import CollectorConfig
     from ferry.runtime.config import ConfigSource
@@ -290,6 +291,8 @@ def test_toml_examples_are_agent_configs_that_load(page, tmp_path):
         path.write_text(block)
         if "[[principals]]" in block:  # the collector's auth file (security.md)
             Principals.load(str(path))
+        elif any(f"[[{t}]]" in block for t in ("alerts", "receivers", "routes")):  # a rules file
+            load_rules(str(path))
         elif block.startswith("# /etc/ferry/collector.toml"):
             ConfigSource(CollectorConfig, str(path), {}).load()
         else:
