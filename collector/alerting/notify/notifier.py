@@ -121,6 +121,8 @@ class Notifier:
             self._firing = {i: a for i, a in given.items() if not a.resolved}
             for alert in given.values():
                 self._route(alert, now_ms)
+            # an update holds every firing alert: what the first one did not claim never will
+            self._restored.clear()
 
     def _route(self, alert: Alert, now_ms: int) -> None:
         for receiver in self._am:
@@ -229,7 +231,9 @@ class Notifier:
 
     def restore(self, entries: Iterable[tuple[str, str, int]]) -> None:
         """Before the first update: these alerts were notified (at these times) by an earlier
-        notifier; their groups send them again only at repeat_interval, or their resolution."""
+        notifier; their groups send them again only at repeat_interval, or their resolution.
+        Entries the first update's alerts do not claim (another receiver, resolved since) are
+        forgotten then."""
         with self._lock:
             self._restored.update({(receiver, alert_id): ms for receiver, alert_id, ms in entries})
 
