@@ -10,9 +10,9 @@ import io
 import json
 import threading
 
-import grpc.aio
 import pytest
 
+from ferry import transport
 from ferry.collector.alerting import service
 from ferry.collector.alerting.model import fingerprint
 from ferry.collector.cli.main import main
@@ -28,9 +28,9 @@ class Served:
         self.thread.start()
 
         async def start():
-            server = grpc.aio.server()
+            server = transport.server()
             svc = service.add_to_server(book, server, who=lambda: "anonymous", clock=lambda: NOW)
-            port = server.add_insecure_port("127.0.0.1:0")
+            port = transport.bind(server, "127.0.0.1:0")
             await server.start()
             return server, svc, port
 

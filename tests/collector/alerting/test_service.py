@@ -10,6 +10,7 @@ import grpc
 import grpc.aio
 import pytest
 
+from ferry import transport
 from ferry.collector.alerting import service
 from ferry.collector.alerting.model import fingerprint
 from ferry.collector.auth.gate import Gate
@@ -39,11 +40,11 @@ def call(book, tmp_path, calls):
     gate = Gate(Principals.load(principals_file(tmp_path)))
 
     async def main():
-        server = grpc.aio.server(interceptors=[gate.interceptor()])
+        server = transport.server(interceptors=[gate.interceptor()])
         svc = service.add_to_server(book, server, who=lambda: gate.current().name, clock=lambda: NOW)
-        port = server.add_insecure_port("127.0.0.1:0")
+        port = transport.bind(server, "127.0.0.1:0")
         await server.start()
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        channel = transport.aio_channel(f"127.0.0.1:{port}")
         try:
             stubs = {
                 who: Stub(alerts_pb2_grpc.AlertsStub(channel), token)
