@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -48,6 +49,7 @@ RESOLVED_KEPT_MS = DAY_MS
 RECENT = 8
 
 Ack = tuple[str, int, str]  # (by, at_ms, note)
+T = TypeVar("T")
 
 
 def _now_ms() -> int:
@@ -92,7 +94,11 @@ class AlertStore:
             " ORDER BY ts DESC, id LIMIT {limit:UInt64}",
             params,
         )
-        return [_transition(r) for r in rows]
+        # one evaluation can move an instance twice (inactive → pending → firing with `for` = 0)
+        out = [_transition(r) for r in rows]
+        return _in_order(
+            out, key=lambda t: (t.time_ms, t.id), state=lambda t: t.state, previous=lambda t: t.previous
+        )
 
     def current(self, now_ms: int | None = None) -> list[InstanceState]:
         """Every instance whose latest transition is into pending or firing, or into resolved
@@ -292,19 +298,23 @@ def _silence(row) -> Silence:
     return Silence(id_, parse_matchers(matchers), int(starts), int(ends), comment, created_by)
 
 
-def _latest_first(recent: list[tuple]) -> list[tuple]:
-    """`recent` (newest first by time) with transitions of one millisecond in the order they
-    happened, newest first: of two at one time, the one into the other's `previous` came first."""
-    out = list(recent)
+def _in_order(
+    items: list[T], key: Callable[[T], object], state: Callable[[T], str], previous: Callable[[T], str]
+) -> list[T]:
+    """`items` (newest first) with each run of equal `key` (transitions of one millisecond) in
+    the order they happened, newest first: of two, the one into the other's `previous` came first."""
+    out = list(items)
     i = 0
     while i < len(out):
         j = i
-        while j < len(out) and out[j][0] == out[i][0]:
+        while j < len(out) and key(out[j]) == key(out[i]):
             j += 1
         tied = out[i:j]
         ordered = []
         while tied:  # the newest is a transition no other tied one started from
-            pick = next((t for t in tied if not any(u[2] == t[1] for u in tied if u is not t)), tied[0])
+            pick = next(
+                (t for t in tied if not any(previous(u) == state(t) for u in tied if u is not t)), tied[0]
+            )
             ordered.append(pick)
             tied.remove(pick)
         out[i:j] = ordered
@@ -316,7 +326,7 @@ def _rebuilt(recent: list[tuple], now_ms: int) -> InstanceState | None:
     """The instance as its newest transitions (time, state, previous, rule, labels, value,
     annotations; newest first) leave it, or None when it is inactive or resolved more than
     RESOLVED_KEPT_MS before `now_ms`."""
-    recent = _latest_first(recent)
+    recent = _in_order(recent, key=lambda t: t[0], state=lambda t: t[1], previous=lambda t: t[2])
     ts, state, _previous, rule, labels, value, annotations = recent[0]
     state = State(state)
     if state == State.INACTIVE or (state == State.RESOLVED and ts < now_ms - RESOLVED_KEPT_MS):

@@ -94,6 +94,7 @@ def test_transitions_of_one_millisecond_are_ordered_by_their_previous_state(aler
     alerts.write(both[::-1] if newest_first else both)
     (found,) = alerts.current()
     assert (found.state, found.active_since_ms, found.fired_at_ms) == (State.FIRING, T0, T0)
+    assert alerts.history(0, 10) == both[::-1]  # newest first
 
 
 def test_a_new_episode_after_resolving_starts_its_own_clock(alerts):
