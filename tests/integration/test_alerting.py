@@ -191,3 +191,28 @@ def _agents(addr: str):
 
     with transport.channel(addr) as channel:
         return query_pb2_grpc.QueryStub(channel).ListAgents(query_pb2.ListAgentsRequest(), timeout=10).agents
+
+
+def test_a_silence_holds_notifications_back_until_it_expires(stack):
+    collector, agent, app, sink, _rules = stack
+    with transport.channel(collector.addr) as channel:
+        alerts_pb2_grpc.AlertsStub(channel).AddSilence(
+            alerts_pb2.AddSilenceRequest(matchers='{alertname="HotRoom",room="kitchen"}', duration_ms=8000,
+                                         comment="oven test"),
+            timeout=10,
+        )  # fmt: skip
+    silenced_until = time.monotonic() + 8
+    with diagnose(collector, agent):
+        send_for(app, 4.0, kitchen=80.0, lab=90.0)
+        wait_for(lambda: states(collector.addr) == {"kitchen": "firing", "lab": "firing"}, what="both firing")
+        (lab,) = wait_for(lambda: sent(sink, "firing"), timeout=10, what="lab notified")
+        assert [a["labels"]["room"] for a in lab.body["alerts"]] == ["lab"]  # kitchen held back
+        while time.monotonic() < silenced_until - 1.5:  # (well before it ends)
+            send_for(app, 0.5, kitchen=80.0, lab=90.0)
+        assert [a["labels"]["room"] for r in sent(sink, "firing") for a in r.body["alerts"]] == ["lab"]
+        send_for(app, 2.5, kitchen=80.0, lab=90.0)  # the silence has expired: kitchen is new
+        rooms = wait_for(
+            lambda: [a["labels"]["room"] for r in sent(sink, "firing") for a in r.body["alerts"]][1:],
+            what="kitchen notified after the silence",
+        )
+        assert rooms == ["kitchen"]
