@@ -73,6 +73,7 @@ async def serve(
             logs_ttl_days=cfg.logs_ttl_days,
             rollup_1m_ttl_days=cfg.rollup_1m_ttl_days,
             rollup_1h_ttl_days=cfg.rollup_1h_ttl_days,
+            alerts_ttl_days=cfg.alerts_ttl_days,
             cluster=cfg.cluster,
         ),
     )

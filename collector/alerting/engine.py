@@ -76,6 +76,8 @@ class Engine:
         self._silences: list[Silence] = []
         self._lock = threading.Lock()  # evaluation (its thread) against acks and reloads (RPCs)
         self.restored = {s.id for s in self.states.by_id.values() if s.state == State.FIRING}
+        for s in self.states.by_id.values():  # the store keeps thresholds in transitions only
+            s.threshold = s.threshold or _threshold(self.rules, s.rule)
 
     @property
     def rules(self) -> list:

@@ -65,6 +65,7 @@ class InstanceState:
     acked_by: str = ""
     acked_at_ms: int = 0
     ack_note: str = ""
+    threshold: str = ""  # what its rule checks, as written ("> 0.8")
 
     @property
     def id(self) -> str:
@@ -177,4 +178,10 @@ class Silence:
         return all(m.matches(labels) for m in self.matchers)
 
     def text(self) -> str:
-        return "{" + ",".join(f'{m.label}{m.op}"{m.value}"' for m in self.matchers) + "}"
+        """The matchers as `parse_matchers` reads them back (quotes and backslashes escaped)."""
+        inner = ",".join(f'{m.label}{m.op}"{_escape(m.value)}"' for m in self.matchers)
+        return "{" + inner + "}"
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")

@@ -243,6 +243,7 @@ def instance_message(i: InstanceState) -> alerts_pb2.AlertInstance:
         labels=labels,
         state=str(i.state),
         **_value(i.value),
+        threshold=i.threshold,
         severity=labels.get("severity", ""),
         annotations=i.annotations,
         active_since_ms=i.active_since_ms,

@@ -53,7 +53,7 @@ class Instances:
             labels = instance_labels(rule, dict(group))
             state = self.by_id.get(fingerprint(labels))
             if state is None:
-                state = InstanceState(rule.name, labels)
+                state = InstanceState(rule.name, labels, threshold=rule.threshold)
             seen.add(state.id)
             state.value = value
             if group in holding:

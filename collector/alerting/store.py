@@ -273,12 +273,9 @@ _SILENCE_COLUMNS = (
 def matchers_text(matchers: tuple[Matcher, ...]) -> str:
     """`{label="value",...}` that `parse_matchers` reads back as `matchers` (quotes, backslashes
     and newlines escaped: a regex's `\\d` stays one)."""
-    inner = ",".join(f'{m.label}{m.op}"{_escape(m.value)}"' for m in matchers)
-    return "{" + inner + "}"
+    from ferry.collector.alerting.model import Silence
 
-
-def _escape(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return Silence("", matchers, 0, 0).text()
 
 
 def _labels(pairs: dict) -> tuple[tuple[str, str], ...]:

@@ -177,3 +177,11 @@ def test_instance_labels_and_annotations():
     (s,) = states.by_id.values()
     assert s.label_map == {"alertname": "R", "severity": "critical", "host": "a", "team": "a-ops"}
     assert s.annotations == {"s": "a=2"}
+
+
+def test_silence_text_reads_back_as_its_matchers():
+    from ferry.collector.alerting.model import Silence, parse_matchers
+
+    matchers = parse_matchers(r'{alertname="HighCPU",host=~"web-\\d+",note!="say \"hi\""}')
+    assert parse_matchers(Silence("s", matchers, 0, 1).text()) == matchers
+    assert [m.matches({"alertname": "HighCPU", "host": "web-12"}) for m in matchers] == [True, True, True]
