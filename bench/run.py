@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, client, collectd, fleet, ingest, rawinsert, security, storage, wire
+from bench import agent, alerting, client, collectd, fleet, ingest, rawinsert, security, storage, wire
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
@@ -73,6 +73,9 @@ def main() -> None:
     fleet_run = fleet.run(quick)
     # TLS handshakes/s vs plaintext connections; fleet max frames/s with TLS + mTLS + auth vs without
     security_run = security.run(quick)
+    # alert rules: one typical rule's evaluation and 1,000 rules' on 100 hosts' hour (20 under
+    # QUICK) in process; threshold crossing → webhook through a real collector (1 s evaluations)
+    alerting_run = alerting.run(quick)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -92,6 +95,7 @@ def main() -> None:
         **store_run,  # storage_bytes_per_point, query_ms_*, rollup_query_speedup, storage: details
         **fleet_run,  # fleet_*: frames/s, points/s, ack p50/p99, RSS, stored_ok; fleet_vs_prometheus
         **security_run,  # tls_handshakes_per_s, fleet_frames_per_s_secure, secure_vs_plain, ...
+        **alerting_run,  # alert_eval_ms_per_rule, alert_eval_s_1000_rules, alert_notify_latency_ms
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -135,11 +139,14 @@ def main() -> None:
         *fleet.FIGURES,
         "ingest_vs_prometheus",
         *security.FIGURES,
+        *alerting.FIGURES,
     ):
         if results.get(key) is not None:
             print(f"{key:40} {results[key]:>14,.2f}")
     print(f"{'fleet_stored_ok':40} {results['fleet_stored_ok']!s:>14}")
     print(f"{'security_stored_ok':40} {results['security_stored_ok']!s:>14}")
+    fits = results["alert_eval_fits_default_interval"]
+    print(f"{'alert_eval_fits_default_interval':40} {fits!s:>14}")
     for kind, ns in results["client_call_ns"].items():
         print(f"{'client_call_ns.' + kind:40} {ns:>14,.0f}")
     print(f"written to {RESULTS}")
