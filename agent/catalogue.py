@@ -213,6 +213,39 @@ SCRAPE_DURATION = _m(
     "How long the scrape took: request, body, parsing and mapping.",
 )
 
+# the agent's own delivery counters (the `agent` collector): cumulative since the agent started,
+# the values of its self-metrics on --metrics-listen, so the collector can alert on them
+AGENT_SPOOL_DROPPED_FRAMES = _m(
+    "ferry.agent.spool.dropped_frames",
+    COUNTER,
+    "{frame}",
+    (),
+    "Unacked frames the agent dropped because its spool exceeded its bound or its disk was full "
+    "(ferry_agent_spool_dropped_frames_total; the `agent` collector).",
+)
+AGENT_SPOOL_DROPPED_POINTS = _m(
+    "ferry.agent.spool.dropped_points",
+    COUNTER,
+    "{point}",
+    (),
+    "Points in the frames the spool dropped (ferry_agent_spool_dropped_points_total).",
+)
+AGENT_FRAMES_REJECTED = _m(
+    "ferry.agent.frames.rejected",
+    COUNTER,
+    "{frame}",
+    (),
+    "Frames dropped because no collector can take them: rejected as invalid, or too large to send "
+    "(ferry_agent_frames_rejected_total).",
+)
+AGENT_POINTS_REJECTED = _m(
+    "ferry.agent.points.rejected",
+    COUNTER,
+    "{point}",
+    (),
+    "Points in the frames dropped because no collector can take them (ferry_agent_points_rejected_total).",
+)
+
 ALL: tuple[MetricDef, ...] = tuple(v for v in list(globals().values()) if isinstance(v, MetricDef))
 
 
@@ -222,8 +255,9 @@ def render_markdown() -> str:
         "# Metrics the agent collects",
         "",
         "Generated from `agent/catalogue.py` by `make docs`; a test fails when this file is stale.",
-        "Names and attributes follow the OpenTelemetry hostmetrics receiver. Every series also",
-        "carries `host` (and the agent's configured `labels`).",
+        "Names and attributes follow the OpenTelemetry hostmetrics receiver; `ferry.agent.*` are",
+        "the agent's own counters (the `agent` collector). Every series also carries `host` (and",
+        "the agent's configured `labels`).",
         "",
         "| Metric | Kind | Unit | Labels | Description |",
         "| --- | --- | --- | --- | --- |",

@@ -1,7 +1,8 @@
-"""Host metrics: CPU, memory, paging, load and uptime here; disks, filesystems, network and
-processes from their own modules. `HOST_COLLECTORS` is the registry of them all: each has a
-`build(config, env)` and, if it has keys, a config dataclass; `build_collectors` builds the
-enabled ones for the agent, and `HostCollectorsConfig` composes their keys.
+"""Host metrics: CPU, memory, paging, load and uptime here; disks, filesystems, network,
+processes and the agent's own delivery counters (`agent`) from their own modules.
+`HOST_COLLECTORS` is the registry of them all: each has a `build(config, env)` and, if it has
+keys, a config dataclass; `build_collectors` builds the enabled ones for the agent, and
+`HostCollectorsConfig` composes their keys.
 
 Reads /proc directly (about a millisecond a cycle); the proc root is injectable so tests run the
 real parsers on a fixture tree. Rates (cpu utilization) need two samples: the first cycle emits
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.agent import catalogue as c
-from ferry.agent.collectors import disk, filesystem, network, processes
+from ferry.agent.collectors import agent_self, disk, filesystem, network, processes
 from ferry.agent.collectors.base import Collector, Emit, HostEnv, ProcText, SeriesCache
 from ferry.agent.collectors.filesystem import PSEUDO_FS, RATIO_SCALE, _unescape, ratio
 from ferry.agent.collectors.process_groups import ProcessGroup
@@ -171,6 +172,7 @@ HOST_COLLECTORS = (
     HostCollector("filesystem", filesystem.build, filesystem.FilesystemConfig),
     HostCollector("network", network.build),
     HostCollector("processes", processes.build, processes.ProcessesConfig),
+    HostCollector("agent", agent_self.build),  # the agent's own delivery counters
 )
 COLLECTOR_NAMES = tuple(c.name for c in HOST_COLLECTORS)
 

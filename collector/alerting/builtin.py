@@ -2,7 +2,11 @@
 
 - FerryAgentDown (critical), by agent_id and host: an agent the collector has not heard from for
   `agent_down_after` (default 30 s: three of its 10 s frames), from the `agents` table;
-- FerryStoreErrors (critical): the collector's store takes no writes (frames get UNAVAILABLE).
+- FerryStoreErrors (critical): the collector's store takes no writes (frames get UNAVAILABLE);
+- FerrySpoolDropping (warning), by host: an agent's spool dropped frames in the last 5 minutes
+  (the increase of `ferry.agent.spool.dropped_frames`, which agents send from their `agent`
+  collector; their series carry `host`, not agent_id). An ordinary condition rule (not
+  `builtin`), so the engine has the evaluator read it like any rule of the file.
 """
 
 from __future__ import annotations
@@ -12,8 +16,11 @@ from collections.abc import Callable
 from ferry.collector.alerting.evaluate import Evaluation
 from ferry.collector.alerting.model import Labels
 from ferry.collector.alerting.rules import Condition, Rule
+from ferry.collector.cli.expr import parse
 
 Agents = Callable[[], list[tuple[str, str, int]]]  # (agent_id, host, last_seen_ms)
+NAMES = ("FerryAgentDown", "FerryStoreErrors", "FerrySpoolDropping")
+SPOOL_DROPPED_FRAMES = "ferry.agent.spool.dropped_frames"  # ferry.agent.catalogue
 
 
 class Builtins:
@@ -45,6 +52,19 @@ class Builtins:
                 severity="critical",
                 annotations=(("summary", "the collector's store takes no writes: frames get UNAVAILABLE"),),
                 builtin=True,
+            ),
+            Rule(
+                "FerrySpoolDropping",
+                "condition",  # read by the engine's Evaluator, not by evaluate() below
+                parse(SPOOL_DROPPED_FRAMES, require_name=True),
+                "increase",
+                ("host",),
+                300.0,
+                Condition(">", 0.0, "> 0 frames dropped in 5m"),
+                severity="warning",
+                annotations=(
+                    ("summary", "the agent on {{host}} is dropping spooled frames ({{value}} in 5 minutes)"),
+                ),
             ),
         ]
 

@@ -17,7 +17,7 @@ PACKAGING = ROOT / "packaging"
 def test_default_configs_load_without_errors():
     agent = parse_args(AgentConfig, ["--config", str(PACKAGING / "config" / "agent.toml")], "ferry-agent", "")
     assert agent.collector == ["127.0.0.1:4770"] and agent.interval == 10.0 and agent.spool_fsync == "frame"
-    assert agent.process_top_n == 10 and "processes" in agent.collectors
+    assert agent.process_top_n == 10 and {"processes", "agent"} <= set(agent.collectors)
     collector = parse_args(
         CollectorConfig, ["--config", str(PACKAGING / "config" / "collector.toml")], "ferry-collector", ""
     )

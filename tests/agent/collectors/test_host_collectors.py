@@ -86,6 +86,11 @@ def test_missing_sources_are_skipped(tmp_path):
         c.LOAD_5M.name,
         c.LOAD_15M.name,
         c.PROCESSES_COUNT.name,  # all zero: the fixture has no pid directories
+        # the agent's own counters (the `agent` collector) read no /proc file
+        c.AGENT_SPOOL_DROPPED_FRAMES.name,
+        c.AGENT_SPOOL_DROPPED_POINTS.name,
+        c.AGENT_FRAMES_REJECTED.name,
+        c.AGENT_POINTS_REJECTED.name,
     }
 
 

@@ -486,10 +486,11 @@ def test_series_use_the_catalogue_and_are_reused(collector, proc):
 
 def test_point_count_per_cycle(collector, proc):
     # 2 cpus x 8 states, 6 memory states x 2, 3 loads, 3 devices x 2 directions x 4, 3 mounts x 3,
-    # processes created + 6 counts by status (no pid dirs here), 3 mounts' utilization
-    assert len(collect(collector)) == 16 + 12 + 3 + 24 + 9 + 1 + 6 + 3
+    # processes created + 6 counts by status (no pid dirs here), 3 mounts' utilization, the
+    # agent's 4 own counters
+    assert len(collect(collector)) == 16 + 12 + 3 + 24 + 9 + 1 + 6 + 3 + 4
     (proc / "stat").write_text(STAT_2)
-    assert len(collect(collector)) == 16 + 8 + 12 + 3 + 24 + 9 + 1 + 6 + 3
+    assert len(collect(collector)) == 16 + 8 + 12 + 3 + 24 + 9 + 1 + 6 + 3 + 4
 
 
 # ---- the real /proc -------------------------------------------------------------------------------
