@@ -8,8 +8,9 @@ store): they run one at a time on the service's own thread, never on the event l
 The auth gate gives the reads (ListAlerts, History, ListSilences) to the `query` role and the
 writes (Ack, AddSilence, ExpireSilence) to `admin` (ferry.collector.auth.gate.METHOD_ROLES);
 `who()` names the caller's principal, recorded as an ack's `acked_by` and a silence's
-`created_by`. Errors: an unknown id is NOT_FOUND naming it; bad matchers, a duration, a state
-or a text too long INVALID_ARGUMENT naming the value; a book that fails (the store) UNAVAILABLE.
+`created_by`. Errors: an unknown id is NOT_FOUND naming it; bad matchers, a duration (a
+silence lasts more than 0 and at most 10 years, and starts at most 10 years on), a state or a
+text too long INVALID_ARGUMENT naming the value; a book that fails (the store) UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = logging.getLogger("ferry.collector.alerting")
 
 NO_RULES = "this collector evaluates no rules (started without --rules)"
 DAY_MS = 86_400_000
+MAX_SILENCE_MS = 3650 * DAY_MS  # a silence lasts at most 10 years, and starts at most 10 years on
 HISTORY_LIMIT, MAX_HISTORY_LIMIT = 100, 10_000
 MAX_TEXT = 4096  # characters of an ack's note or a silence's comment
 LISTED_STATES = ("pending", "firing", "resolved")  # what ListAlerts answers; "" / "all": every one
@@ -184,8 +186,17 @@ class AlertsService(alerts_pb2_grpc.AlertsServicer):
             raise _Invalid(str(exc)) from None
         if request.duration_ms <= 0:
             raise _Invalid(f"duration_ms {request.duration_ms} must be > 0 (how long the silence lasts)")
+        if request.duration_ms > MAX_SILENCE_MS:
+            raise _Invalid(
+                f"duration_ms {request.duration_ms} is more than {MAX_SILENCE_MS} (10 years, the limit)"
+            )
         _check_text(request.comment, "comment")
-        starts = request.starts_ms or self.clock()
+        now = self.clock()
+        starts = request.starts_ms or now
+        if not 0 < starts <= now + MAX_SILENCE_MS:
+            raise _Invalid(
+                f"starts_ms {starts} must be > 0 and at most 10 years from now ({now + MAX_SILENCE_MS})"
+            )
         silence = Silence(
             secrets.token_hex(8), matchers, starts, starts + request.duration_ms, request.comment, self.who()
         )

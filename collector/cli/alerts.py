@@ -3,7 +3,7 @@ history, and silences, through its Alerts service (ferry.collector.alerting.serv
 
     ferry alerts [--state firing|pending|resolved|all]     instances, and rules not healthy (stderr)
     ferry alerts ack ID [--note TEXT]                      acknowledge a pending or firing instance
-    ferry alerts history [--since DUR] [--state S]         transitions, newest first
+    ferry alerts history [--since DUR] [--state S]         transitions, newest first (S: also inactive)
     ferry silence add MATCHERS --for DUR [--comment TEXT]  e.g. '{alertname="HighCPU",host=~"web-.*"}'
     ferry silence list [--all]                             active and future ones (--all: ended too)
     ferry silence expire ID
@@ -32,6 +32,9 @@ from ferry.v1 import alerts_pb2, alerts_pb2_grpc
 
 COMMANDS = ("alerts", "silence")
 STATES = ("all", "firing", "pending", "resolved")
+HISTORY_STATES = (*STATES, "inactive")  # a transition into inactive: pending whose condition ended
+DAY_MS = 86_400_000
+MAX_DURATION_MS = 3650 * DAY_MS  # --for and --since: 10 years, ferry.collector.alerting.service's limit
 ALERT_FIELDS = (
     "id", "rule", "state", "severity", "value", "threshold", "labels", "annotations", "active_since_ms",
     "fired_at_ms", "resolved_at_ms", "acked_by", "acked_at_ms", "ack_note",
@@ -56,7 +59,12 @@ def add_parsers(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     )
     a.add_argument("action", nargs="?", default="list", choices=("list", "ack", "history"))
     a.add_argument("id", nargs="?", default="", metavar="ID", help="the instance to acknowledge (ack)")
-    a.add_argument("--state", choices=STATES, default="all", help="list: only these (default all)")
+    a.add_argument(
+        "--state",
+        choices=HISTORY_STATES,
+        default="all",
+        help="list, history: only these (default all; inactive: history only)",
+    )
     a.add_argument("--note", default="", metavar="TEXT", help="ack: why, or what is being done")
     a.add_argument("--since", default="1d", metavar="DUR", help="history: this far back (default 1d)")
     a.add_argument("--limit", type=int, default=100, help="history: at most this many (default 100)")
@@ -94,10 +102,7 @@ def run_alerts(args, stub: alerts_pb2_grpc.AlertsStub) -> str:
         _only("history", {"--note": bool(args.note)})
         if not 1 <= args.limit <= MAX_LIMIT:
             raise UsageError(f"--limit {args.limit} must be between 1 and {MAX_LIMIT}")
-        try:
-            since = instant_ms(None) - duration_ms(args.since, "--since")
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        since = instant_ms(None) - _duration(args.since, "--since")
         req = alerts_pb2.HistoryRequest(
             since_ms=since, limit=args.limit, state="" if args.state == "all" else args.state
         )
@@ -108,6 +113,8 @@ def run_alerts(args, stub: alerts_pb2_grpc.AlertsStub) -> str:
             )
         return _transitions(resp.transitions, args.format)
     _only("list", {"--note": bool(args.note), "--since": args.since != "1d"})
+    if args.state not in STATES:
+        raise UsageError(f"--state {args.state} applies to history only (list: {', '.join(STATES)})")
     resp = stub.ListAlerts(alerts_pb2.ListAlertsRequest(state=args.state), timeout=args.timeout)
     for r in resp.rules:  # a rule that cannot say whether it fires is worth a line
         if r.health != "ok":
@@ -124,9 +131,9 @@ def run_silence(args, stub: alerts_pb2_grpc.AlertsStub) -> str:
         _only("add", {"--all": args.all})
         try:
             parse_matchers(args.target)  # the service checks too: this says it before a call
-            ms = duration_ms(args.duration, "--for")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        ms = _duration(args.duration, "--for")
         req = alerts_pb2.AddSilenceRequest(matchers=args.target, duration_ms=ms, comment=args.comment)
         return _silences([stub.AddSilence(req, timeout=args.timeout).silence], args.format)
     if args.action == "expire":
@@ -140,6 +147,19 @@ def run_silence(args, stub: alerts_pb2_grpc.AlertsStub) -> str:
     _only("list", {"--for": bool(args.duration), "--comment": bool(args.comment)})
     resp = stub.ListSilences(alerts_pb2.ListSilencesRequest(include_expired=args.all), timeout=args.timeout)
     return _silences(resp.silences, args.format)
+
+
+def _duration(text: str, flag: str) -> int:
+    """A flag's duration in ms, at most MAX_DURATION_MS (a request's int64 holds no more)."""
+    try:
+        ms = duration_ms(text, flag)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OverflowError:  # more digits than a float holds
+        ms = MAX_DURATION_MS + 1
+    if ms > MAX_DURATION_MS:
+        raise UsageError(f"{flag} {text}: more than the limit of {MAX_DURATION_MS // DAY_MS}d (10 years)")
+    return ms
 
 
 def _value(message) -> float | None:

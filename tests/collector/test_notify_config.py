@@ -97,6 +97,13 @@ def test_a_rules_file_builds_receivers_and_routes(tmp_path):
     assert critical.group_labels({"alertname": "X", "severity": "critical"}) == (("alertname", "X"),)
 
 
+@pytest.mark.parametrize(("given", "seconds"), [('"0ms"', 0.0), ('"0m"', 0.0), ("0", 0.0), ('"1.5s"', 1.5)])
+def test_group_wait_may_be_zero_in_any_unit(tmp_path, given, seconds):
+    text = '[[receivers]]\nname = "ops"\ntype = "webhook"\nurl = "http://h/"\n\n'
+    (r,) = load(tmp_path, text + f'[[routes]]\nreceiver = "ops"\ngroup_wait = {given}\n').routes
+    assert r.group_wait == seconds
+
+
 def refusal(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as exc:
         load(tmp_path, text)
@@ -136,6 +143,15 @@ def refusal(tmp_path: Path, text: str) -> str:
         (
             '[[receivers]]\nname = "x"\ntype = "email"\nsmtp_host = "h"\nfrom = "a@b"\nto = ["nobody"]\n',
             "[[receivers]] #1: key 'to': 'nobody' given; expected e-mail addresses",
+        ),
+        (
+            '[[receivers]]\nname = "x"\ntype = "email"\nsmtp_host = "h"\nfrom = "a@b"\nto = "c@d"\n'
+            "smtp_port = 0\n",
+            "[[receivers]] #1: key 'smtp_port' 0 must be a port number from 1 to 65535",
+        ),
+        (
+            '\n\n[[routes]]\nreceiver = "ops"\ngroup_wait = "-0s"\n',
+            "rules.toml:3: key 'routes' [[routes]] #1: key 'group_wait': '-0s' is not a duration",
         ),
         (
             '[[receivers]]\nname = "x"\ntype = "webhook"\nurl = "http://h/"\nmax_retries = 99\n',

@@ -244,6 +244,75 @@ def test_a_restarted_notifier_restored_from_the_sent_log_does_not_notify_again()
     assert [ids(x) for _, x in sent] == [["b:firing", "a:resolved"]]
 
 
+def test_a_restored_alert_resolved_in_the_first_update_has_its_resolution_sent():
+    second = Notifier([OPS], [route(group_wait=0.0, group_interval=60.0)])
+    second.restore([("ops", alert("a").id, 0), ("ops", alert("b").id, 0)])
+    second.update([resolved(alert("a"), 5 * S)], [], 5 * S)  # b: resolved before the restart
+    assert [ids(x) for _, x in ticks(second, 5 * S, 10 * M)] == [["a:resolved"]]
+
+
+def test_a_notifier_restored_but_not_updated_still_reports_what_was_sent():
+    routes = [route(group_wait=0.0, group_interval=60.0, repeat_interval=3600.0)]
+    first = Notifier([OPS], routes)
+    first.update([alert("a")], [], 0)
+    assert len(first.tick(0)) == 1
+    second = Notifier([OPS], routes)
+    second.restore(first.sent_log())
+    assert second.sent_log() == [("ops", alert("a").id, 0)]  # a second SIGHUP before an update
+    third = Notifier([OPS], routes)
+    third.restore(second.sent_log())
+    third.update([alert("a")], [], 10 * S)
+    assert ticks(third, 10 * S, 30 * M, 5 * S) == []
+
+
+def test_reloads_in_a_row_before_an_update_adopt_the_sent_log_and_the_firing_alerts():
+    routes = [route(group_wait=30.0, group_interval=60.0, repeat_interval=3600.0)]
+    a = Notifier([OPS], routes)
+    a.update([alert("a")], [], 0)
+    assert [ids(x) for x in a.tick(30 * S)] == [["a:firing"]]
+    b = Notifier([OPS], routes)
+    b.adopt(a)
+    c = Notifier([OPS], routes)
+    c.adopt(b)  # before b saw any update
+    assert c.sent_log() == [("ops", alert("a").id, 30 * S)]
+    c.update([alert("a")], [], 1 * M)
+    assert ticks(c, 1 * M, 10 * M, 5 * S) == []  # no duplicate of the firing notification
+
+    # the same again, and the alert is gone from the next update (its rule was removed)
+    b = Notifier([OPS], routes)
+    b.adopt(a)
+    c = Notifier([OPS], routes)
+    c.adopt(b)
+    c.update([], [], 1 * M)
+    sent = ticks(c, 1 * M, 10 * M, 5 * S)
+    assert [(t, ids(x)) for t, x in sent] == [(1 * M + 30 * S, ["a:resolved"])]
+    assert sent[0][1].alerts[0].ends_at_ms == 1 * M
+
+
+def test_an_adopted_notifier_sends_the_resolution_the_old_one_owed_unless_silenced():
+    routes = [route(group_wait=0.0, group_interval=60.0, repeat_interval=3600.0)]
+    old = Notifier([OPS], routes)
+    old.update([alert("a"), alert("b", name="DiskFull")], [], 0)
+    assert len(old.tick(0)) == 2
+    silence = Silence("s", (Matcher("alertname", "=", "DiskFull"),), 0, 60 * M)
+    old.update(
+        [resolved(alert("a"), 10 * S), resolved(alert("b", name="DiskFull"), 10 * S)], [silence], 10 * S
+    )
+    fresh = Notifier([OPS], routes)
+    fresh.adopt(old)  # old's group sends at 60 s: the resolutions are still owed
+    assert [ids(x) for _, x in ticks(fresh, 10 * S, 10 * M)] == [["a:resolved"]]  # b's is silenced
+
+
+def test_an_adopted_alertmanager_receiver_is_not_sent_again_before_its_resend_interval():
+    old = Notifier([AM], [])
+    old.update([alert("a")], [], 0)
+    assert len(old.tick(0)) == 1
+    fresh = Notifier([AM], [])
+    fresh.adopt(old)
+    fresh.update([alert("a")], [], 15 * S)
+    assert [t for t, _ in ticks(fresh, 15 * S, 90 * S)] == [60 * S]
+
+
 def test_a_full_queue_drops_its_oldest_notification_and_counts_it():
     receiver = Receiver("bounded", "webhook", url="http://127.0.0.1:9/x")
     channel = Channel(receiver, bound=2)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from ferry.agent.config import AgentConfig
 from ferry.collector.config import CollectorConfig
-from ferry.runtime.config import ConfigError, parse_address, parse_args, parse_duration
+from ferry.runtime.config import (
+    ConfigError,
+    checked,
+    parse_address,
+    parse_args,
+    parse_duration,
+    parse_duration_or_zero,
+    setting,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +40,49 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ConfigError, match="x"):
         parse_duration(bad, "x")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(0, 0.0), (0.0, 0.0), ("0", 0.0), ("0s", 0.0), ("0ms", 0.0), (" 0m ", 0.0), ("0.0h", 0.0),
+     ("500ms", 0.5), ("1m", 60.0), (3, 3.0)],
+)  # fmt: skip
+def test_durations_or_zero(value, seconds):
+    assert parse_duration_or_zero(value, "x") == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "ten", "-1s", "-0s", -1, True, False, None])
+def test_bad_durations_or_zero(bad):
+    with pytest.raises(ConfigError, match="x"):
+        parse_duration_or_zero(bad, "x")
+
+
+@dataclasses.dataclass
+class _Kinds:
+    wait: float = setting(30.0, "duration_or_zero")
+    port: int = setting(25, "port")
+    table: dict = setting({}, "table")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "parsed"),
+    [("wait", "0ms", 0.0), ("wait", "2m", 120.0), ("port", 2525, 2525), ("port", "65535", 65535),
+     ("table", {"a": 1, "b": {"c": "d"}}, {"a": 1, "b": {"c": "d"}})],
+)  # fmt: skip
+def test_the_kinds_of_tables_ports_and_durations_that_may_be_zero(key, value, parsed):
+    field = {f.name: f for f in dataclasses.fields(_Kinds)}[key]
+    assert checked(field, value, "k") == parsed
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("wait", "soon", "not a duration"), ("port", 0, "port number from 1 to 65535"),
+     ("port", 65536, "port number"), ("port", True, "port number"), ("table", "x", "expected a table")],
+)  # fmt: skip
+def test_bad_tables_ports_and_durations_that_may_be_zero(key, value, message):
+    field = {f.name: f for f in dataclasses.fields(_Kinds)}[key]
+    with pytest.raises(ConfigError, match=message):
+        checked(field, value, "k")
 
 
 @pytest.mark.parametrize("bad", ["localhost", ":80", "host:", "host:99999", "host:http"])

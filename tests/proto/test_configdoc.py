@@ -32,3 +32,14 @@ def test_every_key_and_table_key_is_in_the_doc():
                     assert f"| `{key.name}` |" in text, (section.key, key.name)
     assert "`--spool-max-bytes`" in text and "`--interval DUR`" in text
     assert "| `checks` | *file only* |" in text
+
+
+def test_the_type_column_says_tables_ports_lists_and_durations():
+    text = configdoc.render_markdown()  # what `make docs` writes now
+    for row in (
+        "| `smtp_port` | port (1 to 65535) | `25` |",
+        "| `to` | list of e-mail addresses | — |",
+        "| `match` | table of strings | — |",
+        "| `group_wait` | duration or 0 | `30s` |",
+    ):
+        assert row in text, row

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferry.runtime.config import ConfigError, parse_duration, parse_names, setting
+from ferry.runtime.config import ConfigError, parse_duration_or_zero, parse_names, setting
 from ferry.runtime.tables import Section
 
 TYPES = ("webhook", "slack", "email", "alertmanager")
@@ -142,13 +142,6 @@ def _address(value: Any, what: str) -> str:
     return value.strip()
 
 
-def _wait(value: Any, what: str) -> float:
-    """A duration that may be 0 (group_wait = "0s": the first notification at the next tick)."""
-    if not isinstance(value, bool) and (value == 0 or str(value).strip() in ("0", "0s", "0ms")):
-        return 0.0
-    return parse_duration(value, what)
-
-
 def _match(value: Any, what: str) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(f"{what}: expected a table of label = string, e.g. {{ severity = 'critical' }}")
@@ -177,10 +170,12 @@ class ReceiverKeys:
         60.0, "duration", "alertmanager: firing alerts are sent again this often", only=("alertmanager",)
     )
     smtp_host: str = setting(None, help="email: the SMTP server's host", parse=_as_given, only=("email",))
-    smtp_port: int = setting(25, "int", help="email: its port", parse=_port, only=("email",))
+    smtp_port: int = setting(25, "port", help="email: its port", parse=_port, only=("email",))
     # `from` is a Python keyword: the field is from_, the key `from` (ferry.runtime.tables.key_of)
     from_: str = setting(None, help="email: the From address", parse=_as_given, only=("email",), key="from")
-    to: tuple = setting(None, help="email: the recipients (a list)", parse=_as_given, only=("email",))
+    to: tuple = setting(
+        None, "emails", help="email: the recipients (a list)", parse=_as_given, only=("email",)
+    )
     username: str = setting("", help="email: the SMTP user (AUTH) ", only=("email",))
     password_file: str = setting(
         "", help="email: a file holding the SMTP password (read at each send)", only=("email",)
@@ -229,13 +224,16 @@ class RouteKeys:
 
     receiver: str = setting(None, help="the receiver's name", parse=_name, required=True)
     match: tuple = setting(
-        None, help="label = value equalities an alert must all have (none: every alert)", parse=_match
+        None, "labels", "label = value equalities an alert must all have (none: every alert)", parse=_match
     )
     group_by: list = setting(
         [], "names", 'labels whose values make a group ([]: one group, ["..."]: every label)'
     )
     group_wait: float = setting(
-        30.0, help="a new group's first notification waits this long, gathering its alerts", parse=_wait
+        30.0,
+        "duration_or_zero",
+        "a new group's first notification waits this long, gathering its alerts (0s: at once)",
+        parse=parse_duration_or_zero,
     )
     group_interval: float = setting(300.0, "duration", "a group's changes are sent at most this often")
     repeat_interval: float = setting(

@@ -26,6 +26,11 @@ and again every `resend_interval`, with `endsAt` = the last update's time + 4 x 
 `resend_interval` and the time between updates (Prometheus's 4 x max(resend delay, evaluation
 interval)), so it does not expire while it fires and does once evaluation stops; a resolved
 alert is sent once with `endsAt` = its resolution time.
+
+A restart or a reload does not notify again what was notified: a restarted notifier is told the
+alerts its predecessor sent (`restore`, from the store's firing instances), a reloaded one takes
+over the old notifier's knowledge (`adopt`). Those alerts are sent again at repeat_interval, and
+their resolution is sent when they resolve, also when that is in the first update.
 """
 
 from __future__ import annotations
@@ -135,16 +140,18 @@ class Notifier:
         route = self.routes[index]
         key = (index, route.group_labels(alert.labels))
         group = self._groups.get(key)
+        restored = (route.receiver, alert.id) in self._restored
         if group is None:
-            if alert.resolved:
+            if alert.resolved and not restored:
                 return  # a group that never saw it fire has nothing to tell
             group = _Group(route, dict(key[1]), now_ms + int(route.group_wait * 1000))
             self._groups[key] = group
         group.alerts[alert.id] = alert
         sent_ms = self._restored.pop((route.receiver, alert.id), None)
-        if sent_ms is not None and not alert.resolved:
+        if sent_ms is not None:  # notified by the notifier before: its resolution is due, not its firing
             group.notified.add(alert.id)
-            group.last_sent_ms = max(group.last_sent_ms, sent_ms)
+            if not alert.resolved:
+                group.last_sent_ms = max(group.last_sent_ms, sent_ms)
 
     def _note_unrouted(self, alert: Alert) -> None:
         if alert.resolved:
@@ -225,9 +232,16 @@ class Notifier:
 
     def sent_log(self) -> list[tuple[str, str, int]]:
         """(receiver, alert id, last sent ms) of each firing alert a route's receiver was told
-        of: what a restarted notifier is given to `restore` so it does not notify them again."""
+        of: what a restarted notifier is given to `restore` so it does not notify them again.
+        Entries `restore` gave this notifier that no update has claimed yet are in it too (a
+        notifier replaced before its first update knows what the one before it sent)."""
         with self._lock:
-            return [(g.route.receiver, i, g.last_sent_ms) for g in self._groups.values() for i in g.notified]
+            return self._sent_log()
+
+    def _sent_log(self) -> list[tuple[str, str, int]]:
+        sent = [(g.route.receiver, i, g.last_sent_ms) for g in self._groups.values() for i in g.notified]
+        claimed = {(receiver, i) for receiver, i, _ in sent}
+        return sent + [(r, i, ms) for (r, i), ms in self._restored.items() if (r, i) not in claimed]
 
     def restore(self, entries: Iterable[tuple[str, str, int]]) -> None:
         """Before the first update: these alerts were notified (at these times) by an earlier
@@ -236,6 +250,47 @@ class Notifier:
         forgotten then."""
         with self._lock:
             self._restored.update({(receiver, alert_id): ms for receiver, alert_id, ms in entries})
+
+    def adopt(self, old: Notifier) -> None:
+        """Before the first update: take over what `old`, the notifier this one replaces (a
+        SIGHUP's new receivers and routes), knows. Its sent log, with the entries restored into
+        it that no update claimed yet (as `restore`), so nothing it notified is sent again
+        before repeat_interval; the resolutions it still owed (an alert notified, resolved, not
+        yet sent), routed here; its last update's firing alerts, so one missing from this
+        notifier's first update is taken as resolved and its resolution is sent; its silences
+        (in force until the first update brings the current ones); and, for an alertmanager
+        receiver of the same name, when each alert was last sent to it.
+
+        Not carried over: the notifications already queued on `old`'s channels, or being sent
+        or retried by them; they end with `old`'s `run` (its retries give up when it is
+        stopped). Their alerts count as notified, as their group sent them."""
+        with old._lock:
+            sent = old._sent_log()
+            owed = [
+                (a, old._last_update_ms or a.ends_at_ms)
+                for g in old._groups.values()
+                for a in g.alerts.values()
+                if a.resolved and a.id in g.notified
+            ]
+            firing, silences, unrouted = dict(old._firing), list(old._silences), set(old._unrouted)
+            am = {
+                name: (dict(old._am_sent[name]), dict(old._am_resolved[name]))
+                for name in old._am_sent
+            }  # fmt: skip
+            last_update_ms, update_gap_ms = old._last_update_ms, old._update_gap_ms
+        with self._lock:
+            self._restored.update({(receiver, alert_id): ms for receiver, alert_id, ms in sent})
+            for alert, at_ms in owed:
+                self._route(alert, at_ms)
+            self._firing = {**firing, **self._firing}
+            self._silences = self._silences or silences
+            self._unrouted |= unrouted
+            for name, (am_sent, am_resolved) in am.items():
+                if name in self._am_sent:
+                    self._am_sent[name] = {**am_sent, **self._am_sent[name]}
+                    self._am_resolved[name] = {**am_resolved, **self._am_resolved[name]}
+            if self._last_update_ms is None:
+                self._last_update_ms, self._update_gap_ms = last_update_ms, update_gap_ms
 
     # -- running ------------------------------------------------------------------------------
 

@@ -39,6 +39,17 @@ def parse_duration(value: Any, what: str) -> float:
     return seconds
 
 
+def parse_duration_or_zero(value: Any, what: str) -> float:
+    """parse_duration, and zero too: 0, "0", "0s", "0ms" (any unit) → 0.0. For the keys where
+    none means at once (a rule's `for = "0s"`, a route's `group_wait = "0s"`: the next tick)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match and float(match.group(1)) == 0:
+        return 0.0
+    return parse_duration(value, what)
+
+
 def parse_address(value: Any, what: str) -> str:
     """HOST:PORT (port 0..65535; [v6]:port accepted). Returned as given."""
     text = str(value)
@@ -83,6 +94,8 @@ def parse_names(value: Any, what: str) -> list[str]:
 def _parse(kind: str, value: Any, what: str) -> Any:
     if kind == "duration":
         return parse_duration(value, what)
+    if kind == "duration_or_zero":
+        return parse_duration_or_zero(value, what)
     if kind == "address":
         return parse_address(value, what)
     if kind == "optional_address":
@@ -107,6 +120,14 @@ def _parse(kind: str, value: Any, what: str) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise ConfigError(f"{what}: expected a table of string values")
         return dict(value)
+    if kind == "table":
+        if not isinstance(value, dict):
+            raise ConfigError(f"{what}: expected a table, e.g. {{ key = 'value' }}")
+        return dict(value)
+    if kind == "port":
+        if isinstance(value, bool) or not str(value).strip().isdigit() or not 1 <= int(value) <= 65535:
+            raise ConfigError(f"{what}: {value!r} is not a port number from 1 to 65535")
+        return int(value)
     if kind == "choice":
         return str(value)
     if not isinstance(value, str):

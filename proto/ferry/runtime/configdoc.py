@@ -40,11 +40,15 @@ _TYPES = {
     "int": "integer >= 0",
     "bool": "boolean",
     "duration": "duration",
+    "duration_or_zero": "duration or 0",
+    "port": "port (1 to 65535)",
     "address": "HOST:PORT",
     "optional_address": "HOST:PORT or ''",
     "addresses": "HOST:PORT list",
     "names": "list of names",
     "labels": "table of strings",
+    "table": "table",
+    "emails": "list of e-mail addresses",
     "regex": "regex",
 }
 
@@ -59,7 +63,7 @@ def _type(field: dataclasses.Field) -> str:
 
 
 def _value(value: Any, kind: str) -> str:
-    if kind == "duration" and isinstance(value, float):
+    if kind in ("duration", "duration_or_zero") and isinstance(value, (int, float)):
         return f"{value:g}s"
     if isinstance(value, bool):
         return str(value).lower()

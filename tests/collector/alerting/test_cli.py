@@ -14,9 +14,9 @@ import pytest
 
 from ferry import transport
 from ferry.collector.alerting import service
-from ferry.collector.alerting.model import fingerprint
+from ferry.collector.alerting.model import State, fingerprint
 from ferry.collector.cli.main import main
-from tests.collector.alerting.book import DB1, NOW, WEB1, Book, seeded
+from tests.collector.alerting.book import DB1, NOW, WEB1, WEB2, Book, seeded, transition
 
 
 class Served:
@@ -112,6 +112,16 @@ def test_alerts_ack_then_listed_acked(served, capsys):
         (("silence", "add", "HighCPU", "--for", "0s"), "--for: duration '0s' must be > 0"),
         (("silence", "expire"), "expire needs the ID of a silence"),
         (("silence", "list", "--for", "1h"), "--for does not apply to list"),
+        (  # more than a request's int64 holds: the limit, not protobuf's ValueError
+            ("silence", "add", '{host="a"}', "--for", "999999999999d"),
+            "--for 999999999999d: more than the limit of 3650d (10 years)",
+        ),
+        (("silence", "add", '{host="a"}', "--for", "9" * 400), "more than the limit of 3650d"),
+        (
+            ("alerts", "history", "--since", "999999999999d"),
+            "--since 999999999999d: more than the limit of 3650d (10 years)",
+        ),
+        (("alerts", "--state", "inactive"), "--state inactive applies to history only"),
     ],
 )
 def test_usage_errors_exit_2_before_any_call(served, capsys, argv, message):
@@ -131,6 +141,25 @@ def test_history_newest_first(served, capsys):
     assert rc == 0 and "raise --limit for more" in err
     (row,) = out.splitlines()[1:]
     assert "inactive -> firing" in row and '{host="db-1"}' in row
+
+
+def test_history_of_transitions_into_inactive(served, capsys):
+    alerts = served.svc.book.alerts
+    alerts.write([transition(NOW - 30_000, WEB2, State.INACTIVE, State.PENDING, 0.5)])
+    rc, out, err = ferry(
+        capsys, served, "alerts", "history", "--since", "1000d", "--state", "inactive", "--format", "json"
+    )
+    assert rc == 0, err
+    found = [json.loads(line) for line in out.splitlines()]
+    assert [(t["previous"], t["state"], t["time_ms"]) for t in found] == [
+        ("pending", "inactive", NOW - 30_000)
+    ]
+
+
+def test_the_longest_silence_is_ten_years(served, capsys):
+    rc, out, err = ferry(capsys, served, "silence", "add", '{host="a"}', "--for", "3650d", "--format", "json")
+    assert rc == 0, err
+    assert json.loads(out)["ends_ms"] == NOW + service.MAX_SILENCE_MS  # the CLI's limit is the service's
 
 
 def test_silence_add_list_expire(served, capsys):

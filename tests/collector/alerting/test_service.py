@@ -202,6 +202,33 @@ def test_silences_added_listed_and_expired(alerts, tmp_path):
     assert missing == (grpc.StatusCode.NOT_FOUND, "no silence 'nope'")
 
 
+def test_a_silence_longer_than_ten_years_is_invalid_not_a_store_failure(alerts, tmp_path):
+    def add(**kw):
+        return alerts_pb2.AddSilenceRequest(matchers='{host="a"}', **kw)
+
+    async def calls(s):
+        return [
+            await refused(s["ops"].AddSilence(add(duration_ms=2**63 - 1))),
+            await refused(s["ops"].AddSilence(add(duration_ms=service.MAX_SILENCE_MS + 1))),
+            await refused(s["ops"].AddSilence(add(duration_ms=1, starts_ms=2**63 - 2))),
+            await refused(s["ops"].AddSilence(add(duration_ms=1, starts_ms=-1))),
+            await s["ops"].AddSilence(
+                add(duration_ms=service.MAX_SILENCE_MS, starts_ms=NOW + service.MAX_SILENCE_MS)
+            ),
+        ]
+
+    huge, over, late, early, longest = call(Book(alerts), tmp_path, calls)
+    assert service.MAX_SILENCE_MS == 3650 * 86_400_000
+    assert huge == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"duration_ms {2**63 - 1} is more than {service.MAX_SILENCE_MS} (10 years, the limit)",
+    )
+    assert over[0] == grpc.StatusCode.INVALID_ARGUMENT and "(10 years, the limit)" in over[1]
+    assert late[0] == grpc.StatusCode.INVALID_ARGUMENT and "at most 10 years from now" in late[1]
+    assert early[0] == grpc.StatusCode.INVALID_ARGUMENT and "starts_ms -1 must be > 0" in early[1]
+    assert longest.silence.ends_ms == NOW + 2 * service.MAX_SILENCE_MS
+
+
 def test_without_rules_every_method_says_so(tmp_path):
     requests = {
         "ListAlerts": alerts_pb2.ListAlertsRequest(),
