@@ -19,6 +19,7 @@ from ferry.collector.alerting.rules import Condition, Rule
 from ferry.collector.cli.expr import parse
 
 Agents = Callable[[], list[tuple[str, str, int]]]  # (agent_id, host, last_seen_ms)
+FORGET_AFTER_MS = 86_400_000  # FerryAgentDown judges agents heard from within a day
 NAMES = ("FerryAgentDown", "FerryStoreErrors", "FerrySpoolDropping")
 SPOOL_DROPPED_FRAMES = "ferry.agent.spool.dropped_frames"  # ferry.agent.catalogue
 
@@ -73,6 +74,7 @@ class Builtins:
             values: dict[Labels, float | None] = {
                 (("agent_id", agent_id), ("host", host)): max(0.0, (now_ms - seen) / 1000)
                 for agent_id, host, seen in self.agents()
+                if now_ms - seen < FORGET_AFTER_MS  # an agent gone a day is decommissioned, not down
             }
         else:
             values = {(): 1.0 if self.store_ok() else 0.0}

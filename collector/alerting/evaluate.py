@@ -3,10 +3,11 @@
 A rule's value for a group is its aggregation over the `window` ending now. The query service
 answers in buckets aligned to multiples of the step, so the window is read as buckets of a
 quarter of it, from the one holding `now - window` to the one holding `now`, and combined:
-sums and counts add (avg = their quotient), min and max of the buckets, last of the last;
-increase adds, rate is that increase over the time the buckets span. The window read is thus
-between `window` and 1.25 x `window` long. Quantiles do not combine: they are read from the
-last complete bucket of `window` (so they lag by up to one window; docs/alerting.md).
+avg is the buckets' sum over their count, min and max of the buckets, last of the last; sum,
+count and increase add and are scaled to the window (the buckets read span between `window`
+and 1.25 x `window`: 74 points over 74 s of a steady 1/s series count 60 for a 60 s window);
+rate is the increase over the time read. Quantiles do not combine: they are read from the last
+complete bucket of `window` (so they lag by up to one window; docs/alerting.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ferry.collector.alerting.model import Labels
@@ -41,7 +42,8 @@ class Evaluation:
     holding: set[Labels]
 
 
-def _group(labels, by: tuple[str, ...]) -> Labels:
+def group_of(labels: Mapping[str, str], by: tuple[str, ...]) -> Labels:
+    """The group a series (or an alert) with `labels` is in: its `by` labels ('' if missing)."""
     return tuple(sorted((k, labels.get(k, "")) for k in by))
 
 
@@ -66,7 +68,7 @@ class Evaluator:
         for s in self.query_range(req).series:
             points = [(t, v) for t, v in zip(s.time_ms, s.value, strict=True) if not math.isnan(v)]
             if points:
-                out.setdefault(_group(s.labels, by), []).extend(points)
+                out.setdefault(group_of(s.labels, by), []).extend(points)
         return out
 
     def window(
@@ -80,8 +82,9 @@ class Evaluator:
             return {g: points[-1][1] for g, points in got.items()}
         step = max(1000, window_ms // 4)
         start = (now_ms - window_ms) // step * step
-        end = now_ms // step * step + step
+        end = now_ms + 1  # through now (a point stamped after it, clock skew, waits its turn)
         span_s = max(0.001, (now_ms - start) / 1000)
+        scale = window_ms / 1000 / span_s  # sums, counts, increases: as over the window itself
         if agg == "avg":
             sums = self._read(sel, "sum", by, start, end, step)
             counts = self._read(sel, "count", by, start, end, step)
@@ -93,9 +96,9 @@ class Evaluator:
         read_as = "increase" if agg == "rate" else agg
         got = self._read(sel, read_as, by, start, end, step)
         combine: dict[str, Callable[[list[tuple[int, float]]], float]] = {
-            "sum": lambda p: sum(v for _, v in p),
-            "count": lambda p: sum(v for _, v in p),
-            "increase": lambda p: sum(v for _, v in p),
+            "sum": lambda p: sum(v for _, v in p) * scale,
+            "count": lambda p: sum(v for _, v in p) * scale,
+            "increase": lambda p: sum(v for _, v in p) * scale,
             "rate": lambda p: sum(v for _, v in p) / span_s,
             "min": lambda p: min(v for _, v in p),
             "max": lambda p: max(v for _, v in p),
@@ -139,9 +142,15 @@ class Evaluator:
         history = self._read(rule.query, agg, rule.by, start, end, window_ms)
         if not history:
             raise NoData(f"no baseline: no data in the {a.baseline_s / 86400:g} days before the window")
-        oldest = min(t for points in history.values() for t, _ in points)
-        covered = (end - oldest) / (end - start)
-        if covered < a.min_coverage:
+        # each group is judged once its own baseline is full (a host added an hour ago is not
+        # judged against an hour because others have a week)
+        full = {
+            g
+            for g, points in history.items()
+            if (end - min(t for t, _ in points)) / (end - start) >= a.min_coverage
+        }
+        if not full:
+            oldest = min(t for points in history.values() for t, _ in points)
             raise NoData(
                 f"baseline holds {(end - oldest) / 86_400_000:.2f} of {a.baseline_s / 86400:g} days "
                 f"(needs {a.min_coverage:.0%}): not judged until it does"
@@ -150,6 +159,8 @@ class Evaluator:
         holding: set[Labels] = set()
         hour = now_ms // HOUR_MS % 24
         for g, value in current.items():
+            if g not in full:
+                continue
             past = [
                 (v / (window_ms / 1000) if rule.agg == "rate" else v)
                 for t, v in history.get(g, ())

@@ -21,6 +21,7 @@ the same statistic over a baseline). Templates name the group's labels, `{{value
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -28,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.collector.cli.expr import ExprError, Selector, parse
-from ferry.collector.query.sql import AGGREGATIONS, QUANTILES
-from ferry.runtime.config import ConfigError, parse_duration, setting
+from ferry.collector.query.sql import AGGREGATIONS, QUANTILES, QueryLimits
+from ferry.limits import LABEL_KEY_RE
+from ferry.runtime.config import ConfigError, parse_duration, parse_duration_or_zero, setting
 from ferry.runtime.tables import Section
 
 SEVERITIES = ("info", "warning", "critical")
@@ -45,6 +47,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 RESERVED = ("alertname", "severity")  # labels every alert carries, set by Ferry
+MAX_BASELINE_BUCKETS = QueryLimits().max_buckets  # an anomaly baseline is read in buckets of the window
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def parse_condition(value: Any, what: str) -> Condition | None:
     if match is None:
         raise ConfigError(f"{what}: {value!r} is not a condition: one of > >= < <= == != and a number")
     op, number, percent = match.groups()
-    return Condition(op, float(number) / (100 if percent else 1), str(value).strip())
+    return Condition(op, float(number) / (100 if percent else 1), str(value).strip())  # finite: the regex
 
 
 def parse_query(value: Any, what: str) -> Selector | None:
@@ -96,10 +99,6 @@ def _strings(value: Any, what: str) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise ConfigError(f"{what}: expected a table of strings")
     return dict(value)
-
-
-def _duration_or_zero(value: Any, what: str) -> float:
-    return 0.0 if value in (0, "0", "0s") else parse_duration(value, what)
 
 
 @dataclass(frozen=True)
@@ -142,8 +141,13 @@ def _anomaly(value: Any, what: str) -> Anomaly | None:
     if value.get("method", "zscore") != "zscore":
         raise ConfigError(f"{what}.method: {value['method']!r} is not a method (zscore)")
     threshold = value.get("threshold", 3)
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold <= 0:
-        raise ConfigError(f"{what}.threshold: {threshold!r} must be a number > 0")
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not math.isfinite(threshold)
+        or threshold <= 0
+    ):
+        raise ConfigError(f"{what}.threshold: {threshold!r} must be a finite number > 0")
     direction = value.get("direction", "both")
     if direction not in ("above", "below", "both"):
         raise ConfigError(f"{what}.direction: {direction!r} is not one of above, below, both")
@@ -168,21 +172,33 @@ class AlertKeys:
     condition: Condition = setting(None, help="'> 0.8': any of > >= < <= == != and a number (or %)",
                                    parse=parse_condition)  # fmt: skip
     ratio: Ratio = setting(
-        None, help="{ numerator = 'expr', denominator = 'expr' }, then condition", parse=_ratio
+        None, "table", "{ numerator = 'expr', denominator = 'expr' }, then condition", parse=_ratio
     )
     absent: bool = setting(False, "bool", "fire for a group that had data and has none for window")
     anomaly: Anomaly = setting(
-        None, help="{ method = 'zscore', baseline = '7d', threshold = 3, by_hour = false }", parse=_anomaly
+        None,
+        "table",
+        "{ method = 'zscore', baseline = '7d', threshold = 3, by_hour = false, direction = 'both' }",
+        parse=_anomaly,
     )
     for_: float = setting(
-        0.0, help="how long the condition must hold before it fires", parse=_duration_or_zero, key="for"
+        0.0,
+        "duration",
+        "how long the condition must hold before it fires",
+        parse=parse_duration_or_zero,
+        key="for",
     )
     keep_firing_for: float = setting(
-        0.0, help="keep firing this long after the condition stops", parse=_duration_or_zero
+        0.0,
+        "duration_or_zero",
+        "keep firing this long after the condition stops",
+        parse=parse_duration_or_zero,
     )
     severity: str = setting("warning", "choice", "info, warning or critical", choices=SEVERITIES)
-    labels: dict = setting({}, help="labels added to its alerts", parse=_strings)
-    annotations: dict = setting({}, help="summary, description, runbook_url...: templates", parse=_strings)
+    labels: dict = setting({}, "labels", "labels added to its alerts", parse=_strings)
+    annotations: dict = setting(
+        {}, "table", "summary, description, runbook_url...: templates", parse=_strings
+    )
     enabled: bool = setting(True, "bool", "false: the rule is kept but not evaluated")
 
 
@@ -268,14 +284,35 @@ def _rule(values: dict[str, Any], at: str, earlier: list[Rule]) -> Rule:
     if values["agg"] in QUANTILES and kind in ("ratio", "anomaly"):
         raise ConfigError(f"{at}: rule {name!r}: agg {values['agg']} cannot be used in a {kind} rule")
     by = tuple(values["by"])
+    if len(set(by)) != len(by):
+        raise ConfigError(f"{at}: key 'by': {list(by)} names a label twice")
     for key in (*values["labels"], *by):
         if key in RESERVED:
             raise ConfigError(f"{at}: rule {name!r}: {key!r} is a label Ferry sets itself")
+        if not LABEL_KEY_RE.fullmatch(key):
+            raise ConfigError(f"{at}: rule {name!r}: label {key!r} does not match {LABEL_KEY_RE.pattern}")
+    overlap = sorted(set(values["labels"]) & set(by))
+    if overlap:
+        raise ConfigError(
+            f"{at}: rule {name!r}: {', '.join(overlap)} is both a `by` label and one of its `labels` "
+            "(it would make every group one alert)"
+        )
+    anomaly = values["anomaly"]
+    if anomaly is not None:
+        buckets = anomaly.baseline_s / values["window"]
+        if anomaly.baseline_s <= values["window"]:
+            raise ConfigError(f"{at}: rule {name!r}: the anomaly baseline must be longer than the window")
+        if buckets > MAX_BASELINE_BUCKETS:
+            raise ConfigError(
+                f"{at}: rule {name!r}: a baseline of {anomaly.baseline_s:g}s in windows of "
+                f"{values['window']:g}s is {buckets:.0f} buckets > {MAX_BASELINE_BUCKETS} (the query "
+                "limit): a longer window or a shorter baseline"
+            )
     known = {*RESERVED, *values["labels"], *by, "value", "threshold"}
     for key, text in values["annotations"].items():
         _check_template(text, known, f"{at}: key 'annotations.{key}'")
-    for key, text in values["labels"].items():
-        _check_template(text, known - {"value"}, f"{at}: key 'labels.{key}'")
+    for key, text in values["labels"].items():  # a label's template: the group's labels, not another's
+        _check_template(text, {*RESERVED, *by, "threshold"}, f"{at}: key 'labels.{key}'")
     return Rule(
         name,
         kind,

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from ferry.collector.alerting.builtin import Builtins
 from ferry.collector.alerting.engine import Engine
 from ferry.collector.alerting.notify import Notifier
+from ferry.collector.alerting.rulesfile import RulesFile
 from ferry.collector.alerting.store import AlertStore
 from ferry.collector.query import listing
 from ferry.collector.query.service import QueryService
@@ -38,6 +39,7 @@ class Alerting:
         self._thread: threading.Thread | None = None
         self._notify_stop = asyncio.Event()
         self._notify_task: asyncio.Task | None = None
+        self._reloading = asyncio.Lock()  # one SIGHUP after another
 
     @classmethod
     def build(
@@ -54,9 +56,12 @@ class Alerting:
             resp = listing.agents(stores.get(), "")
             return [(a.agent_id, a.host, a.last_seen_ms) for a in resp.agents]
 
-        engine = Engine(path, queries.query_range, AlertStore(stores), interval_s=interval_s)
-        if engine.rules_file.builtin_rules:
-            engine.builtins = Builtins(agents, store_ok, engine.rules_file.agent_down_after)
+        def builtins(rules: RulesFile) -> Builtins | None:  # again at each reload
+            return Builtins(agents, store_ok, rules.agent_down_after) if rules.builtin_rules else None
+
+        engine = Engine(
+            path, queries.query_range, AlertStore(stores), interval_s=interval_s, builtins=builtins
+        )
         return cls(engine)
 
     def _notifier(self) -> Notifier:
@@ -73,20 +78,32 @@ class Alerting:
         log.info(
             "alerting: %d rules (%d built in) every %gs, %d receivers, %d instances resumed",
             len(rules),
-            sum(r.builtin for r in rules),
+            len(self.engine.builtins.rules) if self.engine.builtins else 0,
             self.engine.interval_s,
             len(self.engine.rules_file.receivers),
             len(self.engine.states.by_id),
         )
 
     async def reload(self) -> None:
-        """SIGHUP: the rules file again; its receivers and routes in a new notifier that knows
-        what the old one sent (so nothing already notified is sent again)."""
+        """SIGHUP: the rules file again. The notifier stays when the receivers and routes did
+        not change; otherwise a new one takes over what the old one knew (what it sent, what is
+        firing), so nothing already notified is sent again and every resolution still goes out
+        (sends queued or retrying in the old one's receivers are not carried over)."""
+        async with self._reloading:
+            await self._reload()
+
+    async def _reload(self) -> None:
+        old_rules = (self.engine.rules_file.receivers, self.engine.rules_file.routes)
         if not await asyncio.to_thread(self.engine.reload):
+            return
+        if (self.engine.rules_file.receivers, self.engine.rules_file.routes) == old_rules:
             return
         old, old_stop, old_task = self.notifier, self._notify_stop, self._notify_task
         fresh = self._notifier()
-        fresh.restore(old.sent_log())
+        if hasattr(fresh, "adopt"):
+            fresh.adopt(old)
+        else:
+            fresh.restore(old.sent_log())
         self.notifier = self.engine.notifier = fresh
         self._notify_stop = asyncio.Event()
         self._notify_task = asyncio.create_task(fresh.run(self._notify_stop))

@@ -9,7 +9,9 @@ group's value failing it) and returns the transitions it made:
 - condition does not hold (or the group is gone): pending → inactive; firing → resolved, unless
   it held less than `keep_firing_for` ago (then it keeps firing);
 - a resolved instance is forgotten once its resolution was handed to the notifier
-  (`forget_resolved`).
+  (`forget_resolved`);
+- the instances of a rule no longer evaluated (removed, disabled) are retired: a firing one
+  resolves, the others go (`retire`).
 
 A rule whose evaluation failed moves nothing: its instances keep their states until it
 evaluates again (an error is the rule's state, not its alerts' resolution).
@@ -24,22 +26,37 @@ from ferry.collector.alerting.rules import Rule, render
 
 
 def instance_labels(rule: Rule, group: dict[str, str]) -> Labels:
-    """An instance's labels: alertname, severity, the rule's labels (templated with the group)
-    and the group's labels."""
-    labels = {**group, **{k: render(v, group, None, rule.threshold) for k, v in rule.labels}}
+    """An instance's labels: alertname, severity, the rule's labels (templated with the group's
+    labels, alertname and severity) and the group's labels."""
+    base = {**group, "alertname": rule.name, "severity": rule.severity}
+    labels = {**group, **{k: render(v, base, None, rule.threshold) for k, v in rule.labels}}
     labels["alertname"] = rule.name
     labels["severity"] = rule.severity
     return tuple(sorted(labels.items()))
 
 
 class Instances:
-    """Every instance of every rule, by id (the fingerprint of its labels)."""
+    """Every instance of every rule, by id (the fingerprint of its labels), and by rule."""
 
     def __init__(self, restored: Iterable[InstanceState] = ()):
-        self.by_id: dict[str, InstanceState] = {s.id: s for s in restored}
+        self.by_id: dict[str, InstanceState] = {}
+        self._by_rule: dict[str, dict[str, InstanceState]] = {}
+        for state in restored:
+            self._put(state)
+
+    def _put(self, state: InstanceState) -> None:
+        self.by_id[state.id] = state
+        self._by_rule.setdefault(state.rule, {})[state.id] = state
+
+    def _drop(self, state: InstanceState) -> None:
+        self.by_id.pop(state.id, None)
+        of_rule = self._by_rule.get(state.rule, {})
+        of_rule.pop(state.id, None)
+        if not of_rule:
+            self._by_rule.pop(state.rule, None)
 
     def of(self, rule: str) -> list[InstanceState]:
-        return [s for s in self.by_id.values() if s.rule == rule]
+        return list(self._by_rule.get(rule, {}).values())
 
     def apply(
         self, rule: Rule, values: dict[Labels, float | None], now_ms: int, held: set[Labels] | None = None
@@ -61,15 +78,15 @@ class Instances:
             else:
                 out += self._fails(rule, state, now_ms)
             if state.state != State.INACTIVE:
-                self.by_id[state.id] = state
+                self._put(state)
             else:
-                self.by_id.pop(state.id, None)
+                self._drop(state)
         for state in self.of(rule.name):
             if state.id not in seen and state.state in (State.PENDING, State.FIRING):
                 state.value = None  # its group is gone: not holding
                 out += self._fails(rule, state, now_ms)
                 if state.state == State.INACTIVE:
-                    del self.by_id[state.id]
+                    self._drop(state)
         return out
 
     def _holds(self, rule: Rule, state: InstanceState, now_ms: int) -> list[Transition]:
@@ -122,12 +139,29 @@ class Instances:
 
     def forget_resolved(self) -> None:
         """Drop resolved instances (after the notifier was told of their resolution)."""
-        for key in [k for k, s in self.by_id.items() if s.state == State.RESOLVED]:
-            del self.by_id[key]
+        for state in [s for s in self.by_id.values() if s.state == State.RESOLVED]:
+            self._drop(state)
 
-    def drop_rules(self, keep: set[str]) -> list[InstanceState]:
-        """After a reload: the instances of rules no longer in the file, removed and returned."""
-        gone = [s for s in self.by_id.values() if s.rule not in keep]
-        for state in gone:
-            del self.by_id[state.id]
-        return gone
+    def retire(self, keep: set[str], now_ms: int) -> list[Transition]:
+        """The instances of rules not in `keep` (removed by a reload, disabled, or unknown to a
+        restarted collector): a firing one resolved (its notification still goes out), the
+        others dropped. Returns the transitions."""
+        out = []
+        for name in [n for n in self._by_rule if n not in keep]:
+            for state in self.of(name):
+                if state.state == State.FIRING:
+                    previous, state.state, state.resolved_at_ms = state.state, State.RESOLVED, now_ms
+                    out.append(_retired(state, previous, now_ms))
+                elif state.state != State.RESOLVED:
+                    previous, state.state = state.state, State.INACTIVE
+                    out.append(_retired(state, previous, now_ms))
+                    self._drop(state)
+        return out
+
+
+def _retired(state: InstanceState, previous: State, now_ms: int) -> Transition:
+    labels = dict(state.labels)
+    return Transition(
+        now_ms, state.rule, state.id, state.labels, state.state, previous, state.value,
+        state.threshold, labels.get("severity", ""), dict(state.annotations),
+    )  # fmt: skip

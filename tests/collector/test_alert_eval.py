@@ -125,3 +125,19 @@ def test_anomaly_needs_its_baseline_then_finds_the_spike(evaluator):
     _push(server, batch("lat", GAUGE, {(): [(now + 60_000, 160.0)]}), 3)
     spike = ev.evaluate(rule, now + 120_000)
     assert spike.holding == {()}
+
+
+def test_counts_and_sums_are_scaled_to_the_window_wherever_now_falls(evaluator):
+    """The window is read as quarter buckets from the one holding now - window: 60 s to 75 s of
+    data. A steady 1/s series counts 60 over a 60 s window at any phase of the buckets (74 before
+    the scaling, 14 s past a bucket's start)."""
+    server, ev = evaluator
+    base = now_ms()
+    pts = [(base - 240_000 + i * 1000, 2.0) for i in range(240)]
+    _push(server, batch("tick", GAUGE, {(): pts}), 1)
+    sel = parse("tick")
+    for offset in (0, 7_000, 14_000):
+        now = base - 30_000 + offset
+        assert ev.window(sel, "count", (), 60, now)[()] == pytest.approx(60, abs=1.5), offset
+        assert ev.window(sel, "sum", (), 60, now)[()] == pytest.approx(120, abs=3), offset
+        assert ev.window(sel, "avg", (), 60, now)[()] == 2.0

@@ -67,7 +67,7 @@ def test_sighup_does_not_kill_either_process(tmp_path):
             proc.popen.send_signal(signal.SIGHUP)
         # SIGHUP's default action ends a process at once: having logged, both have handled it
         wait_for(
-            lambda: "SIGHUP: no TLS files or auth file to reload" in collector.output(),
+            lambda: "SIGHUP: no TLS files, auth file or rules file to reload" in collector.output(),
             what="the collector's SIGHUP log",
         )
         # the agent reloads (test_reload)
