@@ -185,3 +185,28 @@ def test_silence_text_reads_back_as_its_matchers():
     matchers = parse_matchers(r'{alertname="HighCPU",host=~"web-\\d+",note!="say \"hi\""}')
     assert parse_matchers(Silence("s", matchers, 0, 1).text()) == matchers
     assert [m.matches({"alertname": "HighCPU", "host": "web-12"}) for m in matchers] == [True, True, True]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (Q + 'by = ["host name"]', "label 'host name' does not match"),
+        (Q + 'by = ["host", "host"]', "names a label twice"),
+        (Q + 'by = ["host"]\nlabels = { host = "x" }', "host is both a `by` label and one of its `labels`"),
+        ('name = "A"\nquery = "m"\nwindow = "30s"\nanomaly = { baseline = "7d" }', "20160 buckets > 11000"),
+        ('name = "A"\nquery = "m"\nwindow = "1h"\nanomaly = { baseline = "30m" }', "longer than the window"),
+        ('name = "A"\nquery = "m"\nanomaly = { threshold = inf }', "must be a finite number > 0"),
+        (Q + 'labels = { page = "{{value}}" }', "template {{value}} names"),
+    ],
+)
+def test_rules_that_could_never_evaluate_are_refused_at_load(tmp_path, table, message):
+    with pytest.raises(ConfigError) as exc:
+        rules(tmp_path, "\n[[alerts]]\n" + table + "\n")
+    assert message in str(exc.value)
+
+
+def test_a_label_template_sees_alertname_and_severity():
+    r = rule(severity="critical", labels=(("page", "{{severity}}-{{alertname}}"),))
+    states = Instances()
+    states.apply(r, {G1: 1.0}, 0)
+    assert next(iter(states.by_id.values())).label_map["page"] == "critical-R"
