@@ -3,8 +3,9 @@ rule evaluated every `alert_eval_interval`, instances moved, their transitions w
 store, the firing and just-resolved alerts handed to the notifier; acknowledgements and
 silences kept. It is the `AlertBook` the Alerts service answers from.
 
-Evaluation runs on a thread of its own (its queries block on the store), never on the event
-loop; a rule whose query fails is in state `error` with the message, and the others go on.
+Evaluation runs on a thread of its own, its rules' queries on a few threads at once (they wait
+on the store), never on the event loop; a rule whose query fails is in state `error` with the
+message, and the others go on.
 A restart reads the instances still pending or firing back from the store, so `for` progress
 is kept (to one interval) and what was notified is not notified again.
 """
@@ -16,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -59,6 +61,7 @@ class RuleStatus:
 
 MAX_INSTANCES = 10_000  # per rule: a `by` of higher cardinality puts the rule in error
 STARTUP_GRACE_S = 5.0  # at least: the first evaluation after a restart waits for agents
+EVAL_THREADS = 4  # rules evaluated at once (their queries wait on the store)
 
 
 class Engine:
@@ -87,6 +90,7 @@ class Engine:
         self._silences: list[Silence] = []
         self._unwritten: list[Transition] = []  # a failed store write's transitions, retried
         self.startup_grace_s = max(STARTUP_GRACE_S, interval_s)
+        self._pool = ThreadPoolExecutor(EVAL_THREADS, thread_name_prefix="alert-eval")
         self._lock = threading.Lock()  # the instances: evaluation (its thread) against RPCs and reloads
         self._retire(int(clock() * 1000))  # instances of rules this file no longer has
         self.restored = {s.id for s in self.states.by_id.values() if s.state == State.FIRING}
@@ -143,7 +147,9 @@ class Engine:
         with self._lock:
             rules = [r for r in self.rules if r.enabled]
             known = {r.name: {group_of(s.label_map, r.by) for s in self.states.of(r.name)} for r in rules}
-        evaluations = [(rule, self._evaluate(rule, now_ms, known[rule.name])) for rule in rules]
+        # the rules' queries at once on a few threads: each waits on the store, GIL released
+        results = self._pool.map(lambda r: self._evaluate(r, now_ms, known[r.name]), rules)
+        evaluations = list(zip(rules, results, strict=True))
         with self._lock:
             transitions: list[Transition] = []
             for rule, evaluation in evaluations:

@@ -72,9 +72,11 @@ class Evaluator:
         return out
 
     def window(
-        self, sel: Selector, agg: str, by: tuple[str, ...], window_s: float, now_ms: int
+        self, sel: Selector, agg: str, by: tuple[str, ...], window_s: float, now_ms: int, scaled: bool = True
     ) -> dict[Labels, float]:
-        """Each group's `agg` over the window ending at `now_ms` (groups without data left out)."""
+        """Each group's `agg` over the window ending at `now_ms` (groups without data left out);
+        `scaled=False`: sums, counts and increases over the span read, not scaled to the window
+        (a ratio of two, read over the same span, is then exact)."""
         window_ms = max(1000, int(window_s * 1000))
         if agg in QUANTILES:
             end = now_ms // window_ms * window_ms
@@ -84,7 +86,7 @@ class Evaluator:
         start = (now_ms - window_ms) // step * step
         end = now_ms + 1  # through now (a point stamped after it, clock skew, waits its turn)
         span_s = max(0.001, (now_ms - start) / 1000)
-        scale = window_ms / 1000 / span_s  # sums, counts, increases: as over the window itself
+        scale = window_ms / 1000 / span_s if scaled else 1.0  # sums, counts, increases: per window
         if agg == "avg":
             sums = self._read(sel, "sum", by, start, end, step)
             counts = self._read(sel, "count", by, start, end, step)
@@ -113,8 +115,8 @@ class Evaluator:
             values = self.window(rule.query, rule.agg, rule.by, rule.window_s, now_ms)
             return Evaluation(dict(values), {g for g, v in values.items() if rule.condition.holds(v)})
         if rule.kind == "ratio":
-            num = self.window(rule.ratio.numerator, rule.agg, rule.by, rule.window_s, now_ms)
-            den = self.window(rule.ratio.denominator, rule.agg, rule.by, rule.window_s, now_ms)
+            num = self.window(rule.ratio.numerator, rule.agg, rule.by, rule.window_s, now_ms, scaled=False)
+            den = self.window(rule.ratio.denominator, rule.agg, rule.by, rule.window_s, now_ms, scaled=False)
             values = {g: num.get(g, 0.0) / d for g, d in den.items() if d != 0}
             return Evaluation(dict(values), {g for g, v in values.items() if rule.condition.holds(v)})
         if rule.kind == "absent":
