@@ -172,6 +172,42 @@ def dev_secrets(base: Path, agent_id: str = "*") -> DevSecrets:
     return secrets
 
 
+DEV_RULES = """\
+# made by make run: alert rules the collector evaluates every 5 s (docs/alerting.md);
+# `ferry alerts` lists what is pending or firing. Edit and `kill -HUP` the collector to reload.
+
+[[alerts]]
+name = "HighCPU"
+query = 'system.cpu.utilization{state="user"}'
+agg = "avg"
+by = ["host"]
+window = "30s"
+condition = "> 80%"
+for = "1m"
+severity = "warning"
+annotations = { summary = "CPU on {{host}} at {{value}}" }
+
+[[alerts]]
+name = "LowMemory"
+query = 'system.memory.utilization{state="free"}'
+agg = "min"
+by = ["host"]
+window = "30s"
+condition = "< 5%"
+for = "1m"
+severity = "critical"
+annotations = { summary = "free memory on {{host}} at {{value}}" }
+"""
+
+
+def dev_rules(base: Path) -> Path:
+    """make run's rules file (kept once made: edit it freely)."""
+    path = base / "rules.toml"
+    if not path.exists():
+        path.write_text(DEV_RULES)
+    return path
+
+
 def stop(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -199,7 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     secrets = dev_secrets(base)
     collector = subprocess.Popen(
-        collector_command(args.collector, base / "store", args.collector_metrics, *secrets.collector_flags()),
+        collector_command(
+            args.collector,
+            base / "store",
+            args.collector_metrics,
+            *secrets.collector_flags(),
+            *("--rules", str(dev_rules(base)), "--alert-eval-interval", "5s"),
+        ),
         start_new_session=True,  # Ctrl-C reaches only us; we stop the agent first so it can drain
     )
     agent = None
@@ -234,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  (or: . {secrets.path('env')})\n"
             f"  {bin_dir / 'ferry'} query system.memory.usage --since 1m --format json\n"
             f"  {bin_dir / 'ferry'} series 'system.cpu.time{{cpu=\"cpu0\"}}'\n"
-            f"  {bin_dir / 'ferry'} send app.hello 1 --label from=me --agent unix:{base / 'agent.sock'}\n\n"
+            f"  {bin_dir / 'ferry'} send app.hello 1 --label from=me --agent unix:{base / 'agent.sock'}\n"
+            f"  {bin_dir / 'ferry'} alerts                      # rules in {base / 'rules.toml'}\n\n"
             f"Self-metrics: http://{args.collector_metrics}/metrics (collector), "
             f"http://{args.agent_metrics}/metrics (agent).\n"
             "Ctrl-C stops both.\n",

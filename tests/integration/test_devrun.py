@@ -11,6 +11,8 @@ import time
 import orjson
 import psutil
 
+from ferry import transport
+from ferry.v1 import alerts_pb2, alerts_pb2_grpc
 from tests.conftest import free_port
 from tests.integration.procs import ferry_cli, wait_for
 
@@ -83,6 +85,23 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
             ),
             what="the record sent through the agent's socket",
         )
+        # the alert rules make run wrote are evaluated (their health: ok, or nodata for none)
+        assert "ferry alerts" in text
+        assert ferry_cli("alerts", "--addr", addr, env=env).returncode == 0
+        tls = transport.ClientTLS.from_files(env["FERRY_TLS_CA"], env["FERRY_TLS_CERT"], env["FERRY_TLS_KEY"])
+        endpoint = transport.Endpoint(addr, tls=tls, token=transport.read_token(env["FERRY_TOKEN_FILE"]))
+
+        def rules():
+            with transport.channel(endpoint) as channel:
+                resp = alerts_pb2_grpc.AlertsStub(channel).ListAlerts(
+                    alerts_pb2.ListAlertsRequest(), timeout=10
+                )
+            return {r.name: r.health for r in resp.rules if r.last_eval_ms > 0}
+
+        evaluated = wait_for(
+            lambda: {"HighCPU", "LowMemory"} <= set(rules()) and rules(), what="rules evaluated"
+        )
+        assert evaluated["HighCPU"] in ("ok", "nodata") and evaluated["LowMemory"] in ("ok", "nodata")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
