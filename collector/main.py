@@ -21,6 +21,7 @@ from ferry.collector import selfmetrics as m
 from ferry.collector.agents import AgentRecorder
 from ferry.collector.alerting import service as alerts_service
 from ferry.collector.alerting.rulesfile import load_rules
+from ferry.collector.alerting.run import Alerting
 from ferry.collector.auth import tokens
 from ferry.collector.auth.setup import Security
 from ferry.collector.budget import Budget
@@ -136,8 +137,6 @@ async def serve(
     )
     alerting = None
     if cfg.rules:
-        from ferry.collector.alerting.run import Alerting
-
         alerting = await asyncio.to_thread(
             Alerting.build, cfg.rules, cfg.alert_eval_interval, query_service, stores,
             lambda: store_health.ok,
@@ -256,7 +255,7 @@ async def prune_marks(marks: Marks, limits: Limits, stop: asyncio.Event, every_s
 _RELOADS: set[asyncio.Future] = set()
 
 
-def reload(security: Security, alerting=None) -> None:
+def reload(security: Security, alerting: Alerting | None = None) -> None:
     """SIGHUP: certificates, keys, the auth file and the rules file read again (other keys need
     a restart)."""
     if security.credentials is None and not security.cfg.auth and alerting is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -178,9 +179,18 @@ class Silence:
         return all(m.matches(labels) for m in self.matchers)
 
     def text(self) -> str:
-        """The matchers as `parse_matchers` reads them back (quotes and backslashes escaped)."""
-        inner = ",".join(f'{m.label}{m.op}"{_escape(m.value)}"' for m in self.matchers)
-        return "{" + inner + "}"
+        return matchers_text(self.matchers)
+
+
+def matchers_text(matchers: tuple[Matcher, ...]) -> str:
+    """`{label="value",...}` that `parse_matchers` reads back as `matchers` (quotes, backslashes
+    and newlines escaped: a regex's `\\d` stays one)."""
+    return "{" + ",".join(f'{m.label}{m.op}"{_escape(m.value)}"' for m in matchers) + "}"
+
+
+def now_ms() -> int:
+    """The wall clock in milliseconds: the alerting parts' default clock."""
+    return time.time_ns() // 1_000_000
 
 
 def _escape(v: str) -> str:

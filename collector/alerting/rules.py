@@ -25,7 +25,7 @@ import math
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ferry.collector.cli.expr import ExprError, Selector, parse
@@ -220,7 +220,6 @@ class Rule:
     annotations: tuple[tuple[str, str], ...] = ()
     enabled: bool = True
     builtin: bool = False
-    extra: dict = field(default_factory=dict, compare=False)  # built-in rules' own parameters
 
     @property
     def threshold(self) -> str:

@@ -100,10 +100,7 @@ class Alerting:
             return
         old, old_stop, old_task = self.notifier, self._notify_stop, self._notify_task
         fresh = self._notifier()
-        if hasattr(fresh, "adopt"):
-            fresh.adopt(old)
-        else:
-            fresh.restore(old.sent_log())
+        fresh.adopt(old)
         self.notifier = self.engine.notifier = fresh
         self._notify_stop = asyncio.Event()
         self._notify_task = asyncio.create_task(fresh.run(self._notify_stop))

@@ -18,22 +18,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import grpc
 
-from ferry.collector.alerting.model import InstanceState, Silence, State, Transition, parse_matchers
-from ferry.collector.alerting.store import matchers_text
+from ferry.collector.alerting.model import (
+    InstanceState,
+    Silence,
+    State,
+    Transition,
+    matchers_text,
+    parse_matchers,
+)
+from ferry.collector.alerting.model import now_ms as wall_ms
 from ferry.collector.query.service import details
+from ferry.limits import DAY_MS
 from ferry.v1 import alerts_pb2, alerts_pb2_grpc
 
 log = logging.getLogger("ferry.collector.alerting")
 
 NO_RULES = "this collector evaluates no rules (started without --rules)"
-DAY_MS = 86_400_000
 MAX_SILENCE_MS = 3650 * DAY_MS  # a silence lasts at most 10 years, and starts at most 10 years on
 HISTORY_LIMIT, MAX_HISTORY_LIMIT = 100, 10_000
 MAX_TEXT = 4096  # characters of an ack's note or a silence's comment
@@ -68,16 +74,12 @@ class Refused(Exception):
         self.code = code
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class AlertsService(alerts_pb2_grpc.AlertsServicer):
     def __init__(
         self,
         book: AlertBook | None,
         who: Callable[[], str] = lambda: "anonymous",
-        clock: Callable[[], int] = _now_ms,
+        clock: Callable[[], int] = wall_ms,
     ):
         self.book = book
         self.who = who
@@ -296,7 +298,7 @@ def add_to_server(
     book: AlertBook | None,
     server: grpc.aio.Server,
     who: Callable[[], str] = lambda: "anonymous",
-    clock: Callable[[], int] = _now_ms,
+    clock: Callable[[], int] = wall_ms,
 ) -> AlertsService:
     """Serve the Alerts service from `book` (None: a collector without --rules) on `server`;
     `who()` names the principal of the call being handled (`lambda: gate.current().name`)."""

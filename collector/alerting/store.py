@@ -22,7 +22,6 @@ in an insert block.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,17 +30,18 @@ import pyarrow as pa
 
 from ferry.collector.alerting.model import (
     InstanceState,
-    Matcher,
     Silence,
     State,
     Transition,
+    matchers_text,
     parse_matchers,
 )
+from ferry.collector.alerting.model import now_ms as wall_ms
 from ferry.collector.storage import blocks, tables
 from ferry.collector.storage.blocks import Masked
 from ferry.collector.storage.store import Store, ThreadStores
+from ferry.limits import DAY_MS
 
-DAY_MS = 86_400_000
 # a resolved instance is kept by `current` this long after it resolved (then forgotten)
 RESOLVED_KEPT_MS = DAY_MS
 # transitions of one instance `current` reads back, newest first: an episode is at most
@@ -52,16 +52,12 @@ Ack = tuple[str, int, str]  # (by, at_ms, note)
 T = TypeVar("T")
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class AlertStore:
     """The alerting tables of a Store. On a ThreadStores every thread calling it uses a Store of
     its own (the engine's evaluation thread and the Alerts service's, at once); on one Store,
     one thread at a time."""
 
-    def __init__(self, store: Store | ThreadStores, clock: Callable[[], int] = _now_ms):
+    def __init__(self, store: Store | ThreadStores, clock: Callable[[], int] = wall_ms):
         self._stores = store
         self.clock = clock  # ms since the epoch: what `current` measures "older than a day" from
 
@@ -268,14 +264,6 @@ _TRANSITION_COLUMNS = (
 _SILENCE_COLUMNS = (
     "id, matchers, toUnixTimestamp64Milli(starts), toUnixTimestamp64Milli(ends), comment, created_by"
 )
-
-
-def matchers_text(matchers: tuple[Matcher, ...]) -> str:
-    """`{label="value",...}` that `parse_matchers` reads back as `matchers` (quotes, backslashes
-    and newlines escaped: a regex's `\\d` stays one)."""
-    from ferry.collector.alerting.model import Silence
-
-    return Silence("", matchers, 0, 0).text()
 
 
 def _labels(pairs: dict) -> tuple[tuple[str, str], ...]:

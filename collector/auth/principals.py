@@ -211,7 +211,6 @@ class Principals:
         self.all = tuple(principals)
         self.path = path
         self._hashes = [(h, p) for p in self.all for h in p.token_hashes]
-        self._named = {p.name: p for p in self.all}
 
     @classmethod
     def load(cls, path: str) -> Principals:
@@ -230,9 +229,6 @@ class Principals:
             )
             resolved.append(dataclasses.replace(p, rate=rate))
         return cls(resolved, path)
-
-    def named(self, name: str) -> Principal | None:
-        return self._named.get(name)
 
     def by_token(self, token: str) -> Principal | None:
         """The principal holding `token`: its hash compared with every hash in constant time (the
