@@ -105,6 +105,30 @@ class CollectorConfig:
         "int",
         "largest QueryRange answer, checked before it is built; past it RESOURCE_EXHAUSTED",
     )
+    query_max_groups: int = setting(
+        _QUERY.max_groups,
+        "int",
+        "groups one QueryRange answer (or expression operand) may hold (series, without a group-by); "
+        "past it RESOURCE_EXHAUSTED",
+    )
+    query_max_points: int = setting(
+        _QUERY.max_points,
+        "int",
+        "(group, step) points one QueryRange answer (or expression operand) may hold; past it "
+        "RESOURCE_EXHAUSTED",
+    )
+    query_max_rows_read: int = setting(
+        _QUERY.max_rows_read,
+        "int",
+        "rows one query statement may scan in the store (max_rows_to_read); past it RESOURCE_EXHAUSTED",
+    )
+    query_max_execution_s: float = setting(
+        _QUERY.max_execution_s,
+        "duration",
+        "longest a query call may run in the store (max_execution_time; the client's deadline may "
+        "cut it); past it RESOURCE_EXHAUSTED",
+        metavar="DUR",
+    )
     raw_ttl_days: int = setting(15, "int", "retention of raw samples, days")
     events_ttl_days: int = setting(30, "int", "retention of events, days")
     logs_ttl_days: int = setting(15, "int", "retention of log records, days")
@@ -136,9 +160,18 @@ class CollectorConfig:
             raise ConfigError(f"group_max_age {self.group_max_age} must be >= 0")
         if self.stream_idle_timeout <= 0:
             raise ConfigError(f"stream_idle_timeout {self.stream_idle_timeout} must be > 0")
-        for key in ("queries", "query_max_memory_bytes", "query_max_answer_bytes"):
+        for key in (
+            "queries",
+            "query_max_memory_bytes",
+            "query_max_answer_bytes",
+            "query_max_groups",
+            "query_max_points",
+            "query_max_rows_read",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
+        if self.query_max_execution_s <= 0:
+            raise ConfigError(f"query_max_execution_s {self.query_max_execution_s} must be > 0")
         if self.store_probe_interval <= 0:
             raise ConfigError(f"store_probe_interval {self.store_probe_interval} must be > 0")
         for key in (

@@ -125,7 +125,14 @@ async def serve(
     killer = ThreadPoolExecutor(1, thread_name_prefix="query-kill")
     query_service = QueryService(
         stores,
-        QueryLimits(max_memory_bytes=cfg.query_max_memory_bytes, max_answer_bytes=cfg.query_max_answer_bytes),
+        QueryLimits(
+            max_groups=cfg.query_max_groups,
+            max_points=cfg.query_max_points,
+            max_rows_read=cfg.query_max_rows_read,
+            max_execution_s=cfg.query_max_execution_s,
+            max_memory_bytes=cfg.query_max_memory_bytes,
+            max_answer_bytes=cfg.query_max_answer_bytes,
+        ),
     )
     calls.add_to_server(
         query_service,

@@ -50,20 +50,23 @@ class QueryCall:
 
     max_execution_s: float
     max_memory_bytes: int
+    max_rows_read: int = 0  # rows one statement may scan (max_rows_to_read); 0: unbounded
     deadline: float | None = None  # time.monotonic() by which the client wants the answer
     tag: str = field(default_factory=lambda: uuid.uuid4().hex)
     cancelled: bool = False
     started: bool = False  # a worker runs it (one still queued has no statement to kill)
 
     @classmethod
-    def of(cls, context: Any, max_execution_s: float, max_memory_bytes: int) -> QueryCall:
+    def of(
+        cls, context: Any, max_execution_s: float, max_memory_bytes: int, max_rows_read: int = 0
+    ) -> QueryCall:
         """From a servicer context's deadline (None when the client set none)."""
         try:
             remaining = context.time_remaining()
         except (AttributeError, NotImplementedError):
             remaining = None
         deadline = None if remaining is None else time.monotonic() + remaining
-        return cls(max_execution_s, max_memory_bytes, deadline)
+        return cls(max_execution_s, max_memory_bytes, max_rows_read, deadline)
 
     def remaining(self) -> float:
         """Seconds this call may still run in the store."""
@@ -80,8 +83,9 @@ class QueryCall:
     def settings(self) -> str:
         """The SETTINGS clause for the call's next statement; Cancelled when it is over."""
         self.check()
+        rows = f"max_rows_to_read = {int(self.max_rows_read)}, " if self.max_rows_read else ""
         return (
-            f" SETTINGS max_execution_time = {self.remaining():.3f}, "
+            f" SETTINGS max_execution_time = {self.remaining():.3f}, {rows}"
             f"max_memory_usage = {int(self.max_memory_bytes)}, log_comment = '{TAG_PREFIX}{self.tag}'"
         )
 

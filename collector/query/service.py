@@ -22,28 +22,21 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.query import listing, search
+from ferry.collector.query.aggregate import aggregate
+from ferry.collector.query.answer import Answer, Operand, Window
 from ferry.collector.query.calls import CallContext, Cancelled, QueryCall
-from ferry.collector.query.groups import matched
-from ferry.collector.query.quantiles import QUANTILES
-from ferry.collector.query.ranges import (
-    is_histogram,
-    read_histograms,
-    read_increases,
-    read_quantiles,
-    read_samples,
-)
-from ferry.collector.query.resolution import RAW, choose
 from ferry.collector.query.sql import (
-    GROWTH,
-    POINTS_ERROR,
     LimitExceeded,
     QueryError,
     QueryLimits,
-    check_range,
+    check_agg,
+    check_metric,
+    check_operand,
+    check_window,
     fits_in_page,
-    points_sql,
     series_sql,
 )
+from ferry.collector.query.topk import top
 from ferry.collector.storage.store import ThreadStores
 from ferry.records import KINDS
 from ferry.v1 import query_pb2, query_pb2_grpc
@@ -56,6 +49,7 @@ _BAD_REQUEST_CODES = ("Code: 427.", "Code: 36.", "Code: 62.")
 _MEMORY_LIMIT = "Code: 241."  # MEMORY_LIMIT_EXCEEDED: the call's max_memory_usage
 _TIMEOUT = "Code: 159."  # TIMEOUT_EXCEEDED: the call's max_execution_time
 _KILLED = "Code: 394."  # QUERY_WAS_CANCELLED: KILL QUERY, the call was cancelled
+_TOO_MANY_ROWS = "Code: 158."  # TOO_MANY_ROWS: the call's max_rows_to_read
 
 # Upper bound of one point's bytes in a QueryRangeResponse: a time_ms varint (7 bytes up to
 # 2^49 ms, year 19800) and a double; a series adds its labels (`_series_bytes`).
@@ -102,7 +96,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
         """QueryRange in process (the alert evaluator), within the same limits, bounded by
         `timeout_s`; raises what the RPC would answer as an error (LimitExceeded, QueryError,
         the store's errors)."""
-        call = QueryCall(min(timeout_s, self.limits.max_execution_s), self.limits.max_memory_bytes)
+        lim = self.limits
+        call = QueryCall(min(timeout_s, lim.max_execution_s), lim.max_memory_bytes, lim.max_rows_read)
         return self._query_range(request, call)
 
     def _answer(self, method: str, fn, request, context):
@@ -139,7 +134,12 @@ class QueryService(query_pb2_grpc.QueryServicer):
             )
         hint = "; narrow the range or the matchers, or use a larger step"
         if _TIMEOUT in text:
-            limit = f"query ran longer than max_execution_s {self.limits.max_execution_s:g} s in the store"
+            limit = (
+                f"query ran longer than query_max_execution_s {self.limits.max_execution_s:g} s in the store"
+            )
+            return "limit", grpc.StatusCode.RESOURCE_EXHAUSTED, limit + hint
+        if _TOO_MANY_ROWS in text:
+            limit = f"query reads more than query_max_rows_read {self.limits.max_rows_read} rows in the store"
             return "limit", grpc.StatusCode.RESOURCE_EXHAUSTED, limit + hint
         if _MEMORY_LIMIT in text:
             limit = (
@@ -153,7 +153,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
 
     def new_call(self, context) -> QueryCall:
         """A QueryCall with this service's limits and `context`'s deadline."""
-        return QueryCall.of(context, self.limits.max_execution_s, self.limits.max_memory_bytes)
+        lim = self.limits
+        return QueryCall.of(context, lim.max_execution_s, lim.max_memory_bytes, lim.max_rows_read)
 
     def _list_series(self, req: query_pb2.ListSeriesRequest, call: QueryCall) -> query_pb2.ListSeriesResponse:
         limit = req.limit or self.limits.default_list_limit
@@ -194,60 +195,61 @@ class QueryService(query_pb2_grpc.QueryServicer):
         return search.search(self.stores.get(), req, call.settings(), max_bytes=self.limits.max_answer_bytes)
 
     def _query_range(self, req: query_pb2.QueryRangeRequest, call: QueryCall) -> query_pb2.QueryRangeResponse:
-        agg = check_range(req, self.limits)
+        w = check_window(req, self.limits)
         store = self.stores.get()
-        by = list(req.group_by)
-        series = matched(store, req.metric, req.matchers, by, self.limits.max_series, call.settings())
-        if not len(series):
-            return query_pb2.QueryRangeResponse()
-        histogram = is_histogram(req.metric, series.kinds)
-        rollup = choose(req.resolution, agg, req.step_ms, req.start_ms, req.end_ms, histogram)
-        out = query_pb2.QueryRangeResponse(resolution=rollup.name if rollup else RAW)
-        # A row read back is at most one point of the answer, and exactly one when nothing is
-        # combined in Python (no group-by, or quantiles, grouped in SQL): then rows past the
-        # answer's points are refused as they are read, before Python holds them.
-        max_points = self.limits.max_answer_bytes // ANSWER_POINT_BYTES
-        one_row_one_point = not by or (agg in QUANTILES and not histogram)
-        rows = min(self.limits.max_rows, max_points) if one_row_one_point else self.limits.max_rows
-        buckets = (req.end_ms - req.start_ms) // req.step_ms + 1
-        if not by and len(series) * buckets > max_points:
-            # it might not fit: count the points first rather than compute them all, the
-            # quantiles' values held in the store, to refuse them
-            table = (rollup.histogram_table if histogram else rollup.table) if rollup else ""
-            table = table or ("histograms" if histogram else "samples")
-            sql, params = points_sql(store.db, req, table, rollup is not None)
-            points = int(store.query(sql + call.settings(), params)[0][0])
-            if points > max_points * (1 + POINTS_ERROR):  # else the read's row cap decides
-                raise self._too_big(f"about {points} points")
-        limits = (rows, call.settings())
-        try:
-            if histogram:
-                table = rollup.histogram_table if rollup else ""
-                g, t, v = read_histograms(store, req, agg, series, *limits, table)
-            elif agg in GROWTH:
-                g, t, v = read_increases(store, req, agg, series, *limits)
-            elif agg in QUANTILES:
-                g, t, v = read_quantiles(store, req, agg, series, *limits)
-            else:
-                g, t, v = read_samples(store, req, agg, series, *limits, rollup.table if rollup else "")
-        except LimitExceeded:
-            if rows < self.limits.max_rows:
-                raise self._too_big(f"more than {rows} points") from None
-            raise
+        topk, bottomk = req.topk, req.bottomk
+        if req.expr:
+            if req.metric or req.matchers or req.agg or req.group_by:
+                raise QueryError(
+                    "expr is a whole query: leave metric, matchers, agg and group_by empty with it"
+                )
+            from ferry.collector.query import arith  # the expression evaluator
+
+            expr = arith.parse(req.expr)
+            if expr.top is not None:
+                if topk or bottomk:
+                    raise QueryError("topk/bottomk given twice: in the expression and in the request")
+                k, which = expr.top
+                topk, bottomk = (k, 0) if which == "top" else (0, k)
+
+            def run(op: Operand) -> Answer:
+                check_operand(op)
+                return self._aggregate(store, op, w, req.resolution, call)
+
+            answer = arith.evaluate(expr, run)
+            metric = req.expr
+        else:
+            agg = check_agg(req.agg)
+            check_metric(req.metric)
+            op = Operand(req.metric, tuple(req.matchers), agg, tuple(req.group_by) or None)
+            check_operand(op)
+            answer = self._aggregate(store, op, w, req.resolution, call)
+            metric = req.metric
+        if topk and bottomk:
+            raise QueryError(f"topk {topk} and bottomk {bottomk}: ask for one of them")
+        if topk or bottomk:
+            answer = top(answer, topk or bottomk, highest=bool(topk))
+        return self._respond(metric, answer, call)
+
+    def _aggregate(self, store, op: Operand, w: Window, resolution: str, call: QueryCall) -> Answer:
+        lim = self.limits
+        return aggregate(store, op, w, resolution, lim.max_groups, lim.max_points, call.settings())
+
+    def _respond(self, metric: str, answer: Answer, call: QueryCall) -> query_pb2.QueryRangeResponse:
+        out = query_pb2.QueryRangeResponse(resolution=answer.resolution)
+        g = answer.group
         if g.shape[0] == 0:
             return out
         call.check()
         groups = np.unique(g).tolist()
-        size = ANSWER_POINT_BYTES * g.shape[0] + sum(
-            _series_bytes(req.metric, series.labels[i]) for i in groups
-        )
+        size = ANSWER_POINT_BYTES * g.shape[0] + sum(_series_bytes(metric, answer.labels[i]) for i in groups)
         if size > self.limits.max_answer_bytes:
             raise self._too_big(f"{g.shape[0]} points in {len(groups)} series, about {size} bytes")
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
         for a, b in itertools.pairwise(bounds):
-            sp = out.series.add(metric=req.metric, labels=series.labels[int(g[a])])
-            sp.time_ms.extend(t[a:b].tolist())
-            sp.value.extend(v[a:b].tolist())
+            sp = out.series.add(metric=metric, labels=answer.labels[int(g[a])])
+            sp.time_ms.extend(answer.t[a:b].tolist())
+            sp.value.extend(answer.v[a:b].tolist())
         return out
 
     def _too_big(self, what: str) -> LimitExceeded:

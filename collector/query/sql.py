@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.collector.query.answer import Operand, Window
 from ferry.collector.query.quantiles import QUANTILES
 from ferry.collector.storage.layout import check_identifier
 from ferry.collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
@@ -69,9 +70,10 @@ class LimitExceeded(QueryError):
 
 @dataclass(frozen=True)
 class QueryLimits:
-    max_series: int = 10_000
+    max_groups: int = 10_000  # groups of an answer (series, without a group-by)
+    max_points: int = 1_000_000  # (group, step) points of an answer, or of an expression's operand
+    max_rows_read: int = 1_000_000_000  # rows one statement may scan (ClickHouse max_rows_to_read)
     max_buckets: int = 11_000  # per series, as Prometheus
-    max_rows: int = 5_000_000  # (series, bucket) rows read back from the store
     max_execution_s: float = 30.0  # per call, in the store; the client's deadline may cut it
     max_memory_bytes: int = 1 << 30  # per statement, in the store (max_memory_usage)
     max_answer_bytes: int = 32 << 20  # a QueryRange answer, estimated before it is built
@@ -163,11 +165,8 @@ def fits_in_page(rows, max_bytes: int) -> int:
     return len(rows)
 
 
-def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
-    check_metric(req.metric)
-    agg = req.agg or "avg"
-    if agg not in AGGREGATIONS:
-        raise QueryError(f"aggregation {agg[:80]!r} is not one of {', '.join(AGGREGATIONS)}")
+def check_window(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> Window:
+    """The request's range and step, checked."""
     if req.step_ms <= 0:
         raise QueryError(f"step {req.step_ms} ms must be > 0")
     if req.end_ms <= req.start_ms:
@@ -177,9 +176,32 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
         raise QueryError(
             f"range / step = {buckets} buckets > {limits.max_buckets} allowed; use a larger step"
         )
-    for label in req.group_by:
+    return Window(req.start_ms, req.end_ms, req.step_ms)
+
+
+def check_agg(agg: str) -> str:
+    """The aggregation `agg` names ("" is avg), checked."""
+    agg = agg or "avg"
+    if agg not in AGGREGATIONS:
+        raise QueryError(f"aggregation {agg[:80]!r} is not one of {', '.join(AGGREGATIONS)}")
+    return agg
+
+
+def check_operand(op: Operand) -> None:
+    """An operand's metric, aggregation and group-by labels, checked (matchers are checked as
+    they become SQL)."""
+    check_metric(op.metric)
+    check_agg(op.agg)
+    for label in op.by or ():
         if not LABEL_KEY_RE.fullmatch(label):
             raise QueryError(f"group-by label {label[:80]!r} does not match {LABEL_KEY_RE.pattern}")
+
+
+def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
+    """A request of one query (no expression), checked: its aggregation."""
+    check_window(req, limits)
+    agg = check_agg(req.agg)
+    check_operand(Operand(req.metric, tuple(req.matchers), agg, tuple(req.group_by) or None))
     return agg
 
 

@@ -18,7 +18,9 @@ def test_the_query_limits_quoted_are_the_declared_ones():
         f"at most {lim.max_execution_s:g} s",
         f"longer than {lim.max_execution_s:g} s",
         f"more than {lim.max_buckets:,} buckets",
-        f"more than {lim.max_series:,} matched series; more than {lim.max_rows:,} (series, step) rows",
+        f"more than {lim.max_groups:,} groups in an answer",
+        f"more than {lim.max_points:,} points (`query_max_points`",
+        f"more than {lim.max_rows_read:,} rows in the store (`query_max_rows_read`",
         f"`query_max_answer_bytes` ({lim.max_answer_bytes // mib} MiB; {ANSWER_POINT_BYTES} bytes a point",
         f"`query_max_memory_bytes` ({lim.max_memory_bytes >> 30} GiB)",
         f"ListSeries and ListLabelValues {lim.max_list_limit:,}, Search {search.MAX_LIMIT:,}, "

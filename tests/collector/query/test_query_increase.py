@@ -69,8 +69,9 @@ def test_counter_increase_across_a_reset_in_one_step(servers):
     _push(server, _batch("c.total", COUNTER, {ZONE_A: pts}, t0), seq=1)
     increase = _ok(_range(server, "c.total", "increase", t0, t0 + STEP))
     assert _points(increase) == [({"host": "host-test", "idx": "0", "zone": "a"}, [t0], [35.0])]
+    # a rate divides by the seconds its pairs of points cover (1 s to 5 s), not by the step
     rate = _ok(_range(server, "c.total", "rate", t0, t0 + STEP))
-    assert _points(rate) == [({"host": "host-test", "idx": "0", "zone": "a"}, [t0], [35.0 / 10])]
+    assert _points(rate) == [({"host": "host-test", "idx": "0", "zone": "a"}, [t0], [35.0 / 4])]
 
 
 def test_counter_increase_over_several_steps_counts_pairs_across_step_edges(servers):
@@ -80,12 +81,13 @@ def test_counter_increase_over_several_steps_counts_pairs_across_step_edges(serv
     ((_, times, values),) = _points(_ok(_range(server, "c.total", "increase", t0, t0 + 3 * STEP)))
     assert (times, values) == ([t0, t0 + STEP, t0 + 2 * STEP], [10.0, 15.0, 14.0])
     ((_, _, rates),) = _points(_ok(_range(server, "c.total", "rate", t0, t0 + 3 * STEP)))
-    assert rates == [v / (STEP / 1000) for v in values]
+    # each step's increase over the span its pairs cover: 1-5 s; 5-15 s; 15-27 s
+    assert rates == [10.0 / 4, 15.0 / 10, 14.0 / 12]
     # one step over the same points: the steps' increases add up
     ((_, times, whole),) = _points(_ok(_range(server, "c.total", "increase", t0, t0 + 60_000, step=60_000)))
     assert (times, whole) == ([t0], [39.0])
     ((_, _, rate),) = _points(_ok(_range(server, "c.total", "rate", t0, t0 + 60_000, step=60_000)))
-    assert rate == [39.0 / 60]
+    assert rate == [39.0 / 26]
 
 
 def test_counter_increase_by_group_adds_the_series_increases(servers):
@@ -101,7 +103,9 @@ def test_counter_increase_by_group_adds_the_series_increases(servers):
     by_zone = _points(_ok(_range(server, "c.total", "increase", t0, t0 + 3 * STEP, by=["zone"])))
     assert by_zone == [({"zone": "a"}, [t0, t0 + STEP, t0 + 2 * STEP], [10.0, 45.0, 17.0])]
     rate = _points(_ok(_range(server, "c.total", "rate", t0, t0 + 3 * STEP, by=["zone"])))
-    assert rate == [({"zone": "a"}, [t0, t0 + STEP, t0 + 2 * STEP], [1.0, 4.5, 1.7])]
+    # the series' rates added: idx 0 as above, idx 1 30 and 3 over 10 s each
+    expected = [10.0 / 4, 15.0 / 10 + 3.0, 14.0 / 12 + 0.3]
+    assert rate == [({"zone": "a"}, [t0, t0 + STEP, t0 + 2 * STEP], expected)]
 
 
 def test_delta_increase_sums_the_increments_and_mixes_with_counters(servers):
@@ -115,7 +119,10 @@ def test_delta_increase_sums_the_increments_and_mixes_with_counters(servers):
         ("1", [t0 + STEP], [0.5]),  # one increment is a whole increase: unlike a counter's baseline
     ]
     rate = _points(_ok(_range(server, "d.count", "rate", t0, t0 + 2 * STEP, by=["zone"])))
-    assert rate == [({"zone": "a"}, [t0, t0 + STEP], [0.6, 0.45])]
+    # a DELTA point covers the time since the previous one, the first one until the next:
+    # idx 0 holds 6 over 1-9 s plus the 3 s to 4 s, then 4 over 9-12 s; idx 1's one point in
+    # range covers no time, so it adds to increase and not to rate
+    assert rate == [({"zone": "a"}, [t0, t0 + STEP], [6.0 / 11, 4.0 / 3])]
     # the same name with a counter series in zone a: each series by its own kind, then added
     counter = {(("idx", "2"), ("zone", "a")): [(2000, 7.0), (3000, 9.0)]}
     _push(server, _batch("d.count", COUNTER, counter, t0), seq=2)
@@ -194,12 +201,12 @@ def test_row_limit_applies(servers, store, store_dsn):
     _push(server, _batch("c.total", COUNTER, {ZONE_A: THREE_STEPS}, t0), seq=1)
     stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     limited = grpc_testing.server_from_dictionary(
-        {QUERY: QueryService(stores, QueryLimits(max_rows=1))}, grpc_testing.strict_real_time()
+        {QUERY: QueryService(stores, QueryLimits(max_points=1))}, grpc_testing.strict_real_time()
     )
     try:
         _, code, details = _range(limited, "c.total", "rate", t0, t0 + 3 * STEP)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "more than 1 (series, step) rows" in details
+        assert "answer of more than query_max_points 1 points" in details
         assert _points(_ok(_range(limited, "c.total", "increase", t0, t0 + STEP))) == [
             ({"host": "host-test", "idx": "0", "zone": "a"}, [t0], [10.0])
         ]

@@ -328,12 +328,12 @@ def test_row_limit_applies(latency, store, store_dsn, metric, by):
     _push(server, _gauges("q.g", {(("idx", "0"),): [np.arange(3.0), np.arange(3.0)]}, t0), seq=2)
     stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     limited = grpc_testing.server_from_dictionary(
-        {QUERY: QueryService(stores, QueryLimits(max_rows=1))}, grpc_testing.strict_real_time()
+        {QUERY: QueryService(stores, QueryLimits(max_points=1))}, grpc_testing.strict_real_time()
     )
     try:
         _, code, details = _range(limited, metric, "p99", t0, t0 + 2 * STEP, by=by)
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert "more than 1 (series, step) rows" in details
+        assert "answer of more than query_max_points 1 points" in details
         assert _ok(_range(limited, metric, "p99", t0, t0 + STEP, by=by)).series
     finally:
         stores.close_all()

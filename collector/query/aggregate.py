@@ -1,0 +1,147 @@
+"""One aggregated query (an Operand over a Window) → its Answer, computed in the store.
+
+The service calls `aggregate` once per operand: the lookup counts the groups (refusing more than
+`max_groups`), the metric's kind picks the statement (ferry.collector.query.grouped), the
+resolution rule picks raw samples or a rollup, and the statement's rows — at most `max_points`
+of them, one per (group, step) — come back as numpy columns and are mapped to the lookup's groups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ferry.collector.query.answer import Answer, Operand, Window
+from ferry.collector.query.grouped import (
+    HISTOGRAM_AGGS,
+    POINTS_ERROR,
+    growth_sql,
+    histogram_sql,
+    plain_sql,
+    points_sql,
+    quantile_sql,
+)
+from ferry.collector.query.lookup import Groups, lookup
+from ferry.collector.query.quantiles import QUANTILES, MixedBounds, combine_histograms
+from ferry.collector.query.resolution import RAW, choose
+from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError
+from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
+
+
+def aggregate(
+    store, op: Operand, w: Window, resolution: str, max_groups: int, max_points: int, settings: str
+) -> Answer:
+    groups = lookup(store, op, max_groups, settings)
+    if not len(groups):
+        return Answer()
+    histogram = is_histogram(op.metric, groups.kinds)
+    rollup = choose(resolution, op.agg, w.step_ms, w.start_ms, w.end_ms, histogram)
+    limit = max_points + 1
+    db = store.db
+    buckets = (w.end_ms - w.start_ms) // w.step_ms + 1
+    if len(groups) * buckets > max_points:  # it might not fit: count its points first
+        raw = "histograms" if histogram else "samples"
+        table = (rollup.histogram_table if histogram else rollup.table) if rollup else raw
+        sql, params = points_sql(db, op, w, table)
+        points = int(store.query(sql + settings, params)[0][0])
+        if points > max_points * (1 + POINTS_ERROR):
+            raise _too_many(max_points, f" (about {points})")
+    if histogram:
+        _check_histogram(op)
+        sql, params = histogram_sql(db, op, w, limit, rollup.histogram_table if rollup else "")
+    elif op.agg in GROWTH:
+        _check_growth(op, groups.kinds)
+        sql, params = growth_sql(db, op, w, limit)
+    elif op.agg in QUANTILES:
+        sql, params = quantile_sql(db, op, w, limit)
+    else:
+        sql, params = plain_sql(db, op, w, limit, rollup.table if rollup else "")
+    if histogram and op.agg in QUANTILES:
+        cols = _read(store, sql + settings, params, max_points, np_result=False)
+        g, t, v = _histogram_quantiles(op, groups, cols) if cols else _empty()
+    else:
+        cols = _read(store, sql + settings, params, max_points, np_result=True)
+        g, t, v = _located(groups, cols) if cols else _empty()
+    return Answer(groups.labels, g, t, v, rollup.name if rollup else RAW)
+
+
+def is_histogram(metric: str, kinds: list[str]) -> bool:
+    """Whether `metric`'s matched series (their kind names) are histograms.
+
+    Kind is an attribute of a series, not its identity, so a name could carry both; a query
+    over such a mix has no one meaning and is refused."""
+    histogram = KIND_NAMES[HISTOGRAM]
+    if histogram in kinds and len(kinds) > 1:
+        raise QueryError(
+            f"{metric}: the matched series mix kinds {', '.join(kinds)}; "
+            f"add a matcher so that all or none are {histogram}"
+        )
+    return histogram in kinds
+
+
+def _check_histogram(op: Operand) -> None:
+    held = (*HISTOGRAM_AGGS, *QUANTILES)
+    if op.agg not in held:
+        raise QueryError(
+            f"aggregation {op.agg!r} is not defined for histogram {op.metric}; use one of {', '.join(held)}"
+        )
+
+
+def _check_growth(op: Operand, kinds: list[str]) -> None:
+    other = sorted(set(kinds) - {KIND_NAMES[COUNTER], KIND_NAMES[DELTA]})
+    if other:
+        hint = "; a gauge is a level, not a count: use max, last or avg" if KIND_NAMES[GAUGE] in other else ""
+        raise QueryError(
+            f"aggregation {op.agg!r} is not defined for {other[0]} series ({op.metric}); "
+            f"only for {KIND_NAMES[COUNTER]} and {KIND_NAMES[DELTA]}{hint}"
+        )
+
+
+def _read(store, sql: str, params: dict[str, Any], max_points: int, np_result: bool):
+    """The statement's columns (None when it has no row); LimitExceeded past `max_points`."""
+    if np_result:
+        rows = store.query_np(sql, params)
+        n, cols = rows.shape[0], [rows[name] for name in rows.dtype.names] if rows.shape[0] else []
+    else:
+        cols = store.query_columns(sql, params)
+        n = len(cols[0]) if cols else 0
+    if n > max_points:
+        raise _too_many(max_points)
+    return cols if n else None
+
+
+def _too_many(max_points: int, about: str = "") -> LimitExceeded:
+    return LimitExceeded(
+        f"answer of more than query_max_points {max_points} points{about}; "
+        "use a larger step, a shorter range or fewer groups (matchers, by)"
+    )
+
+
+def _located(groups: Groups, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    group, known = groups.locate(cols[0])
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    v = np.asarray(cols[2], dtype=np.float64)[known]
+    keep = ~np.isnan(v)
+    group, t, v = group[keep], t[keep], v[keep]
+    order = np.lexsort((t, group))
+    return group[order], t[order], v[order]
+
+
+def _histogram_quantiles(op: Operand, groups: Groups, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    group, known = groups.locate(np.asarray(cols[0], dtype=np.uint64))
+    keep = known.nonzero()[0].tolist()
+    t = np.asarray(cols[1], dtype=np.int64)[known]
+    bounds, counts = [cols[2][i] for i in keep], [cols[3][i] for i in keep]
+    try:
+        return combine_histograms(QUANTILES[op.agg], group, t, bounds, counts)
+    except MixedBounds as exc:
+        raise QueryError(
+            f"{op.metric}: histograms with bucket bounds {exc.a} and {exc.b} fall in one group "
+            f"and step (at {exc.t_ms}); query them apart with matchers or --by, or with a "
+            "smaller step where one series changed its bounds"
+        ) from None
+
+
+def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
