@@ -63,6 +63,10 @@ def _params(op: Operand, w: Window, limit: int) -> dict[str, Any]:
     return {
         "metric": op.metric,
         "start": w.start_ms,
+        # a rollup row counts when its bucket start (whole seconds) lies in [start, end)
+        "start_s": -(-w.start_ms // 1000),
+        "end_s": -(-w.end_ms // 1000),
+        "step_s": max(w.step_ms // 1000, 1),
         "end": w.end_ms,
         "step": w.step_ms,
         "limit": limit,
@@ -77,7 +81,7 @@ def _points_where(db: str, op: Operand, params: dict[str, Any], raw: bool) -> st
             "AND p.ts < fromUnixTimestamp64Milli({end:Int64}, 'UTC')"
         )
     else:  # a rollup row's ts is its bucket start, a DateTime: it counts when it lies in range
-        ts = "toUnixTimestamp(p.ts) * 1000 >= {start:Int64} AND toUnixTimestamp(p.ts) * 1000 < {end:Int64}"
+        ts = "p.ts >= toDateTime({start_s:Int64}, 'UTC') AND p.ts < toDateTime({end_s:Int64}, 'UTC')"
     where = f"p.name = {{metric:String}} AND {ts}"
     if op.matchers:
         sub: dict[str, Any] = {}
@@ -88,9 +92,19 @@ def _points_where(db: str, op: Operand, params: dict[str, Any], raw: bool) -> st
 
 
 def _bucket(raw: bool) -> str:
+    """The bucket of a point: its start in ms (raw), or in seconds over a rollup, whose `ts` is
+    a DateTime and whose steps are whole minutes (`_in_ms` turns those into ms once per row
+    of the answer, not once per row read: grouping by the 4-byte seconds measured faster)."""
     if raw:
         return "intDiv(toUnixTimestamp64Milli(p.ts), {step:Int64}) * {step:Int64}"
-    return "intDiv(toUnixTimestamp(p.ts) * 1000, {step:Int64}) * {step:Int64}"
+    return "intDiv(toUInt32(p.ts), {step_s:UInt32}) * {step_s:UInt32}"
+
+
+def _in_ms(sql: str, raw: bool) -> str:
+    """`sql`, whose rows are (g, t, ...), with t in ms: a rollup statement's t is in seconds."""
+    if raw:
+        return sql
+    return f"SELECT * REPLACE (toInt64(t) * 1000 AS t) FROM ({sql})"
 
 
 def _join(db: str, op: Operand, params: dict[str, Any]) -> tuple[str, str]:
@@ -140,7 +154,7 @@ def plain_sql(db: str, op: Operand, w: Window, limit: int, rollup: str = "") -> 
         f"SELECT {key} AS g, {_bucket(raw)} AS t, {agg} AS v FROM {db}.{table} AS p {join}"
         f"WHERE {where} GROUP BY g, t LIMIT {{limit:UInt64}}"
     )
-    return sql, params
+    return _in_ms(sql, raw), params
 
 
 def _rollup_last_sql(db: str, op: Operand, params: dict[str, Any], rollup: str) -> tuple[str, dict[str, Any]]:
@@ -157,7 +171,7 @@ def _rollup_last_sql(db: str, op: Operand, params: dict[str, Any], rollup: str) 
         f"SELECT {key} AS g, p.t AS t, argMax(p.v, (p.lts, p.series_id)) AS v FROM ({inner}) AS p {join}"
         "GROUP BY g, t LIMIT {limit:UInt64}"
     )
-    return sql, params
+    return _in_ms(sql, False), params
 
 
 def quantile_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[str, Any]]:
@@ -198,7 +212,7 @@ def histogram_sql(
         f"SELECT {key} AS g, {_bucket(raw)} AS t, {select} FROM {db}.{table} AS p {join}"
         f"WHERE {where} GROUP BY {keys} {having}LIMIT {{limit:UInt64}}"
     )
-    return sql, params
+    return _in_ms(sql, raw), params
 
 
 def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[str, Any]]:

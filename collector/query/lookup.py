@@ -81,11 +81,11 @@ def lookup_sql(db: str, op: Operand, limit: int) -> tuple[str, dict[str, Any]]:
         return sql, params
     if op.by:
         params["by"] = list(op.by)
-        key = "arrayMap(k -> labels[k], {by:Array(String)})"
-    else:
-        key = "CAST([], 'Array(String)')"
+        key, h = "arrayMap(k -> labels[k], {by:Array(String)})", "cityHash64(key)"
+    else:  # one group, keyed 0 as `group_key` keys its series
+        key, h = "CAST([], 'Array(String)')", "toUInt64(0)"
     sql = (
-        "SELECT cityHash64(key), key, count(), groupUniqArray(kind), count() OVER () FROM "
+        f"SELECT {h}, key, count(), groupUniqArray(kind), count() OVER () FROM "
         f"(SELECT series_id, kind, {key} AS key FROM {db}.series WHERE {cond} LIMIT 1 BY series_id) "
         "GROUP BY key ORDER BY key LIMIT {limit:UInt64}"
     )
