@@ -14,7 +14,19 @@ from pathlib import Path
 
 import psutil
 
-from bench import agent, alerting, client, collectd, fleet, ingest, rawinsert, security, storage, wire
+from bench import (
+    agent,
+    alerting,
+    client,
+    collectd,
+    fleet,
+    fleetquery,
+    ingest,
+    rawinsert,
+    security,
+    storage,
+    wire,
+)
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 LARGE_FRAME = 200_000  # points per frame for ingest_points_per_s_large_frames (agent default: 20_000)
@@ -76,6 +88,9 @@ def main() -> None:
     # alert rules: one typical rule's evaluation and 1,000 rules' on 100 hosts' hour (20 under
     # QUICK) in process; threshold crossing → webhook through a real collector (1 s evaluations)
     alerting_run = alerting.run(quick)
+    # fleet-wide queries over a generated 2,000-host fleet (100 under QUICK) through a collector,
+    # and the same questions to Prometheus 2.x on 200 hosts (50) in both
+    fleetquery_run = fleetquery.run(quick)
     results = {
         "ingest_points_per_s": statistics.median(r["points_per_s"] for r in agent_runs),
         "ingest_runs": agent_runs,
@@ -96,6 +111,7 @@ def main() -> None:
         **fleet_run,  # fleet_*: frames/s, points/s, ack p50/p99, RSS, stored_ok; fleet_vs_prometheus
         **security_run,  # tls_handshakes_per_s, fleet_frames_per_s_secure, secure_vs_plain, ...
         **alerting_run,  # alert_eval_ms_per_rule, alert_eval_s_1000_rules, alert_notify_latency_ms
+        **fleetquery_run,  # fleet_query_ms, fleet_query_1h_rollup_ms, fleet_query_vs_prometheus, ...
         "machine": {
             "cpus": psutil.cpu_count(),
             "python": platform.python_version(),
@@ -140,6 +156,7 @@ def main() -> None:
         "ingest_vs_prometheus",
         *security.FIGURES,
         *alerting.FIGURES,
+        *fleetquery.FIGURES,
     ):
         if results.get(key) is not None:
             print(f"{key:40} {results[key]:>14,.2f}")
