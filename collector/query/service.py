@@ -21,7 +21,7 @@ import numpy as np
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from ferry.collector import selfmetrics as m
-from ferry.collector.query import listing, search
+from ferry.collector.query import arith, listing, search
 from ferry.collector.query.aggregate import aggregate
 from ferry.collector.query.answer import Answer, Operand, Window
 from ferry.collector.query.calls import CallContext, Cancelled, QueryCall
@@ -203,8 +203,6 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 raise QueryError(
                     "expr is a whole query: leave metric, matchers, agg and group_by empty with it"
                 )
-            from ferry.collector.query import arith  # the expression evaluator
-
             expr = arith.parse(req.expr)
             if expr.top is not None:
                 if topk or bottomk:

@@ -1,0 +1,83 @@
+"""Rates that do not dip at the edges: a steady counter (and a steady DELTA series) reads the same
+rate in the step its points cover only partly — the newest one, 10%, 50% or 90% elapsed, and
+the one it started in — as in a whole step (issue 19, item 3). Before, a step's increase was
+divided by the whole step: the newest point of a rate graph read 0.25, 1.25 and 2.25 here
+instead of 2.5, and the first one 2.08.
+
+Points are written through Ingest.Push into the real embedded store, every 10 s at 3 s past
+each 10 s mark (as an agent's cycle falls), and read with QueryRange."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from ferry.wire.columns import COUNTER, DELTA, MetricBatch, SeriesDef
+from tests.collector.query.test_query_quantiles import _ok, _push, _range
+from tests.collector.test_servicers import servers as servers  # the Ingest + Query servicers fixture
+
+STEP = 60_000
+RATE = 2.5  # per second
+OTHER_RATE = 1.0
+
+
+def _points(base_ms: int, until_ms: int) -> np.ndarray:
+    """Times from 3 s after `base_ms` every 10 s, up to `until_ms` inclusive."""
+    return np.arange(base_ms + 3000, until_ms + 1, 10_000, dtype=np.int64)
+
+
+def _batch(name: str, kind: int, times: np.ndarray, base_ms: int) -> MetricBatch:
+    """Two series of `name`: node a at RATE, node b at OTHER_RATE per second."""
+    refs, ts, values = [], [], []
+    for ref, rate in enumerate((RATE, OTHER_RATE)):
+        if kind == COUNTER:  # a cumulative count since base_ms
+            v = (times - base_ms) / 1000 * rate + 100.0
+        else:  # each point: the increment since the previous one (10 s)
+            v = np.full(times.shape[0], 10.0 * rate)
+        refs.append(np.full(times.shape[0], ref, dtype=np.uint32))
+        ts.append(times)
+        values.append(v)
+    series = [SeriesDef(name, kind, "1", (("node", node),)) for node in ("a", "b")]
+    return MetricBatch(
+        series=series,
+        series_ref=np.concatenate(refs),
+        time_ms=np.concatenate(ts),
+        value=np.concatenate(values),
+    )
+
+
+@pytest.mark.parametrize("elapsed", [0.1, 0.5, 0.9])
+@pytest.mark.parametrize("kind", [COUNTER, DELTA])
+def test_a_steady_rate_is_flat_up_to_the_newest_step(servers, kind, elapsed):
+    server, _ = servers
+    base = (int(time.time()) - 900) // 60 * 60_000  # a whole minute, 15 minutes ago
+    newest = base + 4 * STEP  # the step the last point lies in: `elapsed` of it covered
+    times = _points(base, newest + int(elapsed * STEP))
+    name = f"edge.{'counter' if kind == COUNTER else 'delta'}.{int(elapsed * 100)}"
+    _push(server, _batch(name, kind, times, base), seq=1)
+
+    per_node = _ok(_range(server, name, "rate", base, newest + STEP, step=STEP))
+    got = {s.labels["node"]: (list(s.time_ms), list(s.value)) for s in per_node.series}
+    steps = [base + i * STEP for i in range(5)]
+    for node, rate in (("a", RATE), ("b", OTHER_RATE)):
+        assert got[node][0] == steps
+        assert all(math.isclose(v, rate, rel_tol=1e-12) for v in got[node][1]), (node, got[node][1])
+
+    # summed over a group: the series' rates added, still flat
+    ((summed),) = _ok(
+        _range(server, name, "rate", base, newest + STEP, step=STEP, by=["name_is_absent"])
+    ).series
+    assert list(summed.time_ms) == steps
+    assert all(math.isclose(v, RATE + OTHER_RATE, rel_tol=1e-12) for v in summed.value), list(summed.value)
+
+    # increase stays what was counted: the newest step holds only its covered part
+    ((inc),) = [
+        s
+        for s in _ok(_range(server, name, "increase", base, newest + STEP, step=STEP)).series
+        if s.labels["node"] == "a"
+    ]
+    newest_points = int(((times >= newest) & (times < newest + STEP)).sum())
+    assert inc.value[-1] == pytest.approx(newest_points * 10 * RATE, rel=1e-12)
