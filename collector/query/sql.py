@@ -86,25 +86,58 @@ class QueryLimits:
 CLIENT_MAX_RECEIVE_BYTES = 2 * QueryLimits().max_answer_bytes
 
 
+# A series' `host` label is also its `host` column (the collector writes the frame's host into
+# both; migration 9 copied labels['host'] into the column), and `series` is sorted by
+# (name, host, series_id): a matcher on `host` reads that column, so `host="h-0017"` reads the
+# granule of that host's series, not every series of the metric (bench/serieslookup.py, 994k
+# series: 2.5 ms and 8,192 rows read instead of 27.8 ms and 262,144). A regex on it also gets the
+# literal prefix every match starts with (`regex_prefix`), which the sort key can use
+# (`host=~"h-19.*"`: 16,384 rows read instead of 212,992).
+_LABEL_OPS = {
+    query_pb2.EQ: "{x} = {{v{i}:String}}",
+    query_pb2.NEQ: "{x} != {{v{i}:String}}",
+    query_pb2.RE: "match({x}, concat('^(?:', {{v{i}:String}}, ')$'))",
+    query_pb2.NRE: "NOT match({x}, concat('^(?:', {{v{i}:String}}, ')$'))",
+}
+
+
 def matcher_sql(matchers, params: dict[str, Any]) -> list[str]:
-    ops = {
-        query_pb2.EQ: "labels[{k%d:String}] = {v%d:String}",
-        query_pb2.NEQ: "labels[{k%d:String}] != {v%d:String}",
-        query_pb2.RE: "match(labels[{k%d:String}], concat('^(?:', {v%d:String}, ')$'))",
-        query_pb2.NRE: "NOT match(labels[{k%d:String}], concat('^(?:', {v%d:String}, ')$'))",
-    }
+    """One condition on the `series` table per matcher (a missing label reads as "")."""
     clauses = []
     for i, mt in enumerate(matchers):
         if not LABEL_KEY_RE.fullmatch(mt.label):
             raise QueryError(
                 f"matcher {i}: label name {mt.label[:80]!r} does not match {LABEL_KEY_RE.pattern}"
             )
-        if mt.op not in ops:
+        if mt.op not in _LABEL_OPS:
             raise QueryError(f"matcher {i}: unknown operator {mt.op}")
         params[f"k{i}"] = mt.label
         params[f"v{i}"] = mt.value
-        clauses.append(ops[mt.op] % (i, i))
+        host = mt.label == "host"
+        clauses.append(_LABEL_OPS[mt.op].format(x="host" if host else f"labels[{{k{i}:String}}]", i=i))
+        if host and mt.op == query_pb2.RE and (prefix := regex_prefix(mt.value)):
+            params[f"vp{i}"] = prefix
+            clauses.append(f"startsWith(host, {{vp{i}:String}})")
     return clauses
+
+
+# characters that stand for themselves in an RE2 pattern (none of them is special anywhere)
+_LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:/@=,; ")
+
+
+def regex_prefix(pattern: str) -> str:
+    """A prefix every string matching `^(?:pattern)$` starts with ("" when none is sure): the
+    pattern's leading literal characters, without the last one when a quantifier that allows
+    zero of it (`*`, `?`, `{`) follows; "" when the pattern has a `|` anywhere (an alternative
+    need not start the same way)."""
+    if "|" in pattern:
+        return ""
+    n = 0
+    while n < len(pattern) and pattern[n] in _LITERAL:
+        n += 1
+    if n < len(pattern) and pattern[n] in "*?{":
+        n -= 1
+    return pattern[: max(n, 0)]
 
 
 def check_metric(name: str) -> None:

@@ -22,6 +22,7 @@ from ferry.collector.storage.schema import (
     delta_codecs,
     metric_tables,
     record_tables,
+    series_by_host,
     value_codecs,
 )
 from ferry.records import KINDS
@@ -63,6 +64,7 @@ MIGRATIONS = [
         "alert transitions, acknowledgements and silences",
         lambda o: alert_tables(o.layout(), int(o.alerts_ttl_days)),
     ),
+    Migration(9, "series sorted by name, host, series_id", lambda o: series_by_host(o.layout())),
 ]
 LATEST = MIGRATIONS[-1].version
 

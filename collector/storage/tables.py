@@ -132,6 +132,12 @@ LEDGER = Projection(
 LEDGER_PREFIX = "#"
 
 
+# One row per series (and per part it is written to: the merges keep one). `host` is the
+# series' `host` label (the collector writes the frame's host into both), a plain column in the
+# sort key, so the series of one host are adjacent and a lookup by host (`host="h-0017"`, the
+# fleet's usual matcher; ferry.collector.query.sql.matcher_sql reads it from this column) reads
+# their granule only. It is a function of series_id, as the labels are, so the merges of the
+# AggregatingMergeTree are those of (name, series_id). Migration 9 (schema.py `series_by_host`).
 SERIES = Table(
     "series",
     (
@@ -140,12 +146,12 @@ SERIES = Table(
         _c("kind", _any(LC)),
         _c("unit", _any(LC)),
         _c("labels", _any(MAP)),
-        _c("host", _any(LC)),
+        _c("host", LC),
         _c("first_seen", f"SimpleAggregateFunction(min, {MS})"),
         _c("last_seen", f"SimpleAggregateFunction(max, {MS})"),
     ),
     "AggregatingMergeTree",
-    "(name, series_id)",
+    "(name, host, series_id)",
     "series_id",
     daily=False,
     dedup=False,
