@@ -104,6 +104,8 @@ def _times(index: int, period_ms: int) -> np.ndarray:
     """Point times of series `index`: every `period_ms` from a phase of its own, some starting
     late or ending early."""
     phase = (index * 7919) % period_ms
+    if index % 2:  # on a whole second: the last times of a group's series tie (`last` decides)
+        phase -= phase % 1000
     start, end = T0 + phase, T0 + SPAN
     if index % 97 == 3:
         start = LATE_START + phase % 1000
