@@ -34,9 +34,9 @@ quantiles (integer bucket counts, exact, but the interpolation may run in SQL in
 cover, not the whole step); `increase` is.
 
 Cases whose matched series are more than 10,000 (grouped over the whole fleet) are named
-`wide-...`: before issue 19's store-side aggregation they fail with LimitExceeded ("more than
-10000 series"), which is what issue 19 fixes; the others (`narrow-...`, counters, deltas,
-histograms) pass against the per-series product too.
+`wide-...`: against the per-series product (235c532) they fail with LimitExceeded ("more than
+10000 series"), which is what issue 19 fixes (9198479); the others (`narrow-...`, counters,
+deltas, histograms) pass against both.
 """
 
 from __future__ import annotations
