@@ -24,9 +24,10 @@ Candidates:
 - hostkey+g1024: the same with 1,024-row granules (8,192 by default).
 (A Map-buckets variant of hostkey was slower than hostkey in every lookup: dropped.)
 
-The lookups are the QueryRange series lookup (`ferry.collector.query.groups.matched_sql`'s
-shape: series_id, kind, labels, LIMIT 1 BY series_id, at most max_series + 1 = 10,001) and
-ListLabelValues of `host` (`ferry.collector.query.listing.label_values`' shape).
+The lookups have the shape of the QueryRange series lookup without a group-by
+(`ferry.collector.query.lookup.lookup_sql`: series_id, kind, labels, LIMIT 1 BY series_id, at
+most query_max_groups + 1 = 10,001) and of ListLabelValues of `host` before and after
+`ferry.collector.query.listing.label_values` dropped its GROUP BY series_id.
 """
 
 from __future__ import annotations
