@@ -557,16 +557,17 @@ def _prom_labels(labels: tuple[tuple[str, str], ...]) -> str:
     return ",".join(f'{k}="{v}"' for k, v in labels)
 
 
-def write_openmetrics(path: Path, fleet: Fleet, span: Span) -> dict:
-    """The raw points of `fleet` as an OpenMetrics file: names with '.' -> '_', counters as
-    `<name>_total`, the histogram as a gauge family `<name>_bucket` of each point's own
-    (per-interval) counts, cumulative over `le` (Ferry's histogram points are deltas)."""
+def write_openmetrics(path: Path, fleet: Fleet, span: Span, steps=None, names=None) -> dict:
+    """The points of `fleet` at day steps `steps` (default: the raw ones) of the metrics `names`
+    (default: all) as an OpenMetrics file: names with '.' -> '_', counters as `<name>_total`, the
+    histogram as a gauge family `<name>_bucket` of each point's own (per-interval) counts,
+    cumulative over `le` (Ferry's histogram points are deltas)."""
     t0 = time.perf_counter()
-    steps = np.arange(span.raw_first, DAY_STEPS)
+    steps = np.arange(span.raw_first, DAY_STEPS) if steps is None else np.asarray(steps)
     ts = [str(t // 1000) for t in span.ts_ms(steps).tolist()]
     sets, lines = fleet.label_sets, 0
     with path.open("w", buffering=1 << 22) as out:
-        for name in dict.fromkeys(f.name for f in FAMILIES):
+        for name in names or dict.fromkeys(f.name for f in FAMILIES):
             idx = fleet.where(name)
             kind = int(fleet.kind[idx[0]])
             base = prometheus.prom_name(name)
@@ -658,29 +659,41 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def load_prometheus(workdir: Path, fleet: Fleet, span: Span) -> dict:
-    """Write the OpenMetrics file and make TSDB blocks of it with promtool; returns sizes and
-    seconds (the file is removed after)."""
+def load_prometheus(workdir: Path, fleet: Fleet, span: Span, day_names=None) -> dict:
+    """Write the raw points as OpenMetrics and make TSDB blocks of them with promtool; returns
+    sizes and seconds (the files are removed after). `day_names`: instead, the whole day of these
+    metrics, one file per 2 h block (promtool parses its whole input once per block it makes)."""
     exe = prometheus.binary()
     promtool = shutil.which("promtool") or str(Path(exe).with_name("promtool"))
     if not os.path.exists(promtool):
         raise prometheus.Unavailable(f"no promtool next to {exe}")
-    text = workdir / "fleet.om.txt"
-    wrote = write_openmetrics(text, fleet, span)
     tsdb = workdir / "tsdb"
-    t0 = time.perf_counter()
-    done = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(text), str(tsdb)],
-        capture_output=True, text=True, timeout=3600,
-    )  # fmt: skip
-    blocks_s = time.perf_counter() - t0
-    text.unlink()
-    if done.returncode != 0:
-        raise prometheus.Unavailable(
-            f"promtool failed ({done.returncode}): {(done.stderr or done.stdout)[-400:]}"
-        )
-    size = sum(f.stat().st_size for f in tsdb.rglob("*") if f.is_file())
-    return {**wrote, "blocks_s": blocks_s, "tsdb_bytes": size}
+    block = 2 * HOUR_STEPS
+    # the day: every point the store stands for (the 1h rollup's closed-form hours, the raw ones)
+    stored = np.concatenate(
+        [np.arange(span.raw_first // HOUR_STEPS * HOUR_STEPS), np.arange(span.raw_first, DAY_STEPS)]
+    )
+    blocks = [stored[(stored >= b) & (stored < b + block)] for b in range(0, DAY_STEPS, block)]
+    parts = [None] if day_names is None else [p for p in blocks if p.shape[0]]
+    out = {"samples": 0, "bytes": 0, "write_s": 0.0, "blocks_s": 0.0}
+    for steps in parts:
+        text = workdir / "fleet.om.txt"
+        wrote = write_openmetrics(text, fleet, span, steps, day_names)
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", str(text), str(tsdb)],
+            capture_output=True, text=True, timeout=3600,
+        )  # fmt: skip
+        out["blocks_s"] += time.perf_counter() - t0
+        text.unlink()
+        if done.returncode != 0:
+            raise prometheus.Unavailable(
+                f"promtool failed ({done.returncode}): {(done.stderr or done.stdout)[-400:]}"
+            )
+        for key in ("samples", "bytes", "write_s"):
+            out[key] += wrote[key]
+    out["tsdb_bytes"] = sum(f.stat().st_size for f in tsdb.rglob("*") if f.is_file())
+    return out
 
 
 # -- the questions -------------------------------------------------------------------------------
@@ -700,6 +713,7 @@ class Question:
     prom_range: tuple[int, int, int] = (0, 0, 0)  # start, end, step (ms): evaluation times
     window_ms: int = MINUTE_MS  # Prometheus's range [w]: its evaluation time - w is Ferry's bucket
     first_step_differs: bool = False  # Ferry's rate: the first step's first point is a baseline
+    day: bool = False  # asked of a Prometheus holding the whole day (of system.cpu.utilization)
     label_values: bool = False
 
 
@@ -725,7 +739,9 @@ def questions(span: Span) -> list[Question]:
         Question("avg_by_host", "avg by host of system.cpu.utilization, 1 h at step 1m",
                  [("", [{**by_host, **hour_1m}])], ("raw", "1m", ""), cpu_avg, prom_1m),
         Question("avg_by_host_24h", "avg by host of system.cpu.utilization, 24 h at step 1h (1h rollup)",
-                 [("", [{**by_host, "start_ms": span.d0_ms, "end_ms": r1, "step_ms": HOUR_MS}])], ("1h",)),
+                 [("", [{**by_host, "start_ms": span.d0_ms, "end_ms": r1, "step_ms": HOUR_MS}])], ("1h",),
+                 f"avg by (host) (avg_over_time({cpu}[1h]))", (span.d0_ms + HOUR_MS, r1, HOUR_MS), HOUR_MS,
+                 day=True),
         Question("avg_by_host_step_1h", "avg by host of system.cpu.utilization, the raw hour at step 1h",
                  [("", [{**by_host, "start_ms": r0, "end_ms": r1, "step_ms": HOUR_MS}])], ("raw", "1m", "1h"),
                  f"avg by (host) (avg_over_time({cpu}[1h]))", (r1, r1, HOUR_MS), HOUR_MS),
@@ -987,13 +1003,18 @@ def collector(store_dir: Path, workdir: Path) -> Iterator[tuple[str, float]]:
         log.close()
 
 
-def ask_all(addr: str, span: Span, runs: int, server: PromServer | None, fleet: Fleet) -> dict:
+def ask_all(
+    addr: str, span: Span, runs: int, server: PromServer | None, fleet: Fleet, day: bool = False
+) -> dict:
     """Every question to Ferry at each of its resolutions, and (with `server`) to Prometheus;
-    Ferry's and Prometheus's runs take turns question by question."""
+    Ferry's and Prometheus's runs take turns question by question. `day`: only the questions
+    of the whole day, the server holding the day."""
     client = FerryClient(addr)
     out: dict = {}
     try:
         for q in questions(span):
+            if day and not q.day:
+                continue
             entry: dict = {"what": q.what, "ferry": {}}
             for res in q.resolutions:
                 entry["ferry"].update(ferry_question(client, q, res, runs))
@@ -1004,7 +1025,7 @@ def ask_all(addr: str, span: Span, runs: int, server: PromServer | None, fleet: 
                     for res, got in entry["ferry"].items()
                     if "answer" in got
                 }
-            if server is not None and q.promql:
+            if server is not None and q.promql and q.day == day:
                 try:
                     entry["prometheus"] = prom_question(server, q, runs)
                 except (OSError, RuntimeError) as exc:
@@ -1048,8 +1069,11 @@ def _strip(result: dict) -> dict:
     return out
 
 
-def run_size(hosts: int, workdir: Path, span: Span, runs: int, with_prometheus: bool) -> dict:
-    """Generate `hosts` hosts, ask everything through a collector (and Prometheus)."""
+def run_size(
+    hosts: int, workdir: Path, span: Span, runs: int, with_prometheus: bool, day: bool = False
+) -> dict:
+    """Generate `hosts` hosts, ask everything through a collector (and Prometheus). `day`: load
+    Prometheus with the whole day of system.cpu.utilization and ask only the day's questions."""
     store_dir = workdir / f"store-{hosts}"
     gen = generate_isolated(store_dir, hosts, span)
     fleet = Fleet.make(hosts)
@@ -1058,9 +1082,9 @@ def run_size(hosts: int, workdir: Path, span: Span, runs: int, with_prometheus: 
         server = None
         if with_prometheus:
             try:
-                pdir = workdir / f"prom-{hosts}"
+                pdir = workdir / f"prom-{hosts}{'-day' if day else ''}"
                 pdir.mkdir(exist_ok=True)
-                out["prometheus_load"] = load_prometheus(pdir, fleet, span)
+                out["prometheus_load"] = load_prometheus(pdir, fleet, span, [CPU] if day else None)
                 t0 = time.perf_counter()
                 server = stack.enter_context(prom_server(pdir / "tsdb", pdir))
                 out["prometheus_load"]["start_s"] = time.perf_counter() - t0
@@ -1069,7 +1093,7 @@ def run_size(hosts: int, workdir: Path, span: Span, runs: int, with_prometheus: 
                 out["prometheus_skipped"] = str(exc)
         addr, out["collector_start_s"] = stack.enter_context(collector(store_dir, workdir))
         out["loadavg_before"] = os.getloadavg()
-        out["questions"] = ask_all(addr, span, runs, server, fleet)
+        out["questions"] = ask_all(addr, span, runs, server, fleet, day)
         out["loadavg_after"] = os.getloadavg()
     shutil.rmtree(store_dir, ignore_errors=True)
     return out
@@ -1082,7 +1106,9 @@ def _ms(result: dict, key: str, res: str) -> float | None:
     return result["questions"][key]["ferry"].get(res, {}).get("ms")
 
 
-def figures(full: dict, compared: dict | None, compared_hosts: int) -> dict:
+def figures(full: dict, compared: dict | None, compared_hosts: int, day: dict | None = None) -> dict:
+    """The figures of the full size, the compared size (both systems) and the day (both systems,
+    system.cpu.utilization over 24 h: only avg_by_host_24h is asked there)."""
     out: dict = {
         "fleet_query_hosts": full["dataset"]["hosts"],
         "fleet_query_series": full["dataset"]["series"],
@@ -1118,7 +1144,8 @@ def figures(full: dict, compared: dict | None, compared_hosts: int) -> dict:
     if "prometheus_skipped" in compared:
         out["fleet_query_prometheus_skipped"] = compared["prometheus_skipped"]
     ratios, equal, compared_ms, primary = {}, {}, {}, {}
-    for k, q in compared["questions"].items():
+    both = {**compared["questions"], **(day["questions"] if day else {})}
+    for k, q in both.items():
         prom = q.get("prometheus", {})
         for res, got in q["ferry"].items():
             if "vs_prometheus" in got:
@@ -1151,11 +1178,22 @@ def figures(full: dict, compared: dict | None, compared_hosts: int) -> dict:
         fleet_query_compared_generate_s=compared["dataset"]["generate_s"],
         fleet_query_compared_refused={
             f"{k}@{res}": got["refused"]
-            for k, q in compared["questions"].items()
+            for k, q in both.items()
             for res, got in q["ferry"].items()
             if "refused" in got
         },
     )  # fmt: skip
+    if day is not None:
+        load = day.get("prometheus_load", {})
+        out.update(
+            fleet_query_day_hosts=day["dataset"]["hosts"],
+            fleet_query_day_prometheus_samples=load.get("samples"),
+            fleet_query_day_prometheus_load_s=load.get("blocks_s", 0.0) + load.get("start_s", 0.0)
+            if load
+            else None,
+            fleet_query_day_prometheus_skipped=day.get("prometheus_skipped"),
+        )
+        out["fleet_query_loadavg"]["day"] = [day.get("loadavg_before"), day.get("loadavg_after")]
     return out
 
 
@@ -1165,30 +1203,35 @@ NOTES = (
     "second on every step; rate_requests and error_ratio are compared on every step (rate_requests "
     "also from its second step alone, same_from_second_step: Ferry's first point in range is only "
     "a baseline)",
-    "Prometheus holds the raw hour only (no rollups): the 24 h at 1h question is checked against the "
-    "formulas, not against Prometheus",
+    "the 24 h at 1h question (Ferry: the 1h rollup) is asked of a Prometheus holding the whole day "
+    "of system.cpu.utilization at 10 s (no rollups there) at fleet_query_day_hosts hosts (Ferry's "
+    "store holds everything), and checked against the formulas at the full size",
     "histograms: Prometheus holds each point's per-interval counts, cumulative over le, as gauges "
     "(<name>_bucket), asked as histogram_quantile(0.99, sum by (le) (sum_over_time(...[1m])))",
     "ratio = Ferry ms / Prometheus ms on the same data (the compared size), medians of 5 after a warm-up",
 )
 
 
-def run(quick: bool, hosts: int = 0, compared_hosts: int = 0) -> dict:
-    """Full: 2,000 hosts (Ferry), and 200 hosts in both Ferry and Prometheus; QUICK: 100 and 50."""
+def run(quick: bool, hosts: int = 0, compared_hosts: int = 0, day_hosts: int = 0) -> dict:
+    """Full: 2,000 hosts (Ferry), 200 hosts in both Ferry and Prometheus, and 50 hosts' whole day
+    of system.cpu.utilization in both; QUICK: 100, 50 and 5."""
     hosts = hosts or (100 if quick else 2000)
     compared_hosts = compared_hosts or (50 if quick else 200)
+    day_hosts = day_hosts or (5 if quick else 50)
     runs = 5
     span = Span.ending_hours_ago()
     with tempfile.TemporaryDirectory(prefix="fleetquery-") as tmp:
         workdir = Path(tmp)
         compared = run_size(compared_hosts, workdir, span, runs, with_prometheus=True)
+        day = run_size(day_hosts, workdir, span, runs, with_prometheus=True, day=True)
         full = run_size(hosts, workdir, span, runs, with_prometheus=False)
-    out = figures(full, compared, compared_hosts)
+    out = figures(full, compared, compared_hosts, day)
     out["fleet_query_notes"] = list(NOTES)
     out["fleet_query"] = {
         "span": dataclasses.asdict(span),
         "full": _strip(full),
         "compared": _strip(compared),
+        "day": _strip(day),
     }
     return out
 
@@ -1196,7 +1239,8 @@ def run(quick: bool, hosts: int = 0, compared_hosts: int = 0) -> dict:
 def print_table(result: dict) -> None:
     for key in ("fleet_query_hosts", "fleet_query_series", "fleet_query_raw_points", "fleet_query_generate_s",
                 *FIGURES, "fleet_query_raw_ms", "fleet_query_compared_hosts", "fleet_query_prometheus_load_s",
-                "fleet_query_prometheus_samples", "fleet_query_compared_generate_s"):  # fmt: skip
+                "fleet_query_prometheus_samples", "fleet_query_compared_generate_s", "fleet_query_day_hosts",
+                "fleet_query_day_prometheus_samples", "fleet_query_day_prometheus_load_s"):  # fmt: skip
         val = result.get(key)
         print(f"{key:40} {val:>14,.2f}" if isinstance(val, (int, float)) else f"{key:40} {val!s:>14}")
     print(f"{'per query (full size)':40} {'ms':>14}")
@@ -1208,7 +1252,11 @@ def print_table(result: dict) -> None:
         eq = result.get("fleet_query_answers_equal", {}).get(key, "")
         fm = f"{f_ms:,.1f}" if f_ms is not None else "-"
         print(f"  {key:26} {fm:>9} {p_ms:>9,.1f} {ratio if ratio is None else round(ratio, 3)!s:>7} {eq}")
-    questions_ = result.get("fleet_query", {}).get("compared", {}).get("questions", {})
+    details = result.get("fleet_query", {})
+    questions_ = {
+        **details.get("compared", {}).get("questions", {}),
+        **details.get("day", {}).get("questions", {}),
+    }
     for key, equal in result.get("fleet_query_answers_equal", {}).items():
         if not equal:
             k, res = key.split("@", 1)
@@ -1241,12 +1289,13 @@ def main() -> None:
     p.add_argument("--json", action="store_true", help="also print the whole result as JSON")
     p.add_argument("--hosts", type=int, default=0, help="Ferry's fleet (default 2,000; QUICK 100)")
     p.add_argument("--compared-hosts", type=int, default=0, help="both systems' (default 200; QUICK 50)")
+    p.add_argument("--day-hosts", type=int, default=0, help="both systems', a day of cpu (50; QUICK 5)")
     a = p.parse_args()
     if a.cmd == "generate":
         span = Span(a.d0_ms, a.raw_steps) if a.d0_ms else Span.ending_hours_ago(raw_steps=a.raw_steps)
         print(json.dumps(generate(f"chdb://{a.path}", a.hosts, span)))
         return
-    result = run(a.quick, a.hosts, a.compared_hosts)
+    result = run(a.quick, a.hosts, a.compared_hosts, a.day_hosts)
     if a.json:
         print(json.dumps(result, indent=2, default=str))
     print_table(result)

@@ -121,3 +121,15 @@ def test_ferry_and_prometheus_agree(generated, span, fleet, tmp_path):
     assert cpu["groups"] == [HOSTS, HOSTS] and cpu["points"] == [HOSTS * 10, HOSTS * 10]
     p99 = asked["p99_duration"]["ferry"]["raw:by __all__"]["answer"][()][1]
     assert ((p99 > 500) & (p99 < 1000)).all()  # inside the (500, 1000] bucket, interpolated
+
+
+@pytest.mark.skipif(bool(_prometheus_missing()), reason=_prometheus_missing() or "-")
+def test_the_day_from_the_1h_rollup_is_prometheus_over_every_point(generated, span, fleet, tmp_path):
+    store, _ = generated
+    load = fq.load_prometheus(tmp_path, fleet, span, [fq.CPU])
+    assert load["samples"] == HOSTS * fq.CPU_PER_HOST * (23 * 360 + RAW_STEPS)  # what the store stands for
+    with fq.prom_server(tmp_path / "tsdb", tmp_path) as server, fq.collector(store, tmp_path) as (addr, _):
+        asked = fq.ask_all(addr, span, 1, server, fleet, day=True)
+    assert list(asked) == ["avg_by_host_24h"]
+    same = asked["avg_by_host_24h"]["ferry"]["1h"]["same_as_prometheus"]
+    assert same["equal"] and same["points"] == [HOSTS * 24, HOSTS * 24], same
