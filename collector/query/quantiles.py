@@ -1,6 +1,7 @@
 """Quantiles of HISTOGRAM series: add bucket counts per (group, step), then interpolate.
 
-Called by `ferry.collector.query.aggregate` with the per-(group, step, bound list) bucket counts the store summed.
+Called by `ferry.collector.query.aggregate` with the per-(group, step, bound list) bucket counts
+the store summed.
 Each histogram point holds the observations of its own interval (delta counts), so adding the
 counts of every point of a group in a step gives the histogram of that group in that step.
 The estimate is Prometheus' `histogram_quantile`: find the bucket where the cumulative count

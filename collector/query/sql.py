@@ -1,8 +1,9 @@
-"""QueryRange / ListSeries requests → SQL text plus bound parameters.
+"""The query service's shared vocabulary: aggregations, limits, request checks, the matcher and
+series conditions over the `series` table, and ListSeries' SQL (QueryRange's statements are in
+ferry.collector.query.grouped and .lookup).
 
-No request value ever becomes SQL text: metric names, label keys and values, regexes and step
-are bound as `{name:Type}` parameters; the aggregation picks from a fixed table; identifiers
-(the database) are checked by `check_identifier`. Validation errors raise QueryError.
+No request value ever becomes SQL text: metric names, label keys and values and regexes are
+bound as `{name:Type}` parameters. Validation errors raise QueryError.
 """
 
 from __future__ import annotations
@@ -12,52 +13,14 @@ from typing import Any
 
 from ferry.collector.query.answer import Operand, Window
 from ferry.collector.query.quantiles import QUANTILES
-from ferry.collector.storage.layout import check_identifier
 from ferry.collector.validate import LABEL_KEY_RE, Limits, ValidationError, check_name
 from ferry.v1 import query_pb2
 
-# Growth of COUNTER and DELTA series per step: `increase`, and `rate` = increase / step seconds.
+# Growth of COUNTER and DELTA series per step: `increase`, and `rate` = the growth per second of
+# the time the points cover (ferry.collector.query.grouped.growth_sql).
 GROWTH = ("increase", "rate")
 
 AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", *GROWTH, *QUANTILES)
-
-# Per (series, bucket) partials fetched for each aggregation; combined across a group in Python
-# (numpy, which also sorts them: the range SQL has no ORDER BY, its LIMIT only bounds the rows).
-PARTIALS = {
-    "avg": ("sum(value)", "count()"),
-    "sum": ("sum(value)",),
-    "count": ("count()",),
-    "min": ("min(value)",),
-    "max": ("max(value)",),
-    "last": ("argMax(value, ts)", "toUnixTimestamp64Milli(max(ts))"),
-}
-
-# The same over a rollup table (samples_1m, samples_1h), exact from its merged columns. `last`
-# orders series by the bucket's start (a rollup keeps no finer time of its last point).
-ROLLUP_PARTIALS = {
-    "avg": ("sum(sum)", "sum(count)"),
-    "sum": ("sum(sum)",),
-    "count": ("sum(count)",),
-    "min": ("min(min)",),
-    "max": ("max(max)",),
-    "last": ("argMaxMerge(last)", "toUnixTimestamp(max(ts)) * 1000"),
-}
-
-# The same over the histograms table: a point's sum and count are those of its observations.
-# min, max and last have no meaning over bucket counts, so they are missing here.
-HISTOGRAM_PARTIALS = {
-    "avg": ("sum(sum)", "sum(count)"),
-    "sum": ("sum(sum)",),
-    "count": ("sum(count)",),
-    **{q: ("bounds", "sumForEach(counts)") for q in QUANTILES},
-}
-
-# The same over a histogram rollup (histograms_1m, histograms_1h): its counts are sumForEach
-# states, one row per bound list.
-HISTOGRAM_ROLLUP_PARTIALS = {
-    **HISTOGRAM_PARTIALS,
-    **{q: ("bounds", "sumForEachMerge(counts)") for q in QUANTILES},
-}
 
 
 class QueryError(ValueError):
@@ -236,156 +199,3 @@ def check_range(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> str:
     agg = check_agg(req.agg)
     check_operand(Operand(req.metric, tuple(req.matchers), agg, tuple(req.group_by) or None))
     return agg
-
-
-def _range_where(db: str, req: query_pb2.QueryRangeRequest, max_rows: int, alias: str = ""):
-    """Parameters and WHERE clause of the points of `req.metric`'s matched series in range."""
-    params: dict[str, Any] = {
-        "metric": req.metric,
-        "start": req.start_ms,
-        "end": req.end_ms,
-        "step": req.step_ms,
-        "max_rows": max_rows + 1,
-    }
-    matchers = matcher_sql(req.matchers, params)
-    cond = " AND ".join(["name = {metric:String}", *matchers])
-    where = (
-        f"{alias}name = {{metric:String}} "
-        f"AND {alias}ts >= fromUnixTimestamp64Milli({{start:Int64}}, 'UTC') "
-        f"AND {alias}ts < fromUnixTimestamp64Milli({{end:Int64}}, 'UTC')"
-    )
-    if matchers:  # without them every series of the metric is matched: the name says it all
-        where += f" AND {alias}series_id IN (SELECT series_id FROM {db}.series WHERE {cond})"
-    return params, cond, where
-
-
-def _bucket(alias: str = "") -> str:
-    return f"intDiv(toUnixTimestamp64Milli({alias}ts), {{step:Int64}}) * {{step:Int64}} AS t"
-
-
-# the bucket of a rollup row, whose `ts` is a DateTime (seconds) bucket start
-_ROLLUP_BUCKET = "intDiv(toUnixTimestamp(ts) * 1000, {step:Int64}) * {step:Int64} AS t"
-
-
-def _source(agg: str, rollup: str, raw_table: str, raw: dict, rolled: dict) -> tuple[str, str, str]:
-    """(partials, table, bucket expression) for reading `raw_table`, or the rollup table
-    `rollup`, whose `ts` is a DateTime (seconds) bucket start."""
-    if not rollup:
-        return ", ".join(raw[agg]), raw_table, _bucket()
-    return ", ".join(rolled[agg]), check_identifier(rollup, "table"), _ROLLUP_BUCKET
-
-
-def range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int, rollup: str = ""
-) -> tuple[str, dict[str, Any]]:
-    """Per (series, step) partials from `samples`, or from the rollup table `rollup` (whose
-    `ts` is a DateTime bucket start)."""
-    params, _, where = _range_where(db, req, max_rows)
-    partials, table, bucket = _source(agg, rollup, "samples", PARTIALS, ROLLUP_PARTIALS)
-    sql = (
-        f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
-        "GROUP BY series_id, t LIMIT {max_rows:UInt64}"
-    )
-    return sql, params
-
-
-def histogram_range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, agg: str, max_rows: int, rollup: str = ""
-) -> tuple[str, dict[str, Any]]:
-    """Per (series, step) partials of a HISTOGRAM metric, from `histograms` or the rollup table
-    `rollup`; for quantiles also per bound list, so bucket counts are only ever added under the
-    same bounds."""
-    params, _, where = _range_where(db, req, max_rows)
-    partials, table, bucket = _source(
-        agg, rollup, "histograms", HISTOGRAM_PARTIALS, HISTOGRAM_ROLLUP_PARTIALS
-    )
-    keys = "series_id, t, bounds" if agg in QUANTILES else "series_id, t"
-    sql = (
-        f"SELECT series_id, {bucket}, {partials} FROM {db}.{table} WHERE {where} "
-        f"GROUP BY {keys} LIMIT {{max_rows:UInt64}}"
-    )
-    return sql, params
-
-
-def quantile_range_sql(
-    db: str,
-    req: query_pb2.QueryRangeRequest,
-    agg: str,
-    max_rows: int,
-    keys: list[list[str]] | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """The exact quantile of the raw samples per (group, step), grouped in SQL: per series, or
-    by the array of the group-by labels' values (a missing label reads as ""), answered as the
-    index of that array in `keys` (the groups the lookup found; -1 for another), so every
-    column is a number.
-
-    quantileExactInclusive interpolates linearly between the two closest ranks, like
-    numpy.quantile's default and Prometheus' quantile_over_time. The level comes from the fixed
-    QUANTILES table, never from the request text.
-    """
-    params, cond, where = _range_where(db, req, max_rows, alias="p.")
-    level = QUANTILES[agg]
-    if req.group_by:
-        params["by"], params["keys"] = list(req.group_by), keys or []
-        # the group of each series, found once per series, not once per point
-        group = "toInt64(indexOf({keys:Array(Array(String))}, arrayMap(k -> l[k], {by:Array(String)}))) - 1"
-        key = "s.grp"
-        join = (
-            f"INNER JOIN (SELECT series_id, {group} AS grp FROM (SELECT series_id, any(labels) AS l "
-            f"FROM {db}.series WHERE {cond} GROUP BY series_id)) AS s ON p.series_id = s.series_id "
-        )
-    else:
-        key, join = "p.series_id", ""
-    sql = (
-        f"SELECT {key} AS g, {_bucket('p.')}, quantileExactInclusive({level!r})(p.value) "
-        f"FROM {db}.samples AS p {join}WHERE {where} "
-        "GROUP BY g, t LIMIT {max_rows:UInt64}"
-    )
-    return sql, params
-
-
-def increase_range_sql(
-    db: str, req: query_pb2.QueryRangeRequest, max_rows: int
-) -> tuple[str, dict[str, Any]]:
-    """Per (series, step): `grown`, the counter growth of the pairs of consecutive points whose
-    later point falls in the step; `pairs`, how many such pairs; `total`, the sum of the values
-    (a DELTA series' increase).
-
-    The previous point comes from a window over the series' points in the queried range, so the
-    first point in range is only a baseline, and a pair may straddle a step edge (its growth
-    belongs to the later point's step). A drop is a reset: the new value is the growth since it.
-    Equal timestamps are ordered by value, so a duplicate point never reads as a reset.
-    """
-    params, _, where = _range_where(db, req, max_rows)
-    sql = (
-        "SELECT series_id, t, "
-        "sumIf(if(value >= prev, value - prev, value), has_prev) AS grown, "
-        "countIf(has_prev) AS pairs, sum(value) AS total "
-        f"FROM (SELECT series_id, {_bucket()}, value, lagInFrame(value) OVER w AS prev, "
-        "row_number() OVER w > 1 AS has_prev "
-        f"FROM {db}.samples WHERE {where} "
-        "WINDOW w AS (PARTITION BY series_id ORDER BY ts, value ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)) "
-        "GROUP BY series_id, t LIMIT {max_rows:UInt64}"
-    )
-    return sql, params
-
-
-def points_sql(
-    db: str, req: query_pb2.QueryRangeRequest, table: str, rollup: bool
-) -> tuple[str, dict[str, Any]]:
-    """About how many (series, step) pairs of `req` hold points in `table` (samples, histograms
-    or a rollup of either, whose `ts` is a DateTime): the answer's points when no group-by
-    combines them. Asked before a read whose answer might not fit. uniqCombined keeps a fixed
-    few hundred KB whatever the count, where an exact count would hold every pair (measured on
-    3.2 M pairs: 26 MB of collector RSS instead of ~350 MB, 1.2% under the exact count)."""
-    params, _, where = _range_where(db, req, 0)
-    bucket = _ROLLUP_BUCKET if rollup else _bucket()
-    table = check_identifier(table, "table")
-    return (
-        f"SELECT uniqCombined(series_id, {bucket.removesuffix(' AS t')}) FROM {db}.{table} WHERE {where}",
-        params,
-    )
-
-
-# refuse only past this margin over the cap: closer, the read's row cap decides exactly
-POINTS_ERROR = 0.02
