@@ -5,8 +5,11 @@ answers in buckets aligned to multiples of the step, so the window is read as bu
 quarter of it, from the one holding `now - window` to the one holding `now`, and combined:
 avg is the buckets' sum over their count, min and max of the buckets, last of the last; sum,
 count and increase add and are scaled to the window (the buckets read span between `window`
-and 1.25 x `window`: 74 points over 74 s of a steady 1/s series count 60 for a 60 s window);
-rate is the increase over the time read. Quantiles do not combine: they are read from the last
+and 1.25 x `window`: 74 points over 74 s of a steady 1/s series count 60 for a 60 s window).
+rate is read over the window itself as one bucket (QueryRange's `align_ms`): each series'
+growth per second of the time its points cover in the window, added per group, as `ferry query
+--agg rate`, so a steady counter reads its rate whatever part of the window its points have
+reached. Quantiles do not combine: they are read from the last
 complete bucket of `window` (so they lag by up to one window; docs/alerting.md).
 """
 
@@ -53,7 +56,14 @@ class Evaluator:
         self.clock = clock
 
     def _read(
-        self, sel: Selector, agg: str, by: tuple[str, ...], start_ms: int, end_ms: int, step_ms: int
+        self,
+        sel: Selector,
+        agg: str,
+        by: tuple[str, ...],
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        align_ms: int = 0,
     ) -> dict[Labels, list[tuple[int, float]]]:
         req = query_pb2.QueryRangeRequest(
             metric=sel.metric,
@@ -63,6 +73,7 @@ class Evaluator:
             step_ms=step_ms,
             agg=agg,
             group_by=list(by) or [ALL],
+            align_ms=align_ms,
         )
         out: dict[Labels, list[tuple[int, float]]] = {}
         for s in self.query_range(req).series:
@@ -82,6 +93,12 @@ class Evaluator:
             end = now_ms // window_ms * window_ms
             got = self._read(sel, agg, by, end - window_ms, end, window_ms)
             return {g: points[-1][1] for g, points in got.items()}
+        if agg == "rate":  # the window itself as one bucket: each series' growth per second of
+            # the time its points cover in it, as QueryRange's rate (no dip for a window whose
+            # newest points are still coming, nor scaling)
+            start = now_ms - window_ms
+            got = self._read(sel, "rate", by, start, now_ms + 1, window_ms + 1, align_ms=start)
+            return {g: points[-1][1] for g, points in got.items()}
         step = max(1000, window_ms // 4)
         start = (now_ms - window_ms) // step * step
         end = now_ms + 1  # through now (a point stamped after it, clock skew, waits its turn)
@@ -95,13 +112,11 @@ class Evaluator:
                 for g in sums
                 if (total := sum(v for _, v in counts.get(g, ()))) > 0
             }
-        read_as = "increase" if agg == "rate" else agg
-        got = self._read(sel, read_as, by, start, end, step)
+        got = self._read(sel, agg, by, start, end, step)
         combine: dict[str, Callable[[list[tuple[int, float]]], float]] = {
             "sum": lambda p: sum(v for _, v in p) * scale,
             "count": lambda p: sum(v for _, v in p) * scale,
             "increase": lambda p: sum(v for _, v in p) * scale,
-            "rate": lambda p: sum(v for _, v in p) / span_s,
             "min": lambda p: min(v for _, v in p),
             "max": lambda p: max(v for _, v in p),
             "last": lambda p: max(p)[1],

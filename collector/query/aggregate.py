@@ -36,7 +36,7 @@ def aggregate(
     if not len(groups):
         return Answer()
     histogram = is_histogram(op.metric, groups.kinds)
-    rollup = choose(resolution, op.agg, w.step_ms, w.start_ms, w.end_ms, histogram)
+    rollup = choose(resolution, op.agg, w.step_ms, w.start_ms, w.end_ms, histogram, w.align_ms)
     limit = max_points + 1
     db = store.db
     buckets = (w.end_ms - w.start_ms) // w.step_ms + 1

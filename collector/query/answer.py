@@ -36,6 +36,7 @@ class Window:
     start_ms: int  # inclusive
     end_ms: int  # exclusive
     step_ms: int  # bucket width; buckets aligned to multiples of it since the epoch
+    align_ms: int = 0  # or to align_ms + multiples of it (align_ms <= start_ms)
 
 
 @dataclass

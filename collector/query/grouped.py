@@ -69,6 +69,8 @@ def _params(op: Operand, w: Window, limit: int) -> dict[str, Any]:
         "step_s": max(w.step_ms // 1000, 1),
         "end": w.end_ms,
         "step": w.step_ms,
+        "align": w.align_ms,
+        "align_s": w.align_ms // 1000,  # a rollup's alignment is whole minutes (resolution.choose)
         "limit": limit,
     }
 
@@ -91,12 +93,21 @@ def _points_where(db: str, op: Operand, params: dict[str, Any], raw: bool) -> st
     return where
 
 
-def _bucket(raw: bool) -> str:
+def _bucket(raw: bool, params: dict[str, Any]) -> str:
     """The bucket of a point: its start in ms (raw), or in seconds over a rollup, whose `ts` is
     a DateTime and whose steps are whole minutes (`_in_ms` turns those into ms once per row
-    of the answer, not once per row read: grouping by the 4-byte seconds measured faster)."""
+    of the answer, not once per row read: grouping by the 4-byte seconds measured faster).
+    Buckets start at multiples of the step, or at `align` + multiples (every point read lies
+    at or after it: `check_window`)."""
     if raw:
+        if params["align"]:
+            ms = "toUnixTimestamp64Milli(p.ts) - {align:Int64}"
+            return f"intDiv({ms}, {{step:Int64}}) * {{step:Int64}} + {{align:Int64}}"
         return "intDiv(toUnixTimestamp64Milli(p.ts), {step:Int64}) * {step:Int64}"
+    if params["align"]:
+        return (
+            "intDiv(toUInt32(p.ts) - {align_s:UInt32}, {step_s:UInt32}) * {step_s:UInt32} + {align_s:UInt32}"
+        )
     return "intDiv(toUInt32(p.ts), {step_s:UInt32}) * {step_s:UInt32}"
 
 
@@ -129,8 +140,8 @@ def points_sql(db: str, op: Operand, w: Window, table: str) -> tuple[str, dict[s
     where = _points_where(db, op, params, raw)
     join, key = _join(db, op, params)
     sql = (
-        f"SELECT uniqCombined({key}, {_bucket(raw)}) FROM {db}.{check_identifier(table, 'table')} AS p "
-        f"{join}WHERE {where}"
+        f"SELECT uniqCombined({key}, {_bucket(raw, params)}) "
+        f"FROM {db}.{check_identifier(table, 'table')} AS p {join}WHERE {where}"
     )
     return sql, params
 
@@ -151,7 +162,7 @@ def plain_sql(db: str, op: Operand, w: Window, limit: int, rollup: str = "") -> 
     where = _points_where(db, op, params, raw)
     join, key = _join(db, op, params)
     sql = (
-        f"SELECT {key} AS g, {_bucket(raw)} AS t, {agg} AS v FROM {db}.{table} AS p {join}"
+        f"SELECT {key} AS g, {_bucket(raw, params)} AS t, {agg} AS v FROM {db}.{table} AS p {join}"
         f"WHERE {where} GROUP BY g, t LIMIT {{limit:UInt64}}"
     )
     return _in_ms(sql, raw), params
@@ -162,7 +173,7 @@ def _rollup_last_sql(db: str, op: Operand, params: dict[str, Any], rollup: str) 
     bucket, then per group the series latest by bucket, then by id."""
     where = _points_where(db, op, params, raw=False)
     inner = (
-        f"SELECT p.series_id AS series_id, {_bucket(False)} AS t, argMaxMerge(p.last) AS v, "
+        f"SELECT p.series_id AS series_id, {_bucket(False, params)} AS t, argMaxMerge(p.last) AS v, "
         f"max(p.ts) AS lts FROM {db}.{check_identifier(rollup, 'table')} AS p WHERE {where} "
         "GROUP BY series_id, t"
     )
@@ -185,7 +196,7 @@ def quantile_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict
     join, key = _join(db, op, params)
     level = QUANTILES[op.agg]
     sql = (
-        f"SELECT {key} AS g, {_bucket(True)} AS t, quantileExactInclusive({level!r})(p.value) AS v "
+        f"SELECT {key} AS g, {_bucket(True, params)} AS t, quantileExactInclusive({level!r})(p.value) AS v "
         f"FROM {db}.samples AS p {join}WHERE {where} GROUP BY g, t LIMIT {{limit:UInt64}}"
     )
     return sql, params
@@ -209,7 +220,7 @@ def histogram_sql(
         select, keys = f"{HISTOGRAM_AGGS[op.agg]} AS v", "g, t"
         having = "HAVING sum(p.count) > 0 " if op.agg == "avg" else ""
     sql = (
-        f"SELECT {key} AS g, {_bucket(raw)} AS t, {select} FROM {db}.{table} AS p {join}"
+        f"SELECT {key} AS g, {_bucket(raw, params)} AS t, {select} FROM {db}.{table} AS p {join}"
         f"WHERE {where} GROUP BY {keys} {having}LIMIT {{limit:UInt64}}"
     )
     return _in_ms(sql, raw), params
@@ -241,7 +252,7 @@ def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[s
         "sumIf(if(value >= prev, value - prev, value), has_prev) AS grown, "
         "countIf(has_prev) AS pairs, sum(value) AS total, "
         "sumIf(ms - prev_ms, has_prev) AS paired_ms, sumIf(next_ms - ms, NOT has_prev) AS first_ms "
-        f"FROM (SELECT p.series_id AS series_id, {_bucket(True)} AS t, p.value AS value, "
+        f"FROM (SELECT p.series_id AS series_id, {_bucket(True, params)} AS t, p.value AS value, "
         "toUnixTimestamp64Milli(p.ts) AS ms, "
         "lagInFrame(p.value) OVER w AS prev, lagInFrame(ms, 1, ms) OVER w AS prev_ms, "
         "leadInFrame(ms, 1, ms) OVER w AS next_ms, row_number() OVER w > 1 AS has_prev "

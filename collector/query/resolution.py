@@ -1,14 +1,15 @@
 """Which table answers a QueryRange: the raw `samples`, or the 1m / 1h rollup.
 
 The service asks once per query, after it knows the metric's kind. Automatic choice: the
-coarsest rollup whose bucket divides the step and both ends of the range, so every step bucket
-is a whole number of rollup buckets and the answer equals the raw one; only for the
+coarsest rollup whose bucket divides the step, both ends of the range and the alignment, so
+every step bucket is a whole number of rollup buckets and the answer equals the raw one; only
+for the
 aggregations a rollup holds exactly: avg min max sum count last of plain series, and avg sum
 count and the quantiles of histograms (their bucket counts add up exactly). Never for
 increase/rate (resets need the raw points) or quantiles of plain series (rollups keep no
 quantile state for them; see collector/storage/rollups.py). An explicit resolution must divide
-the step; with a range that is not aligned to it, a rollup bucket counts when its start lies in
-the range.
+the step and the alignment; with a range that is not aligned to it, a rollup bucket counts when
+its start lies in the range.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ NAMES = (RAW, *(r.name for r in RESOLUTIONS))
 
 
 def choose(
-    resolution: str, agg: str, step_ms: int, start_ms: int, end_ms: int, histogram: bool
+    resolution: str, agg: str, step_ms: int, start_ms: int, end_ms: int, histogram: bool, align_ms: int = 0
 ) -> Resolution | None:
     """The rollup to read, or None for raw samples; raises QueryError for a request that
     names a resolution that cannot answer it."""
@@ -45,14 +46,15 @@ def choose(
                 f"samples only (rollups of {what} series hold {', '.join(held)}); use resolution "
                 "raw or automatic"
             )
-        if step_ms % rollup.step_ms:
-            raise QueryError(
-                f"resolution {resolution}: step {step_ms} ms is not a multiple of {rollup.step_ms} ms"
-            )
+        for what, ms in (("step", step_ms), ("align", align_ms)):
+            if ms % rollup.step_ms:
+                raise QueryError(
+                    f"resolution {resolution}: {what} {ms} ms is not a multiple of {rollup.step_ms} ms"
+                )
         return rollup
     if not eligible:
         return None
     for rollup in sorted(RESOLUTIONS, key=lambda r: -r.step_ms):
-        if not (step_ms % rollup.step_ms or start_ms % rollup.step_ms or end_ms % rollup.step_ms):
+        if not any(ms % rollup.step_ms for ms in (step_ms, start_ms, end_ms, align_ms)):
             return rollup
     return None

@@ -141,3 +141,22 @@ def test_counts_and_sums_are_scaled_to_the_window_wherever_now_falls(evaluator):
         assert ev.window(sel, "count", (), 60, now)[()] == pytest.approx(60, abs=1.5), offset
         assert ev.window(sel, "sum", (), 60, now)[()] == pytest.approx(120, abs=3), offset
         assert ev.window(sel, "avg", (), 60, now)[()] == 2.0
+
+
+@pytest.mark.parametrize("phase_s", [0, 3, 7, 11, 14])
+def test_a_rate_reads_a_steady_counter_exactly_wherever_now_falls(evaluator, phase_s):
+    """2.5/s sampled every 10 s: the rate over a 60 s window ending at any phase of the sampling
+    (and of the quarter-window buckets) is 2.5, as QueryRange's rate; dividing the growth by the
+    span read (the window from its first bucket's start) read 1.98-2.24 here."""
+    server, ev = evaluator
+    now = now_ms() + phase_s * 1000
+    times = [now - 170_000 + 3000 + i * 10_000 for i in range(18)]
+    name = f"steady.count.{phase_s}"
+    counter = {(("node", "a"),): [(t, 100.0 + 2.5 * (t - times[0]) / 1000) for t in times if t <= now]}
+    _push(server, batch(name, COUNTER, counter), 1)
+    got = ev.window(parse(name), "rate", ("node",), 60, now)
+    assert got == {(("node", "a"),): pytest.approx(2.5, rel=1e-12)}
+    rule = Rule(
+        "Fast", "condition", parse(name), "rate", ("node",), 60.0, condition=Condition(">=", 2.5, ">= 2.5")
+    )
+    assert ev.evaluate(rule, now).holding == {(("node", "a"),)}

@@ -30,7 +30,7 @@ class Matcher(_message.Message):
     def __init__(self, label: _Optional[str] = ..., op: _Optional[_Union[MatchOp, str]] = ..., value: _Optional[str] = ...) -> None: ...
 
 class QueryRangeRequest(_message.Message):
-    __slots__ = ("metric", "matchers", "start_ms", "end_ms", "step_ms", "agg", "group_by", "resolution", "expr", "topk", "bottomk")
+    __slots__ = ("metric", "matchers", "start_ms", "end_ms", "step_ms", "agg", "group_by", "resolution", "expr", "topk", "bottomk", "align_ms")
     METRIC_FIELD_NUMBER: _ClassVar[int]
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +42,7 @@ class QueryRangeRequest(_message.Message):
     EXPR_FIELD_NUMBER: _ClassVar[int]
     TOPK_FIELD_NUMBER: _ClassVar[int]
     BOTTOMK_FIELD_NUMBER: _ClassVar[int]
+    ALIGN_MS_FIELD_NUMBER: _ClassVar[int]
     metric: str
     matchers: _containers.RepeatedCompositeFieldContainer[Matcher]
     start_ms: int
@@ -53,7 +54,8 @@ class QueryRangeRequest(_message.Message):
     expr: str
     topk: int
     bottomk: int
-    def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., resolution: _Optional[str] = ..., expr: _Optional[str] = ..., topk: _Optional[int] = ..., bottomk: _Optional[int] = ...) -> None: ...
+    align_ms: int
+    def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., resolution: _Optional[str] = ..., expr: _Optional[str] = ..., topk: _Optional[int] = ..., bottomk: _Optional[int] = ..., align_ms: _Optional[int] = ...) -> None: ...
 
 class SeriesPoints(_message.Message):
     __slots__ = ("metric", "labels", "time_ms", "value")
