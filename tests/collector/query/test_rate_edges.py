@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 import time
 
+import grpc
 import numpy as np
 import pytest
 
+from ferry.v1 import query_pb2
 from ferry.wire.columns import COUNTER, DELTA, MetricBatch, SeriesDef
 from tests.collector.query.test_query_quantiles import _ok, _push, _range
+from tests.collector.test_servicers import QUERY, unary
 from tests.collector.test_servicers import servers as servers  # the Ingest + Query servicers fixture
 
 STEP = 60_000
@@ -81,3 +84,27 @@ def test_a_steady_rate_is_flat_up_to_the_newest_step(servers, kind, elapsed):
     ]
     newest_points = int(((times >= newest) & (times < newest + STEP)).sum())
     assert inc.value[-1] == pytest.approx(newest_points * 10 * RATE, rel=1e-12)
+
+
+def test_buckets_start_at_align_ms(servers):
+    """align_ms shifts the bucket grid: the range as one bucket starting at its start, and a grid
+    of 30 s steps starting 7 s past a minute; an alignment after the start is refused."""
+    server, _ = servers
+    base = (int(time.time()) - 900) // 60 * 60_000
+    times = _points(base, base + 2 * STEP)
+    _push(server, _batch("edge.aligned", COUNTER, times, base), seq=1)
+    start = base + 7000
+    req = query_pb2.QueryRangeRequest(
+        metric="edge.aligned", start_ms=start, end_ms=start + 90_000, step_ms=90_000, agg="rate",
+        group_by=["node"], align_ms=start,
+    )  # fmt: skip
+    one = _ok(unary(server, QUERY, "QueryRange", req))
+    assert [(s.labels["node"], list(s.time_ms)) for s in one.series] == [("a", [start]), ("b", [start])]
+    assert [round(s.value[0], 12) for s in one.series] == [RATE, OTHER_RATE]
+    req.step_ms, req.end_ms = 30_000, start + 90_000
+    grid = _ok(unary(server, QUERY, "QueryRange", req))
+    assert list(grid.series[0].time_ms) == [start, start + 30_000, start + 60_000]
+    req.align_ms = start + 1
+    _, code, details = unary(server, QUERY, "QueryRange", req)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details == f"align {start + 1} ms must be >= 0 and at most start {start}"
