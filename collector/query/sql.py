@@ -92,8 +92,9 @@ def regex_prefix(pattern: str) -> str:
     """A prefix every string matching `^(?:pattern)$` starts with ("" when none is sure): the
     pattern's leading literal characters, without the last one when a quantifier that allows
     zero of it (`*`, `?`, `{`) follows; "" when the pattern has a `|` anywhere (an alternative
-    need not start the same way)."""
-    if "|" in pattern:
+    need not start the same way), or a `)` that closes the group it is wrapped in (`zz)?web(`
+    is `^(?:zz)?web()$`, which matches `web`)."""
+    if "|" in pattern or not _balanced(pattern):
         return ""
     n = 0
     while n < len(pattern) and pattern[n] in _LITERAL:
@@ -101,6 +102,30 @@ def regex_prefix(pattern: str) -> str:
     if n < len(pattern) and pattern[n] in "*?{":
         n -= 1
     return pattern[: max(n, 0)]
+
+
+def _balanced(pattern: str) -> bool:
+    """Whether no `)` of `pattern` (outside escapes and character classes) closes a group it did
+    not open."""
+    depth, i, n = 0, 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":  # a class: `]` right after `[` or `[^` is a literal
+            i += 2 if pattern.startswith("[^", i) else 1
+            i += 1 if i < n and pattern[i] == "]" else 0
+            while i < n and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return True
 
 
 def check_metric(name: str) -> None:

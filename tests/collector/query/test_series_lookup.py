@@ -41,6 +41,7 @@ CASES = [  # (metric, matchers)
     (CPU, [m("host", RE, "h-0*17")]),  # the prefix is h-
     (CPU, [m("host", RE, "h-0(01|23)7")]),  # an alternative: no prefix
     (CPU, [m("host", RE, "h-0017|h-0399")]),
+    (CPU, [m("host", RE, "zz)?h-0017(")]),  # ^(?:zz)?h-0017()$ matches h-0017: no prefix (review)
     (CPU, [m("host", RE, ".*")]),
     (CPU, [m("host", RE, "h-03.+")]),
     (CPU, [m("host", NRE, "h-00.*")]),
@@ -81,7 +82,7 @@ def python_match(labels: dict[str, str], mt: query_pb2.Matcher) -> bool:
         return v == mt.value
     if mt.op == NEQ:
         return v != mt.value
-    hit = re.fullmatch(mt.value, v) is not None
+    hit = re.fullmatch(f"(?:{mt.value})", v) is not None  # as the store wraps it: ^(?:v)$
     return hit if mt.op == RE else not hit
 
 
@@ -165,6 +166,9 @@ def test_label_values_of_host_are_every_host(fleet, metric):
         (".*", ""),
         ("", ""),
         ("web 1:80/x", "web 1:80/x"),
+        ("zz)?web(", ""),  # the `)` closes the group the store wraps it in: `zz` is optional
+        ("h-1\\)x", "h-1"),  # an escaped `)` closes nothing
+        ("h-1[)]x", "h-1"),  # nor one in a class
     ],
 )
 def test_the_prefix_of_a_host_regex_is_one_every_match_starts_with(pattern, prefix):
