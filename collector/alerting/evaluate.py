@@ -96,8 +96,8 @@ class Evaluator:
         if agg == "rate":  # the window itself as one bucket: each series' growth per second of
             # the time its points cover in it, as QueryRange's rate (no dip for a window whose
             # newest points are still coming, nor scaling)
-            start = now_ms - window_ms
-            got = self._read(sel, "rate", by, start, now_ms + 1, window_ms + 1, align_ms=start)
+            start = now_ms - window_ms + 1  # (now - window, now], as PromQL's range: window ms
+            got = self._read(sel, "rate", by, start, now_ms + 1, window_ms, align_ms=start)
             return {g: points[-1][1] for g, points in got.items()}
         step = max(1000, window_ms // 4)
         start = (now_ms - window_ms) // step * step

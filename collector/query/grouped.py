@@ -237,12 +237,14 @@ def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[s
       with no such pair gives the series nothing. The span it covers is the sum of those
       pairs' durations.
     - a DELTA's growth is the sum of its values in the step; each point covers the time since
-      the previous point in range (the first point in range: until the next one).
+      the previous point in range (the first point in range: until the next one; alone: the
+      step), at most one step: an increment covers its flush interval, which a sparse series'
+      gaps (points only when something happened) overstate.
     increase = the growth summed over the group's series. rate = each series' growth divided by
     the seconds its points cover in the step, summed over the group: a steady counter reads
     the same rate in a step its points cover only partly (the current one, or the one it
-    started in) as in a whole one. A series whose points cover no time in a step (a DELTA
-    with one point in range) adds to increase but not to rate.
+    started in) as in a whole one. A COUNTER whose pairs cover no time in a step (duplicate
+    timestamps only) adds to increase but not to rate.
     """
     params = _params(op, w, limit)
     params["counter"] = KIND_NAMES[COUNTER]
@@ -251,7 +253,10 @@ def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[s
         "SELECT series_id, t, "
         "sumIf(if(value >= prev, value - prev, value), has_prev) AS grown, "
         "countIf(has_prev) AS pairs, sum(value) AS total, "
-        "sumIf(ms - prev_ms, has_prev) AS paired_ms, sumIf(next_ms - ms, NOT has_prev) AS first_ms "
+        "sumIf(ms - prev_ms, has_prev) AS paired_ms, "
+        "sumIf(least(ms - prev_ms, {step:Int64}), has_prev) "
+        "+ sumIf(least(if(next_ms > ms, next_ms - ms, {step:Int64}), {step:Int64}), NOT has_prev) "
+        "AS delta_ms "
         f"FROM (SELECT p.series_id AS series_id, {_bucket(True, params)} AS t, p.value AS value, "
         "toUnixTimestamp64Milli(p.ts) AS ms, "
         "lagInFrame(p.value) OVER w AS prev, lagInFrame(ms, 1, ms) OVER w AS prev_ms, "
@@ -264,7 +269,7 @@ def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[s
     counter = "s.kind = {counter:String}"
     counted = f"(NOT {counter} OR p.pairs > 0)"
     growth = f"if({counter}, p.grown, p.total)"
-    covered = f"if({counter}, p.paired_ms, p.paired_ms + p.first_ms)"
+    covered = f"if({counter}, p.paired_ms, p.delta_ms)"
     if op.agg == "increase":
         value, having = f"sumIf({growth}, {counted})", f"countIf({counted}) > 0"
     else:

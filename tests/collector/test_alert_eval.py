@@ -14,7 +14,7 @@ from ferry.collector.alerting.rules import Anomaly, Condition, Ratio, Rule
 from ferry.collector.cli.expr import parse
 from ferry.collector.query.service import QueryService
 from ferry.collector.storage.store import Store, ThreadStores
-from ferry.wire.columns import COUNTER, GAUGE, MetricBatch, SeriesDef
+from ferry.wire.columns import COUNTER, DELTA, GAUGE, MetricBatch, SeriesDef
 from tests.collector.query.test_query_quantiles import _push
 from tests.collector.test_servicers import servers as servers  # the Ingest + Query servicers fixture
 
@@ -160,3 +160,13 @@ def test_a_rate_reads_a_steady_counter_exactly_wherever_now_falls(evaluator, pha
         "Fast", "condition", parse(name), "rate", ("node",), 60.0, condition=Condition(">=", 2.5, ">= 2.5")
     )
     assert ev.evaluate(rule, now).holding == {(("node", "a"),)}
+
+
+def test_a_rate_of_sparse_delta_points_is_per_window(evaluator):
+    """A DELTA series with a point only when something happened: one increment of 7 in a 60 s
+    window reads 7/60 per second (review: it read nothing, the point covering no time)."""
+    server, ev = evaluator
+    now = now_ms()
+    _push(server, batch("sparse.errors", DELTA, {(("node", "a"),): [(now - 20_000, 7.0)]}), 1)
+    got = ev.window(parse("sparse.errors"), "rate", ("node",), 60, now)
+    assert got == {(("node", "a"),): pytest.approx(7 / 60, rel=1e-12)}

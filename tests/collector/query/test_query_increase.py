@@ -121,8 +121,8 @@ def test_delta_increase_sums_the_increments_and_mixes_with_counters(servers):
     rate = _points(_ok(_range(server, "d.count", "rate", t0, t0 + 2 * STEP, by=["zone"])))
     # a DELTA point covers the time since the previous one, the first one until the next:
     # idx 0 holds 6 over 1-9 s plus the 3 s to 4 s, then 4 over 9-12 s; idx 1's one point in
-    # range covers no time, so it adds to increase and not to rate
-    assert rate == [({"zone": "a"}, [t0, t0 + STEP], [6.0 / 11, 4.0 / 3])]
+    # range covers a whole step (10 s)
+    assert rate == [({"zone": "a"}, [t0, t0 + STEP], [6.0 / 11, 4.0 / 3 + 0.5 / 10])]
     # the same name with a counter series in zone a: each series by its own kind, then added
     counter = {(("idx", "2"), ("zone", "a")): [(2000, 7.0), (3000, 9.0)]}
     _push(server, _batch("d.count", COUNTER, counter, t0), seq=2)
