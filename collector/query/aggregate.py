@@ -8,7 +8,7 @@ of them, one per (group, step) — come back as numpy columns and are mapped to 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,15 +28,25 @@ from ferry.collector.query.resolution import RAW, choose
 from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError
 from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
 
+if TYPE_CHECKING:
+    from ferry.collector.storage.store import Store
+
 
 def aggregate(
-    store, op: Operand, w: Window, resolution: str, max_groups: int, max_points: int, settings: str
+    store: Store, op: Operand, w: Window, resolution: str, max_groups: int, max_points: int, settings: str
 ) -> Answer:
+    """`op` over `w`: at most `max_groups` groups and `max_points` points (LimitExceeded past
+    either), read at `resolution` ("" automatic, raw, 1m, 1h)."""
     groups = lookup(store, op, max_groups, settings)
     if not len(groups):
         return Answer()
     histogram = is_histogram(op.metric, groups.kinds)
-    rollup = choose(resolution, op.agg, w.step_ms, w.start_ms, w.end_ms, histogram, w.align_ms)
+    if histogram:
+        _check_histogram(op)
+    elif op.agg in GROWTH:
+        _check_growth(op, groups.kinds)
+    grouped = op.by is not None
+    rollup = choose(resolution, op.agg, w.step_ms, w.start_ms, w.end_ms, histogram, w.align_ms, grouped)
     limit = max_points + 1
     db = store.db
     buckets = (w.end_ms - w.start_ms) // w.step_ms + 1
@@ -48,10 +58,8 @@ def aggregate(
         if points > max_points * (1 + POINTS_ERROR):
             raise _too_many(max_points, f" (about {points})")
     if histogram:
-        _check_histogram(op)
         sql, params = histogram_sql(db, op, w, limit, rollup.histogram_table if rollup else "")
     elif op.agg in GROWTH:
-        _check_growth(op, groups.kinds)
         sql, params = growth_sql(db, op, w, limit)
     elif op.agg in QUANTILES:
         sql, params = quantile_sql(db, op, w, limit)
@@ -98,7 +106,7 @@ def _check_growth(op: Operand, kinds: list[str]) -> None:
         )
 
 
-def _read(store, sql: str, params: dict[str, Any], max_points: int, np_result: bool):
+def _read(store: Store, sql: str, params: dict[str, Any], max_points: int, np_result: bool):
     """The statement's columns (None when it has no row); LimitExceeded past `max_points`."""
     if np_result:
         rows = store.query_np(sql, params)

@@ -275,7 +275,7 @@ def growth_sql(db: str, op: Operand, w: Window, limit: int) -> tuple[str, dict[s
     else:
         value = f"sumIf({growth} / ({covered} / 1000), {counted} AND {covered} > 0)"
         having = f"countIf({counted} AND {covered} > 0) > 0"
-    key = {None: "p.series_id", (): "toUInt64(0)"}.get(op.by, "s.h")
+    key = _join(db, op, {})[1]  # the join below is always made: it holds each series' kind
     sql = (
         f"SELECT {key} AS g, p.t AS t, {value} AS v FROM ({inner}) AS p "
         f"INNER JOIN ({source_sql(db, op, params)}) AS s ON p.series_id = s.series_id "

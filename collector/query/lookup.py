@@ -15,12 +15,15 @@ compares keys and tuples and refuses such a query rather than answer it wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ferry.collector.query.answer import Operand
 from ferry.collector.query.sql import LimitExceeded, QueryError, series_where
+
+if TYPE_CHECKING:
+    from ferry.collector.storage.store import Store
 
 
 @dataclass
@@ -28,7 +31,6 @@ class Groups:
     labels: list[dict[str, str]]  # per group, in answer order
     keys: np.ndarray  # uint64 group keys, row-aligned with labels
     kinds: list[str]  # the distinct kind names of the matched series
-    series: int  # matched series in all
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -46,6 +48,11 @@ class Groups:
         return order[at[known]].astype(np.int64), known
 
 
+# A series' group-by key: its `by` labels' values (a missing label reads ""). The lookup and the
+# points statements must compute it alike, or `Groups.locate` drops the points of every group.
+BY_KEY = "arrayMap(k -> labels[k], {by:Array(String)})"
+
+
 def group_key(op: Operand, params: dict[str, Any]) -> str:
     """The SQL expression of a series row's group key (over the `series` table's columns)."""
     if op.by is None:
@@ -53,7 +60,7 @@ def group_key(op: Operand, params: dict[str, Any]) -> str:
     if not op.by:
         return "toUInt64(0)"
     params["by"] = list(op.by)
-    return "cityHash64(arrayMap(k -> labels[k], {by:Array(String)}))"
+    return f"cityHash64({BY_KEY})"
 
 
 def source_sql(db: str, op: Operand, params: dict[str, Any]) -> str:
@@ -81,7 +88,7 @@ def lookup_sql(db: str, op: Operand, limit: int) -> tuple[str, dict[str, Any]]:
         return sql, params
     if op.by:
         params["by"] = list(op.by)
-        key, h = "arrayMap(k -> labels[k], {by:Array(String)})", "cityHash64(key)"
+        key, h = BY_KEY, "cityHash64(key)"
     else:  # one group, keyed 0 as `group_key` keys its series
         key, h = "CAST([], 'Array(String)')", "toUInt64(0)"
     sql = (
@@ -92,7 +99,7 @@ def lookup_sql(db: str, op: Operand, limit: int) -> tuple[str, dict[str, Any]]:
     return sql, params
 
 
-def lookup(store, op: Operand, max_groups: int, settings: str) -> Groups:
+def lookup(store: Store, op: Operand, max_groups: int, settings: str) -> Groups:
     """The groups of `op`; LimitExceeded past `max_groups` of them."""
     sql, params = lookup_sql(store.db, op, max_groups + 1)
     rows = store.query(sql + settings, params)
@@ -115,4 +122,4 @@ def lookup(store, op: Operand, max_groups: int, settings: str) -> Groups:
             "group by other labels"
         )
     kinds = sorted({k for r in rows for k in r[3]})
-    return Groups(labels, keys, kinds, sum(int(r[2]) for r in rows))
+    return Groups(labels, keys, kinds)

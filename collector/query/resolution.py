@@ -4,7 +4,8 @@ The service asks once per query, after it knows the metric's kind. Automatic cho
 coarsest rollup whose bucket divides the step, both ends of the range and the alignment, so
 every step bucket is a whole number of rollup buckets and the answer equals the raw one; only
 for the
-aggregations a rollup holds exactly: avg min max sum count last of plain series, and avg sum
+aggregations a rollup holds exactly: avg min max sum count of plain series, last of each series
+on its own (grouped, a rollup orders series by bucket, not by their last point), and avg sum
 count and the quantiles of histograms (their bucket counts add up exactly). Never for
 increase/rate (resets need the raw points) or quantiles of plain series (rollups keep no
 quantile state for them; see collector/storage/rollups.py). An explicit resolution must divide
@@ -25,7 +26,14 @@ NAMES = (RAW, *(r.name for r in RESOLUTIONS))
 
 
 def choose(
-    resolution: str, agg: str, step_ms: int, start_ms: int, end_ms: int, histogram: bool, align_ms: int = 0
+    resolution: str,
+    agg: str,
+    step_ms: int,
+    start_ms: int,
+    end_ms: int,
+    histogram: bool,
+    align_ms: int = 0,
+    grouped: bool = False,
 ) -> Resolution | None:
     """The rollup to read, or None for raw samples; raises QueryError for a request that
     names a resolution that cannot answer it."""
@@ -52,7 +60,9 @@ def choose(
                     f"resolution {resolution}: {what} {ms} ms is not a multiple of {rollup.step_ms} ms"
                 )
         return rollup
-    if not eligible:
+    # a group's `last` over a rollup orders its series by rollup bucket, not by their last
+    # point's time, so it can differ from the raw answer: chosen only when asked for by name
+    if not eligible or (grouped and agg == "last"):
         return None
     for rollup in sorted(RESOLUTIONS, key=lambda r: -r.step_ms):
         if not any(ms % rollup.step_ms for ms in (step_ms, start_ms, end_ms, align_ms)):

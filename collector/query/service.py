@@ -30,7 +30,6 @@ from ferry.collector.query.sql import (
     QueryError,
     QueryLimits,
     check_agg,
-    check_metric,
     check_operand,
     check_window,
     fits_in_page,
@@ -135,7 +134,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
         hint = "; narrow the range or the matchers, or use a larger step"
         if _TIMEOUT in text:
             limit = (
-                f"query ran longer than query_max_execution_s {self.limits.max_execution_s:g} s in the store"
+                f"query ran longer than {call.max_execution_s:g} s in the store "
+                f"(query_max_execution_s {self.limits.max_execution_s:g} s)"
             )
             return "limit", grpc.StatusCode.RESOURCE_EXHAUSTED, limit + hint
         if _TOO_MANY_ROWS in text:
@@ -198,6 +198,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
         w = check_window(req, self.limits)
         store = self.stores.get()
         topk, bottomk = req.topk, req.bottomk
+        if topk and bottomk:
+            raise QueryError(f"topk {topk} and bottomk {bottomk}: ask for one of them")
         if req.expr:
             if req.metric or req.matchers or req.agg or req.group_by:
                 raise QueryError(
@@ -210,28 +212,45 @@ class QueryService(query_pb2_grpc.QueryServicer):
                 k, which = expr.top
                 topk, bottomk = (k, 0) if which == "top" else (0, k)
 
+            budget = [self.limits.max_points]  # the points all operands may hold together
+
             def run(op: Operand) -> Answer:
                 check_operand(op)
-                return self._aggregate(store, op, w, req.resolution, call)
+                try:
+                    answer = self._aggregate(store, op, w, req.resolution, call, budget[0])
+                except LimitExceeded:
+                    if budget[0] < self.limits.max_points:
+                        raise self._too_many_together() from None
+                    raise
+                budget[0] -= len(answer)
+                return answer
 
             answer = arith.evaluate(expr, run)
             metric = req.expr
         else:
-            agg = check_agg(req.agg)
-            check_metric(req.metric)
-            op = Operand(req.metric, tuple(req.matchers), agg, tuple(req.group_by) or None)
+            op = Operand(req.metric, tuple(req.matchers), check_agg(req.agg), tuple(req.group_by) or None)
             check_operand(op)
             answer = self._aggregate(store, op, w, req.resolution, call)
             metric = req.metric
-        if topk and bottomk:
-            raise QueryError(f"topk {topk} and bottomk {bottomk}: ask for one of them")
         if topk or bottomk:
             answer = top(answer, topk or bottomk, highest=bool(topk))
         return self._respond(metric, answer, call)
 
-    def _aggregate(self, store, op: Operand, w: Window, resolution: str, call: QueryCall) -> Answer:
+    def _aggregate(
+        self, store, op: Operand, w: Window, resolution: str, call: QueryCall, max_points: int = 0
+    ) -> Answer:
+        """`op` over `w`, within max_points (an expression's operands share query_max_points)."""
         lim = self.limits
-        return aggregate(store, op, w, resolution, lim.max_groups, lim.max_points, call.settings())
+        points = max_points if max_points else lim.max_points
+        if points <= 0:
+            raise self._too_many_together()
+        return aggregate(store, op, w, resolution, lim.max_groups, points, call.settings())
+
+    def _too_many_together(self) -> LimitExceeded:
+        return LimitExceeded(
+            f"the expression's queries hold more than query_max_points {self.limits.max_points} "
+            "points together; use a larger step, a shorter range or fewer groups"
+        )
 
     def _respond(self, metric: str, answer: Answer, call: QueryCall) -> query_pb2.QueryRangeResponse:
         out = query_pb2.QueryRangeResponse(resolution=answer.resolution)

@@ -197,7 +197,7 @@ def check_window(req: query_pb2.QueryRangeRequest, limits: QueryLimits) -> Windo
         raise QueryError(
             f"range / step = {buckets} buckets > {limits.max_buckets} allowed; use a larger step"
         )
-    if req.align_ms < 0 or req.align_ms > req.start_ms:
+    if req.align_ms and not 0 < req.align_ms <= req.start_ms:
         raise QueryError(f"align {req.align_ms} ms must be >= 0 and at most start {req.start_ms}")
     return Window(req.start_ms, req.end_ms, req.step_ms, req.align_ms)
 

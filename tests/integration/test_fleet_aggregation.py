@@ -413,7 +413,9 @@ def _oracle(store: Store, req: query_pb2.QueryRangeRequest) -> oracle.OracleAnsw
 
 
 def _resolved(req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeRequest:
-    """`req` with its automatic resolution replaced by what the old path chose (raw, 1m, 1h)."""
+    """`req` with its automatic resolution replaced by what the old path chose (raw, 1m, 1h) —
+    except a grouped `last`, which the automatic choice now answers from raw points only (a
+    rollup orders a group's series by bucket, not by their last point: issue 19's review)."""
     if req.resolution:
         return req
     histogram = req.metric == "fleet.latency"
@@ -421,6 +423,8 @@ def _resolved(req: query_pb2.QueryRangeRequest) -> query_pb2.QueryRangeRequest:
         rollup = oracle.choose("", req.agg, req.step_ms, req.start_ms, req.end_ms, histogram)
     except oracle.QueryError:
         return req
+    if req.agg == "last" and req.group_by:
+        rollup = None
     out = query_pb2.QueryRangeRequest()
     out.CopyFrom(req)
     out.resolution = rollup.name if rollup else oracle.RAW
