@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 
 from ferry.collector.query.answer import Answer, Operand, Window
 from ferry.collector.query.grouped import (
@@ -23,7 +24,7 @@ from ferry.collector.query.grouped import (
     quantile_sql,
 )
 from ferry.collector.query.lookup import Groups, lookup
-from ferry.collector.query.quantiles import QUANTILES, MixedBounds, combine_histograms
+from ferry.collector.query.quantiles import QUANTILES
 from ferry.collector.query.resolution import RAW, choose
 from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError
 from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
@@ -65,12 +66,10 @@ def aggregate(
         sql, params = quantile_sql(db, op, w, limit)
     else:
         sql, params = plain_sql(db, op, w, limit, rollup.table if rollup else "")
-    if histogram and op.agg in QUANTILES:
-        cols = _read(store, sql + settings, params, max_points, np_result=False)
-        g, t, v = _histogram_quantiles(op, groups, cols) if cols else _empty()
-    else:
-        cols = _read(store, sql + settings, params, max_points, np_result=True)
-        g, t, v = _located(groups, cols) if cols else _empty()
+    cols = _read(store, sql + settings, params, max_points)
+    if cols and histogram and op.agg in QUANTILES:
+        _check_bounds(op, cols)
+    g, t, v = _located(groups, cols) if cols else _empty()
     return Answer(groups.labels, g, t, v, rollup.name if rollup else RAW)
 
 
@@ -106,14 +105,11 @@ def _check_growth(op: Operand, kinds: list[str]) -> None:
         )
 
 
-def _read(store: Store, sql: str, params: dict[str, Any], max_points: int, np_result: bool):
-    """The statement's columns (None when it has no row); LimitExceeded past `max_points`."""
-    if np_result:
-        rows = store.query_np(sql, params)
-        n, cols = rows.shape[0], [rows[name] for name in rows.dtype.names] if rows.shape[0] else []
-    else:
-        cols = store.query_columns(sql, params)
-        n = len(cols[0]) if cols else 0
+def _read(store: Store, sql: str, params: dict[str, Any], max_points: int):
+    """The statement's columns as numpy arrays (None when it has no row); LimitExceeded past
+    `max_points`."""
+    rows = store.query_np(sql, params)
+    n, cols = rows.shape[0], [rows[name] for name in rows.dtype.names] if rows.shape[0] else []
     if n > max_points:
         raise _too_many(max_points)
     return cols if n else None
@@ -136,19 +132,17 @@ def _located(groups: Groups, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return group[order], t[order], v[order]
 
 
-def _histogram_quantiles(op: Operand, groups: Groups, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    group, known = groups.locate(np.asarray(cols[0], dtype=np.uint64))
-    keep = known.nonzero()[0].tolist()
-    t = np.asarray(cols[1], dtype=np.int64)[known]
-    bounds, counts = [cols[2][i] for i in keep], [cols[3][i] for i in keep]
-    try:
-        return combine_histograms(QUANTILES[op.agg], group, t, bounds, counts)
-    except MixedBounds as exc:
+def _check_bounds(op: Operand, cols) -> None:
+    """QueryError when histograms of two bound lists met in one group and step."""
+    mixed = np.flatnonzero(np.asarray(cols[3]) > 1)
+    if mixed.shape[0]:
+        at = int(mixed[0])
+        a, b = ([float(x) for x in bounds] for bounds in orjson.loads(cols[4][at]))
         raise QueryError(
-            f"{op.metric}: histograms with bucket bounds {exc.a} and {exc.b} fall in one group "
-            f"and step (at {exc.t_ms}); query them apart with matchers or --by, or with a "
-            "smaller step where one series changed its bounds"
-        ) from None
+            f"{op.metric}: histograms with bucket bounds {a} and {b} fall in one group and step "
+            f"(at {int(cols[1][at])}); query them apart with matchers or --by, or with a smaller "
+            "step where one series changed its bounds"
+        )
 
 
 def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
