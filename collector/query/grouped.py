@@ -230,12 +230,13 @@ def histogram_sql(
 
 
 def _histogram_quantile(counts_sql: str) -> str:
-    """Per (g, t): the quantile {q} of the bucket counts `counts_sql` added per bound list, as
-    the per-series path's numpy histogram_quantile did (tests/collector/query/oracle.py: the same
-    float operations in the same order, so the same value): rows (g, t, v, bound lists met, two of them). A (g, t)
-    meeting two bound lists is refused by the caller; one without observations reads NaN. So
-    only numbers cross into Python, not each row's bounds and counts (a p99 by host of 1,000
-    histograms x 100 steps held 182 MB of Python lists per 100k rows: review)."""
+    """Per (g, t): the quantile {q} of the bucket counts `counts_sql` added per bound list, as the
+    per-series path's numpy histogram_quantile did (tests/collector/query/oracle.py: the same
+    float operations in the same order, so the same value): rows (g, t, v, bound lists met, two
+    of them). A (g, t) meeting two bound lists is refused by the caller; one without
+    observations reads NaN. So only numbers cross into Python, not each row's bounds and counts
+    (a p99 by host of 1,000 histograms x 100 steps held 182 MB of Python lists per 100k rows:
+    review)."""
     value = (
         "multiIf(total = 0 OR k = 0, nan, j >= k, b[k], j = 0 AND b[1] <= 0, b[1], "
         "lower + (upper - lower) * ((rank - below) / inside))"
