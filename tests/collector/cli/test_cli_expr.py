@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from ferry import transport
 from ferry.collector.cli.main import main
 from ferry.collector.query.service import QueryService
 from ferry.collector.storage.store import Store, ThreadStores
@@ -32,7 +33,7 @@ def served(servers, store_dsn):
     stores = ThreadStores(lambda: Store.open(store_dsn, database=store.db))
     server = grpc.server(ThreadPoolExecutor(2))
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(stores), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = transport.bind(server, "127.0.0.1:0")  # the one module that binds ports
     server.start()
     yield ingest, f"127.0.0.1:{port}"
     server.stop(None).wait(10)
