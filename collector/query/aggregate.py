@@ -22,6 +22,7 @@ from ferry.collector.query.grouped import (
     plain_sql,
     points_sql,
     quantile_sql,
+    raw_points_sql,
 )
 from ferry.collector.query.lookup import Groups, lookup
 from ferry.collector.query.quantiles import QUANTILES
@@ -61,7 +62,9 @@ def aggregate(
     if histogram:
         sql, params = histogram_sql(db, op, w, limit, rollup.histogram_table if rollup else "")
     elif op.agg in GROWTH:
-        sql, params = growth_sql(db, op, w, limit)
+        cols = _growth(store, op, w, max_points, settings)
+        g, t, v = _located(groups, cols) if cols else _empty()
+        return Answer(groups.labels, g, t, v, RAW)
     elif op.agg in QUANTILES:
         sql, params = quantile_sql(db, op, w, limit)
     else:
@@ -130,6 +133,37 @@ def _located(groups: Groups, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     group, t, v = group[keep], t[keep], v[keep]
     order = np.lexsort((t, group))
     return group[order], t[order], v[order]
+
+
+# raw points one growth statement reads at most: its window holds them all in the store's memory,
+# about 100 bytes each (grouped.growth_sql)
+GROWTH_POINTS_PER_STATEMENT = 2_000_000
+
+
+def _growth(store: Store, op: Operand, w: Window, max_points: int, settings: str):
+    """increase / rate columns (g, t, v), read in as many statements over disjoint series as
+    keep each within GROWTH_POINTS_PER_STATEMENT raw points, and added per (g, t): a group's
+    increase and rate are sums over its series."""
+    sql, params = raw_points_sql(store.db, op, w)
+    points = int(store.query(sql + settings, params)[0][0])
+    parts = max(1, -(-points // GROWTH_POINTS_PER_STATEMENT))
+    read = []
+    for part in range(parts):
+        sql, params = growth_sql(store.db, op, w, max_points + 1, part, parts)
+        cols = _read(store, sql + settings, params, max_points)
+        if cols:
+            read.append(cols)
+    if not read:
+        return None
+    if len(read) == 1:
+        return read[0]
+    g, t, v = (np.concatenate([np.asarray(c[i]) for c in read]) for i in range(3))
+    order = np.lexsort((t, g))
+    g, t, v = g[order], t[order], v[order]
+    starts = np.flatnonzero(np.concatenate(([True], (g[1:] != g[:-1]) | (t[1:] != t[:-1]))))
+    if starts.shape[0] > max_points:
+        raise _too_many(max_points)
+    return [g[starts], t[starts], np.add.reduceat(v.astype(np.float64), starts)]
 
 
 def _check_bounds(op: Operand, cols) -> None:

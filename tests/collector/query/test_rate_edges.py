@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 import pytest
 
+from ferry.collector.query import aggregate
 from ferry.v1 import query_pb2
 from ferry.wire.columns import COUNTER, DELTA, MetricBatch, SeriesDef
 from tests.collector.query.test_query_quantiles import _ok, _push, _range
@@ -108,3 +109,32 @@ def test_buckets_start_at_align_ms(servers):
     _, code, details = unary(server, QUERY, "QueryRange", req)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert details == f"align {start + 1} ms must be >= 0 and at most start {start}"
+
+
+def test_a_growth_read_split_over_series_answers_the_same(servers, monkeypatch):
+    """A rate or increase over many points is read in statements over disjoint series (each
+    window holds its points in the store's memory: 2,000 hosts' counters needed more than the
+    1 GiB query_max_memory_bytes in one); the parts' sums are the whole's."""
+    server, _ = servers
+    base = (int(time.time()) - 900) // 60 * 60_000
+    times = _points(base, base + 4 * STEP + 30_000)
+    _push(server, _batch("edge.split", COUNTER, times, base), seq=1)
+    _push(server, _batch("edge.split.d", DELTA, times, base), seq=2)
+
+    def answer(name, agg, by):
+        resp = _ok(_range(server, name, agg, base, base + 5 * STEP, step=STEP, by=by))
+        return [(dict(s.labels), list(s.time_ms), list(s.value)) for s in resp.series]
+
+    cases = [
+        (n, agg, by)
+        for n in ("edge.split", "edge.split.d")
+        for agg in ("rate", "increase")
+        for by in ((), ("x",))
+    ]
+    whole = [answer(*c) for c in cases]
+    monkeypatch.setattr(aggregate, "GROWTH_POINTS_PER_STATEMENT", 7)  # 58 points: 9 statements
+    split = [answer(*c) for c in cases]
+    for (n, agg, by), a, b in zip(cases, whole, split, strict=True):
+        assert [x[:2] for x in a] == [x[:2] for x in b], (n, agg, by)
+        for (_, _, va), (_, _, vb) in zip(a, b, strict=True):
+            assert all(math.isclose(x, y, rel_tol=1e-12) for x, y in zip(va, vb, strict=True)), (n, agg, by)
