@@ -61,9 +61,14 @@ def label_values(
     # labels are a function of the series id, so every row of a series holds its value: DISTINCT
     # over the rows is exact, and reads no labels twice (994k series, every metric: 30-90 ms,
     # where grouping by series first took 1.5-4.7 s)
+    if req.label == "host":  # the label is also a column, never empty (ingest refuses an empty
+        # host), in the sort key: its values come from that column, not from every labels map
+        value, present = "host", "host != ''"
+    else:
+        value, present = "labels[{label:String}]", "mapContains(labels, {label:String})"
     sql = (
-        f"SELECT DISTINCT labels[{{label:String}}] AS v FROM {store.db}.series "
-        f"WHERE {cond} AND mapContains(labels, {{label:String}}) ORDER BY v LIMIT {{limit:UInt64}}"
+        f"SELECT DISTINCT {value} AS v FROM {store.db}.series "
+        f"WHERE {cond} AND {present} ORDER BY v LIMIT {{limit:UInt64}}"
     )
     values = [row[0] for row in store.query(sql + settings, params)]
     return query_pb2.ListLabelValuesResponse(values=values[:limit], truncated=len(values) > limit)
