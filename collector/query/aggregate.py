@@ -59,19 +59,18 @@ def aggregate(
         points = int(store.query(sql + settings, params)[0][0])
         if points > max_points * (1 + POINTS_ERROR):
             raise _too_many(max_points, f" (about {points})")
-    if histogram:
-        sql, params = histogram_sql(db, op, w, limit, rollup.histogram_table if rollup else "")
-    elif op.agg in GROWTH:
+    if op.agg in GROWTH:  # raw points only (`choose` gives no rollup); never a histogram (checked)
         cols = _growth(store, op, w, max_points, settings)
-        g, t, v = _located(groups, cols) if cols else _empty()
-        return Answer(groups.labels, g, t, v, RAW)
-    elif op.agg in QUANTILES:
-        sql, params = quantile_sql(db, op, w, limit)
     else:
-        sql, params = plain_sql(db, op, w, limit, rollup.table if rollup else "")
-    cols = _read(store, sql + settings, params, max_points)
-    if cols and histogram and op.agg in QUANTILES:
-        _check_bounds(op, cols)
+        if histogram:
+            sql, params = histogram_sql(db, op, w, limit, rollup.histogram_table if rollup else "")
+        elif op.agg in QUANTILES:
+            sql, params = quantile_sql(db, op, w, limit)
+        else:
+            sql, params = plain_sql(db, op, w, limit, rollup.table if rollup else "")
+        cols = _read(store, sql + settings, params, max_points)
+        if cols and histogram and op.agg in QUANTILES:
+            _check_bounds(op, cols)
     g, t, v = _located(groups, cols) if cols else _empty()
     return Answer(groups.labels, g, t, v, rollup.name if rollup else RAW)
 

@@ -31,7 +31,7 @@ from typing import Any
 from ferry.collector.query.answer import Operand, Window
 from ferry.collector.query.lookup import source_sql
 from ferry.collector.query.quantiles import QUANTILES
-from ferry.collector.query.sql import matcher_sql
+from ferry.collector.query.sql import series_where
 from ferry.collector.storage.layout import check_identifier
 from ferry.wire.columns import COUNTER, KIND_NAMES
 
@@ -52,11 +52,8 @@ ROLLUP_AGGS = {
     "max": "max(p.max)",
 }
 
-HISTOGRAM_AGGS = {
-    "avg": "sum(p.sum) / sum(p.count)",
-    "sum": "sum(p.sum)",
-    "count": "toFloat64(sum(p.count))",
-}
+# a histogram point, like a rollup row, holds the sum and count of what it stands for
+HISTOGRAM_AGGS = {agg: ROLLUP_AGGS[agg] for agg in ("avg", "sum", "count")}
 
 
 def _params(op: Operand, w: Window, limit: int) -> dict[str, Any]:
@@ -86,9 +83,7 @@ def _points_where(db: str, op: Operand, params: dict[str, Any], raw: bool) -> st
         ts = "p.ts >= toDateTime({start_s:Int64}, 'UTC') AND p.ts < toDateTime({end_s:Int64}, 'UTC')"
     where = f"p.name = {{metric:String}} AND {ts}"
     if op.matchers:
-        sub: dict[str, Any] = {}
-        cond = " AND ".join(["name = {metric:String}", *matcher_sql(op.matchers, sub)])
-        params.update(sub)
+        cond = series_where(op.metric, op.matchers, params)
         where += f" AND p.series_id IN (SELECT series_id FROM {db}.series WHERE {cond})"
     return where
 
@@ -118,14 +113,22 @@ def _in_ms(sql: str, raw: bool) -> str:
     return f"SELECT * REPLACE (toInt64(t) * 1000 AS t) FROM ({sql})"
 
 
+def _key(op: Operand) -> str:
+    """A points row's group key: the series id or 0 straight from the points, else the joined
+    series' `h` (their labels' key)."""
+    if op.by is None:
+        return "p.series_id"
+    return "toUInt64(0)" if not op.by else "s.h"
+
+
+def _series_join(db: str, op: Operand, params: dict[str, Any]) -> str:
+    return f"INNER JOIN ({source_sql(db, op, params)}) AS s ON p.series_id = s.series_id "
+
+
 def _join(db: str, op: Operand, params: dict[str, Any]) -> tuple[str, str]:
     """(JOIN clause, group key expression): a join on the matched series when the key needs
-    their labels; the series id or 0 straight from the points otherwise."""
-    if op.by is None:
-        return "", "p.series_id"
-    if not op.by:
-        return "", "toUInt64(0)"
-    return f"INNER JOIN ({source_sql(db, op, params)}) AS s ON p.series_id = s.series_id ", "s.h"
+    their labels, none otherwise."""
+    return (_series_join(db, op, params) if op.by else ""), _key(op)
 
 
 def points_sql(db: str, op: Operand, w: Window, table: str) -> tuple[str, dict[str, Any]]:
@@ -322,10 +325,9 @@ def growth_sql(
     else:
         value = f"sumIf({growth} / ({covered} / 1000), {counted} AND {covered} > 0)"
         having = f"countIf({counted} AND {covered} > 0) > 0"
-    key = _join(db, op, {})[1]  # the join below is always made: it holds each series' kind
+    # the join is always made here: it holds each series' kind
     sql = (
-        f"SELECT {key} AS g, p.t AS t, {value} AS v FROM ({inner}) AS p "
-        f"INNER JOIN ({source_sql(db, op, params)}) AS s ON p.series_id = s.series_id "
+        f"SELECT {_key(op)} AS g, p.t AS t, {value} AS v FROM ({inner}) AS p {_series_join(db, op, params)}"
         f"GROUP BY g, t HAVING {having} LIMIT {{limit:UInt64}}"
     )
     return sql, params
