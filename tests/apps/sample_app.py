@@ -1,6 +1,9 @@
 """A service using ferry.client, with known totals, for the app-telemetry integration tests.
 
-    python sample_app.py TARGET burst     # send the fixed workload below, flush, print stats
+    python sample_app.py TARGET burst [FLUSH_S]
+                                          # send the fixed workload below, flush, print stats;
+                                          # FLUSH_S bounds the flush and the close's flush
+                                          # (default 20 s and the client's own 5 s)
     python sample_app.py TARGET steady    # send a numbered log (and a counter) every ms until
                                           # SIGTERM; then flush and print stats. Prints
                                           # "undelivered" once the client first drops a record
@@ -57,6 +60,7 @@ def steady(t: Telemetry) -> int:
 
 def main() -> None:
     target, mode = sys.argv[1], sys.argv[2]
+    flush_s = float(sys.argv[3]) if len(sys.argv) > 3 else None
     if mode == "burst":
         t = Telemetry(target, service="sample")
         burst(t)
@@ -65,9 +69,12 @@ def main() -> None:
         t = Telemetry(target, service="sample", max_queue=500, flush_interval=0.2)
         print("ready", flush=True)
         sent = steady(t)
-    flushed = t.flush(timeout=20)
+    flushed = t.flush(timeout=20 if flush_s is None else flush_s)
     stats = t.stats()
-    t.close()
+    if flush_s is None:
+        t.close()
+    else:
+        t.close(timeout=flush_s)
     print(json.dumps({"flushed": flushed, "sent_calls": sent, **stats.__dict__}), flush=True)
 
 

@@ -262,8 +262,9 @@ def test_an_app_with_the_token_in_its_environment_is_stored_exactly(token_stack)
     assert sums == {f"/r{i}": 10_000.0 for i in range(10)}
 
     env["FERRY_LOCAL_TOKEN"] = "not-" + TOKEN  # the same app with a wrong token: nothing delivered
+    # (its flush and its close can only time out, after the first refused Send: 5 s each, not 20 + 5)
     done = subprocess.run(
-        [sys.executable, str(SAMPLE_APP), target, "burst"],
+        [sys.executable, str(SAMPLE_APP), target, "burst", "5"],
         capture_output=True,
         text=True,
         env=env,
