@@ -40,6 +40,12 @@ class SenderConfig:
         metavar="HOST:PORT[,HOST:PORT...]",
     )
     send_window: int = setting(32, "int", "unacked frames in flight per stream")
+    stream_encoding: bool = setting(
+        True,
+        "bool",
+        "ask collectors for the stateful stream encoding (series sent once per stream, values "
+        "against the last, zstd); off, or with a collector that does not take it: self-contained frames",
+    )
 
     def check(self) -> None:
         if self.send_window < 1:

@@ -20,6 +20,12 @@ BATCHES = Counter("ferry_agent_batches", "Batches cut into frames")
 FRAMES_QUEUED = Counter("ferry_agent_frames_queued", "Frames written to the spool")
 FRAMES_SENT = Counter("ferry_agent_frames_sent", "Frames written to a collector stream (resends included)")
 BYTES_SENT = Counter("ferry_agent_bytes_sent", "Frame payload bytes written to collector streams")
+FRAMES_STREAM_ENCODED = Counter(
+    "ferry_agent_frames_stream_encoded", "Frames sent in the stream encoding (STREAM_ZSTD), of frames_sent"
+)
+STREAM_ENCODED = Gauge(
+    "ferry_agent_stream_encoded", "1 while the open stream's collector took the stream encoding"
+)
 ACKS = Counter("ferry_agent_acks", "Acks received, by status", ["status"])
 FRAMES_REJECTED = Counter(
     "ferry_agent_frames_rejected",

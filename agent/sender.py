@@ -15,6 +15,13 @@ when it ended with "Received message larger than max (N vs. M)") is dropped in i
 the order and counted as rejected, as a REJECTED ack would be: resending it could only fail
 again, and every frame behind it with it (a frame of an older agent, spooled before frames were
 cut by size, wedged the stream for good).
+
+The stream encoding (`ferry.wire.stream`): with `stream_encoding` on, each stream asks for it in
+its request metadata and waits up to `NEGOTIATE_S` for the collector's initial metadata before
+the first frame; a collector that accepts it gets each spooled frame re-encoded against the
+stream's state as it is sent (`ferry.wire.streamenc`), one that does not (an older collector
+says nothing until its first ack) gets the spooled frames as they are. Every stream starts with
+a new encoder, so frames resent after a reconnect or to another collector carry what they need.
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ from ferry.agent.credentials import Credentials
 from ferry.agent.spool import Spool
 from ferry.transport import Endpoint
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+from ferry.wire import stream as stream_wire
 from ferry.wire.frames import FrameError, FrameLimits, check_frame, receive_limit
+from ferry.wire.streamenc import StreamEncoder
 
 log = logging.getLogger("ferry.agent.sender")
 _RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
@@ -43,6 +52,10 @@ _REFUSED = ("UNAUTHENTICATED", "PERMISSION_DENIED")
 MAX_SEND_BYTES = receive_limit()
 # gRPC's words when a message passes a side's limit: the receiver's limit is the second number
 _TOO_LARGE = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
+# how long a new stream waits for the collector's answer to the stream encoding before sending
+# self-contained frames (a collector that takes it answers at once; an older one not before its
+# first ack)
+NEGOTIATE_S = 2.0
 
 
 class ProtocolError(Exception):
@@ -72,6 +85,7 @@ class Sender:
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 10.0,
         credentials: Credentials | None = None,
+        stream_encoding: bool = True,
     ):
         self.spool = spool
         self.credentials = credentials or Credentials()  # replaced on reload; used from the next stream on
@@ -82,6 +96,7 @@ class Sender:
         self.wake = asyncio.Event()  # set (thread-safely, by the spool's owner) when a frame is appended
         self.frame_limits = FrameLimits()
         self.max_message_bytes = MAX_SEND_BYTES  # lowered to a collector's receive limit it reports
+        self.stream_encoding = stream_encoding
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set and nothing is in flight."""
@@ -110,6 +125,7 @@ class Sender:
                 index += 1
             finally:
                 m.CONNECTED.set(0)
+                m.STREAM_ENCODED.set(0)
             if stop.is_set():
                 break
             m.RECONNECTS.inc()
@@ -156,7 +172,8 @@ class Sender:
         creds = self.credentials
         endpoint = Endpoint(address, max_send_bytes=MAX_SEND_BYTES, tls=creds.tls, token=creds.token)
         async with transport.aio_channel(endpoint) as channel:
-            call = ingest_pb2_grpc.IngestStub(channel).Stream()
+            metadata = ((stream_wire.REQUEST_HEADER, stream_wire.VERSION),) if self.stream_encoding else None
+            call = ingest_pb2_grpc.IngestStub(channel).Stream(metadata=metadata)
             inflight: deque[InFlight] = deque()
             room = asyncio.Event()
             room.set()
@@ -171,8 +188,24 @@ class Sender:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writer
 
+    async def _encoder(self, call) -> StreamEncoder | None:
+        """The stream's encoder, if its collector accepts the stream encoding."""
+        if not self.stream_encoding:
+            return None
+        try:
+            metadata = await asyncio.wait_for(call.initial_metadata(), NEGOTIATE_S)
+        except TimeoutError:
+            log.info("no answer to the stream encoding within %.1fs: self-contained frames", NEGOTIATE_S)
+            return None
+        bounds = stream_wire.accepted(metadata)
+        if bounds is None:
+            return None
+        m.STREAM_ENCODED.set(1)
+        return StreamEncoder(bounds)
+
     async def _write(self, call, inflight: deque[InFlight], room: asyncio.Event, stop: asyncio.Event) -> None:
         last_sent = 0
+        encoder = await self._encoder(call)
         while True:
             while len(inflight) >= self.window:
                 room.clear()
@@ -196,6 +229,11 @@ class Sender:
             if refused:
                 self._drop_refused(inflight, room)
                 continue
+            if encoder is not None:
+                encoded = encoder.encode(frame)
+                if encoded is not None:
+                    frame = encoded
+                    m.FRAMES_STREAM_ENCODED.inc()
             await call.write(frame)
             m.CONNECTED.set(1)
             m.FRAMES_SENT.inc()

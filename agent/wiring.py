@@ -55,7 +55,11 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.spool = spool.build(cfg, self.agent_id, on_append=self._wake_sender)
         self.sender = Sender(
-            self.spool, cfg.collector, window=cfg.send_window, credentials=credentials.load(cfg)
+            self.spool,
+            cfg.collector,
+            window=cfg.send_window,
+            credentials=credentials.load(cfg),
+            stream_encoding=cfg.stream_encoding,
         )
         self.redactor = redact.build(cfg)  # before anything is spooled: series labels, app records
         self.deltas = DeltaSums()  # app DELTA increments, summed until the next frame; pipeline thread

@@ -40,6 +40,7 @@ from ferry.collector.marks import Marks
 from ferry.collector.rows import SeriesTable
 from ferry.collector.storage import tables
 from ferry.collector.storage.ledger import DAY_MS, Mark, ticks_per_day
+from ferry.wire.streamdec import StreamDecoder
 
 log = logging.getLogger("ferry.collector.commit")
 
@@ -50,9 +51,13 @@ class StoreUnavailable(RuntimeError):
 
 @dataclass
 class Stream:
-    """One ingest stream as the committer sees it: once a frame of it failed, none joins."""
+    """One ingest stream as the committer sees it: once a frame of it failed, none joins.
+    `decoder`: its stream-encoding state (None: not negotiated, or a Push); `broken`: why that
+    state can no longer be trusted (the stream ends after answering the frame that broke it)."""
 
     failed: bool = False
+    decoder: StreamDecoder | None = None
+    broken: tuple[int, int, str] | None = None  # (epoch, seq, why)
 
 
 @dataclass

@@ -9,8 +9,10 @@ from ferry.collector.storage.layout import check_identifier
 from ferry.runtime.config import ConfigError, is_loopback, setting
 from ferry.runtime.logs import LEVELS
 from ferry.wire.frames import AGENT_FRAME_BYTES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_RAW_BYTES
+from ferry.wire.stream import Bounds
 
 _QUERY = QueryLimits()  # the query limits' defaults are declared there
+_STREAM = Bounds()  # and the stream encoding's bounds there
 
 
 @dataclass
@@ -77,6 +79,20 @@ class CollectorConfig:
     )
     stream_window: int = setting(
         4, "int", "frames of one stream decoded or waiting for their group at once (more wait unread)"
+    )
+    stream_encoding: bool = setting(
+        True,
+        "bool",
+        "take the stateful stream encoding from agents that ask (series sent once per stream, "
+        "values against the last, zstd); off: self-contained frames only",
+    )
+    stream_max_series: int = setting(
+        _STREAM.max_series, "int", "series one ingest stream's dictionary may hold (stream encoding)"
+    )
+    stream_max_bytes: int = setting(
+        _STREAM.max_bytes,
+        "int",
+        "bytes of series definitions one ingest stream's dictionary may hold (stream encoding)",
     )
     group_max_rows: int = setting(
         100_000, "int", "a group (one insert per table) is written once it holds this many points and records"
@@ -153,7 +169,7 @@ class CollectorConfig:
                 )
         if self.max_streams_per_peer < 1:
             raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
-        for key in ("stream_window", "group_max_rows"):
+        for key in ("stream_window", "group_max_rows", "stream_max_series", "stream_max_bytes"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
         if self.group_max_age < 0:

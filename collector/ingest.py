@@ -49,6 +49,7 @@ from ferry.collector.streams import (
     status_of,
 )
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc
+from ferry.wire import stream as stream_wire
 
 log = logging.getLogger("ferry.collector.ingest")
 STREAM, PUSH = "/ferry.v1.Ingest/Stream", "/ferry.v1.Ingest/Push"
@@ -215,6 +216,11 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         key = peer_key(peer)
         await self._open(key, context)
         state = StreamState()
+        if stream_wire.requested(context.invocation_metadata()):
+            state.decoder = self.pipeline.stream_decoder()
+            if state.decoder is not None:  # the agent learns it may send STREAM_ZSTD frames
+                await context.send_initial_metadata(state.decoder.bounds.metadata())
+                m.STREAMS_ENCODED.inc()
         answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
         reader = asyncio.create_task(
             self._read(
@@ -243,10 +249,16 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                 yield ack
                 if ack.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]:
                     return
+                if state.broken is not None and state.broken[:2] == (ack.epoch, ack.seq):
+                    m.STREAMS_BROKEN.inc()
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _broken(state.broken))
         finally:
             state.failed = True  # frames still being prepared for this stream join no group
             reader.cancel()
             self._close(key)
+            if state.decoder is not None:
+                m.STREAMS_ENCODED.dec()
+                state.decoder = None  # its state goes with the stream
 
     async def _read(
         self, frames, address: str, state: StreamState, answers: asyncio.Queue, guard: FrameGuard
@@ -283,6 +295,9 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                 return
             if self.draining or state.failed:
                 await answers.put(None)  # unanswered: the agent resends it after reconnecting
+                return
+            if state.broken is not None:  # unanswered, as above; the stream ends with why
+                await answers.put(Abort(grpc.StatusCode.INVALID_ARGUMENT, _broken(state.broken)))
                 return
             checked = guard.check(frame)
             if isinstance(checked, Refusal):  # the stream ends; the agent keeps the frame and retries
@@ -335,6 +350,14 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         deadline = asyncio.get_running_loop().time() + timeout_s
         while self.in_progress and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
+
+
+def _broken(broken: tuple[int, int, str]) -> str:
+    epoch, seq, why = broken
+    return (
+        f"stream encoding state lost at frame {epoch}:{seq} ({why[:1000]}); the stream ends and "
+        "frames after it were not taken: reconnect to start a new stream"
+    )
 
 
 def _done(ack: ingest_pb2.Ack) -> Future:

@@ -48,6 +48,7 @@ from ferry.runtime.loop import run
 from ferry.runtime.sdnotify import Notifier
 from ferry.v1 import ingest_pb2, query_pb2
 from ferry.wire.frames import FrameLimits, receive_limit
+from ferry.wire.stream import Bounds
 
 log = logging.getLogger("ferry.collector")
 SERVICES = (
@@ -101,7 +102,11 @@ async def serve(
     committer.start()
     pipeline = FramePipeline(
         committer,
-        PipelineConfig(limits=limits, frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes)),
+        PipelineConfig(
+            limits=limits,
+            frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes),
+            stream=Bounds(cfg.stream_max_series, cfg.stream_max_bytes) if cfg.stream_encoding else None,
+        ),
     )
     server = transport.server(
         max_receive_bytes=receive_limit(cfg.max_frame_bytes),

@@ -33,12 +33,13 @@ from ferry.collector.commit import DUPLICATE, GroupCommitter, Prepared, StoreUna
 from ferry.collector.marks import Marks
 from ferry.collector.records_rows import record_block
 from ferry.collector.rows import Identity, RowBuilder
-from ferry.collector.seriescache import SeriesCache, digest
+from ferry.collector.seriescache import SeriesCache, describe, digest
 from ferry.collector.validate import (
     Limits,
     RecordLimits,
     ValidationError,
     check_labels,
+    check_series,
     validate_batch,
     validate_records,
 )
@@ -46,9 +47,11 @@ from ferry.collector.writer import Writer
 from ferry.limits import check_resource_text
 from ferry.records import KINDS
 from ferry.v1 import ingest_pb2
-from ferry.wire.census import CensusError, census, series_census, series_span
+from ferry.wire.census import Census, CensusError, census, series_census, series_span, stream_census
 from ferry.wire.codec import CodecError, decode_metrics, decode_payload
 from ferry.wire.frames import FrameError, FrameLimits, check_frame, open_frame
+from ferry.wire.stream import Bounds
+from ferry.wire.streamdec import StreamDecoder
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
@@ -75,6 +78,7 @@ class PipelineConfig:
     limits: Limits = field(default_factory=Limits)
     frame_limits: FrameLimits = field(default_factory=FrameLimits)
     record_limits: RecordLimits = field(default_factory=RecordLimits)
+    stream: Bounds | None = field(default_factory=Bounds)  # None: no stream encoding
 
 
 class FramePipeline:
@@ -99,6 +103,21 @@ class FramePipeline:
     @property
     def marks(self) -> Marks:
         return self.committer.marks
+
+    def stream_decoder(self) -> StreamDecoder | None:
+        """The state of one ingest stream that negotiated the stream encoding (None: the
+        collector does not take it)."""
+        cfg = self.config
+        if cfg.stream is None:
+            return None
+        return StreamDecoder(
+            cfg.stream,
+            cfg.limits,
+            cfg.record_limits,
+            lambda series, index: check_series(series, cfg.limits, index),
+            lambda key, defs: describe(key, defs, Census()),
+            cfg.frame_limits.max_raw_bytes,
+        )
 
     def check(self, frame: ingest_pb2.Frame) -> None:
         """The frame's name and sizes, without decompressing it; raises what `handle` refuses."""
@@ -128,7 +147,7 @@ class FramePipeline:
         waits in its group (the caller releases it once the future is done). `stream`: the
         stream it came on, in order (a Push call is a stream of its own). `check_host`: raises
         (out of this call, nothing joined) for a host the frame's principal may not write."""
-        prepared = self._prepare(frame, address, reservation, check_host)
+        prepared = self._prepare(frame, address, reservation, check_host, stream)
         if isinstance(prepared, ingest_pb2.Ack):
             return _done(prepared)
         if reservation is not None:
@@ -159,19 +178,32 @@ class FramePipeline:
         address: str,
         reservation: Reservation | None,
         check_host: Callable[[str], None] | None = None,
+        stream: Stream | None = None,
     ) -> Prepared | ingest_pb2.Ack:
         m.FRAME_BYTES.inc(len(frame.payload))
-        if reservation is None or not reservation.opened:  # an opened reservation passed check()
+        if frame.encoding == ingest_pb2.STREAM_ZSTD:
+            decoded = self._stream_decode(frame, reservation, stream)
+            if isinstance(decoded, ingest_pb2.Ack):
+                return decoded
+            if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
+                return self._ack(frame, ingest_pb2.DUPLICATE)
+            payload, batch, known = decoded
             try:
-                self.check(frame)
+                self._validate(frame, payload, batch, series_checked=True)
             except REFUSED as exc:
                 return self._refused(frame, exc)
-        if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
-            return self._ack(frame, ingest_pb2.DUPLICATE)
-        try:
-            payload, batch, known = self._decode(frame, reservation)
-        except REFUSED as exc:
-            return self._refused(frame, exc)
+        else:
+            if reservation is None or not reservation.opened:  # an opened reservation passed check()
+                try:
+                    self.check(frame)
+                except REFUSED as exc:
+                    return self._refused(frame, exc)
+            if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
+                return self._ack(frame, ingest_pb2.DUPLICATE)
+            try:
+                payload, batch, known = self._decode(frame, reservation)
+            except REFUSED as exc:
+                return self._refused(frame, exc)
         res = payload.resource
         if check_host is not None:
             check_host(res.host)
@@ -220,6 +252,42 @@ class FramePipeline:
         )
         _take(reservation, decoding_cost(frame.raw_size, counted))
         payload = decode_payload(raw)
+        # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
+        batch = decode_metrics(payload.metrics, known.defs if known is not None else None)
+        self._validate(frame, payload, batch, series_checked=known is not None)
+        if key is not None and known is None and batch.series:
+            known = self.series.learn(key, batch.series, series_census(raw, span, self.config.limits))
+        return payload, batch, known
+
+    def _stream_decode(self, frame: ingest_pb2.Frame, reservation: Reservation | None, stream: Stream | None):
+        """A STREAM_ZSTD frame read against its stream's state: (payload, batch, view), or the
+        REJECTED ack of a frame that does not fit the state, which then ends the stream
+        (`stream.broken`). Every such frame of the stream comes here in order, duplicates too:
+        each one moved the agent's encoder on."""
+        decoder = stream.decoder if stream is not None else None
+        try:
+            if decoder is None:
+                raise FrameError(
+                    "a STREAM_ZSTD frame is taken only on an Ingest.Stream whose collector accepted "
+                    "the stream encoding (ferry-stream-encoding); send self-contained frames here"
+                )
+            if reservation is None or not reservation.opened:
+                self.check(frame)
+            if reservation is not None and not reservation.open(len(frame.payload), frame.raw_size):
+                raise Busy(opening_cost(len(frame.payload), frame.raw_size))
+            raw = decoder.open(frame)
+            counted = stream_census(raw, self.config.limits, self.config.record_limits)
+            _take(reservation, decoding_cost(frame.raw_size, counted))
+            decoded = decoder.apply(raw)
+            m.STREAM_FRAMES.inc()
+        except REFUSED as exc:
+            if stream is not None:
+                stream.broken = (frame.epoch, frame.seq, str(exc))
+            return self._refused(frame, exc)
+        return decoded.payload, decoded.batch, decoded.view
+
+    def _validate(self, frame: ingest_pb2.Frame, payload, batch, series_checked: bool) -> None:
+        """The semantic checks of a decoded frame: its resource, points and records."""
         res = payload.resource
         if res.agent_id and res.agent_id != frame.agent_id:
             raise ValidationError(
@@ -228,18 +296,13 @@ class FramePipeline:
         check_resource_text(res.host, res.agent_version, self.config.limits)
         # resource labels and host are added to every series: held to the same limits
         check_labels(tuple(sorted({**res.labels, "host": res.host}.items())), self.config.limits, "resource")
-        # an absent MetricColumns decodes to an empty batch: a frame of only records is fine
-        batch = decode_metrics(payload.metrics, known.defs if known is not None else None)
         now = self.clock()
-        validate_batch(batch, int(now * 1000), self.config.limits, series_checked=known is not None)
+        validate_batch(batch, int(now * 1000), self.config.limits, series_checked=series_checked)
         validate_records(payload, int(now * 1e9), self.config.record_limits)
         if len(batch) != frame.point_count:
             raise ValidationError(
                 f"frame point_count {frame.point_count} != {len(batch)} points in the payload"
             )
-        if key is not None and known is None and batch.series:
-            known = self.series.learn(key, batch.series, series_census(raw, span, self.config.limits))
-        return payload, batch, known
 
     def _refused(self, frame: ingest_pb2.Frame, exc: Exception) -> ingest_pb2.Ack:
         code = getattr(exc, "code", grpc.StatusCode.INVALID_ARGUMENT)

@@ -54,6 +54,14 @@ LEDGER_SECONDS = Gauge(
     "ferry_collector_ledger_load_seconds", "Time the dedup marks took to rebuild from the store at start"
 )
 STREAMS = Gauge("ferry_collector_streams", "Open ingest streams")
+STREAMS_ENCODED = Gauge("ferry_collector_streams_encoded", "Open ingest streams in the stream encoding")
+STREAM_FRAMES = Counter(
+    "ferry_collector_stream_frames", "STREAM_ZSTD frames read against their stream's state (duplicates too)"
+)
+STREAMS_BROKEN = Counter(
+    "ferry_collector_streams_broken",
+    "Ingest streams ended because a frame did not fit their stream-encoding state",
+)
 QUERIES = Counter(
     "ferry_collector_queries", "Query RPCs answered, by method and outcome", ["method", "outcome"]
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 import lz4.frame
 import pytest
+import zstandard
 
 from ferry.v1 import ingest_pb2
 from ferry.wire.frames import (
@@ -12,6 +13,7 @@ from ferry.wire.frames import (
     DEFAULT_MAX_RAW_BYTES,
     FrameError,
     FrameLimits,
+    check_frame,
     open_frame,
     pack_frame,
 )
@@ -116,10 +118,29 @@ def test_raw_size_lie_over_cap_checked_before_decompressing():
     assert str(err) == f"frame raw_size {2**32 - 1} bytes > {DEFAULT_MAX_RAW_BYTES} allowed"
 
 
-@pytest.mark.parametrize("encoding", [2, 7, 1000])
+@pytest.mark.parametrize("encoding", [3, 7, 1000])
 def test_unknown_encoding(encoding):
     err = refused(frame(encoding=encoding))
-    assert str(err) == f"unknown frame encoding {encoding} (known: NONE=0, LZ4_FRAME=1)"
+    assert str(err) == f"unknown frame encoding {encoding} (known: NONE=0, LZ4_FRAME=1, STREAM_ZSTD=2)"
+
+
+def test_stream_frame_is_checked_by_its_zstd_header():
+    """STREAM_ZSTD (2): the size its zstd header declares, read without decompressing."""
+    err = refused(frame(encoding=2))  # an lz4 body
+    assert str(err).startswith("payload is not a zstd frame: ")
+    body = zstandard.ZstdCompressor(write_content_size=True).compress(b"x" * 1000)
+    ok = ingest_pb2.Frame(agent_id="a", epoch=1, seq=1, encoding=2, raw_size=1000, payload=body)
+    check_frame(ok, FrameLimits())
+    ok.raw_size = 999
+    assert str(refused(ok)) == "zstd frame declares 1000 bytes but frame raw_size is 999"
+    ok.raw_size = 1000
+    assert str(refused(ok, FrameLimits(max_raw_bytes=999))) == "frame raw_size 1000 bytes > 999 allowed"
+    bare = zstandard.ZstdCompressor(write_content_size=False).compressobj()
+    unsized = bare.compress(b"x" * 1000) + bare.flush()
+    err = refused(ingest_pb2.Frame(agent_id="a", epoch=1, seq=1, encoding=2, raw_size=1000, payload=unsized))
+    assert str(err) == "zstd frame does not declare its content size (compress with write_content_size)"
+    with pytest.raises(FrameError, match="read against its stream's state"):
+        open_frame(ok, FrameLimits())
 
 
 def test_none_encoding_size_mismatch():

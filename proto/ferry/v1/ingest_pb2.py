@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65rry/v1/ingest.proto\x12\x08\x66\x65rry.v1\"\x93\x01\n\x05\x46rame\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x06\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12$\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x12.ferry.v1.Encoding\x12\x10\n\x08raw_size\x18\x05 \x01(\r\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x13\n\x0bpoint_count\x18\x07 \x01(\r\"}\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.ferry.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\x06\x12\x0c\n\x04\x63ode\x18\x06 \x01(\r*#\n\x08\x45ncoding\x12\x08\n\x04NONE\x10\x00\x12\r\n\tLZ4_FRAME\x10\x01*L\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x32^\n\x06Ingest\x12,\n\x06Stream\x12\x0f.ferry.v1.Frame\x1a\r.ferry.v1.Ack(\x01\x30\x01\x12&\n\x04Push\x12\x0f.ferry.v1.Frame\x1a\r.ferry.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x66\x65rry/v1/ingest.proto\x12\x08\x66\x65rry.v1\"\x93\x01\n\x05\x46rame\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\r\n\x05\x65poch\x18\x02 \x01(\x06\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12$\n\x08\x65ncoding\x18\x04 \x01(\x0e\x32\x12.ferry.v1.Encoding\x12\x10\n\x08raw_size\x18\x05 \x01(\r\x12\x0f\n\x07payload\x18\x06 \x01(\x0c\x12\x13\n\x0bpoint_count\x18\x07 \x01(\r\"}\n\x03\x41\x63k\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12#\n\x06status\x18\x02 \x01(\x0e\x32\x13.ferry.v1.AckStatus\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x16\n\x0eretry_after_ms\x18\x04 \x01(\r\x12\r\n\x05\x65poch\x18\x05 \x01(\x06\x12\x0c\n\x04\x63ode\x18\x06 \x01(\r*4\n\x08\x45ncoding\x12\x08\n\x04NONE\x10\x00\x12\r\n\tLZ4_FRAME\x10\x01\x12\x0f\n\x0bSTREAM_ZSTD\x10\x02*L\n\tAckStatus\x12\x1a\n\x16\x41\x43K_STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02OK\x10\x01\x12\r\n\tDUPLICATE\x10\x02\x12\x0c\n\x08REJECTED\x10\x03\x32^\n\x06Ingest\x12,\n\x06Stream\x12\x0f.ferry.v1.Frame\x1a\r.ferry.v1.Ack(\x01\x30\x01\x12&\n\x04Push\x12\x0f.ferry.v1.Frame\x1a\r.ferry.v1.Ackb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +32,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ferry.v1.ingest_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENCODING']._serialized_start=312
-  _globals['_ENCODING']._serialized_end=347
-  _globals['_ACKSTATUS']._serialized_start=349
-  _globals['_ACKSTATUS']._serialized_end=425
+  _globals['_ENCODING']._serialized_end=364
+  _globals['_ACKSTATUS']._serialized_start=366
+  _globals['_ACKSTATUS']._serialized_end=442
   _globals['_FRAME']._serialized_start=36
   _globals['_FRAME']._serialized_end=183
   _globals['_ACK']._serialized_start=185
   _globals['_ACK']._serialized_end=310
-  _globals['_INGEST']._serialized_start=427
-  _globals['_INGEST']._serialized_end=521
+  _globals['_INGEST']._serialized_start=444
+  _globals['_INGEST']._serialized_end=538
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NONE: _ClassVar[Encoding]
     LZ4_FRAME: _ClassVar[Encoding]
+    STREAM_ZSTD: _ClassVar[Encoding]
 
 class AckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -18,6 +19,7 @@ class AckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECTED: _ClassVar[AckStatus]
 NONE: Encoding
 LZ4_FRAME: Encoding
+STREAM_ZSTD: Encoding
 ACK_STATUS_UNSPECIFIED: AckStatus
 OK: AckStatus
 DUPLICATE: AckStatus

@@ -50,7 +50,11 @@ class IngestServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Stream(self, request_iterator, context):
-        """One long-lived stream per agent; one Ack per Frame, in order.
+        """One long-lived stream per agent; one Ack per Frame, in order. An agent that can send
+        STREAM_ZSTD frames says so in its request metadata, "ferry-stream-encoding: 1"; a collector
+        that takes them answers in its initial metadata with "ferry-stream-encoding: 1" and the
+        bounds of a stream's dictionary ("ferry-stream-max-series", "ferry-stream-max-bytes").
+        Without that answer the stream carries LZ4_FRAME and NONE frames only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

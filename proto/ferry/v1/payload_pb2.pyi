@@ -142,3 +142,33 @@ class Payload(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[Event]
     logs: _containers.RepeatedCompositeFieldContainer[LogRecord]
     def __init__(self, resource: _Optional[_Union[Resource, _Mapping]] = ..., metrics: _Optional[_Union[MetricColumns, _Mapping]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
+
+class StreamPayload(_message.Message):
+    __slots__ = ("resource", "reset", "first_id", "series", "point_count", "id_delta", "time_delta", "value_mode", "value_delta", "value_bits", "bucket_counts", "events", "logs")
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ID_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ID_DELTA_FIELD_NUMBER: _ClassVar[int]
+    TIME_DELTA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_MODE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_DELTA_FIELD_NUMBER: _ClassVar[int]
+    VALUE_BITS_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    resource: Resource
+    reset: bool
+    first_id: int
+    series: _containers.RepeatedCompositeFieldContainer[Series]
+    point_count: int
+    id_delta: bytes
+    time_delta: bytes
+    value_mode: bytes
+    value_delta: bytes
+    value_bits: bytes
+    bucket_counts: bytes
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    logs: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    def __init__(self, resource: _Optional[_Union[Resource, _Mapping]] = ..., reset: _Optional[bool] = ..., first_id: _Optional[int] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., point_count: _Optional[int] = ..., id_delta: _Optional[bytes] = ..., time_delta: _Optional[bytes] = ..., value_mode: _Optional[bytes] = ..., value_delta: _Optional[bytes] = ..., value_bits: _Optional[bytes] = ..., bucket_counts: _Optional[bytes] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ..., logs: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...

@@ -117,6 +117,7 @@ def series_span(raw: bytes | bytearray, max_fields: int = Limits.max_series) -> 
 _PAYLOAD = payload_pb2.Payload.DESCRIPTOR
 _METRICS = payload_pb2.MetricColumns.DESCRIPTOR
 _SERIES = payload_pb2.Series.DESCRIPTOR
+_STREAM = payload_pb2.StreamPayload.DESCRIPTOR
 
 
 def _children(desc: Descriptor) -> dict[int, Descriptor]:
@@ -131,7 +132,7 @@ def _children(desc: Descriptor) -> dict[int, Descriptor]:
 _RECORDS = tuple(k.message.DESCRIPTOR for k in KINDS)
 _TREE = {
     d.full_name: _children(d)
-    for d in (_PAYLOAD, _METRICS, _SERIES, payload_pb2.Resource.DESCRIPTOR, *_RECORDS)
+    for d in (_PAYLOAD, _METRICS, _SERIES, _STREAM, payload_pb2.Resource.DESCRIPTOR, *_RECORDS)
 }
 
 
@@ -202,6 +203,33 @@ def census(
         fields = _walk(raw, 0, len(raw), _PAYLOAD.full_name, caps, limits.max_fields, skip)
     except _Malformed as exc:
         raise CensusError(f"payload of {len(raw)} bytes is not a ferry.v1.Payload: {exc}") from None
+    except _TooManyFields:
+        n = limits.max_fields
+        raise CensusError(f"payload has more than {n} protobuf fields ({n} allowed)") from None
+    return Census(series=series.n, series_labels=keys.n, records=records.n, fields=fields)
+
+
+def stream_census(raw: bytes | bytearray, limits: Limits, record_limits: RecordLimits) -> Census:
+    """`census` of a serialized StreamPayload (the stream encoding's payload): the series it
+    defines, their labels and its records, under the same caps as a Payload's."""
+    series = _Cap(limits.max_series, "series in one frame")
+    keys = _Cap(limits.max_series_labels, "series label keys in one frame")
+    values = _Cap(limits.max_series_labels, "series label values in one frame")
+    records = _Cap(record_limits.max_records, "records in one frame")
+    caps = {
+        _STREAM.full_name: {
+            _STREAM.fields_by_name["series"].number: series,
+            **{_STREAM.fields_by_name[k.name].number: records for k in KINDS},
+        },
+        _SERIES.full_name: {
+            _SERIES.fields_by_name["label_keys"].number: keys,
+            _SERIES.fields_by_name["label_values"].number: values,
+        },
+    }
+    try:
+        fields = _walk(raw, 0, len(raw), _STREAM.full_name, caps, limits.max_fields)
+    except _Malformed as exc:
+        raise CensusError(f"payload of {len(raw)} bytes is not a ferry.v1.StreamPayload: {exc}") from None
     except _TooManyFields:
         n = limits.max_fields
         raise CensusError(f"payload has more than {n} protobuf fields ({n} allowed)") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 import lz4.frame
+import zstandard
 
 from ferry.v1 import ingest_pb2
 
@@ -84,8 +85,13 @@ def check_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> None:
         if size != frame.raw_size:
             raise FrameError(f"frame raw_size {frame.raw_size} != payload size {size} for encoding NONE")
         return
+    if frame.encoding == ingest_pb2.STREAM_ZSTD:
+        check_stream_frame(frame, limits.max_raw_bytes)
+        return
     if frame.encoding != ingest_pb2.LZ4_FRAME:
-        raise FrameError(f"unknown frame encoding {frame.encoding} (known: NONE=0, LZ4_FRAME=1)")
+        raise FrameError(
+            f"unknown frame encoding {frame.encoding} (known: NONE=0, LZ4_FRAME=1, STREAM_ZSTD=2)"
+        )
     raw_size, max_raw = frame.raw_size, limits.max_raw_bytes
     declared = lz4_content_size(frame.payload)
     if declared == 0 and raw_size != 0:
@@ -99,6 +105,21 @@ def check_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> None:
             f"lz4 frame of {size} bytes cannot hold the {raw_size} bytes it declares "
             f"(lz4 expands at most {LZ4_MAX_RATIO}x)"
         )
+
+
+def check_stream_frame(frame: ingest_pb2.Frame, max_raw_bytes: int) -> None:
+    """The size a STREAM_ZSTD frame declares, read from its zstd header (no decompression);
+    decompressing it allocates at most that (`ferry.wire.streamdec`)."""
+    try:
+        declared = zstandard.frame_content_size(frame.payload)
+    except zstandard.ZstdError as exc:
+        raise FrameError(f"payload is not a zstd frame: {exc}") from None
+    if declared < 0:
+        raise FrameError("zstd frame does not declare its content size (compress with write_content_size)")
+    if declared > max_raw_bytes:
+        raise FrameError(f"zstd frame declares {declared} bytes > {max_raw_bytes} allowed")
+    if declared != frame.raw_size:
+        raise FrameError(f"zstd frame declares {declared} bytes but frame raw_size is {frame.raw_size}")
 
 
 _LZ4_MAGIC = b"\x04\x22\x4d\x18"
@@ -126,6 +147,8 @@ def open_frame(frame: ingest_pb2.Frame, limits: FrameLimits) -> bytes | bytearra
     check_frame(frame, limits)
     if frame.encoding == ingest_pb2.NONE:
         return frame.payload
+    if frame.encoding == ingest_pb2.STREAM_ZSTD:
+        raise FrameError("a STREAM_ZSTD frame is read against its stream's state (ferry.wire.streamdec)")
     return _lz4_open(frame.payload, frame.raw_size)
 
 
