@@ -106,13 +106,16 @@ def _start_collector(workdir: Path, extra, store: Path | None, port: int, env, t
     return proc
 
 
-def start_agent(workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent") -> Proc:
+def start_agent(
+    workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent", env: dict[str, str] | None = None
+) -> Proc:
+    """`env`: variables set for the agent on top of this process's environment."""
     metrics = f"127.0.0.1:{free_port()}"
     log = workdir / f"agent-{agent_id}.log"
     args = agent_command(
         collector, metrics, "--agent-id", agent_id, "--spool", str(workdir / f"spool-{agent_id}"), *extra
     )
-    proc = Proc(_spawn(args, log), log, "", metrics, args)
+    proc = Proc(_spawn(args, log, env), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
     # the self-metrics come up before the Local service binds: a Send in between is UNAVAILABLE
     listen, socket_path = _last(args, "--local-listen"), _last(args, "--local-socket")
@@ -172,14 +175,19 @@ def _up(proc: Proc) -> bool:
     return True
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
+def wait_for(predicate, timeout: float = 30.0, interval: float | None = None, what: str = "condition"):
+    """The first true value of `predicate()`, called until `timeout`. `interval`: the pause
+    between calls; by default 0.05 s doubling up to 0.25 s (a condition met at once is seen at
+    once, and a long wait calls no more often than every 0.25 s)."""
     deadline = time.monotonic() + timeout
+    pause, most = (0.05, 0.25) if interval is None else (interval, interval)
     last = None
     while time.monotonic() < deadline:
         last = predicate()
         if last:
             return last
-        time.sleep(interval)
+        time.sleep(pause)
+        pause = min(most, pause * 2)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 

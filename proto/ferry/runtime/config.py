@@ -251,11 +251,10 @@ def parse_command_line(cls: type, argv: list[str] | None, prog: str, description
         if f.metadata.get("flag", True) is False:
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        extra = (
-            {"action": "store_true"}
-            if f.metadata.get("kind") == "bool"
-            else {"metavar": f.metadata.get("metavar")}
-        )
+        if f.metadata.get("kind") != "bool":
+            extra = {"metavar": f.metadata.get("metavar")}
+        else:  # a setting on by default is turned off with --no-NAME
+            extra = {"action": argparse.BooleanOptionalAction if default else "store_true"}
         parser.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,

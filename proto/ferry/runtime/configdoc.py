@@ -90,7 +90,9 @@ def _flag(field: dataclasses.Field) -> str:
         return "*file only*"
     flag = "--" + field.name.replace("_", "-")
     metavar = field.metadata.get("metavar")
-    return f"`{flag} {metavar}`" if metavar and field.metadata.get("kind") != "bool" else f"`{flag}`"
+    if field.metadata.get("kind") == "bool":
+        return f"`{flag}`, `--no-{flag[2:]}`" if field.default is True else f"`{flag}`"
+    return f"`{flag} {metavar}`" if metavar else f"`{flag}`"
 
 
 def _cell(text: str) -> str:
