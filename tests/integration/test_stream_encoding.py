@@ -225,9 +225,8 @@ def test_failover_mid_stream_to_a_second_collector(tmp_path):
             assert in_a > 0 and in_b > 0 and in_a + in_b >= total
             window_points = 32 * rate * 0.25  # at most a window of frames of 200 ms each
             assert in_a + in_b - total <= window_points
-            print(
-                f"\nfailover: A stored {in_a:.0f}, B {in_b:.0f} of {total} (overlap {in_a + in_b - total:.0f})"
-            )
+            overlap = in_a + in_b - total
+            print(f"\nfailover: A stored {in_a:.0f}, B {in_b:.0f} of {total} (overlap {overlap:.0f})")
         finally:
             agent.stop()
             a.stop()
@@ -297,7 +296,8 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
             assert [a.status for a in acks] == [ingest_pb2.OK, ingest_pb2.REJECTED]
             assert acks[1].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
             assert acks[1].message == (
-                "point 0 refers to series id 917, not defined on this stream (its dictionary holds 1 series, ids 0..0)"
+                "point 0 refers to series id 917, not defined on this stream "
+                "(its dictionary holds 1 series, ids 0..0)"
             )
             assert (
                 code == grpc.StatusCode.INVALID_ARGUMENT
@@ -317,9 +317,9 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
             ]
             assert code == grpc.StatusCode.INVALID_ARGUMENT
 
-            with transport.channel(collector.addr) as channel:  # Push takes self-contained frames only
-                with pytest.raises(grpc.RpcError) as err:
-                    ingest_pb2_grpc.IngestStub(channel).Push(stream_frame(4, first), timeout=10)
+            # Push takes self-contained frames only
+            with transport.channel(collector.addr) as channel, pytest.raises(grpc.RpcError) as err:
+                ingest_pb2_grpc.IngestStub(channel).Push(stream_frame(4, first), timeout=10)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert (
                 "only on an Ingest.Stream whose collector accepted the stream encoding" in err.value.details()
