@@ -141,25 +141,32 @@ def _expensive(run: Run, seed: int) -> None:
 
 
 def _dedup(run: Run, seed: int) -> None:
-    """Valid frames resent and out of order, on streams of an epoch each: OK past the epoch's
-    mark (kept from the answers), DUPLICATE at or below it."""
+    """Valid frames resent and out of order, on streams of an epoch each, the three at once
+    (each epoch has marks of its own): OK past the epoch's mark (kept from the answers),
+    DUPLICATE at or below it."""
     rng = random.Random(seed)
+    # all drawn first, in the order the streams one after another drew them: the same frames
+    streams = [
+        list(dedup_stream(rng, "adv-dedup", rng.getrandbits(63) + epoch, 300)) for epoch in range(1, 4)
+    ]
     with transport.channel(run.addr) as ch:
-        for epoch in range(1, 4):
-            sent = list(dedup_stream(rng, "adv-dedup", rng.getrandbits(63) + epoch, 300))
-            acks = []
-            try:
-                acks = list(_raw_stream(ch)(iter([d for _, d in sent]), timeout=120))
-            except grpc.RpcError as err:
-                run.tally.record("frame:duplicate seq", of_error(err), BUSY, "stream ended")
-            mark = 0
-            for (seq, _), ack in zip(sent, acks, strict=False):
-                expected = "DUPLICATE" if seq <= mark else "OK"
-                ok = run.tally.record(
-                    "frame:duplicate seq", of_ack(ack), ((expected, r""), *BUSY), f"seq {seq}"
-                )
-                if ok and expected == "OK":
-                    mark = seq
+        # run.thread: a failure in one is reported in run.errors, as any attacker's
+        for t in [run.thread(_dedup_epoch, run, ch, sent) for sent in streams]:
+            t.join()
+
+
+def _dedup_epoch(run: Run, ch: grpc.Channel, sent: list[tuple[int, bytes]]) -> None:
+    acks = []
+    try:
+        acks = list(_raw_stream(ch)(iter([d for _, d in sent]), timeout=120))
+    except grpc.RpcError as err:
+        run.tally.record("frame:duplicate seq", of_error(err), BUSY, "stream ended")
+    mark = 0
+    for (seq, _), ack in zip(sent, acks, strict=False):
+        expected = "DUPLICATE" if seq <= mark else "OK"
+        ok = run.tally.record("frame:duplicate seq", of_ack(ack), ((expected, r""), *BUSY), f"seq {seq}")
+        if ok and expected == "OK":
+            mark = seq
 
 
 def _hoard(run: Run, port: int, seed: int, release: threading.Event) -> None:
