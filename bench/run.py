@@ -27,6 +27,7 @@ from bench import (
     serieslookup,
     storage,
     wire,
+    wirerun,
 )
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
@@ -59,6 +60,40 @@ def agent_figures(cycles: int, runs: int) -> dict:
     return out
 
 
+WIRE_FIGURES = (
+    "wire_bytes_per_point",
+    "wire_bytes_per_point_with_start",
+    "wire_bytes_per_point_before",
+    "prometheus_remote_write_bytes_per_sample",
+    "wire_vs_prometheus",
+    "wire_collector_cpu_per_frame_ratio",
+)
+
+
+def wire_figures(quick: bool) -> dict:
+    """Every byte of the TCP connection between the real agent at its defaults and a collector
+    (bench/wirerun.py; the stream's steady window, and the whole run from connect), with the stream
+    encoding and without it; the same points to Prometheus by remote write in the same run; and
+    bytes and CPU per encoding step on recorded real-pace cycles (bench/wire.py)."""
+    on = wirerun.measure_agent(duration_s=100 if quick else 300, interval="10s")
+    off = wirerun.measure_agent(
+        duration_s=100 if quick else 150,
+        interval="10s",
+        agent_config_lines=["stream_encoding = false"],
+        prometheus=False,
+    )
+    return {
+        "wire_bytes_per_point": on["bytes_per_point_steady"],
+        "wire_bytes_per_point_with_start": on["bytes_per_point_total"],
+        "wire_bytes_per_point_before": off["bytes_per_point_steady"],
+        "prometheus_remote_write_bytes_per_sample": on["prometheus_bytes_per_sample"],
+        "wire_vs_prometheus": on["wire_vs_prometheus"],
+        "wire_run": on,
+        "wire_run_before": off,
+        **wire.run(quick),  # wire_collector_cpu_per_frame_ratio, the steps at 10 s and 1 s
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true")
@@ -73,8 +108,7 @@ def main() -> None:
     ingest_runs = [ingest.run(agents=2, frames=10 if quick else 40, points=50_000) for _ in range(runs)]
     # the engine alone, same columns and block size, the same points in all (2 agents' worth)
     raw = rawinsert.run(rows=1_000_000 if quick else 4_000_000, block_rows=50_000, runs=runs)
-    wire_default = wire.wire_bytes_per_point(cycles_per_frame=1)
-    wire_six = wire.wire_bytes_per_point(cycles_per_frame=6)
+    wire_run = wire_figures(quick)
     agent_run = agent_figures(15 if quick else 60, runs)
     call_ns = client.overhead_ns(20_000 if quick else 100_000, 3 if quick else 7)
     client_records = 50_000 if quick else 200_000
@@ -103,8 +137,7 @@ def main() -> None:
         "collector_points_per_s": statistics.median(r["points_per_s"] for r in ingest_runs),
         "collector_runs": ingest_runs,
         **raw,  # raw_insert_rows_per_s (production schema, views included), raw_insert_no_views_…
-        "wire_bytes_per_point": wire_default["bytes_per_point"],
-        "wire_bytes_per_point_6_cycles": wire_six["bytes_per_point"],
+        **wire_run,  # wire_bytes_per_point (every TCP byte, the defaults), wire_vs_prometheus, steps
         **agent_run,
         "client_call_ns": call_ns,
         "client_gauges_per_s": statistics.median(r["agent_accepted_per_s"] for r in client_gauges),
@@ -145,8 +178,7 @@ def main() -> None:
         "insert_ms_small",
         "insert_ms_small_no_views",
         "insert_ms_small_tmpfs",
-        "wire_bytes_per_point",
-        "wire_bytes_per_point_6_cycles",
+        *WIRE_FIGURES,
         "agent_cpu_ms_per_cycle",
         "agent_cpu_ms_per_cycle_no_top_processes",
         "collectd_cpu_ms_per_cycle",

@@ -26,14 +26,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import grpc
+import pyarrow as pa
 
 from ferry.collector import selfmetrics as m
 from ferry.collector.budget import Reservation, decoding_cost, opening_cost
 from ferry.collector.commit import DUPLICATE, GroupCommitter, Prepared, StoreUnavailable, Stream
 from ferry.collector.marks import Marks
 from ferry.collector.records_rows import record_block
-from ferry.collector.rows import Identity, RowBuilder
-from ferry.collector.seriescache import SeriesCache, describe, digest
+from ferry.collector.rows import Identity, RowBuilder, series_ids
+from ferry.collector.seriescache import KnownTable, SeriesCache, digest
 from ferry.collector.validate import (
     Limits,
     RecordLimits,
@@ -115,8 +116,11 @@ class FramePipeline:
             cfg.limits,
             cfg.record_limits,
             lambda series, index: check_series(series, cfg.limits, index),
-            lambda key, defs: describe(key, defs, Census()),
+            lambda key, defs, names, name_idx, is_hist: KnownTable(
+                key, defs, Census(), pa.array(names, type=pa.string()), name_idx, is_hist
+            ),
             cfg.frame_limits.max_raw_bytes,
+            series_ids,
         )
 
     def check(self, frame: ingest_pb2.Frame) -> None:
@@ -187,7 +191,7 @@ class FramePipeline:
                 return decoded
             if self.marks.frame_done(frame.agent_id, frame.epoch, frame.seq):
                 return self._ack(frame, ingest_pb2.DUPLICATE)
-            payload, batch, known = decoded
+            payload, batch, known, sids = decoded
             try:
                 self._validate(frame, payload, batch, series_checked=True)
             except REFUSED as exc:
@@ -204,11 +208,12 @@ class FramePipeline:
                 payload, batch, known = self._decode(frame, reservation)
             except REFUSED as exc:
                 return self._refused(frame, exc)
+            sids = None
         res = payload.resource
         if check_host is not None:
             check_host(res.host)
         identity = Identity(frame.agent_id, frame.epoch, frame.seq)
-        rows = self.rows.build(batch, res, identity, known)
+        rows = self.rows.build(batch, res, identity, known, sids)
         blocks = {}
         if rows.samples_block is not None:
             blocks["samples"] = rows.samples_block
@@ -284,7 +289,7 @@ class FramePipeline:
             if stream is not None:
                 stream.broken = (frame.epoch, frame.seq, str(exc))
             return self._refused(frame, exc)
-        return decoded.payload, decoded.batch, decoded.view
+        return decoded.payload, decoded.batch, decoded.view, decoded.sids
 
     def _validate(self, frame: ingest_pb2.Frame, payload, batch, series_checked: bool) -> None:
         """The semantic checks of a decoded frame: its resource, points and records."""

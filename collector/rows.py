@@ -106,7 +106,8 @@ def merge_labels(series_labels: tuple[tuple[str, str], ...], resource: dict[str,
     return tuple(sorted(merged.items()))
 
 
-def _ids(defs: list[SeriesDef], resource: dict[str, str]) -> np.ndarray:
+def series_ids(defs: list[SeriesDef], resource: dict[str, str]) -> np.ndarray:
+    """The series id of each of `defs` under `resource` (its labels with host), uint64."""
     n = len(defs)
     return np.fromiter(
         (series_id(s.name, merge_labels(s.labels, resource)) for s in defs), dtype=np.uint64, count=n
@@ -127,18 +128,22 @@ class RowBuilder:
         resource: payload_pb2.Resource,
         identity: Identity = NO_IDENTITY,
         known: KnownTable | None = None,
+        sids: np.ndarray | None = None,
     ) -> FrameRows:
+        """`sids`: the series ids of batch.series, known already (a stream's, kept per series)."""
         res = dict(resource.labels)
         res["host"] = resource.host
-        if known is None:
+        if known is not None and sids is not None:
+            key = (known.key, tuple(sorted(res.items())))
+        elif known is None:
             known = describe(b"", batch.series, Census())
             key = None
-            sids = _ids(batch.series, res)
+            sids = series_ids(batch.series, res)
         else:
             key = (known.key, tuple(sorted(res.items())))
             sids = self.cache.host_ids(key)
             if sids is None:
-                sids = _ids(batch.series, res)
+                sids = series_ids(batch.series, res)
                 self.cache.keep_host_ids(key, sids)
         out = FrameRows(series=SeriesTable(key, batch.series, res, resource.host, sids))
         if not len(batch):

@@ -38,7 +38,7 @@ POOL = (
 
 def decoder(bounds: Bounds = DEFAULT, check=lambda s, i: None) -> StreamDecoder:
     return StreamDecoder(
-        bounds, Limits(), RecordLimits(), check, lambda key, defs: (key, len(defs)), 64 << 20
+        bounds, Limits(), RecordLimits(), check, lambda key, defs, *_: (key, len(defs)), 64 << 20
     )
 
 

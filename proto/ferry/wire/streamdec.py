@@ -9,9 +9,11 @@ numbers only: a zstd frame, a few varint columns and numpy gathers from the stre
 limit) for a frame that does not fit the state: the stream's state is then in doubt, and the
 caller ends the stream after answering the frame (a new stream starts from nothing).
 
-A frame's batch lists the series its points use, in id order, and `view` is what `make_view`
-built for that list (the collector's description of it for the row builder), kept per stream by
-the list: a frame whose points use the same series as an earlier one costs no per-series work.
+Per series id the decoder keeps what the row builder needs (its name's index in the stream's
+names, whether it is a histogram, and its series id under each resource the stream sent, from
+`identify`), so a frame's per-series work is for its new series only. A frame's batch lists the
+series its points use, in id order; `view` is what `make_view` built for that list (the
+collector's description of it for the row builder), kept per stream by the list.
 """
 
 from __future__ import annotations
@@ -39,11 +41,15 @@ _COLUMNS = ("id_delta", "time_delta", "value_mode", "value_delta", "value_bits",
 VIEWS_PER_STREAM = 16  # series lists remembered per stream (a host has one; churn makes more)
 
 
+RESOURCES_PER_STREAM = 4  # resources whose series ids are kept (a reload may change its labels)
+
+
 @dataclass(slots=True)
 class Decoded:
     payload: payload_pb2.StreamPayload  # resource, events and logs as a Payload has them
     batch: MetricBatch
     view: object | None  # make_view's result for batch.series (None without points)
+    sids: np.ndarray | None  # uint64: the series id of each of batch.series under the frame's resource
 
 
 def uvarints(raw: bytes, count: int, what: str) -> np.ndarray:
@@ -70,7 +76,10 @@ def unzigzag(u: np.ndarray) -> np.ndarray:
 
 class StreamDecoder:
     """`check(series, index)`: raises for a definition the collector refuses (its validator);
-    `make_view(key, defs)`: the description of a series list, `key` a digest of its definitions."""
+    `make_view(key, defs, names, name_idx, is_hist)`: the description of a series list (`key` a
+    digest of its definitions; the stream's metric names and, per series, its name's index and
+    whether it is a histogram); `identify(defs, resource)`: the series ids of `defs` under a
+    resource (its labels with host), uint64."""
 
     def __init__(
         self,
@@ -78,12 +87,18 @@ class StreamDecoder:
         limits: Limits,
         record_limits: RecordLimits,
         check: Callable[[SeriesDef, int], None],
-        make_view: Callable[[bytes, list[SeriesDef]], object],
+        make_view: Callable[[bytes, list[SeriesDef], list[str], np.ndarray, np.ndarray], object],
         max_raw_bytes: int,
+        identify: Callable[[list[SeriesDef], dict[str, str]], np.ndarray] | None = None,
     ):
         self.bounds, self.limits, self.record_limits = bounds, limits, record_limits
         self.check, self.make_view, self.max_raw_bytes = check, make_view, max_raw_bytes
+        self.identify = identify
         self.defs: list[SeriesDef] = []
+        self.names: list[str] = []  # the metric names of the stream's series, first seen first
+        self._name_pos: dict[str, int] = {}
+        self.name_idx = np.zeros(0, dtype=np.uint32)  # each id's name in `names`
+        self._sids: dict[tuple, np.ndarray] = {}  # resource → series id of each id (so far)
         self.digests: list[bytes] = []
         self.widths = np.zeros(0, dtype=np.int64)  # bucket counts per point of each id (0: not a histogram)
         self.last = np.zeros(0, dtype=np.float64)  # each id's last value
@@ -108,9 +123,23 @@ class StreamDecoder:
         except DecodeError as exc:
             raise CodecError(f"payload of {len(raw)} bytes is not a ferry.v1.StreamPayload: {exc}") from None
         self._define(msg)
-        batch, view = self._columns(msg)
+        batch, uniq, view = self._columns(msg)
         self.previous = raw[-DICTIONARY_BYTES:]
-        return Decoded(msg, batch, view)
+        sids = self._ids(msg.resource, uniq) if uniq is not None and self.identify is not None else None
+        return Decoded(msg, batch, view, sids)
+
+    def _ids(self, resource: payload_pb2.Resource, uniq: np.ndarray) -> np.ndarray:
+        res = dict(resource.labels)
+        res["host"] = resource.host
+        key = tuple(sorted(res.items()))
+        known = self._sids.get(key)
+        if known is None or known.shape[0] < len(self.defs):
+            if known is None and len(self._sids) >= RESOURCES_PER_STREAM:
+                self._sids.clear()
+            have = 0 if known is None else known.shape[0]
+            more = self.identify(self.defs[have:], res)
+            known = self._sids[key] = more if known is None else np.concatenate((known, more))
+        return known[uniq]
 
     def open(self, frame: ingest_pb2.Frame) -> bytes:
         """The frame's StreamPayload bytes (its sizes checked before: `frames.check_frame`)."""
@@ -161,16 +190,24 @@ class StreamDecoder:
                 f"{self.bounds.max_bytes} allowed (stream_max_bytes)"
             )
         if msg.reset:
-            self.defs, self.digests, self.views = [], [], {}
-            self.widths, self.last = self.widths[:0], self.last[:0]
+            self.defs, self.digests, self.views, self._sids = [], [], {}, {}
+            self.names, self._name_pos = [], {}
+            self.widths, self.last, self.name_idx = self.widths[:0], self.last[:0], self.name_idx[:0]
         if added:
             self.defs.extend(defs)
             self.digests.extend(digests)
             self.widths = np.concatenate((self.widths, np.asarray(widths, dtype=np.int64)))
             self.last = np.concatenate((self.last, np.zeros(added, dtype=np.float64)))
+            pos = self._name_pos
+            for d in defs:
+                if d.name not in pos:
+                    pos[d.name] = len(self.names)
+                    self.names.append(d.name)
+            idx = np.fromiter((pos[d.name] for d in defs), dtype=np.uint32, count=added)
+            self.name_idx = np.concatenate((self.name_idx, idx))
         self.defined_bytes = used
 
-    def _columns(self, msg: payload_pb2.StreamPayload) -> tuple[MetricBatch, object | None]:
+    def _columns(self, msg: payload_pb2.StreamPayload) -> tuple[MetricBatch, np.ndarray | None, object]:
         n = msg.point_count
         if n > self.limits.max_points:
             raise CodecError(f"point_count {n} > {self.limits.max_points} allowed in one frame")
@@ -178,7 +215,7 @@ class StreamDecoder:
             for name in _COLUMNS:
                 if getattr(msg, name):
                     raise CodecError(f"{name} holds bytes but point_count is 0")
-            return MetricBatch.empty(), None
+            return MetricBatch.empty(), None, None
         ids = np.cumsum(unzigzag(uvarints(msg.id_delta, n, "id_delta")) + 1) - 1
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= len(self.defs):
@@ -201,7 +238,7 @@ class StreamDecoder:
         batch = MetricBatch(series, np.searchsorted(uniq, ids).astype(np.uint32), times, values)
         if buckets is not None:
             batch.bucket_counts = buckets
-        return batch, view
+        return batch, uniq, view
 
     def _values(self, msg: payload_pb2.StreamPayload, ids: np.ndarray) -> np.ndarray:
         n = ids.shape[0]
@@ -247,5 +284,6 @@ class StreamDecoder:
             chosen = uniq.tolist()
             defs = [self.defs[i] for i in chosen]
             digest = hashlib.blake2b(b"".join(self.digests[i] for i in chosen), digest_size=16).digest()
-            hit = self.views[key] = (defs, self.make_view(digest, defs))
+            view = self.make_view(digest, defs, self.names, self.name_idx[uniq], self.widths[uniq] > 0)
+            hit = self.views[key] = (defs, view)
         return hit

@@ -81,9 +81,15 @@ def _bits(v: float) -> int:
 
 
 class StreamEncoder:
-    def __init__(self, bounds: Bounds, level: int = ZSTD_LEVEL):
+    """`decimal` and `carry` (values as decimal differences; the previous payload as the zstd
+    dictionary) are on in production; off, they show what each step buys (bench/wire.py). The
+    collector's decoder reads every combination."""
+
+    def __init__(self, bounds: Bounds, level: int = ZSTD_LEVEL, decimal: bool = True, carry: bool = True):
         self.bounds = bounds
         self.level = level
+        self.decimal = decimal
+        self.carry = carry
         self.ids: dict[bytes, int] = {}  # a series' serialized definition → its id
         self.last: list[float] = []  # each id's last value (0.0 until it has one)
         self.scale: list[int] = []  # each id's last decimal scale, tried first
@@ -149,7 +155,7 @@ class StreamEncoder:
 
     def _compress(self, data: bytes) -> bytes:
         params = {"level": self.level, "write_checksum": True, "write_content_size": True}
-        if self.previous:
+        if self.previous and self.carry:
             params["dict_data"] = zstandard.ZstdCompressionDict(
                 self.previous, dict_type=zstandard.DICT_TYPE_RAWCONTENT
             )
@@ -246,7 +252,7 @@ class StreamEncoder:
                 modes.append(MODE_SAME)
                 updates[sid] = (v, -1)
                 continue
-            found = _decimal(prev, v, k0)
+            found = _decimal(prev, v, k0) if self.decimal else None
             if found is None:
                 modes.append(MODE_BITS)
                 bits.append(_bits(v) ^ _bits(prev))
