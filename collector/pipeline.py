@@ -286,7 +286,7 @@ class FramePipeline:
             decoded = decoder.apply(raw)
             m.STREAM_FRAMES.inc()
         except REFUSED as exc:
-            if stream is not None:
+            if decoder is not None:  # the stream's state is in doubt: it ends after this answer
                 stream.broken = (frame.epoch, frame.seq, str(exc))
             return self._refused(frame, exc)
         return decoded.payload, decoded.batch, decoded.view, decoded.sids
