@@ -347,10 +347,10 @@ def test_certificate_rotation_by_sighup(tmp_path, pki):
     first.write(cert_dir / "collector")
     flags = [f.replace(pki.path("collector"), str(cert_dir / "collector")) for f in pki.collector_flags()]
     collector = start_collector(workdir, *flags, tls=pki.tls())
-    total_points = 6000
+    total_points = 6000  # 7.5 s of points: the two reloads take ~1 s from the first acks
     flags = [
         "--synthetic",
-        f"400:{total_points}",
+        f"800:{total_points}",
         "--batch-max-age",
         "200ms",
         *pki.agent_flags("web-1", "web"),
@@ -473,9 +473,9 @@ def test_token_rotation_on_both_sides(tmp_path, pki):
     collector = start_collector(tmp_path, *flags, tls=pki.tls())
     token_file = tmp_path / "agent.token"
     token_file.write_text(old)
-    total_points = 6000
+    total_points = 6000  # 10 s of points: both reloads and the refusal take ~1.5 s from the first acks
     agent_flags = [*pki.agent_flags("web-1", None), "--token-file", str(token_file)]
-    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"300:{total_points}",
+    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"600:{total_points}",
                         "--batch-max-age", "200ms", *agent_flags, agent_id="web-tok")  # fmt: skip
     try:
         with diagnose(collector, agent):
