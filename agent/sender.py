@@ -32,6 +32,7 @@ import logging
 import random
 import re
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import grpc
@@ -102,6 +103,8 @@ class Sender:
         self.frame_limits = FrameLimits()
         self.max_message_bytes = MAX_SEND_BYTES  # lowered to a collector's receive limit it reports
         self.stream_encoding = stream_encoding
+        self.plain_head = False  # the next stream's first frame goes self-contained
+        self._encoding = ThreadPoolExecutor(1, thread_name_prefix="encode")  # off the event loop
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set and nothing is in flight."""
@@ -123,6 +126,10 @@ class Sender:
                 level = logging.ERROR if code in _REFUSED else logging.WARNING
                 log.log(level, "stream to %s failed: %s %s", address, code, details)
                 self._learn_limit(details)
+                if code == "INVALID_ARGUMENT" and stream_wire.STATE_LOST in details:
+                    # the collector could not read the frame against the stream's state: the
+                    # next stream sends it self-contained (it cannot fail that way twice)
+                    self.plain_head = True
                 index += 1
             except Exception:
                 # the sender is the only way out for spooled data: it must outlive any surprise
@@ -236,8 +243,13 @@ class Sender:
             if refused:
                 self._drop_refused(inflight, room)
                 continue
-            if encoder is not None:
-                encoded = encoder.encode(frame)
+            if encoder is not None and self.plain_head:
+                self.plain_head = False
+            elif encoder is not None:
+                # in order: this frame is written before the next one is encoded
+                encoded = await asyncio.get_running_loop().run_in_executor(
+                    self._encoding, encoder.encode, frame
+                )
                 if encoded is not None:
                     frame = encoded
                     m.FRAMES_STREAM_ENCODED.inc()

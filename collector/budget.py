@@ -37,6 +37,18 @@ def decoding_cost(raw_size: int, census: Census) -> int:
     return RAW_COST_FACTOR * raw_size + SERIES_COST * census.series + FIELD_COST * census.fields
 
 
+# what a stream-encoded point costs to decode beyond its payload bytes: its id, time and value
+# columns and their temporaries (a point can be 3 bytes of payload)
+STREAM_POINT_COST = 64
+# a stream frame's varint columns widen up to 8x (a 1-byte bucket count becomes a uint64)
+STREAM_RAW_FACTOR = 8
+
+
+def stream_decoding_cost(raw_size: int, point_count: int, census: Census) -> int:
+    """`decoding_cost` of a STREAM_ZSTD frame, whose payload is far smaller than what it decodes to."""
+    return decoding_cost(raw_size, census) + STREAM_RAW_FACTOR * raw_size + STREAM_POINT_COST * point_count
+
+
 class Budget:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes

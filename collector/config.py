@@ -92,7 +92,12 @@ class CollectorConfig:
     stream_max_bytes: int = setting(
         _STREAM.max_bytes,
         "int",
-        "bytes of series definitions one ingest stream's dictionary may hold (stream encoding)",
+        "bytes one ingest stream's dictionary may hold: each series' definition + 1536 (stream encoding)",
+    )
+    stream_state_max_bytes: int = setting(
+        1024 * 1024 * 1024,
+        "int",
+        "bytes every stream's dictionary together may hold; past it new streams get self-contained frames",
     )
     group_max_rows: int = setting(
         100_000, "int", "a group (one insert per table) is written once it holds this many points and records"
@@ -169,7 +174,13 @@ class CollectorConfig:
                 )
         if self.max_streams_per_peer < 1:
             raise ConfigError(f"max_streams_per_peer {self.max_streams_per_peer} must be >= 1")
-        for key in ("stream_window", "group_max_rows", "stream_max_series", "stream_max_bytes"):
+        for key in (
+            "stream_window",
+            "group_max_rows",
+            "stream_max_series",
+            "stream_max_bytes",
+            "stream_state_max_bytes",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} {getattr(self, key)} must be >= 1")
         if self.group_max_age < 0:

@@ -39,7 +39,7 @@ from ferry.collector.auth.gate import Gate, Refusal, drain
 from ferry.collector.auth.principals import Principal
 from ferry.collector.budget import Budget, Reservation, opening_cost
 from ferry.collector.commit import Stream as StreamState
-from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StoreUnavailable
+from ferry.collector.pipeline import REFUSED, Busy, FramePipeline, StateLost, StoreUnavailable
 from ferry.collector.streams import (
     Abort,
     BadMessage,
@@ -216,22 +216,26 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
         key = peer_key(peer)
         await self._open(key, context)
         state = StreamState()
-        if stream_wire.requested(context.invocation_metadata()):
-            state.decoder = self.pipeline.stream_decoder()
-            if state.decoder is not None:  # the agent learns it may send STREAM_ZSTD frames
-                await context.send_initial_metadata(state.decoder.bounds.metadata())
-                m.STREAMS_ENCODED.inc()
-        answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
-        reader = asyncio.create_task(
-            self._read(
-                aiter(request_iterator),
-                peer_address(peer),
-                state,
-                answers,
-                FrameGuard(self.gate, self.gate.caller(context), STREAM),
-            )
-        )
+        reader = None
         try:
+            if stream_wire.requested(context.invocation_metadata()):
+                # answered at once, yes or no: the agent waits for it before its first frame
+                state.decoder = self.pipeline.stream_decoder()
+                if state.decoder is not None:  # the agent may send STREAM_ZSTD frames
+                    m.STREAMS_ENCODED.inc()
+                    await context.send_initial_metadata(state.decoder.bounds.metadata())
+                else:
+                    await context.send_initial_metadata(stream_wire.DECLINED)
+            answers: asyncio.Queue = asyncio.Queue(maxsize=self.limits.window)
+            reader = asyncio.create_task(
+                self._read(
+                    aiter(request_iterator),
+                    peer_address(peer),
+                    state,
+                    answers,
+                    FrameGuard(self.gate, self.gate.caller(context), STREAM),
+                )
+            )
             while True:
                 item = await answers.get()
                 if item is None:
@@ -254,11 +258,13 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _broken(state.broken))
         finally:
             state.failed = True  # frames still being prepared for this stream join no group
-            reader.cancel()
+            if reader is not None:
+                reader.cancel()
             self._close(key)
             if state.decoder is not None:
                 m.STREAMS_ENCODED.dec()
-                state.decoder = None  # its state goes with the stream
+                state.decoder.close()  # its state goes with the stream
+                state.decoder = None
 
     async def _read(
         self, frames, address: str, state: StreamState, answers: asyncio.Queue, guard: FrameGuard
@@ -325,6 +331,15 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
                 self.in_progress -= 1
                 await self._refuse(frames, state, answers, exc.refusal)
                 return
+            except StateLost as exc:  # unanswered: the agent resends it self-contained
+                self.in_progress -= 1
+                state.failed = True
+                m.STREAMS_BROKEN.inc()
+                log.warning("ending stream from %s: %s at %s", address, stream_wire.STATE_LOST, exc)
+                await answers.put(
+                    Abort(grpc.StatusCode.INVALID_ARGUMENT, f"{stream_wire.STATE_LOST} at {exc}")
+                )
+                return
             except BaseException:
                 self.in_progress -= 1
                 raise
@@ -355,8 +370,8 @@ class IngestService(ingest_pb2_grpc.IngestServicer):
 def _broken(broken: tuple[int, int, str]) -> str:
     epoch, seq, why = broken
     return (
-        f"stream encoding state lost at frame {epoch}:{seq} ({why[:1000]}); the stream ends and "
-        "frames after it were not taken: reconnect to start a new stream"
+        f"frame {epoch}:{seq} was refused with its series definitions ({why[:1000]}); the stream "
+        "ends and frames after it were not taken: reconnect to start a new stream"
     )
 
 

@@ -106,6 +106,7 @@ async def serve(
             limits=limits,
             frame_limits=FrameLimits(cfg.max_frame_bytes, cfg.max_raw_bytes),
             stream=Bounds(cfg.stream_max_series, cfg.stream_max_bytes) if cfg.stream_encoding else None,
+            stream_state_max_bytes=cfg.stream_state_max_bytes,
         ),
     )
     server = transport.server(

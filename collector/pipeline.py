@@ -26,10 +26,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import grpc
+import numpy as np
 import pyarrow as pa
 
 from ferry.collector import selfmetrics as m
-from ferry.collector.budget import Reservation, decoding_cost, opening_cost
+from ferry.collector.budget import Reservation, decoding_cost, opening_cost, stream_decoding_cost
 from ferry.collector.commit import DUPLICATE, GroupCommitter, Prepared, StoreUnavailable, Stream
 from ferry.collector.marks import Marks
 from ferry.collector.records_rows import record_block
@@ -52,14 +53,23 @@ from ferry.wire.census import Census, CensusError, census, series_census, series
 from ferry.wire.codec import CodecError, decode_metrics, decode_payload
 from ferry.wire.frames import FrameError, FrameLimits, check_frame, open_frame
 from ferry.wire.stream import Bounds
-from ferry.wire.streamdec import StreamDecoder
+from ferry.wire.streamdec import PoolFull, StateError, StatePool, StreamDecoder
 
 AGENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}")
 
 
-__all__ = ["REFUSED", "Busy", "FramePipeline", "PipelineConfig", "StoreUnavailable"]
+__all__ = ["REFUSED", "Busy", "FramePipeline", "PipelineConfig", "StateLost", "StoreUnavailable"]
 # what a decoded frame keeps while it waits in a group, beyond its blocks: a series id a series
 SERIES_ID_BYTES = 8
+
+
+class StateLost(RuntimeError):
+    """A stream-encoded frame did not fit its stream's state: the stream ends with the frame
+    unanswered (the caller's abort names `ferry.wire.stream.STATE_LOST` and this message)."""
+
+
+# how long an agent refused for a full stream-state pool waits before its next stream
+STATE_RETRY_MS = 5_000
 
 
 class Busy(RuntimeError):
@@ -80,6 +90,7 @@ class PipelineConfig:
     frame_limits: FrameLimits = field(default_factory=FrameLimits)
     record_limits: RecordLimits = field(default_factory=RecordLimits)
     stream: Bounds | None = field(default_factory=Bounds)  # None: no stream encoding
+    stream_state_max_bytes: int = 1024 * 1024 * 1024  # every stream's state together
 
 
 class FramePipeline:
@@ -94,6 +105,7 @@ class FramePipeline:
         self.series = SeriesCache()
         self.rows = RowBuilder(self.series)
         self.clock = clock
+        self.state_pool = StatePool(self.config.stream_state_max_bytes)
 
     @classmethod
     def writing(cls, writer: Writer, config: PipelineConfig | None = None) -> FramePipeline:
@@ -107,20 +119,19 @@ class FramePipeline:
 
     def stream_decoder(self) -> StreamDecoder | None:
         """The state of one ingest stream that negotiated the stream encoding (None: the
-        collector does not take it)."""
+        collector does not take it, or its streams' states fill `stream_state_max_bytes`)."""
         cfg = self.config
-        if cfg.stream is None:
+        if cfg.stream is None or not self.state_pool.has_room():
             return None
         return StreamDecoder(
             cfg.stream,
             cfg.limits,
             cfg.record_limits,
             lambda series, index: check_series(series, cfg.limits, index),
-            lambda key, defs, names, name_idx, is_hist: KnownTable(
-                key, defs, Census(), pa.array(names, type=pa.string()), name_idx, is_hist
-            ),
+            _view,
             cfg.frame_limits.max_raw_bytes,
             series_ids,
+            self.state_pool,
         )
 
     def check(self, frame: ingest_pb2.Frame) -> None:
@@ -265,10 +276,16 @@ class FramePipeline:
         return payload, batch, known
 
     def _stream_decode(self, frame: ingest_pb2.Frame, reservation: Reservation | None, stream: Stream | None):
-        """A STREAM_ZSTD frame read against its stream's state: (payload, batch, view), or the
-        REJECTED ack of a frame that does not fit the state, which then ends the stream
-        (`stream.broken`). Every such frame of the stream comes here in order, duplicates too:
-        each one moved the agent's encoder on."""
+        """A STREAM_ZSTD frame read against its stream's state: (payload, batch, view, sids).
+        Every such frame of the stream comes here in order, duplicates too: each one moved the
+        agent's encoder on. What cannot be read:
+          - a frame that does not fit the state (StateError) raises StateLost: the stream ends
+            with it unanswered, and the agent sends it self-contained on its next stream;
+          - one the state cannot grow for (PoolFull) is answered RESOURCE_EXHAUSTED, ending
+            the stream (the agent retries later);
+          - one refused for itself (a definition the validator refuses, counts over the caps,
+            sizes) is answered REJECTED, and the stream ends after the answer (`stream.broken`):
+            the agent's encoder took its definitions in."""
         decoder = stream.decoder if stream is not None else None
         try:
             if decoder is None:
@@ -282,9 +299,18 @@ class FramePipeline:
                 raise Busy(opening_cost(len(frame.payload), frame.raw_size))
             raw = decoder.open(frame)
             counted = stream_census(raw, self.config.limits, self.config.record_limits)
-            _take(reservation, decoding_cost(frame.raw_size, counted))
-            decoded = decoder.apply(raw)
+            _take(reservation, stream_decoding_cost(frame.raw_size, frame.point_count, counted))
+            decoded = decoder.apply(raw, frame.point_count)
             m.STREAM_FRAMES.inc()
+        except StateError as exc:
+            raise StateLost(f"frame {frame.epoch}:{frame.seq} ({exc})") from None
+        except PoolFull as exc:
+            if stream is not None:
+                stream.failed = True
+            m.BACKPRESSURE.labels("stream_state").inc()
+            ack = self._ack(frame, ingest_pb2.REJECTED, str(exc), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            ack.retry_after_ms = STATE_RETRY_MS
+            return ack
         except REFUSED as exc:
             if decoder is not None:  # the stream's state is in doubt: it ends after this answer
                 stream.broken = (frame.epoch, frame.seq, str(exc))
@@ -327,6 +353,18 @@ class FramePipeline:
 
 # the frames counter of each ack status (a labels() lookup per frame showed in the profile)
 _ACKED = {v: m.FRAMES.labels(ingest_pb2.AckStatus.Name(v)) for v in ingest_pb2.AckStatus.values()}
+
+
+def _view(key: bytes, defs: list, names: list[str], name_idx: np.ndarray, is_hist: np.ndarray) -> KnownTable:
+    """A stream's series list as the row builder wants it: the names its series use, sorted (a
+    block's dictionary holds those only), each series' index into them."""
+    used, inverse = np.unique(name_idx, return_inverse=True)
+    own = [names[i] for i in used.tolist()]
+    order = sorted(range(len(own)), key=own.__getitem__)
+    rank = np.empty(len(own), dtype=np.uint32)
+    rank[order] = np.arange(len(own), dtype=np.uint32)
+    sorted_names = pa.array([own[i] for i in order], type=pa.string())
+    return KnownTable(key, defs, Census(), sorted_names, rank[inverse.ravel()], is_hist)
 
 
 def _done(ack: ingest_pb2.Ack) -> Future:

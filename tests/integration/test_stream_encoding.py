@@ -293,15 +293,12 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
             frames = [stream_frame(1, first), stream_frame(2, point(1, 917), first.SerializeToString())]
             meta, acks, code, details = forged_stream(collector.addr, frames)
             assert meta["ferry-stream-encoding"] == "1" and meta["ferry-stream-max-series"] == "50"
-            assert [a.status for a in acks] == [ingest_pb2.OK, ingest_pb2.REJECTED]
-            assert acks[1].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
-            assert acks[1].message == (
-                "point 0 refers to series id 917, not defined on this stream "
-                "(its dictionary holds 1 series, ids 0..0)"
-            )
-            assert (
-                code == grpc.StatusCode.INVALID_ARGUMENT
-                and "stream encoding state lost at frame 99:2" in details
+            # the frame that does not fit the state is not answered: the stream ends naming it
+            assert [a.status for a in acks] == [ingest_pb2.OK]
+            assert code == grpc.StatusCode.INVALID_ARGUMENT
+            assert details == (
+                "stream encoding state lost at frame 99:2 (point 0 refers to series id 917, not defined "
+                "on this stream (its dictionary holds 1 series, ids 0..0))"
             )
 
             many = [
@@ -309,17 +306,23 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
                 for i in range(51)
             ]
             _, acks, code, details = forged_stream(collector.addr, [stream_frame(3, point(0, 0, many))])
-            assert [(a.status, a.message) for a in acks] == [
-                (
-                    ingest_pb2.REJECTED,
-                    "stream dictionary would hold 51 series > 50 allowed (stream_max_series)",
-                )
+            assert acks == [] and code == grpc.StatusCode.INVALID_ARGUMENT
+            assert details == (
+                "stream encoding state lost at frame 99:3 "
+                "(stream dictionary would hold 51 series > 50 allowed (stream_max_series))"
+            )
+
+            bad = payload_pb2.Series(name="9bad name", kind=GAUGE)  # refused by the validator, answered
+            _, acks, code, details = forged_stream(collector.addr, [stream_frame(4, point(0, 0, [bad]))])
+            assert [(a.status, a.code) for a in acks] == [
+                (ingest_pb2.REJECTED, grpc.StatusCode.INVALID_ARGUMENT.value[0])
             ]
-            assert code == grpc.StatusCode.INVALID_ARGUMENT
+            assert "'9bad name'" in acks[0].message and code == grpc.StatusCode.INVALID_ARGUMENT
+            assert details.startswith("frame 99:4 was refused with its series definitions")
 
             # Push takes self-contained frames only
             with transport.channel(collector.addr) as channel, pytest.raises(grpc.RpcError) as err:
-                ingest_pb2_grpc.IngestStub(channel).Push(stream_frame(4, first), timeout=10)
+                ingest_pb2_grpc.IngestStub(channel).Push(stream_frame(5, first), timeout=10)
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert (
                 "only on an Ingest.Stream whose collector accepted the stream encoding" in err.value.details()
@@ -330,7 +333,7 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
                 lambda: synthetic_stored(collector.addr)[0] > before, what="the honest agent still served"
             )
             assert agent.scrape()["ferry_agent_frames_stream_encoded_total"] > 0
-            assert collector.scrape()["ferry_collector_streams_broken_total"] == 2
+            assert collector.scrape()["ferry_collector_streams_broken_total"] == 3
         finally:
             agent.stop()
             collector.stop()

@@ -221,7 +221,7 @@ def test_an_oversized_dictionary_is_refused_naming_the_bound():
     big = payload_pb2.Series(name="m", kind=GAUGE, label_keys=["k"], label_values=["v" * 6000])
     msg = one_point(0, series=[big, big])
     assert refused(decoder(Bounds(max_bytes=10_000)), stream_frame(msg)) == (
-        "stream dictionary would hold 12022 bytes of series definitions > 10000 allowed (stream_max_bytes)"
+        "stream dictionary would hold 15094 bytes of series definitions > 10000 allowed (stream_max_bytes)"
     )
 
 
@@ -315,3 +315,23 @@ def test_decimal_values_are_exact_doubles():
     frames = [spooled(i + 1, [(6, 1000 + i, 0.1 * i)]) for i in range(1, 50)]
     modes = [m.value_mode[0] for m in chain(roundtrip(frames))]
     assert 255 in modes and any(m <= 15 for m in modes)
+
+
+def test_stream_states_share_one_bound_and_give_it_back():
+    from ferry.wire.streamdec import PoolFull, StatePool
+
+    pool = StatePool(5_000)
+    first = StreamDecoder(
+        Bounds(), Limits(), RecordLimits(), lambda s, i: None, lambda *a: None, 64 << 20, pool=pool
+    )
+    first.decode(stream_frame(one_point(0, series=[series_msg(0), series_msg(1)])))
+    held = pool.used
+    assert held == 2 * 1536 + series_msg(0).ByteSize() + series_msg(1).ByteSize()
+    second = StreamDecoder(
+        Bounds(), Limits(), RecordLimits(), lambda s, i: None, lambda *a: None, 64 << 20, pool=pool
+    )
+    with pytest.raises(PoolFull, match=r"stream states hold \d+ bytes \+ \d+ for this frame > 5000 allowed"):
+        second.decode(stream_frame(one_point(0, series=[series_msg(i) for i in range(2, 4)])))
+    first.close()
+    assert pool.used == 0
+    second.decode(stream_frame(one_point(0, series=[series_msg(i) for i in range(2, 4)])))

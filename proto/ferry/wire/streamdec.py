@@ -19,9 +19,11 @@ collector's description of it for the row builder), kept per stream by the list.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
 import numpy as np
 import zstandard
 from google.protobuf.message import DecodeError
@@ -32,7 +34,15 @@ from ferry.v1 import ingest_pb2, payload_pb2
 from ferry.wire.census import stream_census
 from ferry.wire.codec import CodecError
 from ferry.wire.columns import MetricBatch
-from ferry.wire.stream import DICTIONARY_BYTES, MAX_SCALE, MODE_BITS, MODE_SAME, SCALES, Bounds
+from ferry.wire.stream import (
+    DICTIONARY_BYTES,
+    MAX_SCALE,
+    MODE_BITS,
+    MODE_SAME,
+    SCALES,
+    Bounds,
+    held_bytes,
+)
 
 _U8 = np.dtype(np.uint8)
 _U64 = np.dtype("<u8")
@@ -42,6 +52,41 @@ VIEWS_PER_STREAM = 16  # series lists remembered per stream (a host has one; chu
 
 
 RESOURCES_PER_STREAM = 4  # resources whose series ids are kept (a reload may change its labels)
+
+
+class StateError(CodecError):
+    """The frame does not fit its stream's state, or is not a well-formed stream frame: the
+    self-contained frame it came from may be fine. The stream ends with the frame unanswered, and
+    the agent resends it self-contained (`ferry.wire.stream.STATE_LOST`)."""
+
+
+class PoolFull(CodecError):
+    """The collector's stream states together would pass `stream_state_max_bytes`: the frame is
+    answered RESOURCE_EXHAUSTED and its stream ends (the agent retries; a new stream is offered
+    the encoding only when the pool has room)."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class StatePool:
+    """The bytes every stream's state holds, against one collector-wide bound (thread-safe)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self.streams = 0
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self._lock:
+            if n > 0 and self.used + n > self.max_bytes:
+                return False
+            self.used += n
+            return True
+
+    def has_room(self) -> bool:
+        with self._lock:
+            return self.used < self.max_bytes
 
 
 @dataclass(slots=True)
@@ -59,13 +104,13 @@ def uvarints(raw: bytes, count: int, what: str) -> np.ndarray:
     found = int(np.count_nonzero(ends))
     if found != count or (b.shape[0] and not ends[-1]):
         cut = " (the last is cut short)" if b.shape[0] and not ends[-1] else ""
-        raise CodecError(f"{what}: {found} varints in {b.shape[0]} bytes != {count} expected{cut}")
+        raise StateError(f"{what}: {found} varints in {b.shape[0]} bytes != {count} expected{cut}")
     if found == b.shape[0]:
         return b.astype(np.uint64)
     starts = np.flatnonzero(np.concatenate(([True], ends[:-1])))
     place = np.arange(b.shape[0]) - np.repeat(starts, np.diff(np.append(starts, b.shape[0])))
     if int(place.max()) > 9:
-        raise CodecError(f"{what}: a varint longer than 10 bytes")
+        raise StateError(f"{what}: a varint longer than 10 bytes")
     parts = (b & 0x7F).astype(np.uint64) << (place.astype(np.uint64) * np.uint64(7))
     return np.bitwise_or.reduceat(parts, starts)
 
@@ -90,10 +135,12 @@ class StreamDecoder:
         make_view: Callable[[bytes, list[SeriesDef], list[str], np.ndarray, np.ndarray], object],
         max_raw_bytes: int,
         identify: Callable[[list[SeriesDef], dict[str, str]], np.ndarray] | None = None,
+        pool: StatePool | None = None,
     ):
         self.bounds, self.limits, self.record_limits = bounds, limits, record_limits
         self.check, self.make_view, self.max_raw_bytes = check, make_view, max_raw_bytes
         self.identify = identify
+        self.pool = pool or StatePool(2**62)
         self.defs: list[SeriesDef] = []
         self.names: list[str] = []  # the metric names of the stream's series, first seen first
         self._name_pos: dict[str, int] = {}
@@ -110,18 +157,27 @@ class StreamDecoder:
     def __len__(self) -> int:
         return len(self.defs)
 
+    def close(self) -> None:
+        """The stream ended: what its state held goes back to the pool."""
+        self.pool.take(-self.defined_bytes)
+        self.defined_bytes = 0
+
     def decode(self, frame: ingest_pb2.Frame) -> Decoded:
         """`open`, count (`stream_census`), `apply`."""
         raw = self.open(frame)
         stream_census(raw, self.limits, self.record_limits)
         return self.apply(raw)
 
-    def apply(self, raw: bytes) -> Decoded:
-        """A frame's StreamPayload bytes (from `open`, counted) read, and the state moved on."""
+    def apply(self, raw: bytes, point_count: int | None = None) -> Decoded:
+        """A frame's StreamPayload bytes (from `open`, counted) read, and the state moved on;
+        `point_count`: what its Frame declares (the budget was charged for it), checked before
+        the columns are decoded."""
         try:
             msg = payload_pb2.StreamPayload.FromString(raw)
         except DecodeError as exc:
-            raise CodecError(f"payload of {len(raw)} bytes is not a ferry.v1.StreamPayload: {exc}") from None
+            raise StateError(f"payload of {len(raw)} bytes is not a ferry.v1.StreamPayload: {exc}") from None
+        if point_count is not None and msg.point_count != point_count:
+            raise CodecError(f"frame point_count {point_count} != {msg.point_count} points in the payload")
         self._define(msg)
         batch, uniq, view = self._columns(msg)
         self.previous = raw[-DICTIONARY_BYTES:]
@@ -153,29 +209,29 @@ class StreamDecoder:
                 frame.payload, max_output_size=frame.raw_size
             )
         except zstandard.ZstdError as exc:
-            raise CodecError(f"zstd frame is corrupt or not of this stream: {exc}") from None
+            raise StateError(f"zstd frame is corrupt or not of this stream: {exc}") from None
         if len(raw) != frame.raw_size:
-            raise CodecError(f"zstd frame holds {len(raw)} bytes, not the raw_size {frame.raw_size}")
+            raise StateError(f"zstd frame holds {len(raw)} bytes, not the raw_size {frame.raw_size}")
         return raw
 
     def _define(self, msg: payload_pb2.StreamPayload) -> None:
         size = 0 if msg.reset else len(self.defs)
         if msg.first_id != size:
-            raise CodecError(
+            raise StateError(
                 f"first_id {msg.first_id} != {size}, the series this stream's dictionary holds"
                 + (" after reset" if msg.reset else "")
             )
         added = len(msg.series)
         if size + added > self.bounds.max_series:
-            raise CodecError(
+            raise StateError(
                 f"stream dictionary would hold {size + added} series > {self.bounds.max_series} "
                 "allowed (stream_max_series)"
             )
         defs, digests, widths, used = [], [], [], 0 if msg.reset else self.defined_bytes
         for i, s in enumerate(msg.series):
-            used += s.ByteSize()
+            used += held_bytes(s.ByteSize())
             if len(s.label_keys) != len(s.label_values):
-                raise CodecError(
+                raise StateError(
                     f"series {i} ({s.name!r}): {len(s.label_keys)} label keys != {len(s.label_values)} values"
                 )
             labels = tuple(zip(s.label_keys, s.label_values, strict=True))
@@ -185,9 +241,15 @@ class StreamDecoder:
             digests.append(hashlib.blake2b(s.SerializeToString(), digest_size=16).digest())
             widths.append(len(d.bounds) + 1 if d.kind == HISTOGRAM else 0)
         if used > self.bounds.max_bytes:
-            raise CodecError(
+            raise StateError(
                 f"stream dictionary would hold {used} bytes of series definitions > "
                 f"{self.bounds.max_bytes} allowed (stream_max_bytes)"
+            )
+        more = used - self.defined_bytes
+        if not self.pool.take(more):
+            raise PoolFull(
+                f"stream states hold {self.pool.used} bytes + {more} for this frame > "
+                f"{self.pool.max_bytes} allowed (stream_state_max_bytes); retry later"
             )
         if msg.reset:
             self.defs, self.digests, self.views, self._sids = [], [], {}, {}
@@ -214,13 +276,13 @@ class StreamDecoder:
         if not n:
             for name in _COLUMNS:
                 if getattr(msg, name):
-                    raise CodecError(f"{name} holds bytes but point_count is 0")
+                    raise StateError(f"{name} holds bytes but point_count is 0")
             return MetricBatch.empty(), None, None
         ids = np.cumsum(unzigzag(uvarints(msg.id_delta, n, "id_delta")) + 1) - 1
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= len(self.defs):
             i = int(np.argmax((ids < 0) | (ids >= len(self.defs))))
-            raise CodecError(
+            raise StateError(
                 f"point {i} refers to series id {int(ids[i])}, not defined on this stream "
                 f"(its dictionary holds {len(self.defs)} series, ids 0..{len(self.defs) - 1})"
             )
@@ -244,14 +306,14 @@ class StreamDecoder:
         n = ids.shape[0]
         modes = np.frombuffer(msg.value_mode, dtype=_U8)
         if modes.shape[0] != n:
-            raise CodecError(f"value_mode: {modes.shape[0]} bytes != point_count {n}")
+            raise StateError(f"value_mode: {modes.shape[0]} bytes != point_count {n}")
         decimal = modes <= MAX_SCALE
         same = modes == MODE_SAME
         bits = modes == MODE_BITS
         known = decimal | same | bits
         if not known.all():
             i = int(np.argmin(known))
-            raise CodecError(
+            raise StateError(
                 f"point {i}: value mode {int(modes[i])} is not one of "
                 f"0..{MAX_SCALE}, {MODE_SAME}, {MODE_BITS}"
             )
@@ -269,7 +331,7 @@ class StreamDecoder:
         count = int(np.count_nonzero(bits))
         raw = msg.value_bits
         if len(raw) != 8 * count:
-            raise CodecError(f"value_bits: {len(raw)} bytes != 8 for each of {count} points told as bits")
+            raise StateError(f"value_bits: {len(raw)} bytes != 8 for each of {count} points told as bits")
         if count:
             values[bits] = (np.frombuffer(raw, dtype=_U64) ^ prev[bits].view(np.uint64)).view(np.float64)
         return values

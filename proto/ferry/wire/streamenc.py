@@ -22,7 +22,6 @@ from array import array
 
 import lz4.frame
 import zstandard
-from google.protobuf.message import DecodeError
 
 from ferry.v1 import ingest_pb2, payload_pb2
 from ferry.wire.census import series_span
@@ -35,6 +34,7 @@ from ferry.wire.stream import (
     SCALES,
     ZSTD_LEVEL,
     Bounds,
+    held_bytes,
 )
 
 _BIG = sys.byteorder != "little"
@@ -42,6 +42,10 @@ _BIG = sys.byteorder != "little"
 # scales host metrics use (cpu seconds 2, ratios 3-4); arbitrary floats fall through to XOR bits
 _LADDER = (0, 1, 2, 3, 4, 5, 6)
 _ORDER = {k: (k, *(j for j in _LADDER if j != k)) for k in range(MAX_SCALE + 1)}
+# a series whose last value went as bits tries integers only before bits again: arbitrary floats
+# (an app's latencies) would otherwise walk the whole ladder for nothing every time
+AFTER_BITS = MAX_SCALE + 1
+_ORDER[AFTER_BITS] = (0,)
 
 
 def _load(raw: bytes, typecode: str) -> array:
@@ -101,10 +105,45 @@ class StreamEncoder:
 
     def encode(self, frame: ingest_pb2.Frame) -> ingest_pb2.Frame | None:
         try:
-            raw = _open(frame)
-            payload = payload_pb2.Payload.FromString(raw)
-        except (RuntimeError, DecodeError, ValueError):
-            return None  # not ours to judge: sent as it is, the collector says what is wrong
+            made = self._encode(frame)
+        except Exception:  # a spooled frame we cannot read: sent as it is, the collector judges it
+            return None
+        if made is None:
+            return None
+        data, compressed, reset, new, updates, last_time, ref_ids, table_bytes = made
+        # the frame is encoded: the state moves on (and only now)
+        if reset:
+            self.ids.clear()
+            self.last.clear()
+            self.scale.clear()
+            self.defined_bytes = 0
+        for key, series in new:
+            self.ids[key] = len(self.last)
+            self.last.append(0.0)
+            self.scale.append(0)
+            self.defined_bytes += held_bytes(series.ByteSize())
+        for sid, (value, k) in updates.items():
+            self.last[sid] = value
+            if k >= 0:
+                self.scale[sid] = k
+        self.last_time = last_time
+        self.previous = data[-DICTIONARY_BYTES:]
+        self._table, self._table_ids = table_bytes, ref_ids
+        return ingest_pb2.Frame(
+            agent_id=frame.agent_id,
+            epoch=frame.epoch,
+            seq=frame.seq,
+            encoding=ingest_pb2.STREAM_ZSTD,
+            raw_size=len(data),
+            payload=compressed,
+            point_count=frame.point_count,
+        )
+
+    def _encode(self, frame: ingest_pb2.Frame):
+        """Everything `encode` sends, and the state it moves to, without moving it (None: the
+        frame goes self-contained)."""
+        raw = _open(frame)
+        payload = payload_pb2.Payload.FromString(raw)
         planned = self._plan(raw, payload)
         if planned is None:
             return None
@@ -124,34 +163,9 @@ class StreamEncoder:
             **body,
         )
         data = out.SerializeToString()
-        compressed = self._compress(data)
-        # the frame is encoded: the state moves on (and only now)
-        if reset:
-            self.ids.clear()
-            self.last.clear()
-            self.scale.clear()
-            self.defined_bytes = 0
-        for key, series in new:
-            self.ids[key] = len(self.last)
-            self.last.append(0.0)
-            self.scale.append(0)
-            self.defined_bytes += series.ByteSize()
-        for sid, (value, k) in updates.items():
-            self.last[sid] = value
-            if k >= 0:
-                self.scale[sid] = k
-        self.last_time = last_time
-        self.previous = data[-DICTIONARY_BYTES:]
-        self._table, self._table_ids = table_bytes, ref_ids
-        return ingest_pb2.Frame(
-            agent_id=frame.agent_id,
-            epoch=frame.epoch,
-            seq=frame.seq,
-            encoding=ingest_pb2.STREAM_ZSTD,
-            raw_size=len(data),
-            payload=compressed,
-            point_count=frame.point_count,
-        )
+        if len(data) > max(frame.raw_size, len(raw)):
+            return None  # larger than the frame itself (values that tell nothing): as it is
+        return data, self._compress(data), reset, new, updates, last_time, ref_ids, table_bytes
 
     def _compress(self, data: bytes) -> bytes:
         params = {"level": self.level, "write_checksum": True, "write_content_size": True}
@@ -194,7 +208,7 @@ class StreamEncoder:
                 if sid is None:
                     sid = pending[key] = size + len(new)
                     new.append((key, series))
-                    used += series.ByteSize()
+                    used += held_bytes(series.ByteSize())
             ref_ids.append(sid)
         if size + len(new) > self.bounds.max_series or used > self.bounds.max_bytes:
             return None
@@ -256,7 +270,7 @@ class StreamEncoder:
             if found is None:
                 modes.append(MODE_BITS)
                 bits.append(_bits(v) ^ _bits(prev))
-                updates[sid] = (v, -1)
+                updates[sid] = (v, AFTER_BITS)
             else:
                 k, d = found
                 modes.append(k)
