@@ -44,10 +44,13 @@ def test_collector_sigkilled_three_times_mid_stream(tmp_path):
     total = 200_000
     port = free_port()
     collector = start_collector(tmp_path, port=port)
-    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"25000:{total}", "--batch-max-age", "200ms")
+    # 16 s of points: three kills and restarts (each restart 1.5-3 s, more on a loaded machine)
+    # come before the last frame is acked (at 8 s a loaded run's third kill found nothing left to
+    # ack and timed out waiting for acks)
+    agent = start_agent(tmp_path, collector.addr, "--synthetic", f"12500:{total}", "--batch-max-age", "200ms")
     try:
         for _ in range(3):
-            # mid-stream: this collector has acked two frames (of the 40 the agent cuts in 8 s)
+            # mid-stream: this collector has acked two frames (of the 80 the agent cuts in 16 s)
             acked = acks(agent, "OK")
             wait_for(lambda a=acked: acks(agent, "OK") >= a + 2, what="acks before the kill")
             reconnects = agent.scrape()["ferry_agent_reconnects_total"]
