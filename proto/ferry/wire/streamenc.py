@@ -63,11 +63,22 @@ def uvarints(values) -> bytes:
     if max(values) < 0x80:
         return bytes(values)
     out = bytearray()
-    for v in values:
-        while v >= 0x80:
-            out.append((v & 0x7F) | 0x80)
-            v >>= 7
-        out.append(v)
+    put = out.append
+    for v in values:  # most take one to three bytes: unrolled
+        if v < 0x80:
+            put(v)
+        elif v < 0x4000:
+            put((v & 0x7F) | 0x80)
+            put(v >> 7)
+        elif v < 0x200000:
+            put((v & 0x7F) | 0x80)
+            put(((v >> 7) & 0x7F) | 0x80)
+            put(v >> 14)
+        else:
+            while v >= 0x80:
+                put((v & 0x7F) | 0x80)
+                v >>= 7
+            put(v)
     return bytes(out)
 
 
@@ -227,15 +238,20 @@ class StreamEncoder:
         if n and (min(refs) < 0 or max(refs) >= len(ref_ids)):
             return None
         ids = [ref_ids[r] for r in refs]
-        id_deltas = list(map(operator.sub, ids, itertools.chain((-1,), ids)))
-        id_deltas = [zigzag(d - 1) for d in id_deltas]
+        # zigzag(id - previous id - 1), inline: a function call a point is most of the cost
+        id_deltas = [
+            (d << 1) if d >= 0 else ((-d) << 1) - 1
+            for d in map(operator.sub, ids, itertools.chain((0,), [i + 1 for i in ids]))
+        ]
         last_time = self.last_time
         if n:
             first = times[0]
             deltas = times.tolist()
             deltas[0] = _wrap64(first - last_time)
             last_time = _wrap64(sum(times))
-            time_deltas = [zigzag(d) for d in deltas] if any(deltas) else bytes(n)
+            time_deltas = (
+                [(d << 1) if d >= 0 else ((-d) << 1) - 1 for d in deltas] if any(deltas) else bytes(n)
+            )
         else:
             time_deltas = b""
         modes, digits, bits, updates = self._values(ids, values, reset)
@@ -260,21 +276,25 @@ class StreamEncoder:
         bits = array("Q")
         updates: dict[int, tuple[float, int]] = {}
         copysign = math.copysign
+        mode, digit, decimal = modes.append, digits.append, self.decimal
         for sid, v in zip(ids, values, strict=True):
-            prev, k0 = (last[sid], scale[sid]) if sid < known else (0.0, 0)
+            if sid < known:
+                prev, k0 = last[sid], scale[sid]
+            else:
+                prev, k0 = 0.0, 0
             if v == prev and (v or copysign(1.0, v) == copysign(1.0, prev)):
-                modes.append(MODE_SAME)
+                mode(MODE_SAME)
                 updates[sid] = (v, -1)
                 continue
-            found = _decimal(prev, v, k0) if self.decimal else None
+            found = _decimal(prev, v, k0) if decimal else None
             if found is None:
-                modes.append(MODE_BITS)
+                mode(MODE_BITS)
                 bits.append(_bits(v) ^ _bits(prev))
                 updates[sid] = (v, AFTER_BITS)
             else:
                 k, d = found
-                modes.append(k)
-                digits.append(zigzag(d))
+                mode(k)
+                digit((d << 1) if d >= 0 else ((-d) << 1) - 1)
                 updates[sid] = (v, k)
         return modes, digits, bits, updates
 
@@ -285,6 +305,10 @@ def _decimal(prev: float, v: float, first: int) -> tuple[int, int] | None:
     (arbitrary floats, -0.0, NaN and infinities: they go as bits)."""
     if not (-EXACT < v < EXACT) or (v == 0.0 and math.copysign(1.0, v) < 0):
         return None
+    if first == 0 and v.is_integer() and prev.is_integer() and -EXACT < prev < EXACT:
+        d = int(v) - int(prev)  # counters and byte counts: the common case, at once
+        if -EXACT < d < EXACT:
+            return 0, d
     for k in _ORDER[first]:
         s = SCALES[k]
         c = v * s
