@@ -22,6 +22,7 @@ from ferry.wire.stream import DICTIONARY_BYTES, Bounds, accepted, requested
 from ferry.wire.streamdec import StreamDecoder, uvarints
 from ferry.wire.streamenc import StreamEncoder
 from ferry.wire.streamenc import uvarints as encode_uvarints
+from tests.framegen import varint
 
 DEFAULT = Bounds()
 RESOURCE = payload_pb2.Resource(host="h1", agent_id="a", agent_version="t")
@@ -271,18 +272,9 @@ def test_a_definition_the_validator_refuses_ends_there():
 def test_varints_both_ways():
     values = [0, 1, 127, 128, 300, 2**32, 2**63, 2**64 - 1]
     raw = encode_uvarints(values)
-    assert raw == b"".join(_varint(v) for v in values)
+    assert raw == b"".join(varint(v) for v in values)
     assert uvarints(raw, len(values), "x").tolist() == values
     assert uvarints(bytes([5, 6]), 2, "x").tolist() == [5, 6]
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
 
 
 def test_negotiation_headers():
