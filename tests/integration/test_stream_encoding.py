@@ -4,6 +4,7 @@ second collector, and forged stream frames refused while the collector serves ev
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -124,9 +125,10 @@ def agent_args(local: str, *extra: str) -> tuple[str, ...]:
 def test_values_of_every_kind_are_stored_exactly(tmp_path, agent_extra, collector_extra, encoded):
     collector = start_collector(tmp_path, *collector_extra)
     local = f"127.0.0.1:{free_port()}"
-    agent = start_agent(tmp_path, collector.addr, *agent_args(local, *agent_extra))
-    with diagnose(collector, agent):
+    agent = None
+    with diagnose(collector):
         try:
+            agent = start_agent(tmp_path, collector.addr, *agent_args(local, *agent_extra))
             send_steps(local, agent)
             assert_exact(collector.addr)
             agent_metrics, collector_metrics = agent.scrape(), collector.scrape()
@@ -140,7 +142,8 @@ def test_values_of_every_kind_are_stored_exactly(tmp_path, agent_extra, collecto
             else:
                 assert stream_sent == 0 and decoded == 0 and sent >= STEPS
         finally:
-            agent.stop()
+            if agent is not None:
+                agent.stop()
             collector.stop()
 
 
@@ -177,20 +180,19 @@ def test_the_release_before_both_ways(tmp_path):
     for old_side in ("agent", "collector"):
         work = tmp_path / old_side
         work.mkdir()
-        collector = start_collector(work, env=env if old_side == "collector" else None)
-        local = f"127.0.0.1:{free_port()}"
-        agent = start_agent(
-            work, collector.addr, *agent_args(local), env=env if old_side == "agent" else None
-        )
-        with diagnose(collector, agent):
-            try:
+        with contextlib.ExitStack() as running:  # whatever started is stopped, a failed start too
+            collector = start_collector(work, env=env if old_side == "collector" else None)
+            running.callback(collector.stop)
+            local = f"127.0.0.1:{free_port()}"
+            agent = start_agent(
+                work, collector.addr, *agent_args(local), env=env if old_side == "agent" else None
+            )
+            running.callback(agent.stop)
+            with diagnose(collector, agent):
                 send_steps(local, agent)
                 assert_exact(collector.addr)
                 stream_sent = agent.scrape().get("ferry_agent_frames_stream_encoded_total", 0.0)
                 assert stream_sent == 0
-            finally:
-                agent.stop()
-                collector.stop()
 
 
 def test_failover_mid_stream_to_a_second_collector(tmp_path):
@@ -200,12 +202,14 @@ def test_failover_mid_stream_to_a_second_collector(tmp_path):
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
     a_dir.mkdir()
     b_dir.mkdir()
-    a, b = start_collector(a_dir), start_collector(b_dir)
-    agent = start_agent(
-        tmp_path, f"{a.addr},{b.addr}", "--synthetic", f"{rate}:{total}", "--batch-max-age", "200ms"
-    )
-    with diagnose(a, b, agent):
+    a = start_collector(a_dir)
+    b = agent = None
+    with diagnose(a):
         try:
+            b = start_collector(b_dir)
+            agent = start_agent(
+                tmp_path, f"{a.addr},{b.addr}", "--synthetic", f"{rate}:{total}", "--batch-max-age", "200ms"
+            )
             wait_for(lambda: a.scrape()["ferry_collector_stream_frames_total"] >= 5, what="A decoding")
             a.stop(signal.SIGKILL)
             wait_for(
@@ -228,9 +232,9 @@ def test_failover_mid_stream_to_a_second_collector(tmp_path):
             overlap = in_a + in_b - total
             print(f"\nfailover: A stored {in_a:.0f}, B {in_b:.0f} of {total} (overlap {overlap:.0f})")
         finally:
-            agent.stop()
-            a.stop()
-            b.stop()
+            for proc in (agent, a, b):
+                if proc is not None:
+                    proc.stop()
 
 
 def stream_frame(seq: int, msg: payload_pb2.StreamPayload, previous: bytes = b"") -> ingest_pb2.Frame:
@@ -282,11 +286,12 @@ def forged_stream(addr: str, frames: list[ingest_pb2.Frame]):
 
 def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
     collector = start_collector(tmp_path, "--stream-max-series", "50")
-    agent = start_agent(
-        tmp_path, collector.addr, "--synthetic", "2000:1000000000", "--batch-max-age", "200ms"
-    )
-    with diagnose(collector, agent):
+    agent = None
+    with diagnose(collector):
         try:
+            agent = start_agent(
+                tmp_path, collector.addr, "--synthetic", "2000:1000000000", "--batch-max-age", "200ms"
+            )
             wait_for(lambda: synthetic_stored(collector.addr)[0] > 0, what="the honest agent's points")
             define = payload_pb2.Series(name="forged.m", kind=GAUGE)
             first = point(0, 0, [define])
@@ -335,5 +340,6 @@ def test_forged_stream_frames_are_refused_while_others_are_served(tmp_path):
             assert agent.scrape()["ferry_agent_frames_stream_encoded_total"] > 0
             assert collector.scrape()["ferry_collector_streams_broken_total"] == 3
         finally:
-            agent.stop()
+            if agent is not None:
+                agent.stop()
             collector.stop()

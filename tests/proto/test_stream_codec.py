@@ -327,3 +327,14 @@ def test_stream_states_share_one_bound_and_give_it_back():
     first.close()
     assert pool.used == 0
     second.decode(stream_frame(one_point(0, series=[series_msg(i) for i in range(2, 4)])))
+
+
+def test_large_frames_go_self_contained():
+    """Past MAX_ENCODED_POINTS the encoder declines (lz4 carries identity cheaply there, and the
+    per-point Python would be paid again at every resend); the state does not move."""
+    from ferry.wire.stream import MAX_ENCODED_POINTS
+
+    enc = StreamEncoder(DEFAULT)
+    big = spooled(1, [(i % 4, 1000 + i, 1.0) for i in range(MAX_ENCODED_POINTS + 1)])
+    assert enc.encode(big) is None and enc.ids == {} and enc.previous == b""
+    assert enc.encode(spooled(2, [(i % 4, 1000 + i, 1.0) for i in range(MAX_ENCODED_POINTS)])) is not None

@@ -33,6 +33,11 @@ MODE_BITS = 255
 SCALES = tuple(10.0**k for k in range(MAX_SCALE + 1))  # exact doubles (10^22 is the last one)
 EXACT = 2.0**53  # integers below this are exact doubles
 
+# frames of more points than this go self-contained: in large frames lz4 already carries a
+# series' identity at 1-4 bytes a point, while telling each point against its series' last costs
+# the agent 0.5-2 us of Python (a backlog resent after RESOURCE_EXHAUSTED is encoded again each
+# time: a flood of 100k-point frames took 3x as long encoded)
+MAX_ENCODED_POINTS = 10_000
 # the zstd dictionary of a frame: the last this many bytes of the stream's previous payload
 DICTIONARY_BYTES = 256 * 1024
 ZSTD_LEVEL = 3

@@ -5,7 +5,8 @@ is `ferry.v1.StreamPayload`'s). Standard library and zstd only: no numpy in the 
 One `StreamEncoder` per stream, fed the frames in the order they are sent. `encode` either
 returns the stream-encoded frame and advances the state, or returns None and leaves the state as
 it was (the frame is then sent as it is, which every collector takes): a frame that holds more
-series than the dictionary may, or one whose payload it cannot read.
+series than the dictionary may, more than `MAX_ENCODED_POINTS` points, or one whose payload it
+cannot read.
 
 Per frame the work is a walk of the payload's top-level fields and, for each point, a few float
 operations to tell its value against its series' last one; the series table is looked at only
@@ -28,6 +29,7 @@ from ferry.wire.census import series_span
 from ferry.wire.stream import (
     DICTIONARY_BYTES,
     EXACT,
+    MAX_ENCODED_POINTS,
     MAX_SCALE,
     MODE_BITS,
     MODE_SAME,
@@ -115,6 +117,8 @@ class StreamEncoder:
         self._table_ids: list[int] = []
 
     def encode(self, frame: ingest_pb2.Frame) -> ingest_pb2.Frame | None:
+        if frame.point_count > MAX_ENCODED_POINTS:
+            return None
         try:
             made = self._encode(frame)
         except Exception:  # a spooled frame we cannot read: sent as it is, the collector judges it
