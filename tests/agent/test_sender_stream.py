@@ -12,6 +12,7 @@ import numpy as np
 from ferry import transport
 from ferry.agent.sender import Sender
 from ferry.agent.spool import Spool
+from ferry.collector.auth.gate import drain
 from ferry.limits import Limits, RecordLimits
 from ferry.series import GAUGE, SeriesDef
 from ferry.v1 import ingest_pb2, ingest_pb2_grpc, payload_pb2
@@ -56,7 +57,8 @@ class Collector(ingest_pb2_grpc.IngestServicer):
             else:
                 values = decode_metrics(decode_payload(open_frame(f, FrameLimits())).metrics).value.tolist()
             self.seen.append((number, f.seq, ingest_pb2.Encoding.Name(f.encoding), values))
-            if number == 1 and f.seq == self.lose_seq:
+            if number == 1 and f.seq == self.lose_seq:  # as the collector does: in-flight frames first
+                await drain(frames)
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, f"{stream_wire.STATE_LOST} at frame 1:{f.seq}"
                 )
