@@ -210,7 +210,14 @@ def test_failover_mid_stream_to_a_second_collector(tmp_path):
             agent = start_agent(
                 tmp_path, f"{a.addr},{b.addr}", "--synthetic", f"{rate}:{total}", "--batch-max-age", "200ms"
             )
-            wait_for(lambda: a.scrape()["ferry_collector_stream_frames_total"] >= 5, what="A decoding")
+            # A has committed (acked) stream-encoded frames: decoded ones may not be in a group yet
+            wait_for(
+                lambda: (
+                    (m := a.scrape())["ferry_collector_stream_frames_total"] >= 5
+                    and m.get('ferry_collector_frames_total{status="OK"}', 0) >= 3
+                ),
+                what="A decoding and acking",
+            )
             a.stop(signal.SIGKILL)
             wait_for(
                 lambda: (
