@@ -26,6 +26,7 @@ import zstandard
 
 from ferry.v1 import ingest_pb2, payload_pb2
 from ferry.wire.census import series_span
+from ferry.wire.encode import _le
 from ferry.wire.stream import (
     DICTIONARY_BYTES,
     EXACT,
@@ -82,10 +83,6 @@ def uvarints(values) -> bytes:
                 v >>= 7
             put(v)
     return bytes(out)
-
-
-def zigzag(n: int) -> int:
-    return n << 1 if n >= 0 else ((-n) << 1) - 1
 
 
 def _wrap64(n: int) -> int:
@@ -328,13 +325,6 @@ def _decimal(prev: float, v: float, first: int) -> tuple[int, int] | None:
         if -EXACT < d < EXACT:
             return k, d
     return None
-
-
-def _le(a: array) -> bytes:
-    if _BIG:
-        a = array(a.typecode, a)
-        a.byteswap()
-    return a.tobytes()
 
 
 def _open(frame: ingest_pb2.Frame) -> bytes:
