@@ -1,0 +1,1 @@
+"""The OTLP/gRPC receiver: OpenTelemetry SDKs export metrics and logs to the agent (docs/otlp.md)."""
