@@ -27,6 +27,7 @@ from ferry.collector.query.grouped import (
 from ferry.collector.query.lookup import Groups, lookup
 from ferry.collector.query.quantiles import QUANTILES
 from ferry.collector.query.resolution import RAW, choose
+from ferry.collector.query.resultunit import aggregated
 from ferry.collector.query.sql import GROWTH, LimitExceeded, QueryError
 from ferry.wire.columns import COUNTER, DELTA, GAUGE, HISTOGRAM, KIND_NAMES
 
@@ -72,7 +73,8 @@ def aggregate(
         if cols and histogram and op.agg in QUANTILES:
             _check_bounds(op, cols)
     g, t, v = _located(groups, cols) if cols else _empty()
-    return Answer(groups.labels, g, t, v, rollup.name if rollup else RAW)
+    unit = aggregated(groups.units, op.agg)
+    return Answer(groups.labels, g, t, v, rollup.name if rollup else RAW, unit)
 
 
 def is_histogram(metric: str, kinds: list[str]) -> bool:

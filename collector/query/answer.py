@@ -46,6 +46,7 @@ class Answer:
     t: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # bucket start ms
     v: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
     resolution: str = ""  # what answered: raw, 1m or 1h (an expression: each operand's, joined)
+    unit: str = ""  # what the values are in (ferry.collector.query.resultunit); "": a plain number
 
     def __len__(self) -> int:
         return int(self.group.shape[0])

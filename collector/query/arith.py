@@ -31,7 +31,8 @@ values.
 
 The answer's groups are sorted by their labels (sorted items), rows by (group, t); its
 resolution is the operands' resolutions, the distinct non-empty ones in the order the
-expression names them, joined by ",".
+expression names them, joined by ","; its unit is the operands' through + - and unary minus
+when they share one, else "" (ferry.collector.query.resultunit.combined).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from ferry.collector.query.exprparse import (
     operands,
     parse,
 )
+from ferry.collector.query.resultunit import combined
 
 __all__ = [
     "MAX_CHARS",
@@ -99,7 +101,7 @@ def evaluate(expr: Expr, run: Run) -> Answer:
     if not isinstance(result, _Vec):  # parse() refuses an expression without a query
         raise ValueError("expression has no query")
     resolutions = list(dict.fromkeys(a.resolution for a in answers.values() if a.resolution))
-    return _answer(result, ",".join(resolutions))
+    return _answer(result, ",".join(resolutions), _unit(expr.node, answers) or "")
 
 
 def _operand_key(op: Operand) -> tuple:
@@ -117,6 +119,18 @@ def _eval(node: Node, answers: dict[tuple, Answer]) -> _Vec | float:
         return -arg if isinstance(arg, float) else _Vec(arg.keys, arg.group, arg.t, -arg.v)
     assert isinstance(node, Bin)
     return binary(node.op, _eval(node.left, answers), _eval(node.right, answers))
+
+
+def _unit(node: Node, answers: dict[tuple, Answer]) -> str | None:
+    """The unit of `node`'s values (ferry.collector.query.resultunit); None for a number."""
+    if isinstance(node, Num):
+        return None
+    if isinstance(node, Query):
+        return answers[_operand_key(node.operand)].unit
+    if isinstance(node, Neg):
+        return _unit(node.arg, answers)
+    assert isinstance(node, Bin)
+    return combined(node.op, _unit(node.left, answers), _unit(node.right, answers))
 
 
 def binary(op: str, left: _Vec | float, right: _Vec | float) -> _Vec:
@@ -177,10 +191,10 @@ def _apply(op: str, keys: list[_Key], g: np.ndarray, t: np.ndarray, a: np.ndarra
     return _Vec(keys, g[keep], t[keep], v[keep])
 
 
-def _answer(vec: _Vec, resolution: str) -> Answer:
+def _answer(vec: _Vec, resolution: str, unit: str) -> Answer:
     """`vec` as an Answer of only the groups that have points, rows sorted by (group, t)."""
     order = np.lexsort((vec.t, vec.group))
     g, t, v = vec.group[order], vec.t[order], vec.v[order]
     used, group = np.unique(g, return_inverse=True)
     labels = [dict(vec.keys[int(i)]) for i in used]
-    return Answer(labels, group.astype(np.int64).reshape(-1), t, v, resolution)
+    return Answer(labels, group.astype(np.int64).reshape(-1), t, v, resolution, unit)

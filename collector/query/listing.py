@@ -110,17 +110,18 @@ def top_processes(
     params: dict[str, Any] = {"since": now - window, "limit": limit}
     cond = series_where(metric, req.matchers, params)
     sql = (
-        "SELECT s.h, s.l['name'], s.l['pid'], s.l['group'], p.v, p.t FROM ("
+        "SELECT s.h, s.l['name'], s.l['pid'], s.l['group'], p.v, p.t, s.u FROM ("
         "SELECT series_id, argMax(value, ts) AS v, toUnixTimestamp64Milli(max(ts)) AS t "
         f"FROM {store.db}.samples "
         "WHERE name = {metric:String} AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
         f"AND series_id IN (SELECT series_id FROM {store.db}.series WHERE {cond}) GROUP BY series_id"
         ") AS p INNER JOIN ("
-        f"SELECT series_id, any(host) AS h, any(labels) AS l FROM {store.db}.series WHERE {cond} "
+        f"SELECT series_id, any(host) AS h, any(labels) AS l, any(unit) AS u FROM {store.db}.series "
+        f"WHERE {cond} "
         "GROUP BY series_id) AS s ON p.series_id = s.series_id "
         "ORDER BY p.v DESC, s.h, s.l['name'], s.l['pid'] LIMIT {limit:UInt64}"
     )
     out = query_pb2.TopProcessesResponse()
-    for host, name, pid, group, value, t in store.query(sql + settings, params):
-        out.processes.add(host=host, name=name, pid=pid, group=group, value=value, time_ms=t)
+    for host, name, pid, group, value, t, unit in store.query(sql + settings, params):
+        out.processes.add(host=host, name=name, pid=pid, group=group, value=value, time_ms=t, unit=unit)
     return out

@@ -14,7 +14,7 @@ compares keys and tuples and refuses such a query rather than answer it wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +31,7 @@ class Groups:
     labels: list[dict[str, str]]  # per group, in answer order
     keys: np.ndarray  # uint64 group keys, row-aligned with labels
     kinds: list[str]  # the distinct kind names of the matched series
+    units: list[str] = field(default_factory=list)  # the distinct units of the matched series
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -76,13 +77,14 @@ def source_sql(db: str, op: Operand, params: dict[str, Any]) -> str:
 
 
 def lookup_sql(db: str, op: Operand, limit: int) -> tuple[str, dict[str, Any]]:
-    """At most `limit` groups of `op` as rows (h, labels or key, series, kinds, groups in all)."""
+    """At most `limit` groups of `op` as rows (h, labels or key, series, kinds, groups in all,
+    units)."""
     params: dict[str, Any] = {"limit": limit}
     cond = series_where(op.metric, op.matchers, params)
     if op.by is None:
         sql = (
-            "SELECT series_id, labels, 1, [kind], count() OVER () FROM "
-            f"(SELECT series_id, kind, labels FROM {db}.series WHERE {cond} LIMIT 1 BY series_id) "
+            "SELECT series_id, labels, 1, [kind], count() OVER (), [unit] FROM "
+            f"(SELECT series_id, kind, labels, unit FROM {db}.series WHERE {cond} LIMIT 1 BY series_id) "
             "LIMIT {limit:UInt64}"
         )
         return sql, params
@@ -92,8 +94,8 @@ def lookup_sql(db: str, op: Operand, limit: int) -> tuple[str, dict[str, Any]]:
     else:  # one group, keyed 0 as `group_key` keys its series
         key, h = "CAST([], 'Array(String)')", "toUInt64(0)"
     sql = (
-        f"SELECT {h}, key, count(), groupUniqArray(kind), count() OVER () FROM "
-        f"(SELECT series_id, kind, {key} AS key FROM {db}.series WHERE {cond} LIMIT 1 BY series_id) "
+        f"SELECT {h}, key, count(), groupUniqArray(kind), count() OVER (), groupUniqArray(unit) FROM "
+        f"(SELECT series_id, kind, unit, {key} AS key FROM {db}.series WHERE {cond} LIMIT 1 BY series_id) "
         "GROUP BY key ORDER BY key LIMIT {limit:UInt64}"
     )
     return sql, params
@@ -122,4 +124,5 @@ def lookup(store: Store, op: Operand, max_groups: int, settings: str) -> Groups:
             "group by other labels"
         )
     kinds = sorted({k for r in rows for k in r[3]})
-    return Groups(labels, keys, kinds)
+    units = sorted({u for r in rows for u in r[5]})
+    return Groups(labels, keys, kinds, units)

@@ -259,12 +259,14 @@ class QueryService(query_pb2_grpc.QueryServicer):
             return out
         call.check()
         groups = np.unique(g).tolist()
-        size = ANSWER_POINT_BYTES * g.shape[0] + sum(_series_bytes(metric, answer.labels[i]) for i in groups)
+        size = ANSWER_POINT_BYTES * g.shape[0] + sum(
+            _series_bytes(metric, answer.labels[i], answer.unit) for i in groups
+        )
         if size > self.limits.max_answer_bytes:
             raise self._too_big(f"{g.shape[0]} points in {len(groups)} series, about {size} bytes")
         bounds = [*np.flatnonzero(np.concatenate(([True], g[1:] != g[:-1]))).tolist(), g.shape[0]]
         for a, b in itertools.pairwise(bounds):
-            sp = out.series.add(metric=metric, labels=answer.labels[int(g[a])])
+            sp = out.series.add(metric=metric, labels=answer.labels[int(g[a])], unit=answer.unit)
             sp.time_ms.extend(answer.t[a:b].tolist())
             sp.value.extend(answer.v[a:b].tolist())
         return out
@@ -276,9 +278,10 @@ class QueryService(query_pb2_grpc.QueryServicer):
         )
 
 
-def _series_bytes(metric: str, labels: dict[str, str]) -> int:
-    """Upper bound of a SeriesPoints' bytes besides its points: metric, labels, field headers."""
-    return len(metric) + sum(len(k) + len(v) + 8 for k, v in labels.items()) + 32
+def _series_bytes(metric: str, labels: dict[str, str], unit: str = "") -> int:
+    """Upper bound of a SeriesPoints' bytes besides its points: metric, labels, unit, field
+    headers."""
+    return len(metric) + len(unit.encode()) + sum(len(k) + len(v) + 8 for k, v in labels.items()) + 32
 
 
 def _first_line(text: str) -> str:

@@ -31,5 +31,10 @@ def top(answer: Answer, k: int, highest: bool = True) -> Answer:
     remap[used] = np.arange(used.shape[0])
     group = remap[answer.group[kept]]
     return Answer(
-        [answer.labels[i] for i in used.tolist()], group, answer.t[kept], answer.v[kept], answer.resolution
+        [answer.labels[i] for i in used.tolist()],
+        group,
+        answer.t[kept],
+        answer.v[kept],
+        answer.resolution,
+        answer.unit,
     )

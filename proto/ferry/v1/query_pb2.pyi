@@ -58,7 +58,7 @@ class QueryRangeRequest(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., resolution: _Optional[str] = ..., expr: _Optional[str] = ..., topk: _Optional[int] = ..., bottomk: _Optional[int] = ..., align_ms: _Optional[int] = ...) -> None: ...
 
 class SeriesPoints(_message.Message):
-    __slots__ = ("metric", "labels", "time_ms", "value")
+    __slots__ = ("metric", "labels", "time_ms", "value", "unit")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,11 +70,13 @@ class SeriesPoints(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
     metric: str
     labels: _containers.ScalarMap[str, str]
     time_ms: _containers.RepeatedScalarFieldContainer[int]
     value: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, metric: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., time_ms: _Optional[_Iterable[int]] = ..., value: _Optional[_Iterable[float]] = ...) -> None: ...
+    unit: str
+    def __init__(self, metric: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., time_ms: _Optional[_Iterable[int]] = ..., value: _Optional[_Iterable[float]] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class QueryRangeResponse(_message.Message):
     __slots__ = ("series", "resolution")
@@ -282,20 +284,22 @@ class TopProcessesRequest(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., limit: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[Matcher, _Mapping]]] = ..., window_ms: _Optional[int] = ...) -> None: ...
 
 class ProcessRow(_message.Message):
-    __slots__ = ("host", "name", "pid", "group", "value", "time_ms")
+    __slots__ = ("host", "name", "pid", "group", "value", "time_ms", "unit")
     HOST_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
     host: str
     name: str
     pid: str
     group: str
     value: float
     time_ms: int
-    def __init__(self, host: _Optional[str] = ..., name: _Optional[str] = ..., pid: _Optional[str] = ..., group: _Optional[str] = ..., value: _Optional[float] = ..., time_ms: _Optional[int] = ...) -> None: ...
+    unit: str
+    def __init__(self, host: _Optional[str] = ..., name: _Optional[str] = ..., pid: _Optional[str] = ..., group: _Optional[str] = ..., value: _Optional[float] = ..., time_ms: _Optional[int] = ..., unit: _Optional[str] = ...) -> None: ...
 
 class TopProcessesResponse(_message.Message):
     __slots__ = ("processes",)
