@@ -20,6 +20,7 @@ from ferry.agent.checks import ChecksConfig
 from ferry.agent.collectors.system import HOST_COLLECTORS, HostConfig
 from ferry.agent.credentials import CredentialsConfig
 from ferry.agent.local.config import LocalConfig, LocalTokenConfig
+from ferry.agent.otlp.config import OtlpConfig
 from ferry.agent.redact import RedactConfig
 from ferry.agent.schedule import ScheduleConfig
 from ferry.agent.scrape.config import ScrapeConfig
@@ -114,6 +115,7 @@ COMPONENTS = (
     Component(RedactConfig, "redact"),
     Component(LocalConfig),  # the listeners are bound
     Component(LocalTokenConfig, "local"),  # read again on every SIGHUP
+    Component(OtlpConfig),  # the listener is bound
     Component(SpoolConfig),  # the spool is open
     Component(SyntheticConfig),
     Component(IdentityConfig),  # the spool's frames carry it

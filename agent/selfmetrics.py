@@ -102,3 +102,20 @@ SCRAPE_FAILURES = Counter(
     "Scrapes that produced no exposition (refused, timeout, HTTP error, parse error), by job",
     ["job"],
 )
+
+OTLP_ACCEPTED = Counter(
+    "ferry_agent_otlp_accepted",
+    "Data points (metrics) and log records (logs) the OTLP receiver took, by signal",
+    ["signal"],
+)
+OTLP_REFUSED = Counter(
+    "ferry_agent_otlp_refused",
+    "Data points and log records the OTLP receiver refused in a partial-success answer, by signal "
+    "(metrics, logs)",
+    ["signal"],
+)
+OTLP_BUSY = Counter(
+    "ferry_agent_otlp_busy",
+    "OTLP export requests answered UNAVAILABLE while the pipeline thread was behind, by signal",
+    ["signal"],
+)

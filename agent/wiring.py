@@ -2,9 +2,9 @@
 
 Threads: collection, batching, compression and spool writes run on one pipeline thread (they
 block on /proc and fsync), which keeps the schedule itself (ferry.agent.schedule); the sender
-and the event-loop services (the Local service, checks, the scraper) run on the event loop and
-hand records to the pipeline thread (`submit`); the sender is woken thread-safely when a frame
-lands in the spool. Each component is built by its own module's `build` from its own keys
+and the event-loop services (the Local service, the OTLP receiver, checks, the scraper) run on the
+event loop and hand records to the pipeline thread (`submit`); the sender is woken thread-safely
+when a frame lands in the spool. Each component is built by its own module's `build` from its own keys
 (ferry.agent.config.COMPONENTS); ferry.agent.main runs `Agent` under signals and sd_notify.
 """
 
@@ -26,6 +26,7 @@ from ferry.agent.config import AgentConfig, default_agent_id
 from ferry.agent.intake import Intake
 from ferry.agent.local import config as local
 from ferry.agent.local.records import DeltaSums
+from ferry.agent.otlp import config as otlp
 from ferry.agent.pipeline import Pipeline
 from ferry.agent.reload import redo, split
 from ferry.agent.schedule import Collection, Schedule, offset_s
@@ -92,6 +93,8 @@ class Agent:
         )
         self.pipeline = Pipeline(self.schedule.tick)
         self.services: dict[str, Service] = {"local": local.build(cfg, self.submit, self.pending)}
+        # OTLP from OpenTelemetry SDKs: app records as Local's are, behind the same token check
+        self.services["otlp"] = otlp.build(cfg, self.submit, self.pending, self.services["local"].tokens)
         for name, build in (("checks", checks.build), ("scrape", scrape.build)):
             if name not in self.replaced:
                 self.services[name] = build(cfg, lambda intake, name=name: self.submit(intake, name))

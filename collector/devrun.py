@@ -64,8 +64,9 @@ def collector_command(addr: str, store_dir: Path, metrics: str, *extra: str) -> 
 
 
 def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
-    """The command line of an agent shipping to `collector`; its Local service is off unless
-    `extra` sets --local-listen / --local-socket (so agents side by side do not clash)."""
+    """The command line of an agent shipping to `collector`; its Local service and its OTLP
+    receiver are off unless `extra` sets --local-listen / --local-socket / --otlp-listen (so
+    agents side by side, as the tests and benches start them, never clash on a port)."""
     return [
         sys.executable,
         "-m",
@@ -77,6 +78,8 @@ def agent_command(collector: str, metrics: str, *extra: str) -> list[str]:
         "--local-listen",
         "",
         "--local-socket",
+        "",
+        "--otlp-listen",
         "",
         *extra,
     ]
@@ -238,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--collector-metrics", default="127.0.0.1:9470")
     p.add_argument("--agent-metrics", default="127.0.0.1:9471")
     p.add_argument("--agent-local", default="127.0.0.1:4771")
+    p.add_argument("--agent-otlp", default="127.0.0.1:4317", help="the agent's OTLP/gRPC receiver ('' off)")
     args = p.parse_args(argv)
     # explicit: a shell starting us in the background may have left SIGINT ignored, and then
     # Python would not raise KeyboardInterrupt; SIGTERM stops us the same way
@@ -273,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 str(base / "agent.sock"),
                 "--local-listen",
                 args.agent_local,
+                "--otlp-listen",
+                args.agent_otlp,
                 *secrets.client_flags("agent"),
             ),
             start_new_session=True,
@@ -292,7 +298,12 @@ def main(argv: list[str] | None = None) -> int:
             f"  {bin_dir / 'ferry'} alerts                      # rules in {base / 'rules.toml'}\n\n"
             f"Self-metrics: http://{args.collector_metrics}/metrics (collector), "
             f"http://{args.agent_metrics}/metrics (agent).\n"
-            "Ctrl-C stops both.\n",
+            + (
+                f"OpenTelemetry SDKs: OTEL_EXPORTER_OTLP_ENDPOINT=http://{args.agent_otlp} (docs/otlp.md).\n"
+                if args.agent_otlp
+                else ""
+            )
+            + "Ctrl-C stops both.\n",
             flush=True,
         )
         while collector.poll() is None and agent.poll() is None:
