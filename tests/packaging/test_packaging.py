@@ -28,7 +28,7 @@ def test_units_start_the_installed_scripts_as_notify_services():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     for name in ("ferry-agent", "ferry-collector"):
         unit = configparser.ConfigParser(interpolation=None, strict=False)
-        unit.read(PACKAGING / "systemd" / f"{name}.service")
+        unit.read(ROOT / "systemd" / f"{name}.service")
         service = unit["Service"]
         assert service["Type"] == "notify"
         assert int(service["WatchdogSec"]) > 0
