@@ -19,6 +19,7 @@ import orjson
 from ferry.collector.cli import MAX_LIMIT, UsageError
 from ferry.collector.cli.output import iso_ms, table
 from ferry.collector.cli.timeparse import duration_ms
+from ferry.collector.cli.units import human, human_ms
 from ferry.v1 import query_pb2
 
 TOP_BY = {"cpu": "process.cpu.utilization", "memory": "process.memory.usage"}
@@ -63,9 +64,9 @@ def run_top(args, stub) -> str:
     rows = [[getattr(p, f) for f in PROCESS_FIELDS] for p in resp.processes]
     if args.format != "table":
         return _records(PROCESS_FIELDS, rows, args.format)
-    show = percent if args.by == "cpu" else human_bytes
     header = ("HOST", "NAME", "PID", "GROUP", args.by.upper(), "TIME")
-    return table(header, [(*r[:4], show(r[4]), iso_ms(r[5])) for r in rows])
+    units = [p.unit for p in resp.processes]
+    return table(header, [(*r[:4], human(r[4], u), iso_ms(r[5])) for r, u in zip(rows, units, strict=True)])
 
 
 def run_label_values(args, stub, metric: str, matchers) -> str:
@@ -90,30 +91,3 @@ def _records(fields: Sequence[str], rows: list[list], fmt: str) -> str:
     w.writerow(fields)
     w.writerows([repr(c) if isinstance(c, float) else c for c in r] for r in rows)
     return buf.getvalue()
-
-
-def human_ms(ms: int) -> str:
-    """A duration for people: 850ms, 4.2s, 3m05s, 2h10m, 3d4h."""
-    if abs(ms) < 1000:
-        return f"{ms}ms"
-    s = ms / 1000
-    if abs(s) < 60:
-        return f"{s:.1f}s"
-    s = int(s)
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600}h"
-
-
-def percent(fraction: float) -> str:
-    return f"{fraction * 100:.1f}%"
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"

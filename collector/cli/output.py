@@ -1,4 +1,7 @@
-"""Render query results as table, json (one object per line) or csv."""
+"""Render query results as table, json (one object per line) or csv.
+
+Tables render values and units for people (ferry.collector.cli.units); json and csv keep the
+raw numbers and unit codes."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from ferry.collector.cli.units import human, unit_name
 from ferry.wire.columns import KIND_NAMES
 
 
@@ -22,10 +26,6 @@ def _escape(v: str) -> str:
 
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _num(v: float) -> str:
-    return f"{v:.6g}" if abs(v) < 1e15 else f"{v:.6e}"
 
 
 def range_result(resp, fmt: str) -> str:
@@ -55,10 +55,10 @@ def range_result(resp, fmt: str) -> str:
         values = list(s.value)
         head = selector(s.metric, dict(s.labels))
         if values:
-            head += f"  {sparkline(values)}  {_num(min(values))} … {_num(max(values))}"
+            head += f"  {sparkline(values)}  {human(min(values), s.unit)} … {human(max(values), s.unit)}"
         lines.append(head)
         for t, v in zip(s.time_ms, s.value, strict=True):
-            lines.append(f"  {iso_ms(t)}  {_num(v):>14}")
+            lines.append(f"  {iso_ms(t)}  {human(v, s.unit):>14}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -106,7 +106,7 @@ def series_list(resp, fmt: str) -> str:
         w.writerow(["series", "kind", "unit", "last_seen"])
         w.writerows(rows)
         return buf.getvalue()
-    return table(("SERIES", "KIND", "UNIT", "LAST SEEN"), rows)
+    return table(("SERIES", "KIND", "UNIT", "LAST SEEN"), [(r[0], r[1], unit_name(r[2]), r[3]) for r in rows])
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
