@@ -117,10 +117,15 @@ def start_agent(
     )
     proc = Proc(_spawn(args, log, env), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
-    # the self-metrics come up before the Local service binds: a Send in between is UNAVAILABLE
+    # the self-metrics come up before the Local service and the OTLP receiver bind: a call in
+    # between is UNAVAILABLE. Both are off unless `extra` turns them on (agent_command), so
+    # agents started side by side (xdist workers) never bind the same port, OTLP's 4317 included
     listen, socket_path = _last(args, "--local-listen"), _last(args, "--local-socket")
     if listen:
         wait_for(lambda: _up(proc) and _accepts(_host_port(listen)), what=f"Local on {listen}")
+    otlp = _last(args, "--otlp-listen")
+    if otlp:
+        wait_for(lambda: _up(proc) and _accepts(_host_port(otlp)), what=f"OTLP on {otlp}")
     if socket_path:
         wait_for(lambda: _up(proc) and _accepts(socket_path), what=f"Local on {socket_path}")
     return proc

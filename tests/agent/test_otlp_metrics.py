@@ -1,0 +1,291 @@
+"""ferry.agent.otlp: OTLP metrics → Ferry series and points, refusals and partial success.
+
+Requests are built with the opentelemetry-proto messages an SDK's exporter sends and answered
+by the receiver's own `OtlpService.metrics` (mapping, then the Local service's validator).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as mp
+
+from ferry.agent.otlp.metrics import CumulativeHistograms
+from ferry.agent.otlp.names import label_key, metric_name, text
+from ferry.agent.otlp.server import OtlpService
+from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, SeriesDef
+
+CUMULATIVE, DELTA_T = mp.AGGREGATION_TEMPORALITY_CUMULATIVE, mp.AGGREGATION_TEMPORALITY_DELTA
+NOW_NS = time.time_ns()
+NOW_MS = NOW_NS // 1_000_000
+RESOURCE = (("service.name", "shop"), ("host.arch", "amd64"))
+LABELS = (("host.arch", "amd64"), ("service", "shop"))  # the resource's attributes as labels
+
+
+def kv(key: str, value) -> common_pb2.KeyValue:
+    if isinstance(value, common_pb2.AnyValue):
+        return common_pb2.KeyValue(key=key, value=value)
+    if isinstance(value, bool):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
+    if isinstance(value, float):
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(double_value=value))
+    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
+
+
+def request(*metrics: mp.Metric, resource=RESOURCE) -> ms.ExportMetricsServiceRequest:
+    return ms.ExportMetricsServiceRequest(
+        resource_metrics=[
+            mp.ResourceMetrics(
+                resource={"attributes": [kv(k, v) for k, v in resource]},
+                scope_metrics=[mp.ScopeMetrics(metrics=list(metrics))],
+            )
+        ]
+    )
+
+
+def number(value, attrs=(), t=NOW_NS, **kw) -> mp.NumberDataPoint:
+    field = "as_int" if isinstance(value, int) else "as_double"
+    return mp.NumberDataPoint(
+        attributes=[kv(k, v) for k, v in attrs], time_unix_nano=t, **{field: value}, **kw
+    )
+
+
+def hist_point(counts, bounds, total, start=1, t=NOW_NS, attrs=()) -> mp.HistogramDataPoint:
+    return mp.HistogramDataPoint(
+        attributes=[kv(k, v) for k, v in attrs],
+        start_time_unix_nano=start,
+        time_unix_nano=t,
+        count=sum(counts),
+        sum=total,
+        bucket_counts=counts,
+        explicit_bounds=bounds,
+    )
+
+
+def histogram(name, *points, temporality=CUMULATIVE, unit="ms") -> mp.Metric:
+    return mp.Metric(
+        name=name, unit=unit, histogram=mp.Histogram(aggregation_temporality=temporality, data_points=points)
+    )
+
+
+def export(service: OtlpService, *metrics: mp.Metric, **kw):
+    out, refused, message = service.metrics(request(*metrics, **kw))
+    return out.intake, refused, message
+
+
+@pytest.fixture
+def service() -> OtlpService:
+    return OtlpService(lambda intake: None, lambda: 0)
+
+
+def test_each_kind_of_number_maps_to_its_ferry_kind(service):
+    intake, refused, message = export(
+        service,
+        mp.Metric(name="queue.depth", unit="{item}", gauge=mp.Gauge(data_points=[number(3.5)])),
+        mp.Metric(
+            name="http.requests",
+            unit="{request}",
+            sum=mp.Sum(aggregation_temporality=CUMULATIVE, is_monotonic=True, data_points=[number(42)]),
+        ),
+        mp.Metric(
+            name="jobs.active",  # an up-down counter: a level, not a total
+            sum=mp.Sum(aggregation_temporality=CUMULATIVE, is_monotonic=False, data_points=[number(-2)]),
+        ),
+        mp.Metric(
+            name="bytes.read",
+            unit="By",
+            sum=mp.Sum(aggregation_temporality=DELTA_T, is_monotonic=True, data_points=[number(512)]),
+        ),
+    )
+    assert (refused, message) == (0, "")
+    assert intake.points == [
+        (SeriesDef("queue.depth", GAUGE, "{item}", LABELS), NOW_MS, 3.5),
+        (SeriesDef("http.requests", COUNTER, "{request}", LABELS), NOW_MS, 42.0),
+        (SeriesDef("jobs.active", GAUGE, "", LABELS), NOW_MS, -2.0),
+    ]
+    assert intake.deltas == [(SeriesDef("bytes.read", DELTA, "By", LABELS), NOW_MS, 512.0)]
+
+
+def test_resource_and_point_attributes_become_labels(service):
+    attrs = (("http.route", "/cart"), ("ok", True), ("code", 200), ("ratio", 0.25), ("host.arch", "arm64"))
+    resource = (*RESOURCE, ("k8s/pod name", "p-1"), ("9lives", "x"))
+    intake, _, _ = export(
+        service, mp.Metric(name="a/b c", gauge=mp.Gauge(data_points=[number(1, attrs)])), resource=resource
+    )
+    [(series, _, _)] = intake.points
+    assert series.name == "a_b_c"
+    assert dict(series.labels) == {
+        "service": "shop",
+        "host.arch": "arm64",  # the point's attribute wins over the resource's
+        "k8s_pod_name": "p-1",
+        "_9lives": "x",
+        "http.route": "/cart",
+        "ok": "true",
+        "code": "200",
+        "ratio": "0.25",
+    }
+
+
+def test_names_and_values_mapping():
+    assert metric_name("http.server.duration") == "http.server.duration"
+    assert metric_name("db/calls-total:x") == "db_calls-total:x"
+    assert metric_name("1st") == "_1st"
+    assert label_key("service.name") == "service"
+    assert label_key("a-b.c") == "a_b.c"
+    array = common_pb2.AnyValue(
+        array_value=common_pb2.ArrayValue(
+            values=[common_pb2.AnyValue(int_value=1), common_pb2.AnyValue(string_value="x")]
+        )
+    )
+    assert text(array) == '[1,"x"]'
+    kvlist = common_pb2.AnyValue(kvlist_value=common_pb2.KeyValueList(values=[kv("a", True)]))
+    assert text(kvlist) == '{"a":true}'
+    assert text(common_pb2.AnyValue(bytes_value=b"\x01\xff")) == "01ff"
+    assert text(common_pb2.AnyValue()) == ""
+
+
+def test_cumulative_histograms_become_deltas_per_series_with_resets(service):
+    bounds = [1.0, 5.0]
+
+    def send(counts, total, start=1, route="/a"):
+        point = hist_point(counts, bounds, total, start=start, attrs=(("route", route),))
+        intake, refused, message = export(service, histogram("rpc.duration", point))
+        assert (refused, message) == (0, "")
+        [(series, t, s, c)] = intake.histograms
+        assert series == SeriesDef(
+            "rpc.duration", HISTOGRAM, "ms", tuple(sorted((*LABELS, ("route", route)))), (1.0, 5.0)
+        )
+        assert t == NOW_MS
+        return c, s
+
+    assert send([1, 2, 0], 10.0) == ((1, 2, 0), 10.0)  # the first point: all of it
+    assert send([3, 2, 1], 20.0) == ((2, 0, 1), 10.0)  # the growth since the previous point
+    assert send([3, 2, 1], 20.0) == ((0, 0, 0), 0.0)
+    assert send([1, 0, 0], 0.5) == ((1, 0, 0), 0.5)  # a bucket went down: a reset, emitted whole
+    assert send([2, 0, 0], 1.0) == ((1, 0, 0), 0.5)
+    assert send([2, 1, 0], 4.0, start=99) == ((2, 1, 0), 4.0)  # a new start time: a reset too
+    assert send([5, 5, 5], 50.0, route="/b") == ((5, 5, 5), 50.0)  # another series: its own first
+    assert send([3, 1, 0], 6.0, start=99) == ((1, 0, 0), 2.0)
+
+
+def test_a_refused_cumulative_point_is_not_kept_as_the_previous_one(service):
+    bad = hist_point([1, 2, 3], [1.0, 5.0], math.inf)
+    _, refused, message = export(service, histogram("h", bad))
+    assert (
+        refused == 1
+        and message == "1 of 1 data points refused: metric 'h' data point 0: sum inf is not finite"
+    )
+    assert len(service.cumulative) == 0
+    intake, _, _ = export(service, histogram("h", hist_point([1, 2, 3], [1.0, 5.0], 9.0)))
+    assert intake.histograms[0][2:] == (9.0, (1, 2, 3))
+
+
+def test_delta_histograms_and_histograms_without_buckets(service):
+    intake, refused, _ = export(
+        service,
+        histogram("d", hist_point([1, 1], [2.0], 3.0), hist_point([0, 4], [2.0], 12.0), temporality=DELTA_T),
+        histogram("only.count", mp.HistogramDataPoint(count=7, sum=70.0, time_unix_nano=NOW_NS)),
+    )
+    assert refused == 0
+    assert [(s.name, s.bounds, total, counts) for s, _, total, counts in intake.histograms] == [
+        ("d", (2.0,), 3.0, (1, 1)),
+        ("d", (2.0,), 12.0, (0, 4)),  # delta points are taken as they are, never subtracted
+        ("only.count", (), 70.0, (7,)),  # no buckets: one +Inf bucket of `count`
+    ]
+
+
+def test_cumulative_state_is_bounded():
+    state = CumulativeHistograms(max_series=2)
+    for i in range(3):
+        state.keep((f"h{i}", "", (), ()), 1, ((1,), 1.0))
+    assert len(state) == 2 and state.get(("h0", "", (), ())) is None  # the least recently seen goes
+    assert state.get(("h2", "", (), ())) == (1, ((1,), 1.0))
+
+
+def test_stale_points_are_skipped_without_a_refusal(service):
+    stale = number(1.0, flags=mp.DATA_POINT_FLAGS_NO_RECORDED_VALUE_MASK)
+    intake, refused, message = export(service, mp.Metric(name="g", gauge=mp.Gauge(data_points=[stale])))
+    assert (len(intake), refused, message) == (0, 0, "")
+
+
+def test_what_ferry_has_no_kind_for_is_refused_naming_the_metric(service):
+    intake, refused, message = export(
+        service,
+        mp.Metric(name="ok", gauge=mp.Gauge(data_points=[number(1.0)])),
+        mp.Metric(name="s", summary=mp.Summary(data_points=[mp.SummaryDataPoint(), mp.SummaryDataPoint()])),
+        mp.Metric(
+            name="e",
+            exponential_histogram=mp.ExponentialHistogram(data_points=[mp.ExponentialHistogramDataPoint()]),
+        ),
+        mp.Metric(name="u", sum=mp.Sum(data_points=[number(1)])),
+        mp.Metric(name="empty", gauge=mp.Gauge(data_points=[mp.NumberDataPoint(time_unix_nano=NOW_NS)])),
+        histogram("nosum", mp.HistogramDataPoint(count=1, bucket_counts=[1], time_unix_nano=NOW_NS)),
+    )
+    assert [s.name for s, _, _ in intake.points] == ["ok"]
+    assert refused == 6
+    assert message == "; ".join(
+        [
+            "6 of 7 data points refused: metric 's': summaries are not taken (Ferry has no summary kind)",
+            "export a histogram",
+            "metric 'e': exponential histograms are not taken (Ferry stores explicit bucket bounds)",
+            "export explicit-bucket histograms (the SDKs' default; "
+            "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=explicit_bucket_histogram)",
+            "metric 'u': sum with aggregation temporality UNSPECIFIED (neither delta nor cumulative)",
+            "metric 'empty' data point 0: no value (neither as_double nor as_int)",
+            "metric 'nosum' data point 0: histogram without a sum (Ferry's histograms carry one)",
+        ]
+    )
+
+
+def test_the_local_validator_refuses_points_one_by_one_with_its_messages(service):
+    many = tuple((f"k{i}", "v") for i in range(10_000))
+    old = NOW_NS - 20 * 86_400 * 10**9
+    intake, refused, message = export(
+        service,
+        mp.Metric(name="bad.nan", gauge=mp.Gauge(data_points=[number(1.0), number(math.nan)])),
+        mp.Metric(name="wide", gauge=mp.Gauge(data_points=[number(1.0, many)])),
+        mp.Metric(name="long", gauge=mp.Gauge(data_points=[number(1.0, (("path", "x" * 300),))])),
+        mp.Metric(name="n" * 201, gauge=mp.Gauge(data_points=[number(1.0)])),
+        mp.Metric(name="old", gauge=mp.Gauge(data_points=[number(1.0, t=old)])),
+        mp.Metric(name="unit", unit="u" * 65, gauge=mp.Gauge(data_points=[number(1.0)])),
+        histogram("short", hist_point([1, 2], [1.0, 2.0], 3.0)),
+        histogram("desc", hist_point([1, 2, 3], [5.0, 2.0], 3.0)),
+        histogram("fine", hist_point([1, 2, 3], [1.0, 2.0], 3.0)),
+    )
+    assert [s.name for s, _, _ in intake.points] == ["bad.nan"]
+    assert [s.name for s, *_ in intake.histograms] == ["fine"]
+    assert refused == 8
+    head, *reasons = message.split("; ")
+    assert head.startswith("8 of 10 data points refused: ")
+    reasons.insert(0, head.removeprefix("8 of 10 data points refused: "))
+    window = re.fullmatch(
+        r"metric 'old' data point 0: time (\d+) ms is outside the accepted window \[(\d+), (\d+)\]",
+        reasons[4],
+    )
+    assert window and int(window[1]) == old // 1_000_000 and int(window[2]) > int(window[1])
+    assert reasons[:4] + reasons[5:] == [
+        "metric 'bad.nan' data point 1: value nan is not finite",
+        "metric 'wide' data point 0: 10002 labels > 32 allowed",
+        "metric 'long' data point 0: label value 300 bytes > 256 allowed for 'path'",
+        f"metric '{'n' * 201}' data point 0: name '{'n' * 40}'... is 201 chars > 200 allowed",
+        "metric 'unit' data point 0: unit is 65 bytes > 64 allowed",
+        "metric 'short' data point 0: 2 counts != 3 (one per bound, then +Inf)",
+        "metric 'desc' data point 0: bucket bounds must be finite and strictly ascending",
+    ]
+
+
+def test_the_messages_past_the_first_ten_are_counted(service):
+    points = [number(math.nan) for _ in range(12)]
+    _, refused, message = export(service, mp.Metric(name="g", gauge=mp.Gauge(data_points=points)))
+    assert refused == 12
+    assert message.startswith(
+        "12 of 12 data points refused: metric 'g' data point 0: value nan is not finite; "
+    )
+    assert message.endswith("metric 'g' data point 9: value nan is not finite; and 2 more")
