@@ -199,17 +199,24 @@ def test_bad_otlp_gets_partial_success_and_the_agent_keeps_serving(running):
             logs_stub.Export(log_request(*(log("y" * 60_000) for _ in range(80))), timeout=10)  # ~4.8 MB
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
-        # the agent still serves: a good export is taken whole and stored
-        answer = metrics.Export(gauges(("raw.after", 3.0, ())), timeout=10)
+        # the agent still serves: a good export is taken whole and stored, redacted as the Local
+        # service's records are (the default rules drop a `password` label and attribute)
+        secret = (kv("password", "hunter2"), kv("user", "u1"))
+        answer = metrics.Export(gauges(("raw.after", 3.0, secret)), timeout=10)
         assert not answer.HasField("partial_success")
-        answer = logs_stub.Export(log_request(log("after the bad ones")), timeout=10)
+        answer = logs_stub.Export(log_request(log("after the bad ones", attributes=secret)), timeout=10)
         assert not answer.HasField("partial_success")
         addr = collector.addr
         wait_for(lambda: last_values(addr, "raw.after", "service") == {"raw": 3.0}, 30, what="raw.after")
+        assert [dict(s.labels) for s in series(addr, "raw.after")] == [
+            {"service": "raw", "user": "u1", "host": dict(series(addr, "raw.ok")[0].labels)["host"]}
+        ]
         assert last_values(addr, "raw.ok", "service") == {"raw": 1.0}
         assert series(addr, "raw.nan") == [] and series(addr, "raw.wide") == []
         wait_for(lambda: len(logs(addr, service="raw")) == 2, 30, what="the raw logs")
         assert sorted(s.log.message for s in logs(addr, service="raw")) == ["after the bad ones", "kept"]
+        [after] = logs(addr, service="raw", **{"attributes.user": "u1"})
+        assert "password" not in after.log.attributes
         scraped = agent.scrape()
         assert scraped['ferry_agent_otlp_refused_total{signal="metrics"}'] == 2
         assert scraped['ferry_agent_otlp_refused_total{signal="logs"}'] == 2
