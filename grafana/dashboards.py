@@ -1,0 +1,433 @@
+"""Ferry's five dashboards, declared from the metric catalogue and the table declarations.
+
+Host overview (one host), processes (top by CPU and memory), fleet (every host, the agents and
+their lag), events and logs, alerts. Each panel's SQL is built by grafana.sql from catalogue
+entries (name, kind, unit, labels) and declared tables and columns; grafana.generate renders them.
+"""
+
+from __future__ import annotations
+
+from ferry.agent import catalogue as cat
+from grafana.model import Dashboard, Panel, Variable, rate_unit, unit
+from grafana.sql import (
+    ANY_HOST,
+    ONE_HOST,
+    Latest,
+    col,
+    counter_rate,
+    gauge,
+    label_is,
+    latest_stat,
+    latest_table,
+    series_label_is,
+    table,
+)
+
+DATABASE = Variable("database", "constant", "Database", value="ferry")
+HOSTS_SQL = f"SELECT DISTINCT {col('series', 'host')} FROM {table('series')} ORDER BY 1"
+HOST = Variable("host", "query", "Host", sql=HOSTS_SQL)
+HOSTS = Variable("host", "query", "Host", sql=HOSTS_SQL, multi=True)
+
+
+def _rate(metric: cat.MetricDef, title: str, by: tuple[str, ...], host: str, **kw) -> Panel:
+    return Panel(
+        title,
+        "timeseries",
+        counter_rate(metric, by, host),
+        unit=rate_unit(metric),
+        columns=by,
+        description=f"Rate per second of `{metric.name}` ({metric.description}), by {', '.join(by)}.",
+        reads=(metric.name,),
+        **kw,
+    )
+
+
+def _gauge(metrics: list[cat.MetricDef], title: str, by: tuple[str, ...], host: str, **kw) -> Panel:
+    where = kw.pop("where", "")
+    value = kw.pop("value", "{avg}")
+    names = ", ".join(f"`{m.name}`" for m in metrics)
+    return Panel(
+        title,
+        "timeseries",
+        gauge(metrics, by, host, where=where, value=value),
+        unit=kw.pop("unit", unit(metrics[0])),
+        columns=by,
+        description=kw.pop("description", f"Average of {names} per interval, by {', '.join(by)}."),
+        reads=tuple(m.name for m in metrics),
+        **kw,
+    )
+
+
+_IDLE = label_is(cat.CPU_UTILIZATION, "state", "idle")
+_BUSY = "1 - {avg}"
+
+HOST_OVERVIEW = Dashboard(
+    "ferry-host",
+    "Ferry / Host overview",
+    "One host: CPU, memory, load, disks, network and filesystems, from the agent's host collectors.",
+    (DATABASE, HOST),
+    (
+        Panel(
+            "Uptime",
+            "stat",
+            latest_stat(cat.UPTIME, ONE_HOST),
+            unit=unit(cat.UPTIME),
+            description=cat.UPTIME.description,
+            reads=(cat.UPTIME.name,),
+            width=6,
+        ),
+        Panel(
+            "CPU busy",
+            "stat",
+            "SELECT avg(value) AS value FROM ("
+            + gauge([cat.CPU_UTILIZATION], (), ONE_HOST, where=_IDLE, value=_BUSY)
+            + ")",
+            unit="percentunit",
+            description="1 - the idle share of every CPU, averaged over the range's intervals.",
+            reads=(cat.CPU_UTILIZATION.name,),
+            width=6,
+        ),
+        Panel(
+            "Memory in use",
+            "stat",
+            latest_stat(
+                cat.MEMORY_USAGE, ONE_HOST, "sum", series_label_is(cat.MEMORY_USAGE, "state", "used")
+            ),
+            unit=unit(cat.MEMORY_USAGE),
+            description="The latest `system.memory.usage` of state `used`.",
+            reads=(cat.MEMORY_USAGE.name,),
+            width=6,
+        ),
+        Panel(
+            "Processes",
+            "stat",
+            latest_stat(cat.PROCESSES_COUNT, ONE_HOST, agg="sum"),
+            unit="short",
+            description="Every process by the latest `system.processes.count`, all states added.",
+            reads=(cat.PROCESSES_COUNT.name,),
+            width=6,
+        ),
+        _gauge(
+            [cat.CPU_UTILIZATION],
+            "CPU by state",
+            ("state",),
+            ONE_HOST,
+            where=label_is(cat.CPU_UTILIZATION, "state", "idle", "!="),
+            stacked=True,
+            description="Share of all CPUs per mode (idle left out), averaged over the CPUs.",
+        ),
+        _gauge([cat.LOAD_1M, cat.LOAD_5M, cat.LOAD_15M], "Load average", ("metric",), ONE_HOST),
+        _gauge([cat.MEMORY_USAGE], "Memory by state", ("state",), ONE_HOST, stacked=True),
+        _gauge([cat.PAGING_USAGE], "Swap by state", ("state",), ONE_HOST, stacked=True),
+        _rate(cat.DISK_IO, "Disk I/O", ("device", "direction"), ONE_HOST),
+        _rate(cat.DISK_OPERATIONS, "Disk operations", ("device", "direction"), ONE_HOST),
+        _rate(cat.DISK_IO_TIME, "Disk busy", ("device",), ONE_HOST),
+        _rate(cat.NETWORK_IO, "Network I/O", ("device", "direction"), ONE_HOST),
+        _rate(cat.NETWORK_PACKETS, "Network packets", ("device", "direction"), ONE_HOST),
+        _rate(cat.NETWORK_ERRORS, "Network errors", ("device", "direction"), ONE_HOST),
+        _gauge([cat.FILESYSTEM_UTILIZATION], "Filesystem utilization", ("mountpoint",), ONE_HOST),
+        Panel(
+            "Filesystems",
+            "table",
+            latest_table(
+                ("mountpoint", "device", "type"),
+                [
+                    Latest("used", cat.FILESYSTEM_USAGE, label_is(cat.FILESYSTEM_USAGE, "state", "used")),
+                    Latest("free", cat.FILESYSTEM_USAGE, label_is(cat.FILESYSTEM_USAGE, "state", "free")),
+                    Latest("utilization", cat.FILESYSTEM_UTILIZATION),
+                ],
+                ONE_HOST,
+                "mountpoint",
+            ),
+            columns=("mountpoint", "device", "type", "used", "free", "utilization"),
+            column_units=(
+                ("used", unit(cat.FILESYSTEM_USAGE)),
+                ("free", unit(cat.FILESYSTEM_USAGE)),
+                ("utilization", unit(cat.FILESYSTEM_UTILIZATION)),
+            ),
+            description="Each filesystem's latest used and free bytes and utilization.",
+            reads=(cat.FILESYSTEM_USAGE.name, cat.FILESYSTEM_UTILIZATION.name),
+        ),
+    ),
+)
+
+_PROCESS = ("host", "name", "pid", "group")
+_PROCESS_COLUMNS = [Latest("cpu", cat.PROCESS_CPU_UTILIZATION), Latest("memory", cat.PROCESS_MEMORY_USAGE)]
+_PROCESS_UNITS = (("cpu", unit(cat.PROCESS_CPU_UTILIZATION)), ("memory", unit(cat.PROCESS_MEMORY_USAGE)))
+
+
+def _top(by: str) -> Panel:
+    return Panel(
+        f"Top processes by {'CPU' if by == 'cpu' else 'memory'}",
+        "table",
+        latest_table(_PROCESS, _PROCESS_COLUMNS, ANY_HOST, f"{by} DESC, host, name, pid", limit=20),
+        columns=(*_PROCESS, "cpu", "memory"),
+        column_units=_PROCESS_UNITS,
+        description="Each process's latest CPU (share of one CPU) and resident memory in the range, "
+        "as `ferry top` ranks them; the agent reports the top `process_top_n` of each host.",
+        reads=(cat.PROCESS_CPU_UTILIZATION.name, cat.PROCESS_MEMORY_USAGE.name),
+    )
+
+
+PROCESSES = Dashboard(
+    "ferry-processes",
+    "Ferry / Processes",
+    "The processes the agents report (top by CPU and memory, and `[[processes]]` groups).",
+    (DATABASE, HOSTS),
+    (
+        _top("cpu"),
+        _top("memory"),
+        _gauge([cat.PROCESS_CPU_UTILIZATION], "CPU by process", ("host", "name", "pid"), ANY_HOST),
+        _gauge([cat.PROCESS_MEMORY_USAGE], "Resident memory by process", ("host", "name", "pid"), ANY_HOST),
+        _rate(cat.PROCESS_DISK_IO, "Disk I/O by process", ("host", "name", "pid", "direction"), ANY_HOST),
+        _gauge([cat.PROCESS_THREADS], "Threads by process", ("host", "name", "pid"), ANY_HOST),
+    ),
+)
+
+_AGENTS = "agents"
+
+
+def _agents_sql() -> str:
+    """Each agent's latest row (`agents` is a ReplacingMergeTree: parts may hold older rows) and
+    its lag in seconds: now - last seen, as `ferry agents` shows it."""
+    a, h, v, addr, seen = (col(_AGENTS, c) for c in ("agent_id", "host", "version", "address", "last_seen"))
+    latest = (
+        f"SELECT {a} AS agent_, argMax({h}, {seen}) AS host_, argMax({v}, {seen}) AS version_, "
+        f"argMax({addr}, {seen}) AS address_, max({seen}) AS seen_ FROM {table(_AGENTS)} GROUP BY {a}"
+    )
+    return (
+        "SELECT agent_ AS agent, host_ AS host, version_ AS version, address_ AS address, "
+        "seen_ AS last_seen, dateDiff('millisecond', seen_, now64(3)) / 1000 AS lag "
+        f"FROM ({latest}) WHERE {ANY_HOST} ORDER BY lag DESC, agent"
+    )
+
+
+FLEET = Dashboard(
+    "ferry-fleet",
+    "Ferry / Fleet",
+    "Every host side by side, and the agents that send: version, address, lag.",
+    (DATABASE, HOSTS),
+    (
+        Panel(
+            "Agents",
+            "stat",
+            f"SELECT count() AS value FROM ({_agents_sql()})",
+            unit="short",
+            description="Agents that ever sent a frame (on the hosts selected).",
+            reads=(_AGENTS,),
+            width=8,
+        ),
+        Panel(
+            "Agents lagging over 60 s",
+            "stat",
+            f"SELECT countIf(lag > 60) AS value FROM ({_agents_sql()})",
+            unit="short",
+            description="Agents not seen for a minute: a connected agent is recorded at least "
+            "every 10 s, so its lag stays under ~10 s plus its batch age.",
+            reads=(_AGENTS,),
+            width=8,
+        ),
+        Panel(
+            "Hosts",
+            "stat",
+            f"SELECT uniqExact({col('series', 'host')}) AS value FROM {table('series')} "
+            f"WHERE {col('series', 'name')} = '{cat.CPU_UTILIZATION.name}' AND {ANY_HOST}",
+            unit="short",
+            description="Hosts whose agent reports CPU.",
+            reads=("series",),
+            width=8,
+        ),
+        _gauge(
+            [cat.CPU_UTILIZATION],
+            "CPU busy by host",
+            ("host",),
+            ANY_HOST,
+            where=_IDLE,
+            value=_BUSY,
+            unit="percentunit",
+            description="1 - the idle share of each host's CPUs, per interval.",
+        ),
+        _gauge(
+            [cat.MEMORY_UTILIZATION],
+            "Memory used by host",
+            ("host",),
+            ANY_HOST,
+            where=label_is(cat.MEMORY_UTILIZATION, "state", "used"),
+            description="Share of each host's memory in state `used`.",
+        ),
+        Panel(
+            "Hosts by CPU",
+            "table",
+            "SELECT host, avg(value) AS busy FROM ("
+            + gauge([cat.CPU_UTILIZATION], ("host",), ANY_HOST, where=_IDLE, value=_BUSY)
+            + ") GROUP BY host ORDER BY busy DESC, host",
+            columns=("host", "busy"),
+            column_units=(("busy", "percentunit"),),
+            description="Each host's CPU busy share averaged over the range's intervals, busiest first.",
+            reads=(cat.CPU_UTILIZATION.name,),
+        ),
+        Panel(
+            "Agents and their lag",
+            "table",
+            _agents_sql(),
+            columns=("agent", "host", "version", "address", "last_seen", "lag"),
+            column_units=(("lag", "s"),),
+            description="Every agent: the version it reports, the address it last streamed from, "
+            "when it was last recorded and the lag (now - last seen), as `ferry agents`.",
+            reads=(_AGENTS,),
+            width=24,
+        ),
+        _rate(cat.AGENT_SPOOL_DROPPED_FRAMES, "Frames dropped from spools", ("host",), ANY_HOST),
+        _rate(cat.AGENT_FRAMES_REJECTED, "Frames rejected", ("host",), ANY_HOST),
+    ),
+)
+
+
+def _records_count(kind: str, by: str) -> str:
+    ts, what = col(kind, "ts"), col(kind, by)
+    col(kind, "host")  # the column ANY_HOST filters on
+    return (
+        f"SELECT $__timeInterval({ts}) AS time, {what} AS {by}, count() AS value FROM {table(kind)} "
+        f"WHERE $__timeFilter({ts}) AND {ANY_HOST} "
+        f"GROUP BY time, {by} ORDER BY time"
+    )
+
+
+def _records_list(kind: str, columns: tuple[str, ...], limit: int = 500) -> str:
+    ts = col(kind, "ts")
+    return (
+        f"SELECT {ts} AS time, {', '.join(col(kind, c) for c in columns)} FROM {table(kind)} "
+        f"WHERE $__timeFilter({ts}) AND {ANY_HOST} ORDER BY time DESC LIMIT {limit}"
+    )
+
+
+_LOG_COLUMNS = ("host", "service", "level", "message", "trace_id")
+_EVENT_COLUMNS = ("host", "service", "type", "category", "action", "label", "value", "user_id")
+
+EVENTS_LOGS = Dashboard(
+    "ferry-events-logs",
+    "Ferry / Events and logs",
+    "Application events and log records the agents forwarded (`ferry events`, `ferry logs`).",
+    (DATABASE, HOSTS),
+    (
+        Panel(
+            "Log records by level",
+            "timeseries",
+            _records_count("logs", "level"),
+            unit="short",
+            columns=("level",),
+            description="Log records per interval, by level.",
+            reads=("logs",),
+            stacked=True,
+        ),
+        Panel(
+            "Events by type",
+            "timeseries",
+            _records_count("events", "type"),
+            unit="short",
+            columns=("type",),
+            description="Events per interval, by type.",
+            reads=("events",),
+            stacked=True,
+        ),
+        Panel(
+            "Logs",
+            "table",
+            _records_list("logs", _LOG_COLUMNS),
+            columns=("time", *_LOG_COLUMNS),
+            description="The newest 500 log records in the range.",
+            reads=("logs",),
+            width=24,
+        ),
+        Panel(
+            "Events",
+            "table",
+            _records_list("events", _EVENT_COLUMNS),
+            columns=("time", *_EVENT_COLUMNS),
+            description="The newest 500 events in the range.",
+            reads=("events",),
+            width=24,
+        ),
+    ),
+)
+
+
+def _alerts_now() -> str:
+    """Each alert instance's latest transition (the `alerts` table holds every change), kept when
+    it is pending or firing, or resolved within the range. Transitions of one millisecond (a rule
+    without `for` goes pending and firing in one evaluation) are ordered as they happen."""
+    ts, rule, id_, labels, state, value, severity = (
+        col("alerts", c) for c in ("ts", "rule", "id", "labels", "state", "value", "severity")
+    )
+    order = f"({ts}, indexOf(['inactive', 'pending', 'firing', 'resolved'], {state}))"
+    latest = (
+        f"SELECT {rule} AS rule_, argMax({labels}, {order}) AS labels_, argMax({state}, {order}) AS state_, "
+        f"max({ts}) AS since_, argMax({value}, {order}) AS value_, argMax({severity}, {order}) AS severity_ "
+        f"FROM {table('alerts')} GROUP BY {rule}, {id_}"
+    )
+    return (
+        "SELECT rule_ AS rule, labels_ AS labels, state_ AS state, since_ AS since, value_ AS value, "
+        f"severity_ AS severity FROM ({latest}) "
+        "WHERE state IN ('pending', 'firing') OR (state = 'resolved' AND $__timeFilter(since)) "
+        "ORDER BY state = 'firing' DESC, severity, rule"
+    )
+
+
+_CHANGE = ("rule", "labels", "previous", "state", "value", "threshold", "severity")
+
+
+def _alert_changes() -> str:
+    ts = col("alerts", "ts")
+    return (
+        f"SELECT {ts} AS time, {', '.join(col('alerts', c) for c in _CHANGE)} FROM {table('alerts')} "
+        f"WHERE $__timeFilter({ts}) ORDER BY time DESC LIMIT 500"
+    )
+
+
+ALERTS = Dashboard(
+    "ferry-alerts",
+    "Ferry / Alerts",
+    "The collector's alert instances (`--rules`): what fires now and every state change.",
+    (DATABASE,),
+    (
+        Panel(
+            "Firing",
+            "stat",
+            f"SELECT countIf(state = 'firing') AS value FROM ({_alerts_now()})",
+            unit="short",
+            description="Alert instances firing now.",
+            reads=("alerts",),
+            width=12,
+        ),
+        Panel(
+            "Pending",
+            "stat",
+            f"SELECT countIf(state = 'pending') AS value FROM ({_alerts_now()})",
+            unit="short",
+            description="Alert instances whose condition holds, waiting for their `for`.",
+            reads=("alerts",),
+            width=12,
+        ),
+        Panel(
+            "Alerts now",
+            "table",
+            _alerts_now(),
+            columns=("rule", "labels", "state", "since", "value", "severity"),
+            description="Every pending or firing instance, and those resolved in the range: its "
+            "latest state, since when, and the value that moved it.",
+            reads=("alerts",),
+            width=24,
+        ),
+        Panel(
+            "State changes",
+            "table",
+            _alert_changes(),
+            columns=("time", *_CHANGE),
+            description="Every transition of every instance in the range, newest first.",
+            reads=("alerts",),
+            width=24,
+        ),
+    ),
+)
+
+DASHBOARDS = (HOST_OVERVIEW, PROCESSES, FLEET, EVENTS_LOGS, ALERTS)
