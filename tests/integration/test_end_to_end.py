@@ -1,7 +1,11 @@
-"""A real collector and agent on loopback: host metrics arrive and match the host exactly."""
+"""A real collector and agent on loopback: host metrics arrive and match the host exactly, and
+the `ferry` CLI's tables show them in human units."""
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 import time
 
 import orjson
@@ -9,6 +13,8 @@ import psutil
 import pytest
 
 from ferry import transport
+from ferry.collector.cli.output import selector
+from ferry.collector.cli.units import human
 from ferry.v1 import query_pb2, query_pb2_grpc
 from tests.integration.procs import collector_and_agent, ferry_cli, start_agent, wait_for
 
@@ -156,3 +162,85 @@ def test_agent_drops_and_counts_frames_the_collector_rejects(running, tmp_path):
         )
     finally:
         bad.stop()
+
+
+def _json_points(addr: str, *query: str) -> dict[str, list[tuple[int, float]]]:
+    out = _ok(ferry_cli("query", *query, "--format", "json", "--addr", addr)).stdout
+    docs = [orjson.loads(line) for line in out.splitlines()]
+    return {selector(d["metric"], d["labels"]): [(t, v) for t, v in d["points"]] for d in docs}
+
+
+def _table_points(text: str) -> dict[str, list[tuple[str, str]]]:
+    """Each series' head line (the selector, the sparkline and min … max) and its points'
+    (time, value) cells, from `ferry query`'s table."""
+    table: dict[str, list[tuple[str, str]]] = {}
+    head = ""
+    for line in text.splitlines():
+        if line.startswith("  "):
+            when, value = line.strip().split("  ", 1)
+            table[head].append((when, value.strip()))
+        else:
+            head = line.split("  ")[0]
+            table[head] = [("head", line.split("  ", 2)[2])]
+    return table
+
+
+BYTES_CELL = re.compile(r"(\d+(?:\.\d+)?) (B|KiB|MiB|GiB|TiB)")
+
+
+def test_cli_tables_show_human_units(running):
+    """`ferry query system.memory.usage` shows B/KiB/MiB/GiB, each the json's raw value
+    converted; json and csv stay raw; `ferry top` and `ferry series` show units too."""
+    collector, _ = running
+    addr = collector.addr
+
+    def answered():
+        until = str(int(time.time()) - 3)  # whole 1 s buckets, all their points stored by now
+        query = ("system.memory.usage", "--since", "10s", "--until", until, "--step", "1s")
+        raw = _json_points(addr, *query)
+        if not raw:
+            return None
+        table = _table_points(_ok(ferry_cli("query", *query, "--addr", addr)).stdout)
+        # the same answer before and after the table: no point arrived between
+        return (query, raw, table) if _json_points(addr, *query) == raw else None
+
+    query, raw, table = wait_for(answered, what="memory points older than 3 s, stable")
+    assert raw and set(table) == set(raw)
+    units = set()
+    for name, points in raw.items():
+        values = [v for _, v in points]
+        cells = table[name]
+        assert cells[0][1] == f"{human(min(values), 'By')} … {human(max(values), 'By')}"
+        assert [c for _, c in cells[1:]] == [human(v, "By") for v in values]
+        for (_, cell), v in zip(cells[1:], values, strict=True):
+            number, unit = BYTES_CELL.fullmatch(cell).groups()
+            units.add(unit)
+            scale = 1024 ** ("B", "KiB", "MiB", "GiB", "TiB").index(unit)
+            # three significant digits of the raw value, in the unit's 1024 steps
+            assert abs(float(number) * scale - v) <= max(0.005 * v, 0.5 * scale), (cell, v)
+    assert units & {"MiB", "GiB"}, units
+    # csv: the json's numbers, raw
+    out = _ok(ferry_cli("query", *query, "--format", "csv", "--addr", addr)).stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["series", "time_ms", "value"]
+    assert sorted((r[0], int(r[1]), float(r[2])) for r in rows[1:]) == sorted(
+        (name, t, v) for name, points in raw.items() for t, v in points
+    )
+    # a rate of a bytes counter is bytes per second
+    rates = _ok(
+        ferry_cli("query", "system.network.io", "--agg", "rate", "--by", "direction", "--addr", addr)
+    ).stdout
+    cells = [line.split()[-2:] for line in rates.splitlines() if line.startswith("  ")]
+    assert cells and all(re.fullmatch(r"(B|KiB|MiB|GiB)/s", unit) for _, unit in cells), cells
+    # ferry top: cpu in %, memory in bytes; ferry series names the unit
+    top = wait_for(
+        lambda: _ok(ferry_cli("top", "--addr", addr)).stdout.splitlines()[1:], what="processes in top"
+    )
+    assert all(re.fullmatch(r"\d+(\.\d+)?%", line.split()[-2]) for line in top), top
+    top = _ok(ferry_cli("top", "--by", "memory", "--addr", addr)).stdout.splitlines()[1:]
+    assert top and all(BYTES_CELL.fullmatch(" ".join(line.split()[-3:-1])) for line in top), top
+    series = _ok(ferry_cli("series", "system.memory.usage", "--addr", addr)).stdout.splitlines()
+    assert series[0].split()[:3] == ["SERIES", "KIND", "UNIT"]
+    assert {line.split()[1:3] == ["gauge", "bytes"] for line in series[1:]} == {True}
+    out = _ok(ferry_cli("series", "system.memory.usage", "--format", "csv", "--addr", addr)).stdout
+    assert {r["unit"] for r in csv.DictReader(io.StringIO(out))} == {"By"}

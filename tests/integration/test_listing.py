@@ -23,7 +23,8 @@ from ferry.wire.columns import GAUGE, MetricBatch, SeriesDef
 from tests import framegen
 from tests.integration.procs import diagnose, start_agent, start_collector, wait_for
 
-# (host, name, pid, group, [older value, latest value]) of process.cpu.utilization; memory is value * 1e9
+# (host, name, pid, group, [older value, latest value]) of process.cpu.utilization (unit 1); memory
+# (By) is value * 1e9
 PROCESSES = [
     ("top-a", "postgres", "101", "db", [0.2, 0.5]),
     ("top-a", "nginx", "102", "web", [0.9, 0.1]),
@@ -37,8 +38,9 @@ TOP_HOSTS = query_pb2.Matcher(label="host", op=query_pb2.RE, value="top-.*")
 
 def _process_batch(host: str, metric: str, scale: float, now_ms: int) -> MetricBatch:
     rows = [p for p in PROCESSES if p[0] == host]
+    unit = "1" if metric == "process.cpu.utilization" else "By"
     series = [
-        SeriesDef(metric, GAUGE, "1", (("group", g), ("name", n), ("pid", pid))) for _, n, pid, g, _ in rows
+        SeriesDef(metric, GAUGE, unit, (("group", g), ("name", n), ("pid", pid))) for _, n, pid, g, _ in rows
     ]
     refs, times, values = [], [], []
     for i, (*_, vals) in enumerate(rows):
@@ -48,7 +50,7 @@ def _process_batch(host: str, metric: str, scale: float, now_ms: int) -> MetricB
             values.append(v * scale)
     if host == STALE[0]:
         _, n, pid, g, v = STALE
-        series.append(SeriesDef(metric, GAUGE, "1", (("group", g), ("name", n), ("pid", pid))))
+        series.append(SeriesDef(metric, GAUGE, unit, (("group", g), ("name", n), ("pid", pid))))
         refs.append(len(series) - 1)
         times.append(now_ms - 600_000)
         values.append(v * scale)
@@ -155,11 +157,11 @@ def test_label_values_time_bounds(loaded):
 def test_top_processes_latest_value_top_n_in_order(loaded):
     addr = loaded[0].addr
     resp = _call(addr, "TopProcesses", query_pb2.TopProcessesRequest(limit=3, matchers=[TOP_HOSTS]))
-    got = [(p.host, p.name, p.pid, p.group, p.value) for p in resp.processes]
+    got = [(p.host, p.name, p.pid, p.group, p.value, p.unit) for p in resp.processes]
     assert got == [
-        ("top-a", "java", "103", "app", 0.9),
-        ("top-b", "python", "201", "app", 0.7),
-        ("top-a", "postgres", "101", "db", 0.5),
+        ("top-a", "java", "103", "app", 0.9, "1"),
+        ("top-b", "python", "201", "app", 0.7, "1"),
+        ("top-a", "postgres", "101", "db", 0.5, "1"),
     ]
     # every process, the latest value each (nginx's older 0.9 does not count); stale is out of the window
     resp = _call(addr, "TopProcesses", query_pb2.TopProcessesRequest(matchers=[TOP_HOSTS]))
@@ -177,9 +179,9 @@ def test_top_processes_latest_value_top_n_in_order(loaded):
     mem = query_pb2.TopProcessesRequest(
         metric="process.memory.usage", limit=2, matchers=[query_pb2.Matcher(label="host", value="top-a")]
     )
-    assert [(p.name, p.value) for p in _call(addr, "TopProcesses", mem).processes] == [
-        ("java", 0.9e9),
-        ("postgres", 0.5e9),
+    assert [(p.name, p.value, p.unit) for p in _call(addr, "TopProcesses", mem).processes] == [
+        ("java", 0.9e9, "By"),
+        ("postgres", 0.5e9, "By"),
     ]
 
 
@@ -292,8 +294,8 @@ def test_cli_top_all_formats(loaded, capsys):
     assert status == 0
     assert [line.split()[:5] for line in out.splitlines()] == [
         ["HOST", "NAME", "PID", "GROUP", "CPU"],
-        ["top-a", "java", "103", "app", "90.0%"],
-        ["top-b", "python", "201", "app", "70.0%"],
+        ["top-a", "java", "103", "app", "90%"],
+        ["top-b", "python", "201", "app", "70%"],
     ]
     status, out, _ = _cli(capsys, *base, "--by", "memory", "--format", "json")
     records = [json.loads(line) for line in out.splitlines()]
@@ -307,7 +309,7 @@ def test_cli_top_all_formats(loaded, capsys):
     assert rows[0] == ["host", "name", "pid", "group", "value", "time_ms"]
     assert [(r[1], float(r[4])) for r in rows[1:]] == [("java", 0.9e9), ("python", 0.7e9)]
     status, out, _ = _cli(capsys, "top", "--addr", addr, "--host", "top-a", "--by", "memory", "--limit", "1")
-    assert out.splitlines()[1].split()[4:6] == ["858.3", "MiB"]
+    assert out.splitlines()[1].split()[4:6] == ["858", "MiB"]  # 0.9e9 B in three significant digits
     assert _cli(capsys, "top", "--addr", addr, "--limit", "0")[0] == 2
     status, _, err = _cli(capsys, "top", "--addr", addr, "--limit", "5000")
     assert (status, err.strip()) == (1, "ferry top: RESOURCE_EXHAUSTED: limit 5000 > 1000 allowed")
