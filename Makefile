@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := .ferry
 COLLECTOR_ADDR ?= 127.0.0.1:4770
 
-.PHONY: install proto test test-fast lint run bench docs clean
+.PHONY: install proto test test-fast lint run bench docs dashboards clean
 
 install: $(STAMP)
 
@@ -52,3 +52,8 @@ docs: $(STAMP)
 	$(PY) -m ferry.agent.catalogue > docs/METRICS.md
 	$(PY) -m ferry.runtime.configdoc > docs/configuration.md
 	$(PY) docs/generate.py
+
+# grafana/: the dashboards, their provisioning and docs/grafana.md, generated from the metric
+# catalogue and the table declarations (grafana/generate.py); tests/grafana fails when one is stale
+dashboards: $(STAMP)
+	$(PY) -m grafana.generate
