@@ -68,9 +68,6 @@ class OtlpEndpoint:
             )
         self._server = await otlp_server.start(self.service, self.listen, interceptors=(self.tokens,))
 
-    async def apply(self, cfg: Any) -> None:
-        """Nothing to redo on SIGHUP: the listener stays, the token is the Local service's."""
-
     async def stop(self) -> None:
         await otlp_server.stop(self._server)
         self._server = None
