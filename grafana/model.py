@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.agent.catalogue import MetricDef
+from grafana.sql import layout
 
 DATASOURCE_UID = "ferry-clickhouse"
 DATASOURCE = {"type": "grafana-clickhouse-datasource", "uid": DATASOURCE_UID}
@@ -86,7 +87,7 @@ class Panel:
                     "editorType": "sql",
                     "queryType": _QUERY_TYPE[self.kind],
                     "format": _FORMAT[self.kind],
-                    "rawSql": self.sql,
+                    "rawSql": layout(self.sql),
                 }
             ],
         }

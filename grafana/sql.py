@@ -221,3 +221,44 @@ def latest_stat(metric: MetricDef, host: str, agg: str = "max", where: str = "")
         f"WHERE p.{col('samples', 'name')} = {quote(metric.name)} AND $__timeFilter(p.{ts}) "
         f"AND {_series_ids([metric], host, where)} GROUP BY p.series_id)"
     )
+
+
+# clauses that start a line of their own in a panel's SQL (Grafana's editor shows it as written)
+_CLAUSES = ("FROM", "WHERE", "GROUP BY", "HAVING", "ORDER BY", "LIMIT", "UNION ALL", "INNER JOIN", "WINDOW")
+
+
+def layout(sql: str) -> str:
+    """`sql` with each clause of a query or subquery on its own line, indented by its depth:
+    only the space before a clause (or after the `(` that opens a subquery) changes, never
+    inside a literal or a function's or window's parentheses."""
+    out: list[str] = []
+    subquery = [True]  # per open parenthesis: whether it holds a SELECT
+    i, quoted = 0, False
+    while i < len(sql):
+        c = sql[i]
+        indent = "\n" + "    " * (len(subquery) - 1)
+        if quoted:
+            if c == "\\":
+                out.append(sql[i : i + 2])
+                i += 2
+                continue
+            quoted = c != "'"
+        elif c == "'":
+            quoted = True
+        elif c == "(":
+            subquery.append(sql.startswith("SELECT ", i + 1))
+            if subquery[-1]:
+                out.append("(" + indent + "    ")
+                i += 1
+                continue
+        elif c == ")":
+            subquery.pop()
+        elif c == " " and subquery[-1]:
+            clause = next((k for k in _CLAUSES if sql.startswith(f" {k} ", i)), "")
+            if clause:
+                out.append(indent + clause + (indent if clause == "UNION ALL" else " "))
+                i += len(clause) + 2
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
