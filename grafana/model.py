@@ -118,7 +118,9 @@ class Variable:
             "type": "query",
             "label": self.label,
             "datasource": DATASOURCE,
-            "query": self.sql,
+            # the plugin's variable query: queryType "sql" for its editor (CHVariableSupport),
+            # editorType "sql" for metricFindQuery, which older versions call with it directly
+            "query": {"refId": self.name, "queryType": "sql", "editorType": "sql", "rawSql": self.sql},
             "definition": self.sql,
             "refresh": 2,  # on time range change: hosts come and go
             "sort": 1,

@@ -234,7 +234,7 @@ def test_every_panel_answers_in_its_shape(filled):
             for v in board["templating"]["list"]:
                 if v["type"] == "query":
                     statements[f"{uid}|${v['name']}|{selection}"] = expand(
-                        v["query"], variables, start, end, 1000
+                        v["query"]["rawSql"], variables, start, end, 1000
                     )
             for panel in board["panels"]:
                 sql = panel["targets"][0]["rawSql"]
