@@ -1,18 +1,22 @@
-"""OTLP rows → an `Intake`, through the Local service's own validator, keeping the good rows.
+"""OTLP rows → Intakes, through the Local service's own validator, keeping the good rows.
 
 `ferry.agent.local.records.convert` is the one place app records are checked (the collector's
 rules, `ferry.limits`), and it refuses a Local request whole at its first bad record. OTLP asks
 for partial success instead, so: the rows of a request go to `convert` together, in requests of
-at most `ferry.limits.MAX_RECORDS` (the common case, all good, costs one call); when one is
-refused, each of its rows goes to `convert` alone, and the refused ones are reported with the
-validator's message, renamed from "metric record 0" to the row's place in the OTLP request.
-Called by ferry.agent.otlp.server on the event loop.
+at most `ferry.limits.MAX_RECORDS` (the common case, all good, costs one call per 10,000 rows);
+when one is refused, each of its rows goes to `convert` alone, and the refused ones are reported
+with the validator's message, renamed from "metric record 0" to the row's place in the OTLP
+request. Rows are taken from the mapping's iterator one chunk at a time and each chunk's Intake
+is handed on (`take`) before the next is mapped, so a 4 MiB request of small points never holds
+more than 10,000 rows in Python objects. Called by ferry.agent.otlp.server on the event loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from ferry.agent.intake import Intake
@@ -21,25 +25,58 @@ from ferry.limits import MAX_RECORDS, Limits, RecordLimits
 from ferry.v1 import local_pb2
 
 MAX_MESSAGES = 10  # refusals quoted in one error_message; the rest are counted
+_NOUNS = {"metrics": "metric record 0", "histograms": "histogram record 0", "logs": "log 0"}
+
+# what a chunk's accepted rows become: (their Intake, the bytes of their Local records, the rows)
+Take = Callable[[Intake, int, list[Any]], None]
 
 
 @dataclass
-class Checked:
-    intake: Intake = field(default_factory=Intake)
-    accepted: list[Any] = field(default_factory=list)  # the rows taken, in order
-    messages: list[str] = field(default_factory=list)  # one per refused row
+class Refusal:
+    """What the mapping refuses before validation (a kind Ferry has no counterpart for)."""
+
+    points: int  # data points or records refused
+    message: str
 
 
-def _records(field_name: str, rows: Sequence[Any]) -> local_pb2.Records:
+@dataclass
+class Tally:
+    accepted: int = 0  # rows taken
+    refused: int = 0  # data points or records refused
+    reasons: int = 0  # refusals (a summary's points are one)
+    messages: list[str] = field(default_factory=list)  # the first MAX_MESSAGES
+
+    def refuse(self, points: int, message: str) -> None:
+        self.refused += points
+        self.reasons += 1
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(message)
+
+    def error_message(self, what: str) -> str:
+        """The partial-success message: how many of what were refused, and why (the first few)."""
+        if not self.refused:
+            return ""
+        more = self.reasons - len(self.messages)
+        total = self.refused + self.accepted
+        return (
+            f"{self.refused} of {total} {what} refused: "
+            + "; ".join(self.messages)
+            + (f"; and {more} more" if more else "")
+        )
+
+
+def _records(rows: Sequence[Any]) -> local_pb2.Records:
+    """Each row's `record` in the Records field its `field` names ("metrics", "histograms", "logs")."""
     records = local_pb2.Records()
-    getattr(records, field_name).extend(r.record for r in rows)
+    for row in rows:
+        getattr(records, row.field).append(row.record)
     return records
 
 
-def _renamed(message: str, field_name: str, row: Any) -> str:
+def _renamed(message: str, row: Any) -> str:
     """The validator's message with the row's own name ("metric 'x' data point 2") in place of
     its place in the one-record request ("metric record 0 ('x')")."""
-    noun = {"metrics": "metric record 0", "histograms": "histogram record 0", "logs": "log 0"}[field_name]
+    noun = _NOUNS[row.field]
     name = getattr(row.record, "name", None)
     for prefix in ((f"{noun} ({name[:40]!r})",) if name is not None else ()) + (noun,):
         if message.startswith(prefix):
@@ -52,38 +89,56 @@ def _merge(into: Intake, part: Intake) -> None:
         getattr(into, name).extend(getattr(part, name))
 
 
-def check(
-    field_name: str,
-    rows: Sequence[Any],
-    now_ns: int,
-    limits: Limits,
-    record_limits: RecordLimits,
-    known: KnownSeries,
-    out: Checked,
-) -> None:
-    """Add to `out` the rows of one Records field ("metrics", "histograms", "logs") that pass."""
-    for start in range(0, len(rows), MAX_RECORDS):
-        chunk = rows[start : start + MAX_RECORDS]
+@dataclass(frozen=True)
+class Rules:
+    """What every row is checked by: the Local service's limits and its cache of checked series."""
+
+    limits: Limits
+    record_limits: RecordLimits
+    known: KnownSeries
+
+    def convert(self, records: local_pb2.Records) -> Intake:
+        return convert(records, time.time_ns(), self.limits, self.record_limits, self.known)
+
+
+def check(items: Iterable[Any], rules: Rules, take: Take) -> Tally:
+    """Validate the rows of `items` (rows with `field`, `record` and `where`, and Refusals) a chunk
+    at a time; each chunk's accepted rows go to `take`. Returns what was taken and refused."""
+    tally = Tally()
+    items = iter(items)
+    while chunk := list(islice(items, MAX_RECORDS)):
+        rows = []
+        for item in chunk:
+            if isinstance(item, Refusal):
+                tally.refuse(item.points, item.message)
+            else:
+                rows.append(item)
+        if rows:
+            _check_chunk(rows, rules, take, tally)
+    return tally
+
+
+def _check_chunk(rows: list[Any], rules: Rules, take: Take, tally: Tally) -> None:
+    records = _records(rows)
+    try:
+        intake = rules.convert(records)
+    except RecordError:
+        pass
+    else:
+        tally.accepted += len(rows)
+        take(intake, records.ByteSize(), rows)
+        return
+    intake, accepted, size = Intake(), [], 0
+    for row in rows:
+        one = _records((row,))
         try:
-            _merge(out.intake, convert(_records(field_name, chunk), now_ns, limits, record_limits, known))
-            out.accepted.extend(chunk)
+            part = rules.convert(one)
+        except RecordError as exc:
+            tally.refuse(1, _renamed(str(exc), row))
             continue
-        except RecordError:
-            pass
-        for row in chunk:
-            try:
-                part = convert(_records(field_name, (row,)), now_ns, limits, record_limits, known)
-            except RecordError as exc:
-                out.messages.append(_renamed(str(exc), field_name, row))
-                continue
-            _merge(out.intake, part)
-            out.accepted.append(row)
-
-
-def error_message(refused: int, total: int, what: str, messages: Sequence[str]) -> str:
-    """The partial-success message: how many of what were refused, and why (the first few)."""
-    if not refused:
-        return ""
-    shown = "; ".join(messages[:MAX_MESSAGES])
-    more = f"; and {len(messages) - MAX_MESSAGES} more" if len(messages) > MAX_MESSAGES else ""
-    return f"{refused} of {total} {what} refused: {shown}{more}"
+        _merge(intake, part)
+        accepted.append(row)
+        size += one.ByteSize()
+    tally.accepted += len(accepted)
+    if accepted:
+        take(intake, size, accepted)

@@ -69,7 +69,7 @@ class OtlpEndpoint:
         self._server = await otlp_server.start(self.service, self.listen, interceptors=(self.tokens,))
 
     async def stop(self) -> None:
-        await otlp_server.stop(self._server)
+        await otlp_server.stop(self._server, self.service)
         self._server = None
 
 

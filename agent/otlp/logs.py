@@ -17,6 +17,7 @@ redacted with every other app record (ferry.agent.otlp.accept). The fields (docs
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
@@ -36,6 +37,7 @@ NO_LEVEL = "UNSPECIFIED"
 class LogRow:
     record: payload_pb2.LogRecord
     where: str  # "log record 3" (its place in the request, from 0), for a refusal
+    field: str = "logs"  # its Records field
 
 
 def level(record: logs_pb2.LogRecord) -> str:
@@ -48,8 +50,9 @@ def _hex_id(raw: bytes) -> str:
     return raw.hex() if raw.strip(b"\0") else ""
 
 
-def map_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> list[LogRow]:
-    rows: list[LogRow] = []
+def map_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> Iterator[LogRow]:
+    """The request's log records, in order (lazily: validated and handed on a chunk at a time)."""
+    i = 0
     for resource_logs in request.resource_logs:
         resource_attrs = attributes(resource_logs.resource.attributes)
         service = resource_attrs.pop(SERVICE_LABEL, "")
@@ -69,5 +72,5 @@ def map_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> list[LogRow]
                     trace_id=_hex_id(record.trace_id),
                     span_id=_hex_id(record.span_id),
                 )
-                rows.append(LogRow(log, f"log record {len(rows)}"))
-    return rows
+                yield LogRow(log, f"log record {i}")
+                i += 1

@@ -26,11 +26,13 @@ resource's attributes with its own over them; the unit is the series' unit.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
+from ferry.agent.otlp.accept import Refusal
 from ferry.agent.otlp.names import attributes, metric_name
 from ferry.agent.scrape.histograms import Totals, delta
 from ferry.series import COUNTER, DELTA, GAUGE
@@ -48,26 +50,18 @@ HistogramKey = tuple[str, str, tuple[tuple[str, str], ...], tuple[float, ...]]  
 
 
 @dataclass
-class Refusal:
-    points: int  # data points refused
-    message: str
-
-
-@dataclass
 class Row:
-    """One data point as a Local record; `where` names it in a refusal ("metric 'x' data point 2")."""
+    """One data point as a Local record in its Records `field` ("metrics", "histograms"); `where`
+    names it in a refusal ("metric 'x' data point 2")."""
 
+    field: str
     record: local_pb2.MetricRecord | local_pb2.HistogramRecord
     where: str
     # a cumulative histogram's totals, kept as its series' previous point once the row is accepted
     totals: tuple[HistogramKey, int, Totals] | None = None
 
 
-@dataclass
-class MappedMetrics:
-    metrics: list[Row] = field(default_factory=list)
-    histograms: list[Row] = field(default_factory=list)
-    refused: list[Refusal] = field(default_factory=list)
+Item = Row | Refusal
 
 
 class CumulativeHistograms:
@@ -102,16 +96,16 @@ class CumulativeHistograms:
 
 def map_metrics(
     request: metrics_service_pb2.ExportMetricsServiceRequest, cumulative: CumulativeHistograms
-) -> MappedMetrics:
-    out = MappedMetrics()
+) -> Iterator[Item]:
+    """The request's data points as rows, and what is refused, in the request's order (lazily:
+    the caller validates and hands on a chunk before the next is mapped)."""
     # this request's cumulative histogram totals so far: a series twice in one request
     pending: dict[HistogramKey, tuple[int, Totals]] = {}
     for resource_metrics in request.resource_metrics:
         resource_labels = attributes(resource_metrics.resource.attributes)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
-                _metric(metric, resource_labels, cumulative, pending, out)
-    return out
+                yield from _metric(metric, resource_labels, cumulative, pending)
 
 
 def _metric(
@@ -119,12 +113,11 @@ def _metric(
     resource_labels: dict[str, str],
     cumulative: CumulativeHistograms,
     pending: dict[HistogramKey, tuple[int, Totals]],
-    out: MappedMetrics,
-) -> None:
+) -> Iterator[Item]:
     which = metric.WhichOneof("data")
     shown = repr(metric.name)
     if which == "gauge":
-        _numbers(metric, metric.gauge.data_points, GAUGE, resource_labels, out)
+        yield from _numbers(metric, metric.gauge.data_points, GAUGE, resource_labels)
     elif which == "sum":
         temporality = metric.sum.aggregation_temporality
         if temporality == CUMULATIVE:
@@ -132,41 +125,33 @@ def _metric(
         elif temporality == DELTA_TEMPORALITY:
             kind = DELTA
         else:
-            out.refused.append(
-                Refusal(
-                    len(metric.sum.data_points),
-                    f"metric {shown}: sum with aggregation temporality UNSPECIFIED "
-                    "(neither delta nor cumulative)",
-                )
+            yield Refusal(
+                len(metric.sum.data_points),
+                f"metric {shown}: sum with aggregation temporality UNSPECIFIED "
+                "(neither delta nor cumulative)",
             )
             return
-        _numbers(metric, metric.sum.data_points, kind, resource_labels, out)
+        yield from _numbers(metric, metric.sum.data_points, kind, resource_labels)
     elif which == "histogram":
         temporality = metric.histogram.aggregation_temporality
         if temporality not in (CUMULATIVE, DELTA_TEMPORALITY):
-            out.refused.append(
-                Refusal(
-                    len(metric.histogram.data_points),
-                    f"metric {shown}: histogram with aggregation temporality UNSPECIFIED "
-                    "(neither delta nor cumulative)",
-                )
+            yield Refusal(
+                len(metric.histogram.data_points),
+                f"metric {shown}: histogram with aggregation temporality UNSPECIFIED "
+                "(neither delta nor cumulative)",
             )
             return
-        _histograms(metric, temporality == CUMULATIVE, resource_labels, cumulative, pending, out)
+        yield from _histograms(metric, temporality == CUMULATIVE, resource_labels, cumulative, pending)
     elif which == "exponential_histogram":
-        out.refused.append(
-            Refusal(
-                len(metric.exponential_histogram.data_points),
-                f"metric {shown}: exponential histograms are not taken (Ferry stores explicit bucket "
-                f"bounds); {EXPLICIT_BUCKETS_HINT}",
-            )
+        yield Refusal(
+            len(metric.exponential_histogram.data_points),
+            f"metric {shown}: exponential histograms are not taken (Ferry stores explicit bucket "
+            f"bounds); {EXPLICIT_BUCKETS_HINT}",
         )
     elif which == "summary":
-        out.refused.append(
-            Refusal(
-                len(metric.summary.data_points),
-                f"metric {shown}: summaries are not taken (Ferry has no summary kind); export a histogram",
-            )
+        yield Refusal(
+            len(metric.summary.data_points),
+            f"metric {shown}: summaries are not taken (Ferry has no summary kind); export a histogram",
         )
     # a metric without data has no points to take or refuse
 
@@ -175,7 +160,9 @@ def _labels(resource_labels: dict[str, str], point) -> dict[str, str]:
     return {**resource_labels, **attributes(point.attributes)}
 
 
-def _numbers(metric: metrics_pb2.Metric, points, kind: int, resource_labels: dict[str, str], out) -> None:
+def _numbers(
+    metric: metrics_pb2.Metric, points, kind: int, resource_labels: dict[str, str]
+) -> Iterator[Item]:
     name = metric_name(metric.name)
     for j, point in enumerate(points):
         if point.flags & NO_RECORDED_VALUE:
@@ -183,7 +170,7 @@ def _numbers(metric: metrics_pb2.Metric, points, kind: int, resource_labels: dic
         which = point.WhichOneof("value")
         where = f"metric {metric.name!r} data point {j}"
         if which is None:
-            out.refused.append(Refusal(1, f"{where}: no value (neither as_double nor as_int)"))
+            yield Refusal(1, f"{where}: no value (neither as_double nor as_int)")
             continue
         record = local_pb2.MetricRecord(
             name=name,
@@ -193,7 +180,7 @@ def _numbers(metric: metrics_pb2.Metric, points, kind: int, resource_labels: dic
             time_unix_ms=point.time_unix_nano // 1_000_000,
             unit=metric.unit,
         )
-        out.metrics.append(Row(record, where))
+        yield Row("metrics", record, where)
 
 
 def _histograms(
@@ -202,15 +189,14 @@ def _histograms(
     resource_labels: dict[str, str],
     cumulative: CumulativeHistograms,
     pending: dict[HistogramKey, tuple[int, Totals]],
-    out: MappedMetrics,
-) -> None:
+) -> Iterator[Item]:
     name = metric_name(metric.name)
     for j, point in enumerate(metric.histogram.data_points):
         if point.flags & NO_RECORDED_VALUE:
             continue
         where = f"metric {metric.name!r} data point {j}"
         if not point.HasField("sum"):
-            out.refused.append(Refusal(1, f"{where}: histogram without a sum (Ferry's histograms carry one)"))
+            yield Refusal(1, f"{where}: histogram without a sum (Ferry's histograms carry one)")
             continue
         bounds = tuple(point.explicit_bounds)
         # no buckets at all: OTLP's way of sending only count and sum, i.e. one +Inf bucket
@@ -230,7 +216,7 @@ def _histograms(
             time_unix_ms=point.time_unix_nano // 1_000_000,
             unit=metric.unit,
         )
-        out.histograms.append(Row(record, where, kept))
+        yield Row("histograms", record, where, kept)
 
 
 def _growth(

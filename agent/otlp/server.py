@@ -1,26 +1,26 @@
-"""OTLP/gRPC `MetricsService/Export` and `LogsService/Export` on the agent's event loop.
+"""OTLP/gRPC `MetricsService/Export` and `LogsService/Export`, served on the agent's event loop.
 
-A request is mapped onto the Local service's records (ferry.agent.otlp.metrics, .logs), checked
-by the Local service's validator (ferry.agent.otlp.accept), and what passes goes to the pipeline
-thread through the same `submit` the Local service uses, so the same redaction and the apps'
-own frames apply. The answer is OTLP's partial success: `rejected_data_points` /
-`rejected_log_records` and an `error_message` naming each refused metric or record, the value
-and the limit. A request that is not an OTLP message answers INVALID_ARGUMENT (ferry.rpc), one
-over MAX_MESSAGE_BYTES RESOURCE_EXHAUSTED (gRPC), and while more than `max_pending` records or
-`max_pending_bytes` of requests wait for the pipeline thread, UNAVAILABLE, which the SDKs'
-exporters retry with backoff. Other clients are not affected either way.
+A request is mapped onto the Local service's records (ferry.agent.otlp.metrics, .logs) and
+checked by the Local service's validator (ferry.agent.otlp.accept) on the receiver's own thread,
+and what passes goes to the pipeline thread, from the event loop, through the same `submit` the
+Local service uses, so the same redaction and the apps' own frames apply. The answer is OTLP's
+partial success: `rejected_data_points` / `rejected_log_records` and an `error_message` naming
+each refused metric or record, the value and the limit. A request that is not an OTLP message
+answers INVALID_ARGUMENT (ferry.rpc), one over MAX_MESSAGE_BYTES RESOURCE_EXHAUSTED (gRPC), and
+while more than `max_pending` records or `max_pending_bytes` of requests wait for the pipeline
+thread, UNAVAILABLE, which the SDKs' exporters retry with backoff. Other clients are not
+affected either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import grpc
-from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 
@@ -29,12 +29,13 @@ from ferry.agent import selfmetrics as m
 from ferry.agent.intake import Intake
 from ferry.agent.local.records import KnownSeries
 from ferry.agent.local.server import MAX_MESSAGE_BYTES
-from ferry.agent.otlp.accept import Checked, check, error_message
+from ferry.agent.otlp.accept import Rules, check
 from ferry.agent.otlp.logs import map_logs
-from ferry.agent.otlp.metrics import CumulativeHistograms, map_metrics
+from ferry.agent.otlp.metrics import CumulativeHistograms, Row, map_metrics
 from ferry.limits import Limits, RecordLimits, on_arrival, records_on_arrival
 
 log = logging.getLogger("ferry.agent.otlp")
+HandOver = Callable[[Intake, int], None]  # one checked chunk and the bytes of its records
 
 
 class OtlpService:
@@ -53,13 +54,17 @@ class OtlpService:
         self.pending = pending
         self.max_pending = max_pending
         self.max_pending_bytes = max_pending_bytes
-        self.limits = on_arrival(limits or Limits())
-        self.record_limits = records_on_arrival(RecordLimits())
-        self.known = KnownSeries()
+        # the Local service's rules: the collector's, the time window narrowed by the delivery margin
+        self.rules = Rules(on_arrival(limits or Limits()), records_on_arrival(RecordLimits()), KnownSeries())
         self.cumulative = CumulativeHistograms()
         self._submitted_bytes = 0  # event loop
         self._taken_bytes = 0  # pipeline thread (or the event loop, for a job already done)
         self._taken_lock = threading.Lock()
+        # Mapping and checking cost ~20 us a point, and a 4 MiB request may hold 200,000 small
+        # ones: they run here, one request at a time (the series cache and the cumulative
+        # histograms are this thread's alone), so the event loop (the sender, the Local service)
+        # keeps its turns while a big export is read.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="otlp")
 
     async def refuse_if_busy(self, signal: str, context: grpc.aio.ServicerContext) -> None:
         waiting, waiting_bytes = self.pending(), self._submitted_bytes - self._taken_bytes
@@ -71,12 +76,12 @@ class OtlpService:
                 f"({self.max_pending_bytes} bytes); retry later",
             )
 
-    def hand_over(self, intake: Intake, request: Message) -> None:
+    def _hand_over(self, intake: Intake, size: int) -> None:
+        """One chunk's Intake to the pipeline thread; `size`: the bytes of its Local records."""
         if not len(intake):
             return
         taken = self.submit(intake)
         if taken is not None:  # the agent's Future: done when the pipeline thread took it
-            size = request.ByteSize()
             self._submitted_bytes += size
             taken.add_done_callback(lambda _: self._took(size))
 
@@ -84,27 +89,43 @@ class OtlpService:
         with self._taken_lock:
             self._taken_bytes += size
 
-    def metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> tuple[Checked, int, str]:
-        """(what passed, data points refused, the error message) for one request."""
-        mapped = map_metrics(request, self.cumulative)
-        out = Checked()
-        now_ns = time.time_ns()
-        for name in ("metrics", "histograms"):
-            check(name, getattr(mapped, name), now_ns, self.limits, self.record_limits, self.known, out)
-        for row in out.accepted:
-            if getattr(row, "totals", None) is not None:
-                self.cumulative.keep(*row.totals)
-        messages = [r.message for r in mapped.refused] + out.messages
-        refused = sum(r.points for r in mapped.refused) + len(out.messages)
-        return out, refused, error_message(refused, refused + len(out.accepted), "data points", messages)
+    def metrics(
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, hand_over: HandOver | None = None
+    ) -> tuple[int, int, str]:
+        """Take what passes of one request: (data points accepted, refused, the error message).
+        Each chunk that passes goes to `hand_over` (default: to `submit`, from this thread)."""
+        hand_over = hand_over or self._hand_over
 
-    def logs(self, request: logs_service_pb2.ExportLogsServiceRequest) -> tuple[Checked, int, str]:
-        """(what passed, log records refused, the error message) for one request."""
-        rows = map_logs(request)
-        out = Checked()
-        check("logs", rows, time.time_ns(), self.limits, self.record_limits, self.known, out)
-        refused = len(out.messages)
-        return out, refused, error_message(refused, len(rows), "log records", out.messages)
+        def take(intake: Intake, size: int, rows: list[Row]) -> None:
+            for row in rows:
+                if row.totals is not None:  # an accepted cumulative point: its series' previous one now
+                    self.cumulative.keep(*row.totals)
+            hand_over(intake, size)
+
+        tally = check(map_metrics(request, self.cumulative), self.rules, take)
+        return tally.accepted, tally.refused, tally.error_message("data points")
+
+    def logs(
+        self, request: logs_service_pb2.ExportLogsServiceRequest, hand_over: HandOver | None = None
+    ) -> tuple[int, int, str]:
+        """Take what passes of one request: (log records accepted, refused, the error message)."""
+        hand_over = hand_over or self._hand_over
+        tally = check(map_logs(request), self.rules, lambda intake, size, _rows: hand_over(intake, size))
+        return tally.accepted, tally.refused, tally.error_message("log records")
+
+    async def off_the_loop(self, work: Callable, request) -> tuple[int, int, str]:
+        """`work` (metrics or logs) on the receiver's own thread, its hand-overs back on the event
+        loop, where `submit` must be called (the agent counts what it was handed there)."""
+        loop = asyncio.get_running_loop()
+
+        def hand_over(intake: Intake, size: int) -> None:
+            loop.call_soon_threadsafe(self._hand_over, intake, size)
+
+        return await loop.run_in_executor(self._worker, work, request, hand_over)
+
+    def close(self) -> None:
+        """Wait for the request being mapped, if any; its hand-overs are queued on the loop."""
+        self._worker.shutdown(wait=True)
 
 
 class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
@@ -113,9 +134,8 @@ class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
 
     async def Export(self, request, context) -> metrics_service_pb2.ExportMetricsServiceResponse:
         await self.service.refuse_if_busy("metrics", context)
-        out, refused, message = self.service.metrics(request)
-        self.service.hand_over(out.intake, request)
-        m.OTLP_ACCEPTED.labels("metrics").inc(len(out.accepted))
+        accepted, refused, message = await self.service.off_the_loop(self.service.metrics, request)
+        m.OTLP_ACCEPTED.labels("metrics").inc(accepted)
         response = metrics_service_pb2.ExportMetricsServiceResponse()
         if refused:
             m.OTLP_REFUSED.labels("metrics").inc(refused)
@@ -130,9 +150,8 @@ class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
 
     async def Export(self, request, context) -> logs_service_pb2.ExportLogsServiceResponse:
         await self.service.refuse_if_busy("logs", context)
-        out, refused, message = self.service.logs(request)
-        self.service.hand_over(out.intake, request)
-        m.OTLP_ACCEPTED.labels("logs").inc(len(out.accepted))
+        accepted, refused, message = await self.service.off_the_loop(self.service.logs, request)
+        m.OTLP_ACCEPTED.labels("logs").inc(accepted)
         response = logs_service_pb2.ExportLogsServiceResponse()
         if refused:
             m.OTLP_REFUSED.labels("logs").inc(refused)
@@ -161,6 +180,8 @@ async def start(
     return server
 
 
-async def stop(server: grpc.aio.Server | None) -> None:
+async def stop(server: grpc.aio.Server | None, service: OtlpService) -> None:
     if server is not None:
         await server.stop(grace=1.0)
+    await asyncio.get_running_loop().run_in_executor(None, service.close)
+    await asyncio.sleep(0)  # the hand-overs its last request queued, before the agent's final cut

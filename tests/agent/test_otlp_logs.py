@@ -9,10 +9,11 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as ls
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 
+from ferry.agent.intake import Intake
 from ferry.agent.otlp.logs import level
 from ferry.agent.otlp.server import OtlpService
 from ferry.v1 import payload_pb2
-from tests.agent.test_otlp_metrics import kv
+from tests.agent.test_otlp_metrics import kv, receiver
 
 NOW_NS = time.time_ns()
 TRACE = bytes(range(16))
@@ -37,7 +38,14 @@ def body(text: str) -> common_pb2.AnyValue:
 
 @pytest.fixture
 def service() -> OtlpService:
-    return OtlpService(lambda intake: None, lambda: 0)
+    return receiver()
+
+
+def export(service: OtlpService, *records: logs_pb2.LogRecord) -> tuple[Intake, int, str]:
+    accepted, refused, message = service.logs(request(*records))
+    intake = service.submit.taken()
+    assert accepted == len(intake)
+    return intake, refused, message
 
 
 def test_every_field_is_kept(service):
@@ -50,9 +58,9 @@ def test_every_field_is_kept(service):
         trace_id=TRACE,
         span_id=SPAN,
     )
-    out, refused, message = service.logs(request(record))
+    intake, refused, message = export(service, record)
     assert (refused, message) == (0, "")
-    assert out.intake.logs == [
+    assert intake.logs == [
         payload_pb2.LogRecord(
             time_unix_ns=NOW_NS,
             level="WARNING",
@@ -76,9 +84,9 @@ def test_levels_times_bodies_and_absent_ids(service):
         logs_pb2.LogRecord(observed_time_unix_nano=NOW_NS, severity_number=10, body=structured),
         logs_pb2.LogRecord(time_unix_nano=NOW_NS, trace_id=bytes(16), span_id=b"", event_name="login"),
     ]
-    out, refused, _ = service.logs(request(*records))
+    intake, refused, _ = export(service, *records)
     assert refused == 0
-    first, second = out.intake.logs
+    first, second = intake.logs
     assert (first.time_unix_ns, first.level, first.message) == (NOW_NS, "INFO2", '{"order":7}')
     assert first.attributes["severity_number"] == "10"
     assert (second.level, second.trace_id, second.span_id) == ("UNSPECIFIED", "", "")
@@ -88,8 +96,8 @@ def test_levels_times_bodies_and_absent_ids(service):
 
 def test_a_log_without_a_time_is_stamped_on_receipt(service):
     before = time.time_ns()
-    out, _, _ = service.logs(request(logs_pb2.LogRecord(severity_text="info", body=body("x"))))
-    assert before <= out.intake.logs[0].time_unix_ns <= time.time_ns()
+    intake, _, _ = export(service, logs_pb2.LogRecord(severity_text="info", body=body("x")))
+    assert before <= intake.logs[0].time_unix_ns <= time.time_ns()
 
 
 def test_bad_records_are_refused_one_by_one_with_the_validators_messages(service):
@@ -103,8 +111,8 @@ def test_bad_records_are_refused_one_by_one_with_the_validators_messages(service
         logs_pb2.LogRecord(time_unix_nano=NOW_NS, severity_text="info", attributes=[kv("big", "v" * 5000)]),
         logs_pb2.LogRecord(time_unix_nano=NOW_NS, severity_text="info", body=body("also fine")),
     ]
-    out, refused, message = service.logs(request(*records))
-    assert [r.message for r in out.intake.logs] == ["fine", "also fine"]
+    intake, refused, message = export(service, *records)
+    assert [r.message for r in intake.logs] == ["fine", "also fine"]
     assert refused == 4
     assert message == (
         "4 of 6 log records refused: "

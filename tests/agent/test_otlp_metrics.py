@@ -15,9 +15,11 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as mp
 
+from ferry.agent.intake import Intake
 from ferry.agent.otlp.metrics import CumulativeHistograms
 from ferry.agent.otlp.names import label_key, metric_name, text
 from ferry.agent.otlp.server import OtlpService
+from ferry.limits import MAX_RECORDS
 from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, SeriesDef
 
 CUMULATIVE, DELTA_T = mp.AGGREGATION_TEMPORALITY_CUMULATIVE, mp.AGGREGATION_TEMPORALITY_DELTA
@@ -75,14 +77,39 @@ def histogram(name, *points, temporality=CUMULATIVE, unit="ms") -> mp.Metric:
     )
 
 
-def export(service: OtlpService, *metrics: mp.Metric, **kw):
-    out, refused, message = service.metrics(request(*metrics, **kw))
-    return out.intake, refused, message
+class Pipeline:
+    """Stands in for the agent's `submit`: keeps the Intakes the receiver hands over."""
+
+    def __init__(self):
+        self.intakes: list[Intake] = []
+
+    def __call__(self, intake: Intake) -> None:
+        self.intakes.append(intake)
+
+    def taken(self) -> Intake:
+        """Everything handed over since the last call, as one Intake."""
+        out = Intake()
+        for intake in self.intakes:
+            for name in out.__dataclass_fields__:
+                getattr(out, name).extend(getattr(intake, name))
+        self.intakes.clear()
+        return out
+
+
+def receiver() -> OtlpService:
+    return OtlpService(Pipeline(), lambda: 0)
+
+
+def export(service: OtlpService, *metrics: mp.Metric, **kw) -> tuple[Intake, int, str]:
+    accepted, refused, message = service.metrics(request(*metrics, **kw))
+    intake = service.submit.taken()
+    assert accepted == len(intake)
+    return intake, refused, message
 
 
 @pytest.fixture
 def service() -> OtlpService:
-    return OtlpService(lambda intake: None, lambda: 0)
+    return receiver()
 
 
 def test_each_kind_of_number_maps_to_its_ferry_kind(service):
@@ -289,3 +316,22 @@ def test_the_messages_past_the_first_ten_are_counted(service):
         "12 of 12 data points refused: metric 'g' data point 0: value nan is not finite; "
     )
     assert message.endswith("metric 'g' data point 9: value nan is not finite; and 2 more")
+
+
+def test_a_big_request_is_checked_and_handed_over_in_chunks_of_the_local_limit(service):
+    points = [number(float(i), (("i", str(i)),)) for i in range(25_000)]
+    points[12_345] = number(math.inf, (("i", "12345"),))
+    accepted, refused, message = service.metrics(
+        request(mp.Metric(name="g", gauge=mp.Gauge(data_points=points)))
+    )
+    assert (accepted, refused) == (24_999, 1)
+    assert message == "1 of 25000 data points refused: metric 'g' data point 12345: value inf is not finite"
+    sizes = [len(intake) for intake in service.submit.intakes]
+    assert sizes == [MAX_RECORDS, MAX_RECORDS - 1, 5_000]  # never more than one Local request's worth
+
+
+def test_a_cumulative_series_twice_in_one_request_counts_each_growth_once(service):
+    first, later = hist_point([1, 0], [1.0], 1.0), hist_point([3, 1], [1.0], 9.0)
+    intake, refused, _ = export(service, histogram("h", first, later))
+    assert refused == 0
+    assert [(total, counts) for _, _, total, counts in intake.histograms] == [(1.0, (1, 0)), (8.0, (2, 1))]
