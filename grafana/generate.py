@@ -1,4 +1,4 @@
-"""Write Ferry's Grafana files from their declarations (grafana.dashboards):
+"""Write Ferry's Grafana files from their declarations (grafana.dashboards, grafana.records):
 
 - grafana/dashboards/<uid>.json, one per dashboard;
 - grafana/provisioning/datasources/ferry.yaml, the ClickHouse data source the panels name (uid
@@ -77,12 +77,13 @@ def docs_page() -> str:
     lines = [
         "# Grafana dashboards",
         "",
-        "Generated from `grafana/dashboards.py` by `make dashboards`; a test fails when this page",
-        "is stale. How to point Grafana at the store: [README](../README.md#grafana). Every",
-        "panel's SQL is built from the metric catalogue ([METRICS.md](METRICS.md)) and the",
-        "table declarations ([storage.md](storage.md)): gauges are averaged per interval (from",
-        "`samples_1m` when the interval is whole minutes), counters are rates per second as",
-        "`ferry query --agg rate` computes them, from the raw `samples`.",
+        "Generated from `grafana/dashboards.py` and `grafana/records.py` by `make dashboards`;",
+        "a test fails when this page is stale. How to point Grafana at the store:",
+        "[README](../README.md#grafana). Every panel's SQL is built from the metric catalogue",
+        "([METRICS.md](METRICS.md)) and the table declarations ([storage.md](storage.md)): gauges",
+        "are averaged per interval (from `samples_1m` when the interval is whole minutes), counters",
+        "are rates per second as `ferry query --agg rate` computes them, from the raw `samples`",
+        "(so, as that query, they reach back `raw_ttl_days`).",
         "`tests/integration/test_grafana_panels.py` expands each panel's SQL as the ClickHouse",
         "plugin does and runs it against a store a real agent filled.",
     ]
