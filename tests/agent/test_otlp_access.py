@@ -90,3 +90,35 @@ def test_the_local_token_guards_otlp_too_and_its_reload_applies_to_both(tmp_path
     finally:
         agent.pipeline.shutdown()
         agent.spool.close()
+
+
+def test_while_the_pipeline_is_behind_exports_are_answered_unavailable(tmp_path):
+    from ferry.agent.otlp import server as otlp_server
+    from ferry.agent.otlp.server import OtlpService
+
+    waiting = [0]
+    taken: list[int] = []
+    service = OtlpService(lambda intake: taken.append(len(intake)), lambda: waiting[0], max_pending=100)
+    listen = f"127.0.0.1:{free_port()}"
+    good = request(logs_pb2.LogRecord(time_unix_nano=NOW_NS, severity_text="info", body=body("hello")))
+
+    async def run() -> None:
+        server = await otlp_server.start(service, listen)
+        try:
+            async with transport.aio_channel(listen) as channel:
+                stub = logs_service_pb2_grpc.LogsServiceStub(channel)
+                waiting[0] = 101
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.Export(good, timeout=5)
+                assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+                assert err.value.details() == (
+                    "the agent has 101 records (0 bytes) waiting > 100 (16777216 bytes); retry later"
+                )
+                assert taken == []
+                waiting[0] = 100
+                await stub.Export(good, timeout=5)
+                assert taken == [1]
+        finally:
+            await otlp_server.stop(server, service)
+
+    asyncio.run(run())
