@@ -9,7 +9,7 @@ grafana.generate renders DASHBOARDS.
 from __future__ import annotations
 
 from ferry.agent import catalogue as cat
-from grafana.model import Dashboard, Panel, rate_unit, unit
+from grafana.model import Dashboard, Panel, rate_unit, stat, unit
 from grafana.records import ALERTS, EVENTS_LOGS
 from grafana.sql import (
     ANY_HOST,
@@ -65,45 +65,41 @@ HOST_OVERVIEW = Dashboard(
     "One host: CPU, memory, load, disks, network and filesystems, from the agent's host collectors.",
     (DATABASE, HOST),
     (
-        Panel(
+        stat(
             "Uptime",
-            "stat",
             latest_stat(cat.UPTIME, ONE_HOST),
-            unit=unit(cat.UPTIME),
-            description=cat.UPTIME.description,
-            reads=(cat.UPTIME.name,),
-            width=6,
+            unit(cat.UPTIME),
+            cat.UPTIME.description,
+            (cat.UPTIME.name,),
+            6,
         ),
-        Panel(
+        stat(
             "CPU busy",
-            "stat",
             "SELECT avg(value) AS value FROM ("
             + gauge([cat.CPU_UTILIZATION], (), ONE_HOST, where=_IDLE, value=_BUSY)
             + ")",
-            unit="percentunit",
-            description="1 - the idle share of every CPU, averaged over the range's intervals.",
-            reads=(cat.CPU_UTILIZATION.name,),
-            width=6,
+            "percentunit",
+            "1 - the idle share of every CPU, averaged over the range's intervals.",
+            (cat.CPU_UTILIZATION.name,),
+            6,
         ),
-        Panel(
+        stat(
             "Memory in use",
-            "stat",
             latest_stat(
                 cat.MEMORY_USAGE, ONE_HOST, "sum", series_label_is(cat.MEMORY_USAGE, "state", "used")
             ),
-            unit=unit(cat.MEMORY_USAGE),
-            description="The latest `system.memory.usage` of state `used`.",
-            reads=(cat.MEMORY_USAGE.name,),
-            width=6,
+            unit(cat.MEMORY_USAGE),
+            "The latest `system.memory.usage` of state `used`.",
+            (cat.MEMORY_USAGE.name,),
+            6,
         ),
-        Panel(
+        stat(
             "Processes",
-            "stat",
             latest_stat(cat.PROCESSES_COUNT, ONE_HOST, agg="sum"),
-            unit="short",
-            description="Every process by the latest `system.processes.count`, all states added.",
-            reads=(cat.PROCESSES_COUNT.name,),
-            width=6,
+            "short",
+            "Every process by the latest `system.processes.count`, all states added.",
+            (cat.PROCESSES_COUNT.name,),
+            6,
         ),
         _gauge(
             [cat.CPU_UTILIZATION],
@@ -206,34 +202,31 @@ FLEET = Dashboard(
     "Every host side by side, and the agents that send: version, address, lag.",
     (DATABASE, HOSTS),
     (
-        Panel(
+        stat(
             "Agents",
-            "stat",
             f"SELECT count() AS value FROM ({_agents_sql()})",
-            unit="short",
-            description="Agents that ever sent a frame (on the hosts selected).",
-            reads=(_AGENTS,),
-            width=8,
+            "short",
+            "Agents that ever sent a frame (on the hosts selected).",
+            (_AGENTS,),
+            8,
         ),
-        Panel(
+        stat(
             "Agents lagging over 60 s",
-            "stat",
             f"SELECT countIf(lag > 60) AS value FROM ({_agents_sql()})",
-            unit="short",
-            description="Agents not seen for a minute: a connected agent is recorded at least "
+            "short",
+            "Agents not seen for a minute: a connected agent is recorded at least "
             "every 10 s, so its lag stays under ~10 s plus its batch age.",
-            reads=(_AGENTS,),
-            width=8,
+            (_AGENTS,),
+            8,
         ),
-        Panel(
+        stat(
             "Hosts",
-            "stat",
             f"SELECT uniqExact({col('series', 'host')}) AS value FROM {table('series')} "
             f"WHERE {col('series', 'name')} = '{cat.CPU_UTILIZATION.name}' AND {ANY_HOST}",
-            unit="short",
-            description="Hosts whose agent reports CPU.",
-            reads=("series",),
-            width=8,
+            "short",
+            "Hosts whose agent reports CPU.",
+            ("series",),
+            8,
         ),
         _gauge(
             [cat.CPU_UTILIZATION],

@@ -93,6 +93,11 @@ class Panel:
         }
 
 
+def stat(title: str, sql: str, unit: str, description: str, reads: tuple[str, ...], width: int) -> Panel:
+    """A stat panel: `sql` answers one number."""
+    return Panel(title, "stat", sql, unit=unit, description=description, reads=reads, width=width)
+
+
 @dataclass(frozen=True)
 class Variable:
     """A dashboard variable: `query` (values from SQL), or `constant` (hidden, `value`)."""

@@ -5,7 +5,7 @@ Their SQL names the columns of `ferry.collector.storage.tables` (`col` refuses o
 
 from __future__ import annotations
 
-from grafana.model import Dashboard, Panel
+from grafana.model import Dashboard, Panel, stat
 from grafana.sql import ANY_HOST, col, table
 from grafana.variables import DATABASE, HOSTS
 
@@ -117,23 +117,21 @@ ALERTS = Dashboard(
     "The collector's alert instances (`--rules`): what fires now and every state change.",
     (DATABASE,),
     (
-        Panel(
+        stat(
             "Firing",
-            "stat",
             f"SELECT countIf(state = 'firing') AS value FROM ({_alerts_now()})",
-            unit="short",
-            description="Alert instances firing now.",
-            reads=("alerts",),
-            width=12,
+            "short",
+            "Alert instances firing now.",
+            ("alerts",),
+            12,
         ),
-        Panel(
+        stat(
             "Pending",
-            "stat",
             f"SELECT countIf(state = 'pending') AS value FROM ({_alerts_now()})",
-            unit="short",
-            description="Alert instances whose condition holds, waiting for their `for`.",
-            reads=("alerts",),
-            width=12,
+            "short",
+            "Alert instances whose condition holds, waiting for their `for`.",
+            ("alerts",),
+            12,
         ),
         Panel(
             "Alerts now",
