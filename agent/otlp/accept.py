@@ -8,7 +8,7 @@ when one is refused, each of its rows goes to `convert` alone, and the refused o
 with the validator's message, renamed from "metric record 0" to the row's place in the OTLP
 request. Rows are taken from the mapping's iterator one chunk at a time and each chunk's Intake
 is handed on (`take`) before the next is mapped, so a 4 MiB request of small points never holds
-more than 10,000 rows in Python objects. Called by ferry.agent.otlp.server on the event loop.
+more than 10,000 rows in Python objects. Called by ferry.agent.otlp.server on its own thread.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """An OTLP `ExportMetricsServiceRequest` → Local metric and histogram records, and what is refused.
 
-Called by the OTLP receiver (ferry.agent.otlp.server) on the event loop. The records are the
+Called by the OTLP receiver (ferry.agent.otlp.server) on its own thread. The records are the
 rows apps send to `ferry.v1.Local` (local.proto), so that they are validated, limited and
 redacted by the same code (ferry.agent.otlp.accept feeds them to ferry.agent.local.records).
 
@@ -67,7 +67,7 @@ Item = Row | Refusal
 class CumulativeHistograms:
     """Each cumulative histogram series' last accepted totals and start time, least recently seen
     forgotten first past `max_series` or `max_bytes` (a forgotten series' next point counts whole,
-    as a first point does). Event loop only."""
+    as a first point does). The receiver's own thread only (ferry.agent.otlp.server)."""
 
     def __init__(self, max_series: int = 20_000, max_bytes: int = 16 * 1024 * 1024):
         self.max_series = max_series
