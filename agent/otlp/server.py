@@ -133,14 +133,8 @@ class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
         self.service = service
 
     async def Export(self, request, context) -> metrics_service_pb2.ExportMetricsServiceResponse:
-        await self.service.refuse_if_busy("metrics", context)
-        accepted, refused, message = await self.service.off_the_loop(self.service.metrics, request)
-        m.OTLP_ACCEPTED.labels("metrics").inc(accepted)
         response = metrics_service_pb2.ExportMetricsServiceResponse()
-        if refused:
-            m.OTLP_REFUSED.labels("metrics").inc(refused)
-            response.partial_success.rejected_data_points = refused
-            response.partial_success.error_message = message
+        await answer(self.service, "metrics", request, context, response, "rejected_data_points")
         return response
 
 
@@ -149,15 +143,22 @@ class LogsReceiver(logs_service_pb2_grpc.LogsServiceServicer):
         self.service = service
 
     async def Export(self, request, context) -> logs_service_pb2.ExportLogsServiceResponse:
-        await self.service.refuse_if_busy("logs", context)
-        accepted, refused, message = await self.service.off_the_loop(self.service.logs, request)
-        m.OTLP_ACCEPTED.labels("logs").inc(accepted)
         response = logs_service_pb2.ExportLogsServiceResponse()
-        if refused:
-            m.OTLP_REFUSED.labels("logs").inc(refused)
-            response.partial_success.rejected_log_records = refused
-            response.partial_success.error_message = message
+        await answer(self.service, "logs", request, context, response, "rejected_log_records")
         return response
+
+
+async def answer(service: OtlpService, signal: str, request, context, response, rejected: str) -> None:
+    """Either Export: take what passes of `request` ("metrics" or "logs": the `signal`) and fill
+    `response`'s partial success (its `rejected` count and the message) when something was not."""
+    await service.refuse_if_busy(signal, context)
+    work = service.metrics if signal == "metrics" else service.logs
+    accepted, refused, message = await service.off_the_loop(work, request)
+    m.OTLP_ACCEPTED.labels(signal).inc(accepted)
+    if refused:
+        m.OTLP_REFUSED.labels(signal).inc(refused)
+        setattr(response.partial_success, rejected, refused)
+        response.partial_success.error_message = message
 
 
 async def start(
