@@ -18,7 +18,7 @@ from tests.integration.procs import ferry_cli, wait_for
 
 
 def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
-    addr = f"127.0.0.1:{free_port()}"
+    addr, otlp = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     log = (tmp_path / "devrun.log").open("wb")
     proc = subprocess.Popen(
         [
@@ -37,6 +37,8 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
             f"127.0.0.1:{free_port()}",
             "--agent-local",
             f"127.0.0.1:{free_port()}",
+            "--agent-otlp",  # make run's default is 4317: never bound by a test (xdist workers, make run)
+            otlp,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -48,6 +50,7 @@ def test_devrun_shows_data_and_stops_on_ctrl_c(tmp_path):
         )
         text = (tmp_path / "devrun.log").read_text()
         assert "ferry query system.memory.usage --since 1m --format json" in text
+        assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://{otlp}" in text
         # the secure path: the CLI's CA, certificate and token come from the printed variables
         export = next(line.strip() for line in text.splitlines() if line.strip().startswith("export "))
         env = dict(item.split("=", 1) for item in export.removeprefix("export ").split())
