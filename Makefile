@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 RUN_DIR := .ferry
 COLLECTOR_ADDR ?= 127.0.0.1:4770
 
-.PHONY: install proto test test-fast lint run bench docs dashboards clean
+.PHONY: install proto test test-fast lint run bench docs dashboards clean deb
 
 install: $(STAMP)
 
@@ -57,3 +57,8 @@ docs: $(STAMP)
 # catalogue and the table declarations (grafana/generate.py); tests/grafana fails when one is stale
 dashboards: $(STAMP)
 	$(PY) -m grafana.generate
+
+# dist/ferry-agent_VERSION_ARCH.deb and dist/ferry-collector_…: each a venv of Debian 12's
+# /usr/bin/python3 under /opt/ferry (packaging/deb/packages.toml declares them; docs/packaging.md)
+deb: $(STAMP)
+	$(PY) packaging/deb/build.py --out dist

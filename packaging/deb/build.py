@@ -32,24 +32,33 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Debian 12's: the venv's interpreter on the
 MAINTAINER = "Ferry developers <ferry@ferry.invalid>"
 # the venv is tied to the interpreter's minor version (its site-packages path, compiled wheels)
 PYTHON_DEPENDS = "python3 (>= 3.11~), python3 (<< 3.12~)"
-DEPENDS = f"{PYTHON_DEPENDS}, adduser, init-system-helpers (>= 1.54~)"  # + libc6, from the ELF files
+# procps: the units' ExecReload is /bin/kill, which a minimal Debian 12 lacks (the systemd test's
+# first reload failed with status=203/EXEC there). libc6 is added from the ELF files.
+DEPENDS = f"{PYTHON_DEPENDS}, adduser, init-system-helpers (>= 1.54~), procps"
 # Lintian tags this layout raises on purpose, each with the reason (see docs/packaging.md)
 
 
-# The lintian errors this layout raises on purpose, overridden in the package with the reason
-# (tests/packaging/test_deb.py checks that these, and only these, are what lintian reports
-# without the overrides). Its warnings are listed in docs/packaging.md.
+# The lintian errors both packages raise on purpose, overridden in each with the reason (a
+# package adds its own in packages.toml); tests/packaging/test_deb.py checks that these, and only
+# these, are what lintian reports without the overrides. Its warnings: docs/packaging.md.
 OVERRIDES = {
     "dir-or-file-in-opt [opt/ferry/*]": "the venv lives under /opt/ferry, as a vendor package "
     "outside the Debian archive may (FHS 3.13); /usr is for packages built by Debian's tools",
     "embedded-library zlib [opt/ferry/*/site-packages/grpc/_cython/cygrpc.cpython-*.so]": "grpcio's "
     "manylinux wheel links zlib statically; relinking it against Debian's is a grpcio build",
+    # dh_strip's job, tried: `strip` rewrote the layout patchelf (auditwheel) gave numpy's
+    # OpenBLAS, and the collector failed at start with "ELF load command address/offset not
+    # page-aligned". The wheels' libraries are shipped byte for byte as their authors built them.
+    "unstripped-binary-or-object [opt/ferry/*]": "the wheels' libraries are shipped as built: "
+    "strip corrupted the ones auditwheel had patched (numpy's OpenBLAS failed to load)",
 }
-# dpkg-deb's compressor and level: lintian (Debian 12) reads gzip and xz members, not zstd
-COMPRESS = ("xz", "6")
 
 
 SCRIPTS = ("postinst", "prerm", "postrm")  # packaging/deb/scripts/, templates of maintainer scripts
+
+
+def overrides_of(spec: dict) -> dict[str, str]:
+    return OVERRIDES | spec.get("lintian_overrides", {})
 
 
 def declared() -> dict[str, dict]:
@@ -138,12 +147,19 @@ def _is_elf(path: Path) -> bool:
         return f.read(4) == b"\x7fELF"
 
 
-def strip(elves: list[Path]) -> None:
-    """Symbol tables and debug sections out of the wheels' extension modules (some ship them):
-    what a Debian build's dh_strip does; the dynamic symbols a module is loaded by stay."""
+def drop_foreign_runpaths(elves: list[Path]) -> None:
+    """A RUNPATH naming a folder outside the venv (chdb's names its CI runner's build tree) finds
+    nothing here, and would load whatever someone later puts there: keep only $ORIGIN entries."""
     for path in elves:
-        if "not stripped" in _run(["file", "-b", str(path)]):
-            _run(["strip", "--strip-unneeded", "--remove-section=.comment", str(path)])
+        dynamic = _run(["readelf", "-d", str(path)], check=False)
+        found = re.search(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", dynamic)
+        if not found:
+            continue
+        entries = found.group(1).split(":")
+        kept = [e for e in entries if e.startswith("$ORIGIN")]
+        if kept != entries:
+            _run(["patchelf", "--set-rpath", ":".join(kept), str(path)] if kept else
+                 ["patchelf", "--remove-rpath", str(path)])  # fmt: skip
 
 
 def libc_depends(elves: list[Path]) -> str:
@@ -158,12 +174,15 @@ def libc_depends(elves: list[Path]) -> str:
 def distributions(target: Path) -> list[dict[str, str]]:
     """Name, version and licence of every distribution in the venv (for the copyright file)."""
     code = (
-        "import importlib.metadata as m, json, sys;"
-        "print(json.dumps(sorted(({'name': d.metadata['Name'], 'version': d.version,"
-        "'license': d.metadata.get('License-Expression') or (d.metadata.get('License') or '')"
-        ".split('\\n')[0][:60] or ', '.join(c.split(' :: ')[-1] for c in d.metadata.get_all('Classifier') or []"
-        " if c.startswith('License ::')) or 'see its metadata'} for d in m.distributions()),"
-        " key=lambda d: d['name'].lower())))"
+        "import importlib.metadata as m, json\n"
+        "def lic(d):\n"
+        "    text = d.metadata.get('License-Expression') or (d.metadata.get('License') or '')\n"
+        "    classes = [c.split(' :: ')[-1] for c in d.metadata.get_all('Classifier') or []\n"
+        "               if c.startswith('License ::')]\n"
+        "    return text.split('\\n')[0][:60] or ', '.join(classes) or 'see its metadata'\n"
+        "rows = [{'name': d.metadata['Name'], 'version': d.version, 'license': lic(d)}\n"
+        "        for d in m.distributions()]\n"
+        "print(json.dumps(sorted(rows, key=lambda r: r['name'].lower())))\n"
     )
     return json.loads(_run([str(target / "bin" / "python"), "-I", "-c", code]))
 
@@ -232,7 +251,7 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
         raise SystemExit(f"{pkg}: its venv must not carry {leaked}")
     _drop_scripts(target, keep=spec["scripts"])
     elves = elf_files(target)
-    strip(elves)
+    drop_foreign_runpaths(elves)
     usr_bin = stage / "usr" / "bin"
     usr_bin.mkdir(parents=True)
     for script in spec["scripts"]:
@@ -245,7 +264,7 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
     (doc / "changelog.Debian.gz").write_bytes(changelog(pkg, version()))
     overrides = stage / "usr/share/lintian/overrides" / pkg
     overrides.parent.mkdir(parents=True)
-    overrides.write_text("".join(f"# {why}\n{pkg}: {tag}\n" for tag, why in OVERRIDES.items()))
+    overrides.write_text("".join(f"# {why}\n{pkg}: {tag}\n" for tag, why in overrides_of(spec).items()))
     meta = stage / "DEBIAN"
     meta.mkdir()
     for name in SCRIPTS:
@@ -267,7 +286,8 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
         )
     )
     deb = out / f"{pkg}_{version()}_{architecture()}.deb"
-    _run(["dpkg-deb", "--root-owner-group", f"-Z{COMPRESS[0]}", f"-z{COMPRESS[1]}", "--build", str(stage), str(deb)])
+    kind, level = spec["compress"].split(":")
+    _run(["dpkg-deb", "--root-owner-group", f"-Z{kind}", f"-z{level}", "--build", str(stage), str(deb)])
     return deb
 
 
