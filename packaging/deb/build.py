@@ -46,11 +46,6 @@ OVERRIDES = {
     "outside the Debian archive may (FHS 3.13); /usr is for packages built by Debian's tools",
     "embedded-library zlib [opt/ferry/*/site-packages/grpc/_cython/cygrpc.cpython-*.so]": "grpcio's "
     "manylinux wheel links zlib statically; relinking it against Debian's is a grpcio build",
-    # dh_strip's job, tried: `strip` rewrote the layout patchelf (auditwheel) gave numpy's
-    # OpenBLAS, and the collector failed at start with "ELF load command address/offset not
-    # page-aligned". The wheels' libraries are shipped byte for byte as their authors built them.
-    "unstripped-binary-or-object [opt/ferry/*]": "the wheels' libraries are shipped as built: "
-    "strip corrupted the ones auditwheel had patched (numpy's OpenBLAS failed to load)",
 }
 
 
@@ -147,15 +142,37 @@ def _is_elf(path: Path) -> bool:
         return f.read(4) == b"\x7fELF"
 
 
+def strip(elves: list[Path]) -> None:
+    """Symbol tables and debug sections out of the wheels' own extension modules, as dh_strip
+    does. Not those auditwheel patched (a RUNPATH, or a vendored copy in a *.libs folder):
+    `strip` rewrites the layout patchelf left, and numpy's OpenBLAS then failed to load with
+    "ELF load command address/offset not page-aligned"."""
+    for path in elves:
+        if any(part.endswith(".libs") for part in path.parts) or _runpath(path) is not None:
+            continue
+        if "not stripped" in _run(["file", "-b", str(path)]):
+            _run(["strip", "--strip-unneeded", "--remove-section=.comment", str(path)])
+
+
+def _runpath(path: Path) -> list[str] | None:
+    found = re.search(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", _run(["readelf", "-d", str(path)], check=False))
+    return found.group(1).split(":") if found else None
+
+
+def smoke(target: Path, modules: list[str]) -> None:
+    """The packaged venv imports its entry points with Debian's python3 (a broken library fails
+    the build, not the first start on a host)."""
+    code = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
+    _run([str(target / "bin" / "python"), "-I", "-B", "-c", code, *modules])  # -B: no __pycache__
+
+
 def drop_foreign_runpaths(elves: list[Path]) -> None:
     """A RUNPATH naming a folder outside the venv (chdb's names its CI runner's build tree) finds
     nothing here, and would load whatever someone later puts there: keep only $ORIGIN entries."""
     for path in elves:
-        dynamic = _run(["readelf", "-d", str(path)], check=False)
-        found = re.search(r"\((?:RUNPATH|RPATH)\).*\[(.*)\]", dynamic)
-        if not found:
+        entries = _runpath(path)
+        if entries is None:
             continue
-        entries = found.group(1).split(":")
         kept = [e for e in entries if e.startswith("$ORIGIN")]
         if kept != entries:
             _run(["patchelf", "--set-rpath", ":".join(kept), str(path)] if kept else
@@ -251,7 +268,9 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
         raise SystemExit(f"{pkg}: its venv must not carry {leaked}")
     _drop_scripts(target, keep=spec["scripts"])
     elves = elf_files(target)
+    strip(elves)
     drop_foreign_runpaths(elves)
+    smoke(target, spec["imports"])
     usr_bin = stage / "usr" / "bin"
     usr_bin.mkdir(parents=True)
     for script in spec["scripts"]:
