@@ -21,7 +21,7 @@ from typing import Any
 
 from ferry.agent.intake import Intake
 from ferry.agent.local.records import KnownSeries, RecordError, convert
-from ferry.limits import MAX_RECORDS, Limits, RecordLimits
+from ferry.limits import MAX_RECORDS, Limits, RecordLimits, ValidationError
 from ferry.v1 import local_pb2
 
 MAX_MESSAGES = 10  # refusals quoted in one error_message; the rest are counted
@@ -37,6 +37,23 @@ class Refusal:
 
     points: int  # data points or records refused
     message: str
+
+
+def resource_refusal(
+    index: int, labels: dict[str, str], points: int, what: str, check: Callable[[dict[str, str], str], None]
+) -> Refusal | None:
+    """One Refusal for the `points` (data points or log records) of the request's resource
+    `index` when its own `labels` already break a limit that `check` (the validator's, raising
+    ValidationError) applies to every row of it: checked once, instead of once per row after
+    the resource's labels were copied onto each (1,000 attributes x 2,000 points of a 72 KB
+    request made 2,000,000 labels)."""
+    if not points:
+        return None
+    try:
+        check(labels, f"resource {index} (its {points} {what})")
+    except ValidationError as exc:
+        return Refusal(points, str(exc))
+    return None
 
 
 @dataclass

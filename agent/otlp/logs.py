@@ -13,6 +13,9 @@ redacted with every other app record (ferry.agent.otlp.accept). The fields (docs
 - `attributes`: the resource's other attributes, then the record's (over them), keys mapped as
   labels are (ferry.agent.otlp.names), then `severity_number` and, when set, `event.name`.
 - `trace_id`, `span_id`: lowercase hex, '' when absent or all zero.
+
+A resource whose other attributes alone break the log attribute limits (count, keys) is refused
+whole, with one refusal, before they are copied onto any record.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.logs.v1 import logs_pb2
 
+from ferry.agent.otlp.accept import Refusal, resource_refusal
 from ferry.agent.otlp.names import SERVICE_LABEL, attributes, text
+from ferry.limits import RecordLimits, check_attributes
 from ferry.v1 import payload_pb2
 
 _PREFIX = "SEVERITY_NUMBER_"
@@ -50,12 +55,21 @@ def _hex_id(raw: bytes) -> str:
     return raw.hex() if raw.strip(b"\0") else ""
 
 
-def map_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> Iterator[LogRow]:
-    """The request's log records, in order (lazily: validated and handed on a chunk at a time)."""
+def map_logs(
+    request: logs_service_pb2.ExportLogsServiceRequest, limits: RecordLimits
+) -> Iterator[LogRow | Refusal]:
+    """The request's log records, in order (lazily: validated a chunk at a time), and what is
+    refused. `limits`: the validator's, by which a resource's attributes are checked once."""
     i = 0
-    for resource_logs in request.resource_logs:
+    for r, resource_logs in enumerate(request.resource_logs):
         resource_attrs = attributes(resource_logs.resource.attributes)
         service = resource_attrs.pop(SERVICE_LABEL, "")
+        records = sum(len(scope_logs.log_records) for scope_logs in resource_logs.scope_logs)
+        refusal = resource_refusal(r, resource_attrs, records, "log records", _check_resource(limits))
+        if refusal is not None:
+            yield refusal
+            i += records
+            continue
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 attrs = {**resource_attrs, **attributes(record.attributes)}
@@ -74,3 +88,9 @@ def map_logs(request: logs_service_pb2.ExportLogsServiceRequest) -> Iterator[Log
                 )
                 yield LogRow(log, f"log record {i}")
                 i += 1
+
+
+def _check_resource(limits: RecordLimits):
+    # a record's attributes hold every key of its resource's (its own only add or replace
+    # values): a count or a key the validator refuses is refused for every record
+    return lambda attrs, where: check_attributes(dict.fromkeys(attrs, ""), "attributes", limits, where)

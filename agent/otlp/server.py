@@ -3,7 +3,11 @@
 A request is mapped onto the Local service's records (ferry.agent.otlp.metrics, .logs) and
 checked by the Local service's validator (ferry.agent.otlp.accept) on the receiver's own thread,
 and what passes goes to the pipeline thread, from the event loop, through the same `submit` the
-Local service uses, so the same redaction and the apps' own frames apply. The answer is OTLP's
+Local service uses, so the same redaction and the apps' own frames apply. A request is handed
+over whole or not at all: its accepted chunks are kept until it is mapped, then handed over in
+one event-loop callback only if the RPC is still alive then (not cancelled by the client, by its
+deadline or by a shutdown whose grace ran out), since a client told that an export failed sends
+it again. Only then do the cumulative histograms' totals of the request count as kept. The answer is OTLP's
 partial success: `rejected_data_points` / `rejected_log_records` and an `error_message` naming
 each refused metric or record, the value and the limit. A request that is not an OTLP message
 answers INVALID_ARGUMENT (ferry.rpc), one over MAX_MESSAGE_BYTES RESOURCE_EXHAUSTED (gRPC), and
@@ -31,11 +35,13 @@ from ferry.agent.local.records import KnownSeries
 from ferry.agent.local.server import MAX_MESSAGE_BYTES
 from ferry.agent.otlp.accept import Rules, check
 from ferry.agent.otlp.logs import map_logs
-from ferry.agent.otlp.metrics import CumulativeHistograms, Row, map_metrics
+from ferry.agent.otlp.metrics import CumulativeHistograms, Row, map_metrics, to_growth
 from ferry.limits import Limits, RecordLimits, on_arrival, records_on_arrival
 
 log = logging.getLogger("ferry.agent.otlp")
-HandOver = Callable[[Intake, int], None]  # one checked chunk and the bytes of its records
+Chunks = list[tuple[Intake, int]]  # a request's checked chunks and the bytes of their records
+HandOver = Callable[[Chunks], bool]  # hands a whole request's chunks over; False: not at all
+HAND_OVER_WAIT_S = 30.0  # how long the worker waits for the event loop to take a request
 
 
 class OtlpService:
@@ -49,6 +55,7 @@ class OtlpService:
         max_pending: int = 1_000_000,
         max_pending_bytes: int = 16 * 1024 * 1024,
         limits: Limits | None = None,
+        cumulative: CumulativeHistograms | None = None,
     ):
         self.submit = submit
         self.pending = pending
@@ -56,7 +63,7 @@ class OtlpService:
         self.max_pending_bytes = max_pending_bytes
         # the Local service's rules: the collector's, the time window narrowed by the delivery margin
         self.rules = Rules(on_arrival(limits or Limits()), records_on_arrival(RecordLimits()), KnownSeries())
-        self.cumulative = CumulativeHistograms()
+        self.cumulative = CumulativeHistograms() if cumulative is None else cumulative
         self._submitted_bytes = 0  # event loop
         self._taken_bytes = 0  # pipeline thread (or the event loop, for a job already done)
         self._taken_lock = threading.Lock()
@@ -85,6 +92,11 @@ class OtlpService:
             self._submitted_bytes += size
             taken.add_done_callback(lambda _: self._took(size))
 
+    def _hand_over_all(self, chunks: Chunks) -> bool:
+        for intake, size in chunks:
+            self._hand_over(intake, size)
+        return True
+
     def _took(self, size: int) -> None:
         with self._taken_lock:
             self._taken_bytes += size
@@ -93,38 +105,79 @@ class OtlpService:
         self, request: metrics_service_pb2.ExportMetricsServiceRequest, hand_over: HandOver | None = None
     ) -> tuple[int, int, str]:
         """Take what passes of one request: (data points accepted, refused, the error message).
-        Each chunk that passes goes to `hand_over` (default: to `submit`, from this thread)."""
-        hand_over = hand_over or self._hand_over
+        The accepted chunks go to `hand_over` together at the end (default: to `submit`, from
+        this thread); the request's cumulative totals are kept only if it took them."""
+        chunks: Chunks = []
+        pending: dict = {}  # this request's cumulative histogram totals, by run
 
         def take(intake: Intake, size: int, rows: list[Row]) -> None:
-            for row in rows:
-                if row.totals is not None:  # an accepted cumulative point: its series' previous one now
-                    self.cumulative.keep(*row.totals)
-            hand_over(intake, size)
+            to_growth(intake, rows, self.cumulative, pending)
+            chunks.append((intake, size))
 
-        tally = check(map_metrics(request, self.cumulative), self.rules, take)
+        tally = check(map_metrics(request, self.rules.limits), self.rules, take)
+        if (hand_over or self._hand_over_all)(chunks):
+            for run, totals in pending.items():
+                self.cumulative.keep(run, totals)
         return tally.accepted, tally.refused, tally.error_message("data points")
 
     def logs(
         self, request: logs_service_pb2.ExportLogsServiceRequest, hand_over: HandOver | None = None
     ) -> tuple[int, int, str]:
         """Take what passes of one request: (log records accepted, refused, the error message)."""
-        hand_over = hand_over or self._hand_over
-        tally = check(map_logs(request), self.rules, lambda intake, size, _rows: hand_over(intake, size))
+        chunks: Chunks = []
+        tally = check(
+            map_logs(request, self.rules.record_limits),
+            self.rules,
+            lambda intake, size, _rows: chunks.append((intake, size)),
+        )
+        (hand_over or self._hand_over_all)(chunks)
         return tally.accepted, tally.refused, tally.error_message("log records")
 
-    async def off_the_loop(self, work: Callable, request) -> tuple[int, int, str]:
-        """`work` (metrics or logs) on the receiver's own thread, its hand-overs back on the event
-        loop, where `submit` must be called (the agent counts what it was handed there)."""
+    async def off_the_loop(
+        self, work: Callable, request, context: grpc.aio.ServicerContext
+    ) -> tuple[int, int, str]:
+        """`work` (metrics or logs) on the receiver's own thread, its hand-over back on the event
+        loop, where `submit` must be called (the agent counts what it was handed there), and
+        only while the RPC is alive."""
         loop = asyncio.get_running_loop()
+        rpc_task = asyncio.current_task()
 
-        def hand_over(intake: Intake, size: int) -> None:
-            loop.call_soon_threadsafe(self._hand_over, intake, size)
+        def alive() -> bool:
+            # grpc.aio does not mark the context done when the client cancels or its deadline
+            # passes: it cancels the RPC's task (checked on the event loop, where it happens)
+            remaining = context.time_remaining()
+            if rpc_task is None or rpc_task.done() or rpc_task.cancelling():
+                return False
+            return remaining is None or remaining > 0
+
+        def hand_over(chunks: Chunks) -> bool:
+            verdict: Future[bool] = Future()
+
+            def on_the_loop() -> None:
+                if not verdict.set_running_or_notify_cancel():
+                    return  # the worker gave up waiting: it answered "not handed over"
+                try:
+                    verdict.set_result(alive() and self._hand_over_all(chunks))
+                except BaseException as exc:
+                    verdict.set_exception(exc)
+                    raise
+
+            try:
+                loop.call_soon_threadsafe(on_the_loop)
+            except RuntimeError:  # the event loop is closed: nothing can be taken any more
+                return False
+            try:
+                return verdict.result(timeout=HAND_OVER_WAIT_S)
+            except TimeoutError:
+                if verdict.cancel():  # the callback has not started, and now never will
+                    return False
+                return verdict.result()
 
         return await loop.run_in_executor(self._worker, work, request, hand_over)
 
     def close(self) -> None:
-        """Wait for the request being mapped, if any; its hand-overs are queued on the loop."""
+        """Wait for the request being mapped, if any (its RPC was cancelled when the server's
+        grace ran out, so nothing of it is handed over)."""
         self._worker.shutdown(wait=True)
 
 
@@ -153,7 +206,7 @@ async def answer(service: OtlpService, signal: str, request, context, response, 
     `response`'s partial success (its `rejected` count and the message) when something was not."""
     await service.refuse_if_busy(signal, context)
     work = service.metrics if signal == "metrics" else service.logs
-    accepted, refused, message = await service.off_the_loop(work, request)
+    accepted, refused, message = await service.off_the_loop(work, request, context)
     m.OTLP_ACCEPTED.labels(signal).inc(accepted)
     if refused:
         m.OTLP_REFUSED.labels(signal).inc(refused)
@@ -185,4 +238,3 @@ async def stop(server: grpc.aio.Server | None, service: OtlpService) -> None:
     if server is not None:
         await server.stop(grace=1.0)
     await asyncio.get_running_loop().run_in_executor(None, service.close)
-    await asyncio.sleep(0)  # the hand-overs its last request queued, before the agent's final cut

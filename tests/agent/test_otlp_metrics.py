@@ -25,6 +25,9 @@ from ferry.series import COUNTER, DELTA, GAUGE, HISTOGRAM, SeriesDef
 CUMULATIVE, DELTA_T = mp.AGGREGATION_TEMPORALITY_CUMULATIVE, mp.AGGREGATION_TEMPORALITY_DELTA
 NOW_NS = time.time_ns()
 NOW_MS = NOW_NS // 1_000_000
+LISTENING_SINCE = NOW_NS - 3_600 * 10**9  # when the test receivers started, for cumulative runs
+STARTED = NOW_NS - 60 * 10**9  # the start time of a run that began while the receiver listened
+BEFORE = LISTENING_SINCE - 1  # ... and of one that began before: the app is older than the agent
 RESOURCE = (("service.name", "shop"), ("host.arch", "amd64"))
 LABELS = (("host.arch", "amd64"), ("service", "shop"))  # the resource's attributes as labels
 
@@ -59,7 +62,7 @@ def number(value, attrs=(), t=NOW_NS, **kw) -> mp.NumberDataPoint:
     )
 
 
-def hist_point(counts, bounds, total, start=1, t=NOW_NS, attrs=()) -> mp.HistogramDataPoint:
+def hist_point(counts, bounds, total, start=STARTED, t=NOW_NS, attrs=()) -> mp.HistogramDataPoint:
     return mp.HistogramDataPoint(
         attributes=[kv(k, v) for k, v in attrs],
         start_time_unix_nano=start,
@@ -96,8 +99,10 @@ class Pipeline:
         return out
 
 
-def receiver() -> OtlpService:
-    return OtlpService(Pipeline(), lambda: 0)
+def receiver(**kw) -> OtlpService:
+    return OtlpService(
+        Pipeline(), lambda: 0, cumulative=CumulativeHistograms(started_ns=LISTENING_SINCE, **kw)
+    )
 
 
 def export(service: OtlpService, *metrics: mp.Metric, **kw) -> tuple[Intake, int, str]:
@@ -178,28 +183,95 @@ def test_names_and_values_mapping():
     assert text(common_pb2.AnyValue()) == ""
 
 
-def test_cumulative_histograms_become_deltas_per_series_with_resets(service):
-    bounds = [1.0, 5.0]
+def cumulative_sender(service, name="rpc.duration", bounds=(1.0, 5.0)):
+    """send(counts, total, start, route) → the (counts, sum) stored for that cumulative point."""
 
-    def send(counts, total, start=1, route="/a"):
-        point = hist_point(counts, bounds, total, start=start, attrs=(("route", route),))
-        intake, refused, message = export(service, histogram("rpc.duration", point))
+    def send(counts, total, start=STARTED, route="/a"):
+        point = hist_point(counts, list(bounds), total, start=start, attrs=(("route", route),))
+        intake, refused, message = export(service, histogram(name, point))
         assert (refused, message) == (0, "")
         [(series, t, s, c)] = intake.histograms
-        assert series == SeriesDef(
-            "rpc.duration", HISTOGRAM, "ms", tuple(sorted((*LABELS, ("route", route)))), (1.0, 5.0)
-        )
+        assert series == SeriesDef(name, HISTOGRAM, "ms", tuple(sorted((*LABELS, ("route", route)))), bounds)
         assert t == NOW_MS
         return c, s
 
-    assert send([1, 2, 0], 10.0) == ((1, 2, 0), 10.0)  # the first point: all of it
+    return send
+
+
+def test_cumulative_histograms_become_deltas_per_run_with_resets(service):
+    send = cumulative_sender(service)
+    assert send([1, 2, 0], 10.0) == ((1, 2, 0), 10.0)  # a run begun while listening: all of it
     assert send([3, 2, 1], 20.0) == ((2, 0, 1), 10.0)  # the growth since the previous point
     assert send([3, 2, 1], 20.0) == ((0, 0, 0), 0.0)
     assert send([1, 0, 0], 0.5) == ((1, 0, 0), 0.5)  # a bucket went down: a reset, emitted whole
     assert send([2, 0, 0], 1.0) == ((1, 0, 0), 0.5)
-    assert send([2, 1, 0], 4.0, start=99) == ((2, 1, 0), 4.0)  # a new start time: a reset too
+    assert send([2, 1, 0], 4.0, start=STARTED + 1) == ((2, 1, 0), 4.0)  # a new run, begun while listening
     assert send([5, 5, 5], 50.0, route="/b") == ((5, 5, 5), 50.0)  # another series: its own first
-    assert send([3, 1, 0], 6.0, start=99) == ((1, 0, 0), 2.0)
+    assert send([3, 1, 0], 6.0, start=STARTED + 1) == ((1, 0, 0), 2.0)
+    assert send([3, 0, 0], 3.0) == ((1, 0, 0), 2.0)  # the first run's points still diff against its own
+
+
+def test_a_run_older_than_the_receiver_is_only_a_baseline(service):
+    """An agent restarted (or an app started before it): the first point of a run that began
+    before the receiver holds growth it may already have counted, so it only sets the baseline."""
+    send = cumulative_sender(service)
+    assert send([100, 20, 3], 900.0, start=BEFORE) == ((0, 0, 0), 0.0)
+    assert send([101, 22, 3], 910.0, start=BEFORE) == ((1, 2, 0), 10.0)
+    # a start time of 0 is unknown: the run may be older than the receiver, a baseline too
+    assert send([7, 0, 0], 7.0, start=0) == ((0, 0, 0), 0.0)
+    assert send([9, 0, 0], 9.0, start=0) == ((2, 0, 0), 2.0)
+    assert send([1, 0, 0], 1.0, start=0) == ((1, 0, 0), 1.0)  # a bucket went down: a reset, whole
+    # a restarted agent: a new receiver forgets the totals; the run's next point is a baseline
+    send = cumulative_sender(receiver())
+    assert send([102, 22, 4], 930.0, start=BEFORE) == ((0, 0, 0), 0.0)
+    assert send([103, 22, 4], 931.0, start=BEFORE) == ((1, 0, 0), 1.0)
+
+
+def test_two_writers_of_one_series_each_count_their_own_growth(service):
+    """Two processes with the same resource and attributes write one series; their points
+    alternate, each with its own start time. Each run is diffed against its own last point."""
+    send = cumulative_sender(service)
+    stored = [0]
+    for i in range(6):
+        for start, base in ((BEFORE, 500), (BEFORE - 7, 520)):
+            counts, _ = send([base + i, 0, 0], float(base + i), start=start)
+            stored[0] += sum(counts)
+    assert stored[0] == 10  # each grew by 5: the growth, not 1,030 observations of whole totals
+
+
+def test_a_forgotten_run_is_never_counted_twice():
+    """Past the memory bound the least recently seen run is forgotten; its next point is a
+    baseline even if it began while the receiver listened (it was counted whole then)."""
+    service = receiver(max_runs=1)
+    send = cumulative_sender(service)
+    assert send([2, 0, 0], 2.0, start=STARTED) == ((2, 0, 0), 2.0)
+    assert send([3, 0, 0], 3.0, start=STARTED + 5) == ((3, 0, 0), 3.0)  # a newer run: the first goes
+    assert len(service.cumulative) == 1 and service.cumulative.since == STARTED + 1
+    assert send([4, 0, 0], 4.0, start=STARTED) == ((0, 0, 0), 0.0)  # not its 4 whole again
+    assert send([5, 0, 0], 5.0, start=STARTED + 9) == ((5, 0, 0), 5.0)  # began after: nothing forgotten
+
+
+def test_a_refused_point_is_not_the_baseline_of_the_next_one_in_the_request(service):
+    day_ahead = NOW_NS + 86_400 * 10**9
+    a = hist_point([1, 0], [1.0], 1.0)
+    b = hist_point([5, 0], [1.0], 5.0, t=day_ahead)  # refused: a day in the future
+    c = hist_point([9, 0], [1.0], 9.0)
+    intake, refused, message = export(service, histogram("h", a, b, c))
+    assert refused == 1 and "metric 'h' data point 1: time" in message
+    assert [(total, counts) for _, _, total, counts in intake.histograms] == [(1.0, (1, 0)), (8.0, (8, 0))]
+    d = hist_point([10, 0], [1.0], 10.0)
+    intake, _, _ = export(service, histogram("h", d))
+    assert intake.histograms[0][2:] == (1.0, (1, 0))
+
+
+def test_a_request_not_handed_over_keeps_no_totals(service):
+    """A request whose RPC died before its hand-over is not stored, so its totals are not the
+    next request's baseline (the client sends it again)."""
+    first = request(histogram("h", hist_point([3, 0], [1.0], 3.0)))
+    service.metrics(first, hand_over=lambda chunks: False)
+    assert len(service.cumulative) == 0 and service.submit.taken().histograms == []
+    intake, _, _ = export(service, histogram("h", hist_point([3, 0], [1.0], 3.0)))  # the retry
+    assert intake.histograms[0][2:] == (3.0, (3, 0))
 
 
 def test_a_refused_cumulative_point_is_not_kept_as_the_previous_one(service):
@@ -218,7 +290,10 @@ def test_delta_histograms_and_histograms_without_buckets(service):
     intake, refused, _ = export(
         service,
         histogram("d", hist_point([1, 1], [2.0], 3.0), hist_point([0, 4], [2.0], 12.0), temporality=DELTA_T),
-        histogram("only.count", mp.HistogramDataPoint(count=7, sum=70.0, time_unix_nano=NOW_NS)),
+        histogram(
+            "only.count",
+            mp.HistogramDataPoint(count=7, sum=70.0, start_time_unix_nano=STARTED, time_unix_nano=NOW_NS),
+        ),
     )
     assert refused == 0
     assert [(s.name, s.bounds, total, counts) for s, _, total, counts in intake.histograms] == [
@@ -229,11 +304,16 @@ def test_delta_histograms_and_histograms_without_buckets(service):
 
 
 def test_cumulative_state_is_bounded():
-    state = CumulativeHistograms(max_series=2)
+    state = CumulativeHistograms(max_runs=2, started_ns=10)
     for i in range(3):
-        state.keep((f"h{i}", "", (), ()), 1, ((1,), 1.0))
-    assert len(state) == 2 and state.get(("h0", "", (), ())) is None  # the least recently seen goes
-    assert state.get(("h2", "", (), ())) == (1, ((1,), 1.0))
+        state.keep(((f"h{i}", "", (), ()), 20 + i), ((1,), 1.0))
+    assert len(state) == 2 and state.get((("h0", "", (), ()), 20)) is None  # the least recently seen goes
+    assert state.get((("h2", "", (), ()), 22)) == ((1,), 1.0)
+    assert state.since == 21  # a run of h0 begun at 20 or before may have been counted
+    small = CumulativeHistograms(max_bytes=1_000)
+    for i in range(10):
+        small.keep(((f"h{i}", "", (("k", "v" * 100),), ()), 1), ((1,), 1.0))
+    assert len(small) == 3
 
 
 def test_stale_points_are_skipped_without_a_refusal(service):
