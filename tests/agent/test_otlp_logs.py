@@ -121,3 +121,25 @@ def test_bad_records_are_refused_one_by_one_with_the_validators_messages(service
         "log record 3: level is 300 bytes > 256 allowed; "
         "log record 4: attributes 'big' is 5000 bytes > 4096 allowed"
     )
+
+
+def test_a_resource_over_the_attribute_limit_is_refused_once(service):
+    wide = (*RESOURCE, *((f"r{i}", "v") for i in range(100)))
+    records = [
+        logs_pb2.LogRecord(time_unix_nano=NOW_NS, severity_text="info", body=body(f"{i}")) for i in range(3)
+    ]
+    both = ls.ExportLogsServiceRequest(
+        resource_logs=[
+            request(*records, resource=wide).resource_logs[0],
+            request(
+                records[0], logs_pb2.LogRecord(time_unix_nano=NOW_NS, body=body("x" * 70_000))
+            ).resource_logs[0],
+        ]
+    )
+    accepted, refused, message = service.logs(both)
+    assert [r.message for r in service.submit.taken().logs] == ["0"]
+    assert (accepted, refused) == (1, 4)
+    assert message == (
+        "4 of 5 log records refused: resource 0 (its 3 log records): 101 attributes > 64 allowed; "
+        "log record 4: message is 70000 bytes > 65536 allowed"  # records are numbered across resources
+    )

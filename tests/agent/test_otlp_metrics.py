@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import tracemalloc
 
 import pytest
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as ms
@@ -415,3 +416,55 @@ def test_a_cumulative_series_twice_in_one_request_counts_each_growth_once(servic
     intake, refused, _ = export(service, histogram("h", first, later))
     assert refused == 0
     assert [(total, counts) for _, _, total, counts in intake.histograms] == [(1.0, (1, 0)), (8.0, (2, 1))]
+
+
+def test_a_resource_over_the_label_limit_is_refused_once_without_copying_its_labels(service):
+    """1,000 resource attributes and 2,000 points (a 72 KB request) would be 2,000,000 labels
+    once copied onto every point: the resource is checked once and its points refused together."""
+    wide = (*RESOURCE, *((f"r{i}", "v") for i in range(1_000)))
+    points = [number(float(i), (("i", str(i)),)) for i in range(2_000)]
+    metrics = [
+        mp.Metric(name="g", gauge=mp.Gauge(data_points=points)),
+        histogram("h", hist_point([1, 0], [1.0], 1.0)),
+    ]
+    both = ms.ExportMetricsServiceRequest(
+        resource_metrics=[
+            mp.ResourceMetrics(
+                resource={"attributes": [kv(k, v) for k, v in wide]},
+                scope_metrics=[mp.ScopeMetrics(metrics=metrics)],
+            ),
+            request(mp.Metric(name="ok", gauge=mp.Gauge(data_points=[number(1.0)]))).resource_metrics[0],
+        ]
+    )
+    tracemalloc.start()
+    try:
+        accepted, refused, message = service.metrics(both)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (accepted, refused) == (1, 2_001)
+    assert message == (
+        "2001 of 2002 data points refused: resource 0 (its 2001 data points): 1002 labels > 32 allowed"
+    )
+    assert [s.name for s, _, _ in service.submit.taken().points] == ["ok"]
+    assert peak < 20 * 1024 * 1024  # the labels copied per point took 600 MB
+
+    bad_key = (*RESOURCE, ("", "x"))  # an empty key stays empty: no label takes it
+    _, refused, message = export(
+        service, mp.Metric(name="g", gauge=mp.Gauge(data_points=[number(1.0)])), resource=bad_key
+    )
+    assert refused == 1 and message == (
+        "1 of 1 data points refused: resource 0 (its 1 data points): label key '' does not match "
+        "[A-Za-z_][A-Za-z0-9_.]*"
+    )
+    # a value is the points' to check: a point's own attribute may replace it
+    long_value = (*RESOURCE, ("path", "x" * 300))
+    intake, refused, message = export(
+        service,
+        mp.Metric(name="g", gauge=mp.Gauge(data_points=[number(1.0, (("path", "/"),)), number(2.0)])),
+        resource=long_value,
+    )
+    assert [v for _, _, v in intake.points] == [1.0]
+    assert message == (
+        "1 of 2 data points refused: metric 'g' data point 1: label value 300 bytes > 256 allowed for 'path'"
+    )
