@@ -1,25 +1,32 @@
 """Who may reach the OTLP receiver: the loopback rule and the Local service's token, on a real
-in-process server; and what a reload does with `otlp_listen`."""
+in-process server; what a reload does with `otlp_listen`; and that an export the client was told
+failed (its deadline, a cancel, a shutdown) hands nothing to the pipeline."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import grpc
 import pytest
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2_grpc
 from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2 as mp
 
 from ferry import transport
 from ferry.agent.config import AgentConfig
+from ferry.agent.otlp import server as otlp_server
 from ferry.agent.otlp.config import OtlpEndpoint
+from ferry.agent.otlp.server import OtlpService
 from ferry.agent.reload import split
 from ferry.agent.wiring import Agent
 from ferry.collector.devrun import free_port
 from ferry.runtime.config import ConfigError, parse_command_line
 from tests.agent.test_otlp_logs import body, request
-from tests.agent.test_otlp_metrics import NOW_NS
+from tests.agent.test_otlp_metrics import NOW_NS, number
+from tests.agent.test_otlp_metrics import request as metrics_request
 
 
 def load(tmp_path: Path, *flags: str) -> AgentConfig:
@@ -93,9 +100,6 @@ def test_the_local_token_guards_otlp_too_and_its_reload_applies_to_both(tmp_path
 
 
 def test_while_the_pipeline_is_behind_exports_are_answered_unavailable(tmp_path):
-    from ferry.agent.otlp import server as otlp_server
-    from ferry.agent.otlp.server import OtlpService
-
     waiting = [0]
     taken: list[int] = []
     service = OtlpService(lambda intake: taken.append(len(intake)), lambda: waiting[0], max_pending=100)
@@ -122,3 +126,99 @@ def test_while_the_pipeline_is_behind_exports_are_answered_unavailable(tmp_path)
             await otlp_server.stop(server, service)
 
     asyncio.run(run())
+
+
+class Gated:
+    """Holds the receiver's thread at the start of each request until `gate` is set, so that
+    the RPC can die (deadline, cancel, shutdown) while its request is being mapped."""
+
+    def __init__(self, service: OtlpService):
+        self.entered, self.gate, self.finished = threading.Event(), threading.Event(), threading.Event()
+        self._work = service.metrics
+        service.metrics = self
+
+    def __call__(self, request, hand_over):
+        self.entered.set()
+        assert self.gate.wait(10)
+        try:
+            return self._work(request, hand_over)
+        finally:
+            self.finished.set()
+
+    async def until_done(self) -> None:
+        assert await asyncio.get_running_loop().run_in_executor(None, self.finished.wait, 10)
+        await asyncio.sleep(0.2)  # whatever the worker queued on the event loop runs now
+
+
+def gauges(n: int):
+    points = [number(float(i), (("i", str(i)),)) for i in range(n)]
+    return metrics_request(mp.Metric(name="g", gauge=mp.Gauge(data_points=points)))
+
+
+def run_receiver(test, **kw) -> list[int]:
+    """`test(stub, service, server, taken)` against a real receiver, `taken` the sizes of the
+    Intakes handed to the pipeline; returns them once the receiver stopped."""
+    taken: list[int] = []
+    service = OtlpService(lambda intake: taken.append(len(intake)), lambda: 0, **kw)
+    listen = f"127.0.0.1:{free_port()}"
+
+    async def run() -> None:
+        server = await otlp_server.start(service, listen)
+        try:
+            async with transport.aio_channel(listen) as channel:
+                await test(metrics_service_pb2_grpc.MetricsServiceStub(channel), service, server, taken)
+        finally:
+            await otlp_server.stop(server, service)
+
+    asyncio.run(run())
+    return taken
+
+
+def test_an_export_past_its_deadline_hands_nothing_over():
+    async def test(stub, service, _server, _taken):
+        gated = Gated(service)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Export(gauges(25_000), timeout=0.3)
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # the exporter sends it again
+        gated.gate.set()
+        await gated.until_done()
+
+    assert run_receiver(test) == []
+
+
+def test_a_cancelled_export_hands_nothing_over():
+    async def test(stub, service, _server, _taken):
+        gated = Gated(service)
+        call = stub.Export(gauges(3), timeout=10)
+        assert await asyncio.get_running_loop().run_in_executor(None, gated.entered.wait, 10)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        gated.gate.set()
+        await gated.until_done()
+
+    assert run_receiver(test) == []
+
+
+def test_an_export_cut_off_by_shutdown_hands_nothing_over():
+    async def test(stub, service, server, _taken):
+        gated = Gated(service)
+        call = stub.Export(gauges(3), timeout=10)
+        assert await asyncio.get_running_loop().run_in_executor(None, gated.entered.wait, 10)
+        stopping = asyncio.create_task(otlp_server.stop(server, service))  # grace: 1 s
+        with pytest.raises(grpc.aio.AioRpcError):
+            await call  # cut off when the grace ran out
+        gated.gate.set()
+        await stopping
+        assert gated.finished.is_set()
+
+    assert run_receiver(test) == []
+
+
+def test_a_live_export_is_handed_over_whole_before_it_is_answered():
+    async def test(stub, _service, _server, taken):
+        answer = await stub.Export(gauges(25_000), timeout=30)
+        assert not answer.HasField("partial_success")
+        assert taken == [10_000, 10_000, 5_000]  # every chunk, by the time the client has its answer
+
+    assert run_receiver(test) == [10_000, 10_000, 5_000]
