@@ -35,7 +35,8 @@ from ferry.agent.local.records import KnownSeries
 from ferry.agent.local.server import MAX_MESSAGE_BYTES
 from ferry.agent.otlp.accept import Rules, check
 from ferry.agent.otlp.logs import map_logs
-from ferry.agent.otlp.metrics import CumulativeHistograms, Row, map_metrics, to_growth
+from ferry.agent.otlp.metrics import CumulativeHistograms, Row, Run, map_metrics, to_growth
+from ferry.agent.scrape.histograms import Totals
 from ferry.limits import Limits, RecordLimits, on_arrival, records_on_arrival
 
 log = logging.getLogger("ferry.agent.otlp")
@@ -108,7 +109,7 @@ class OtlpService:
         The accepted chunks go to `hand_over` together at the end (default: to `submit`, from
         this thread); the request's cumulative totals are kept only if it took them."""
         chunks: Chunks = []
-        pending: dict = {}  # this request's cumulative histogram totals, by run
+        pending: dict[Run, Totals] = {}  # this request's cumulative histogram totals
 
         def take(intake: Intake, size: int, rows: list[Row]) -> None:
             to_growth(intake, rows, self.cumulative, pending)
