@@ -107,14 +107,24 @@ def _start_collector(workdir: Path, extra, store: Path | None, port: int, env, t
 
 
 def start_agent(
-    workdir: Path, collector: str, *extra: str, agent_id: str = "it-agent", env: dict[str, str] | None = None
+    workdir: Path,
+    collector: str,
+    *extra: str,
+    agent_id: str = "it-agent",
+    env: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> Proc:
-    """`env`: variables set for the agent on top of this process's environment."""
+    """`env`: variables set for the agent on top of this process's environment; `drop`: flags
+    (each with its value) left out of agent_command's, for an older release that lacks them."""
     metrics = f"127.0.0.1:{free_port()}"
     log = workdir / f"agent-{agent_id}.log"
     args = agent_command(
         collector, metrics, "--agent-id", agent_id, "--spool", str(workdir / f"spool-{agent_id}"), *extra
     )
+    for flag in drop:
+        while flag in args:
+            at = args.index(flag)
+            del args[at : at + 2]
     proc = Proc(_spawn(args, log, env), log, "", metrics, args)
     wait_for(lambda: _up(proc), timeout=30, what=f"agent self-metrics on {metrics}")
     # the self-metrics come up before the Local service and the OTLP receiver bind: a call in

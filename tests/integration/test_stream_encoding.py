@@ -184,8 +184,13 @@ def test_the_release_before_both_ways(tmp_path):
             collector = start_collector(work, env=env if old_side == "collector" else None)
             running.callback(collector.stop)
             local = f"127.0.0.1:{free_port()}"
+            old_agent = old_side == "agent"
             agent = start_agent(
-                work, collector.addr, *agent_args(local), env=env if old_side == "agent" else None
+                work,
+                collector.addr,
+                *agent_args(local),
+                env=env if old_agent else None,
+                drop=("--otlp-listen",) if old_agent else (),  # 731580c has no OTLP receiver
             )
             running.callback(agent.stop)
             with diagnose(collector, agent):
