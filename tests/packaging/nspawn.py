@@ -24,7 +24,19 @@ MIRROR = os.environ.get("FERRY_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # fetch anything): python3 for the venvs, adduser for postinst, procps for the units' /bin/kill;
 # dbus for systemctl
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "python3", "adduser", "procps")
-TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "dpkg-deb", "lintian", "patchelf")
+# what the test runs, and what packaging/deb/build.py does (binutils' strip, objdump, readelf)
+TOOLS = (
+    "debootstrap",
+    "systemd-nspawn",
+    "nsenter",
+    "dpkg-deb",
+    "lintian",
+    "patchelf",
+    "file",
+    "strip",
+    "objdump",
+    "readelf",
+)
 
 
 def missing_tools() -> list[str]:

@@ -86,13 +86,15 @@ def test_each_package_carries_its_venv_scripts_unit_and_conffile(debs):
 def box(tmp_path_factory, debs, lintian):
     base = tmp_path_factory.mktemp("nspawn")
     root = nspawn.stock_root(base / "root")
-    container = nspawn.Container(root, base / "boot.log")
+    container = None
     try:
+        container = nspawn.Container(root, base / "boot.log")
         state = container.booted()
         assert state == "running", f"the container's systemd is {state}"
         yield container
     finally:
-        container.stop()
+        if container is not None:
+            container.stop()
         subprocess.run(["rm", "-rf", str(root)], check=False)
 
 
@@ -142,6 +144,8 @@ def test_both_packages_boot_as_notify_services_and_the_agent_reaches_the_collect
     status = status.stdout
     print(status)
     assert status.count("Active: active (running)") == 2
+    # the spool and the store: the ferry user's alone, after postinst and after systemd's StateDirectory=
+    assert box.run("stat", "-c", "%U:%G %a", "/var/lib/ferry").stdout.strip() == "ferry:ferry 750"
 
     def memory() -> str | None:
         out = _query(box, "system.memory.usage")
@@ -187,8 +191,25 @@ def test_a_stalled_agent_is_restarted_by_the_watchdog(box):
     box.run("systemctl", "daemon-reload")
 
 
-def test_purge_leaves_nothing_behind(box):
-    box.run("dpkg", "--purge", "ferry-agent", "ferry-collector")
+def test_an_upgrade_restarts_the_unit_and_keeps_an_edited_conffile(box, debs):
+    before = _running(box, "ferry-agent")
+    edited = (box.root / "etc/ferry/agent.toml").read_text()
+    assert "nspawn-reload" in edited  # the reload test's edit
+    # the same version again is an upgrade to dpkg: postinst configure gets the old version
+    box.run("dpkg", "-i", box.copy_in(debs["ferry-agent"]))
+    after = _running(box, "ferry-agent", not_pid=before["MainPID"])
+    assert after["Type"] == "notify"
+    assert (box.root / "etc/ferry/agent.toml").read_text() == edited
+
+
+def test_purging_one_package_keeps_what_the_other_needs_then_purge_leaves_nothing(box):
+    box.run("dpkg", "--purge", "ferry-agent")
+    assert not (box.root / "opt/ferry/agent").exists() and not (box.root / "var/lib/ferry/spool").exists()
+    assert box.run("id", "ferry", check=False).returncode == 0  # the collector still runs as ferry
+    assert (box.root / "var/lib/ferry/store").is_dir()
+    assert _active(box, "ferry-collector")["SubState"] == "running"
+    assert box.run("systemctl", "is-enabled", "ferry-agent", check=False).stdout.strip() != "enabled"
+    box.run("dpkg", "--purge", "ferry-collector")
     for path in ("/opt/ferry", "/etc/ferry", "/var/lib/ferry", "/lib/systemd/system/ferry-agent.service"):
         assert not (box.root / path.lstrip("/")).exists(), path
     assert box.run("id", "ferry", check=False).returncode != 0
