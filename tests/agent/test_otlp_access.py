@@ -136,6 +136,14 @@ class Gated:
         self.entered, self.gate, self.finished = threading.Event(), threading.Event(), threading.Event()
         self._work = service.metrics
         service.metrics = self
+        self.rpc_task: asyncio.Task | None = None
+        off_the_loop = service.off_the_loop
+
+        async def recording(*args):
+            self.rpc_task = asyncio.current_task()
+            return await off_the_loop(*args)
+
+        service.off_the_loop = recording
 
     def __call__(self, request, hand_over):
         self.entered.set()
@@ -144,6 +152,16 @@ class Gated:
             return self._work(request, hand_over)
         finally:
             self.finished.set()
+
+    async def release_when_the_server_knows(self) -> None:
+        """The RPC's end reaches the server after the client has its error: wait for grpc to
+        cancel the RPC's task there, then let the request be mapped and handed over."""
+        for _ in range(500):
+            if self.rpc_task is not None and self.rpc_task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert self.rpc_task is not None and self.rpc_task.done()  # grpc ended it (cancelled)
+        self.gate.set()
 
     async def until_done(self) -> None:
         assert await asyncio.get_running_loop().run_in_executor(None, self.finished.wait, 10)
@@ -180,7 +198,7 @@ def test_an_export_past_its_deadline_hands_nothing_over():
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Export(gauges(25_000), timeout=0.3)
         assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED  # the exporter sends it again
-        gated.gate.set()
+        await gated.release_when_the_server_knows()
         await gated.until_done()
 
     assert run_receiver(test) == []
@@ -194,7 +212,7 @@ def test_a_cancelled_export_hands_nothing_over():
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        gated.gate.set()
+        await gated.release_when_the_server_knows()
         await gated.until_done()
 
     assert run_receiver(test) == []
@@ -208,7 +226,7 @@ def test_an_export_cut_off_by_shutdown_hands_nothing_over():
         stopping = asyncio.create_task(otlp_server.stop(server, service))  # grace: 1 s
         with pytest.raises(grpc.aio.AioRpcError):
             await call  # cut off when the grace ran out
-        gated.gate.set()
+        await gated.release_when_the_server_knows()
         await stopping
         assert gated.finished.is_set()
 
