@@ -133,8 +133,10 @@ def _relocate(target: Path, venv: str) -> None:
         raise SystemExit(f"the staging path {staged} is still written in: {leftover[:5]}")
 
 
-def elf_files(target: Path) -> list[Path]:
-    return [p for p in target.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p)]
+def elf_files(target: Path) -> dict[Path, list[str] | None]:
+    """Every ELF file of the venv, with its RUNPATH (None: it has none)."""
+    found = (p for p in target.rglob("*") if p.is_file() and not p.is_symlink() and _is_elf(p))
+    return {p: _runpath(p) for p in found}
 
 
 def _is_elf(path: Path) -> bool:
@@ -142,13 +144,13 @@ def _is_elf(path: Path) -> bool:
         return f.read(4) == b"\x7fELF"
 
 
-def strip(elves: list[Path]) -> None:
+def strip(elves: dict[Path, list[str] | None]) -> None:
     """Symbol tables and debug sections out of the wheels' own extension modules, as dh_strip
     does. Not those auditwheel patched (a RUNPATH, or a vendored copy in a *.libs folder):
     `strip` rewrites the layout patchelf left, and numpy's OpenBLAS then failed to load with
     "ELF load command address/offset not page-aligned"."""
-    for path in elves:
-        if any(part.endswith(".libs") for part in path.parts) or _runpath(path) is not None:
+    for path, runpath in elves.items():
+        if any(part.endswith(".libs") for part in path.parts) or runpath is not None:
             continue
         if "not stripped" in _run(["file", "-b", str(path)]):
             _run(["strip", "--strip-unneeded", "--remove-section=.comment", str(path)])
@@ -166,11 +168,10 @@ def smoke(target: Path, modules: list[str]) -> None:
     _run([str(target / "bin" / "python"), "-I", "-B", "-c", code, *modules])  # -B: no __pycache__
 
 
-def drop_foreign_runpaths(elves: list[Path]) -> None:
+def drop_foreign_runpaths(elves: dict[Path, list[str] | None]) -> None:
     """A RUNPATH naming a folder outside the venv (chdb's names its CI runner's build tree) finds
     nothing here, and would load whatever someone later puts there: keep only $ORIGIN entries."""
-    for path in elves:
-        entries = _runpath(path)
+    for path, entries in elves.items():
         if entries is None:
             continue
         kept = [e for e in entries if e.startswith("$ORIGIN")]
@@ -179,7 +180,7 @@ def drop_foreign_runpaths(elves: list[Path]) -> None:
                  ["patchelf", "--remove-rpath", str(path)])  # fmt: skip
 
 
-def libc_depends(elves: list[Path]) -> str:
+def libc_depends(elves: dict[Path, list[str] | None]) -> str:
     """libc6 at the newest GLIBC_x.y symbol version any extension module needs."""
     newest = (2, 17)  # manylinux2014's floor
     for path in elves:
@@ -262,7 +263,8 @@ def control(pkg: str, spec: dict, ver: str, arch: str, size_kib: int, libc: str)
 def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: Path, work: Path) -> Path:
     stage = work / pkg
     target = make_venv(stage, spec["venv"], spec["extra"], built)
-    present = {d["name"].lower() for d in distributions(target)}
+    ver, arch, dists = version(), architecture(), distributions(target)
+    present = {d["name"].lower() for d in dists}
     leaked = sorted(present & {f.lower() for f in spec["forbidden"]})
     if leaked:
         raise SystemExit(f"{pkg}: its venv must not carry {leaked}")
@@ -279,8 +281,8 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
     _install(ROOT / "packaging/config" / spec["conffile"], stage / "etc/ferry" / spec["conffile"], 0o644)
     doc = stage / "usr/share/doc" / pkg
     _install(ROOT / "README.md", doc / "README.md", 0o644)
-    (doc / "copyright").write_text(copyright_text(distributions(target), spec["venv"]))
-    (doc / "changelog.Debian.gz").write_bytes(changelog(pkg, version()))
+    (doc / "copyright").write_text(copyright_text(dists, spec["venv"]))
+    (doc / "changelog.Debian.gz").write_bytes(changelog(pkg, ver))
     overrides = stage / "usr/share/lintian/overrides" / pkg
     overrides.parent.mkdir(parents=True)
     overrides.write_text("".join(f"# {why}\n{pkg}: {tag}\n" for tag, why in overrides_of(spec).items()))
@@ -290,7 +292,7 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
         (meta / name).write_text(_script(name, pkg, spec, others))
     (meta / "conffiles").write_text(f"/etc/ferry/{spec['conffile']}\n")
     size = int(_run(["du", "-sk", "--exclude=DEBIAN", str(stage)]).split()[0])
-    (meta / "control").write_text(control(pkg, spec, version(), architecture(), size, libc_depends(elves)))
+    (meta / "control").write_text(control(pkg, spec, ver, arch, size, libc_depends(elves)))
     for path in stage.rglob("*"):
         if not path.is_symlink():
             # executables: the venv's bin and the maintainer scripts; the rest (extension
@@ -304,7 +306,7 @@ def build(pkg: str, spec: dict, others: list[str], built: dict[str, Path], out: 
             if p.is_file() and not p.is_symlink() and meta not in p.parents
         )
     )
-    deb = out / f"{pkg}_{version()}_{architecture()}.deb"
+    deb = out / f"{pkg}_{ver}_{arch}.deb"
     kind, level = spec["compress"].split(":")
     _run(["dpkg-deb", "--root-owner-group", f"-Z{kind}", f"-z{level}", "--build", str(stage), str(deb)])
     return deb

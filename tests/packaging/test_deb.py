@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging import nspawn
+from tests.paths import deb_builder
 
 pytestmark = [
     pytest.mark.integration,
@@ -28,8 +29,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[2]
 DECLARED = tomllib.loads((ROOT / "packaging/deb/packages.toml").read_text())
-sys.path.insert(0, str(ROOT / "packaging/deb"))
-import build as debbuild  # noqa: E402  (packaging/deb is a folder of scripts, not a package)
+debbuild = deb_builder()
 
 
 @pytest.fixture(scope="module")

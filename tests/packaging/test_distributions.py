@@ -15,43 +15,20 @@ from pathlib import Path
 import pytest
 
 from tests.integration.procs import collector_and_agent, wait_for
-from tests.paths import APPS, ROOT
+from tests.paths import APPS, ROOT, deb_builder
 
 pytestmark = pytest.mark.integration  # builds wheels and a venv, starts processes
 
 HEAVY = ("numpy", "lz4", "chdb", "orjson", "clickhouse_connect", "psutil", "pyarrow")
 
 
-def _build(source: Path, out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    (wheel,) = out.glob("*.whl")
-    return wheel
-
-
-def _tree(dest: Path) -> Path:
-    """The repository's files as git sees them (tracked, and new ones it does not ignore), copied:
-    a build in the work tree would reuse its build/ directory, stale files included."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    return dest
-
-
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("wheels")
-    tree = _tree(tmp_path_factory.mktemp("tree"))
-    return {"ferry": _build(tree, out / "ferry"), "ferry-client": _build(tree / "client", out / "client")}
+    # as `make deb` builds them: from a copy of the files git knows, without their dependencies
+    builder = deb_builder()
+    tree = builder.source_tree(tmp_path_factory.mktemp("tree"))
+    built = builder.wheels(tree, tmp_path_factory.mktemp("wheels"))
+    return {"ferry": built["ferry"], "ferry-client": built["ferry_client"]}
 
 
 def _files(wheel: Path) -> list[str]:
