@@ -22,9 +22,15 @@ def _len(self) -> int:
     return sum(len(getattr(self, name)) for name in self.__dataclass_fields__)
 
 
+def _extend(self, other) -> None:
+    """Another Intake's records appended to this one's, kind by kind."""
+    for name in self.__dataclass_fields__:
+        getattr(self, name).extend(getattr(other, name))
+
+
 Intake = make_dataclass(
     "Intake",
     [(name, list, field(default_factory=list)) for name in (*_METRICS, *(k.name for k in KINDS))],
-    namespace={"__len__": _len, "__module__": __name__},
+    namespace={"__len__": _len, "extend": _extend, "__module__": __name__},
     slots=True,
 )

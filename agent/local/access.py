@@ -76,11 +76,13 @@ def apply_to_socket(path: str, mode: str, group: str) -> None:
         ) from None
 
 
-def check_listen(listen: str, insecure: bool) -> None:
-    """A non-loopback local_listen needs `insecure`: anyone who reaches it can send as this host."""
+def check_listen(
+    listen: str, insecure: bool, key: str = "local_listen", use: str = "127.0.0.1, [::1] or the unix socket"
+) -> None:
+    """A non-loopback listener for apps (`key`) needs `insecure`: anyone who reaches it can send
+    as this host. `use`: what to listen on instead."""
     if listen and not insecure and not is_loopback(listen):
         raise ConfigError(
-            f"local_listen {listen!r} is not a loopback address: any host that reaches it could send "
-            "records as this agent (use 127.0.0.1, [::1] or the unix socket; set insecure = true, "
-            "--insecure, to allow it)"
+            f"{key} {listen!r} is not a loopback address: any host that reaches it could send "
+            f"records as this agent (use {use}; set insecure = true, --insecure, to allow it)"
         )

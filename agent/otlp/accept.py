@@ -101,11 +101,6 @@ def _renamed(message: str, row: Any) -> str:
     return f"{row.where}: {message}"
 
 
-def _merge(into: Intake, part: Intake) -> None:
-    for name in into.__dataclass_fields__:
-        getattr(into, name).extend(getattr(part, name))
-
-
 @dataclass(frozen=True)
 class Rules:
     """What every row is checked by: the Local service's limits and its cache of checked series."""
@@ -153,7 +148,7 @@ def _check_chunk(rows: list[Any], rules: Rules, take: Take, tally: Tally) -> Non
         except RecordError as exc:
             tally.refuse(1, _renamed(str(exc), row))
             continue
-        _merge(intake, part)
+        intake.extend(part)
         accepted.append(row)
         size += one.ByteSize()
     tally.accepted += len(accepted)

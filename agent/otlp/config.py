@@ -16,11 +16,12 @@ from typing import Any
 
 import grpc
 
+from ferry.agent.local.access import check_listen
 from ferry.agent.local.auth import TokenCheck
 from ferry.agent.local.config import Submit
 from ferry.agent.otlp import server as otlp_server
 from ferry.agent.otlp.server import OtlpService
-from ferry.runtime.config import ConfigError, is_loopback, setting
+from ferry.runtime.config import is_loopback, setting
 
 log = logging.getLogger("ferry.agent.otlp")
 
@@ -39,12 +40,7 @@ class OtlpConfig:
 
     def check(self) -> None:
         # `insecure` is the Local service's key (LocalConfig): one switch for every app-facing port
-        if self.otlp_listen and not getattr(self, "insecure", False) and not is_loopback(self.otlp_listen):
-            raise ConfigError(
-                f"otlp_listen {self.otlp_listen!r} is not a loopback address: any host that reaches it "
-                "could send records as this agent (use 127.0.0.1 or [::1]; set insecure = true, "
-                "--insecure, to allow it)"
-            )
+        check_listen(self.otlp_listen, getattr(self, "insecure", False), "otlp_listen", "127.0.0.1 or [::1]")
 
 
 class OtlpEndpoint:

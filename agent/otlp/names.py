@@ -24,21 +24,26 @@ from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
 
+from ferry.limits import LABEL_KEY_CHARS, NAME_CHARS
+
 SERVICE_NAME = "service.name"
 SERVICE_LABEL = "service"
-_NOT_NAME = re.compile(r"[^A-Za-z0-9_.:\-]")
-_NOT_KEY = re.compile(r"[^A-Za-z0-9_.]")
+_NOT_NAME = re.compile(f"[^{NAME_CHARS}]")
+_NOT_KEY = re.compile(f"[^{LABEL_KEY_CHARS}]")
 
 
 def metric_name(name: str) -> str:
-    out = _NOT_NAME.sub("_", name)
-    return out if not out or out[:1].isalpha() or out[:1] == "_" else "_" + out
+    return _leading(_NOT_NAME.sub("_", name))
 
 
 def label_key(key: str) -> str:
     if key == SERVICE_NAME:
         return SERVICE_LABEL
-    out = _NOT_KEY.sub("_", key)
+    return _leading(_NOT_KEY.sub("_", key))
+
+
+def _leading(out: str) -> str:
+    """Names and keys begin with a letter or `_` (limits.NAME_RE, LABEL_KEY_RE)."""
     return out if not out or out[:1].isalpha() or out[:1] == "_" else "_" + out
 
 

@@ -25,9 +25,9 @@ import orjson
 
 from ferry.collector.alerting.model import parse_matchers
 from ferry.collector.cli import MAX_LIMIT, UsageError
-from ferry.collector.cli.listing import human_ms
 from ferry.collector.cli.output import iso_ms, selector, table
 from ferry.collector.cli.timeparse import duration_ms, instant_ms
+from ferry.collector.cli.units import human_ms
 from ferry.v1 import alerts_pb2, alerts_pb2_grpc
 
 COMMANDS = ("alerts", "silence")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 
+from ferry.collector.query.resultunit import PER_SECOND
+
 BYTE_STEPS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 BYTES = {"By": 1, "bytes": 1, "KiBy": 1 << 10, "MiBy": 1 << 20, "GiBy": 1 << 30}
 SECONDS = {
@@ -46,7 +48,6 @@ SECONDS = {
     "d": 86400.0,
 }
 RATIOS = ("1", "ratio")
-PER_SECOND = "/s"
 # (scale from seconds, suffix, the rounded value it must stay under): the short durations
 _SHORT = ((1e9, "ns", 1000), (1e6, "µs", 1000), (1e3, "ms", 1000), (1.0, "s", 60))
 _NAMES = {"By": "bytes", "1": "ratio", "%": "percent", "s": "seconds", "ms": "milliseconds"}

@@ -10,8 +10,10 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.:\-]*")
-LABEL_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+NAME_CHARS = r"A-Za-z0-9_.:\-"  # what a metric name is made of, after its first character
+LABEL_KEY_CHARS = r"A-Za-z0-9_."
+NAME_RE = re.compile(rf"[A-Za-z_][{NAME_CHARS}]*")
+LABEL_KEY_RE = re.compile(rf"[A-Za-z_][{LABEL_KEY_CHARS}]*")
 DAY_MS = 86_400_000
 MAX_RECORDS = 10_000  # per Local request; a bigger batch is refused whole (RESOURCE_EXHAUSTED)
 
